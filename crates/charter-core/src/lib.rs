@@ -1,0 +1,1 @@
+//! Charter's policy engine.
