@@ -1,0 +1,182 @@
+//! The export document `charter.policy/v1`: one policy as portable JSON, and its JSON Schema.
+
+use std::borrow::Cow;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{LineageId, PolicyId};
+use crate::parse::{self, ParseError};
+use crate::policy::{Policy, PolicyDefinition, Status};
+use crate::rule::{self, Rule};
+use crate::scope::Scope;
+
+/// The format tag of the document.
+pub const FORMAT: &str = "charter.policy/v1";
+/// The most documents one import may hold.
+pub const MAX_DOCUMENTS: usize = 1000;
+
+/// The `format` field: always `charter.policy/v1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FormatTag;
+
+impl Serialize for FormatTag {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(FORMAT)
+    }
+}
+
+impl schemars::JsonSchema for FormatTag {
+    fn schema_name() -> Cow<'static, str> {
+        "FormatTag".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"const": FORMAT})
+    }
+}
+
+/// Where an exported document came from: informative only; import ignores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedFrom {
+    /// The exported version's id.
+    pub policy_id: PolicyId,
+    /// Its lineage.
+    pub lineage_id: LineageId,
+    /// Its version number.
+    pub version: u32,
+    /// Its status when exported.
+    pub status: Status,
+    /// Its revision when exported.
+    pub revision: u32,
+    /// When it was exported.
+    #[schemars(with = "String")]
+    pub exported_at: Timestamp,
+}
+
+/// One policy as a portable document (product.md §8).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(title = "Charter policy document (charter.policy/v1)")]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDocument {
+    /// Always `charter.policy/v1`.
+    pub format: FormatTag,
+    /// 1–200 characters.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Where the policy applies.
+    pub scope: Scope,
+    /// The rules.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Where the document came from, when it was exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_from: Option<ExportedFrom>,
+}
+
+impl PolicyDocument {
+    /// The document of a stored policy.
+    pub fn export(policy: &Policy, exported_at: Timestamp) -> PolicyDocument {
+        PolicyDocument {
+            format: FormatTag,
+            name: policy.definition.name.clone(),
+            description: policy.definition.description.clone(),
+            scope: policy.definition.scope.clone(),
+            rules: policy.definition.rules.clone(),
+            exported_from: Some(ExportedFrom {
+                policy_id: policy.id.clone(),
+                lineage_id: policy.lineage_id.clone(),
+                version: policy.version,
+                status: policy.status,
+                revision: policy.revision,
+                exported_at,
+            }),
+        }
+    }
+
+    /// The definition a document describes (what import turns into a draft).
+    pub fn into_definition(self) -> PolicyDefinition {
+        PolicyDefinition {
+            name: self.name,
+            description: self.description,
+            scope: self.scope,
+            rules: self.rules,
+        }
+    }
+
+    /// Parses one document strictly; paths are relative to it (`rules[2].when[0].op`).
+    pub fn parse(value: &Value) -> Result<PolicyDocument, ParseError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            format: String,
+            name: String,
+            #[serde(default)]
+            description: String,
+            scope: Value,
+            #[serde(default)]
+            rules: Option<Value>,
+            #[serde(default)]
+            exported_from: Option<ExportedFrom>,
+        }
+        let raw: Raw = parse::from_value(value)?;
+        if raw.format != FORMAT {
+            return Err(ParseError::new(
+                "format",
+                format!("unknown format {:?}, expected {FORMAT:?}", raw.format),
+            ));
+        }
+        PolicyDefinition::check_name(&raw.name)?;
+        PolicyDefinition::check_description(&raw.description)?;
+        let scope = Scope::parse(&raw.scope).map_err(|e| e.under("scope"))?;
+        let rules = match &raw.rules {
+            Some(rules) => rule::parse_rules(rules, "rules")?,
+            None => Vec::new(),
+        };
+        Ok(PolicyDocument {
+            format: FormatTag,
+            name: raw.name,
+            description: raw.description,
+            scope,
+            rules,
+            exported_from: raw.exported_from,
+        })
+    }
+
+    /// Parses what an import receives: one document, or an array of them (paths then start
+    /// with the document's index, `[1].rules[0].type`). All or nothing.
+    pub fn parse_many(text: &str) -> Result<Vec<PolicyDocument>, ParseError> {
+        let value: Value = parse::from_str(text)?;
+        match &value {
+            Value::Array(items) => {
+                if items.is_empty() {
+                    return Err(ParseError::new("", "no documents to import"));
+                }
+                if items.len() > MAX_DOCUMENTS {
+                    return Err(ParseError::new(
+                        "",
+                        format!("at most {MAX_DOCUMENTS} documents in one import"),
+                    ));
+                }
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        PolicyDocument::parse(item).map_err(|e| e.under(&format!("[{i}]")))
+                    })
+                    .collect()
+            }
+            _ => Ok(vec![PolicyDocument::parse(&value)?]),
+        }
+    }
+}
+
+/// The JSON Schema of the export format, generated from the types.
+pub fn json_schema() -> Value {
+    let schema = schemars::schema_for!(PolicyDocument);
+    schema.to_value()
+}

@@ -1,0 +1,185 @@
+//! Parsing outside input into typed values, with errors that name the JSON path of the bad field.
+//!
+//! Every parser of outside input in Charter reports a [`ParseError`]: a path such as
+//! `rules[2].when[0].op` and a message a person can act on. Internally tagged values (rules keyed
+//! by `type`, actions keyed by `kind`) are dispatched by hand, because serde's buffering of tagged
+//! enums would lose the path inside them.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// A value from outside that could not be turned into a typed one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", if path.is_empty() { "(root)" } else { path.as_str() })]
+pub struct ParseError {
+    /// The JSON path of the offending field (`rules[2].when[0].op`); empty for the whole value.
+    pub path: String,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl ParseError {
+    /// An error at `path` (relative to the value being parsed).
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Places this error, found inside a nested value, under `prefix` (e.g. `rules[2]`).
+    #[must_use]
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.path = join(prefix, &self.path);
+        self
+    }
+}
+
+/// Joins two path fragments: `join("rules[2]", "when[0]") == "rules[2].when[0]"`.
+pub(crate) fn join(prefix: &str, rest: &str) -> String {
+    match (prefix.is_empty(), rest.is_empty()) {
+        (true, _) => rest.to_owned(),
+        (_, true) => prefix.to_owned(),
+        _ if rest.starts_with('[') => format!("{prefix}{rest}"),
+        _ => format!("{prefix}.{rest}"),
+    }
+}
+
+/// Path of the `index`th element of the list at `path`.
+pub(crate) fn index(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
+}
+
+/// Deserializes a JSON value into `T`, naming the path of the first problem.
+pub(crate) fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        to_error(&path, &e.into_inner().to_string())
+    })
+}
+
+/// Parses JSON text into `T`, naming the path of the first problem (syntax errors carry their
+/// line and column in the message).
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        to_error(&path, &e.into_inner().to_string())
+    })?;
+    Ok(value)
+}
+
+/// Turns serde's message into a [`ParseError`], moving the name of an unknown or missing field
+/// into the path, so the path points at the offending field itself.
+fn to_error(path: &str, message: &str) -> ParseError {
+    let path = if path == "." { "" } else { path };
+    for lead in ["unknown field `", "missing field `"] {
+        if let Some(rest) = message.strip_prefix(lead)
+            && let Some(end) = rest.find('`')
+        {
+            let field = &rest[..end];
+            let what = if lead.starts_with("unknown") {
+                format!("unknown field `{field}`")
+            } else {
+                format!("missing field `{field}`")
+            };
+            // serde_path_to_error already ends the path with an unknown field's name.
+            let already = path == field || path.ends_with(&format!(".{field}"));
+            let path = if already { path.to_owned() } else { join(path, field) };
+            return ParseError::new(path, what);
+        }
+    }
+    // serde_json appends " at line L column C" for text input; keep it, it helps people.
+    ParseError::new(path, message)
+}
+
+/// Takes the string tag `name` out of a JSON object (for `type` or `kind` dispatch).
+pub(crate) fn take_tag(
+    object: &mut serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<String, ParseError> {
+    match object.remove(name) {
+        Some(Value::String(tag)) => Ok(tag),
+        Some(other) => Err(ParseError::new(
+            name,
+            format!("expected a string, found {}", kind_of(&other)),
+        )),
+        None => Err(ParseError::new(name, format!("missing field `{name}`"))),
+    }
+}
+
+/// Describes the JSON type of a value, for messages.
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Requires a JSON object, or names what was found instead.
+pub(crate) fn object(value: &Value, what: &str) -> Result<serde_json::Map<String, Value>, ParseError> {
+    match value {
+        Value::Object(map) => Ok(map.clone()),
+        other => Err(ParseError::new(
+            "",
+            format!("{what} must be a JSON object, found {}", kind_of(other)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields exist only to be parsed")]
+    struct Inner {
+        op: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields exist only to be parsed")]
+    struct Outer {
+        when: Vec<Inner>,
+    }
+
+    #[test]
+    fn unknown_field_path_names_the_field() {
+        let err = from_str::<Outer>(r#"{"when":[{"op":"eq","opp":1}]}"#).unwrap_err();
+        assert_eq!(err.path, "when[0].opp");
+        assert_eq!(err.message, "unknown field `opp`");
+    }
+
+    #[test]
+    fn missing_field_path_names_the_field() {
+        let err = from_str::<Outer>(r#"{"when":[{}]}"#).unwrap_err();
+        assert_eq!(err.path, "when[0].op");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let err = from_str::<Outer>(r#"{"when":[{"op":3}]}"#).unwrap_err();
+        assert_eq!(err.path, "when[0].op");
+        assert!(err.message.contains("invalid type"), "{}", err.message);
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let err = from_str::<Outer>(r#"{"when":[}"#).unwrap_err();
+        assert!(err.message.contains("line 1"), "{}", err.message);
+    }
+
+    #[test]
+    fn join_paths() {
+        assert_eq!(join("rules[2]", "when[0].op"), "rules[2].when[0].op");
+        assert_eq!(join("rules", "[2]"), "rules[2]");
+        assert_eq!(join("", "op"), "op");
+        assert_eq!(join("rules[1]", ""), "rules[1]");
+    }
+}
