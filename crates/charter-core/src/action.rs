@@ -15,7 +15,19 @@ pub const MAX_RESOURCE: usize = 2048;
 pub const MAX_LABELS: usize = 64;
 
 /// The kind of an action, without its fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     /// A call to a tool.
@@ -49,7 +61,19 @@ impl ActionKind {
 }
 
 /// What a data access does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     /// Reading.
@@ -184,7 +208,10 @@ impl Action {
                 format!("{} {}", access.operation.as_str(), access.resource)
             }
             ActionDetail::Output(output) => match &output.channel {
-                Some(channel) => format!("output to {channel} ({} chars)", output.text.chars().count()),
+                Some(channel) => format!(
+                    "output to {channel} ({} chars)",
+                    output.text.chars().count()
+                ),
                 None => format!("output ({} chars)", output.text.chars().count()),
             },
             ActionDetail::ModelCall(call) => call.model.clone(),
@@ -216,10 +243,16 @@ impl Action {
                 }
                 access.resource = normalize_resource(&access.resource);
                 if access.resource.is_empty() {
-                    return Err(ParseError::new("resource", "a resource path cannot be empty"));
+                    return Err(ParseError::new(
+                        "resource",
+                        "a resource path cannot be empty",
+                    ));
                 }
                 if access.labels.len() > MAX_LABELS {
-                    return Err(ParseError::new("labels", format!("at most {MAX_LABELS} labels")));
+                    return Err(ParseError::new(
+                        "labels",
+                        format!("at most {MAX_LABELS} labels"),
+                    ));
                 }
                 ActionDetail::DataAccess(access)
             }
@@ -259,7 +292,10 @@ fn is_free(cost: &Money) -> bool {
 /// Checks a tool, model or channel name: 1–256 bytes, no control characters.
 fn check_name(name: &str, field: &str) -> Result<(), ParseError> {
     if name.is_empty() || name.len() > MAX_NAME {
-        return Err(ParseError::new(field, format!("must be 1 to {MAX_NAME} bytes")));
+        return Err(ParseError::new(
+            field,
+            format!("must be 1 to {MAX_NAME} bytes"),
+        ));
     }
     if name.chars().any(char::is_control) {
         return Err(ParseError::new(field, "cannot hold control characters"));
@@ -285,23 +321,32 @@ mod tests {
         assert_eq!(a.kind(), ActionKind::ToolCall);
         assert_eq!(a.cost_usd.micros(), 20_000);
         let a = Action::parse(&json!({"kind": "data_access", "resource": "crm//customers/./42", "operation": "read", "labels": ["pii"]})).unwrap();
-        let ActionDetail::DataAccess(access) = &a.detail else { panic!() };
+        let ActionDetail::DataAccess(access) = &a.detail else {
+            panic!()
+        };
         assert_eq!(access.resource, "crm/customers/42");
         assert!(Action::parse(&json!({"kind": "output", "text": "hi"})).is_ok());
-        assert!(Action::parse(&json!({"kind": "model_call", "model": "openai/gpt-4o", "input_tokens": 10})).is_ok());
+        assert!(
+            Action::parse(
+                &json!({"kind": "model_call", "model": "openai/gpt-4o", "input_tokens": 10})
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn names_bad_fields() {
         let e = Action::parse(&json!({"kind": "tool_call", "tool": "x", "argz": {}})).unwrap_err();
         assert_eq!(e.path, "argz");
-        let e = Action::parse(&json!({"kind": "tool_call", "tool": "x", "cost_usd": "-1"})).unwrap_err();
+        let e = Action::parse(&json!({"kind": "tool_call", "tool": "x", "cost_usd": "-1"}))
+            .unwrap_err();
         assert_eq!(e.path, "cost_usd");
         let e = Action::parse(&json!({"kind": "teleport"})).unwrap_err();
         assert_eq!(e.path, "kind");
         let e = Action::parse(&json!({"tool": "x"})).unwrap_err();
         assert_eq!(e.path, "kind");
-        let e = Action::parse(&json!({"kind": "data_access", "resource": "a", "operation": "eat"})).unwrap_err();
+        let e = Action::parse(&json!({"kind": "data_access", "resource": "a", "operation": "eat"}))
+            .unwrap_err();
         assert_eq!(e.path, "operation");
         let e = Action::parse(&json!({"kind": "tool_call", "tool": ""})).unwrap_err();
         assert_eq!(e.path, "tool");
@@ -311,9 +356,15 @@ mod tests {
 
     #[test]
     fn round_trips_through_json() {
-        let a = Action::parse(&json!({"kind": "output", "text": "hi", "channel": "email", "cost_usd": 1.5})).unwrap();
+        let a = Action::parse(
+            &json!({"kind": "output", "text": "hi", "channel": "email", "cost_usd": 1.5}),
+        )
+        .unwrap();
         let v = serde_json::to_value(&a).unwrap();
-        assert_eq!(v, json!({"kind": "output", "text": "hi", "channel": "email", "cost_usd": "1.50"}));
+        assert_eq!(
+            v,
+            json!({"kind": "output", "text": "hi", "channel": "email", "cost_usd": "1.50"})
+        );
         assert_eq!(Action::parse(&v).unwrap(), a);
     }
 }

@@ -141,6 +141,9 @@ mod tests {
         assert_eq!(AgentId::new("a/b"), Err(IdError::BadChar('/')));
         assert_eq!(AgentId::new("x".repeat(129)), Err(IdError::TooLong));
         assert!(serde_json::from_str::<RuleId>("\"é\"").is_err());
-        assert_eq!(serde_json::from_str::<RuleId>("\"r9\"").unwrap().as_str(), "r9");
+        assert_eq!(
+            serde_json::from_str::<RuleId>("\"r9\"").unwrap().as_str(),
+            "r9"
+        );
     }
 }

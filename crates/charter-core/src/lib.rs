@@ -11,18 +11,24 @@
 pub mod action;
 pub mod calendar;
 pub mod document;
+pub mod enforcer;
+pub mod engine;
 pub mod glob;
 pub mod ids;
+pub mod limits;
 pub mod money;
 pub mod parse;
 pub mod pattern;
 pub mod pii;
 pub mod policy;
+pub mod replay;
 pub mod rule;
 pub mod scope;
 
 pub use action::{Action, ActionDetail, ActionKind};
 pub use document::PolicyDocument;
+pub use enforcer::Enforcer;
+pub use engine::{CompiledSet, Decision, Outcome, RunContext, Violation};
 pub use ids::{AgentId, LineageId, PolicyId, RuleId, RunId, TenantId};
 pub use money::Money;
 pub use parse::ParseError;

@@ -201,16 +201,31 @@ mod tests {
     #[test]
     fn refuses_what_is_not_money() {
         assert!(matches!(Money::parse("-1"), Err(MoneyError::Negative(_))));
-        assert!(matches!(Money::parse("0.0000001"), Err(MoneyError::TooPrecise(_))));
-        assert!(matches!(Money::parse("1e-7"), Err(MoneyError::TooPrecise(_))));
+        assert!(matches!(
+            Money::parse("0.0000001"),
+            Err(MoneyError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            Money::parse("1e-7"),
+            Err(MoneyError::TooPrecise(_))
+        ));
         assert!(matches!(Money::parse("abc"), Err(MoneyError::Malformed(_))));
         assert!(matches!(Money::parse(""), Err(MoneyError::Malformed(_))));
         assert!(matches!(Money::parse("."), Err(MoneyError::Malformed(_))));
-        assert!(matches!(Money::parse("1.2.3"), Err(MoneyError::Malformed(_))));
+        assert!(matches!(
+            Money::parse("1.2.3"),
+            Err(MoneyError::Malformed(_))
+        ));
         assert!(matches!(Money::parse("+1"), Err(MoneyError::Malformed(_))));
         assert!(matches!(Money::parse("NaN"), Err(MoneyError::Malformed(_))));
-        assert!(matches!(Money::parse("1e400"), Err(MoneyError::TooLarge(_))));
-        assert!(matches!(Money::parse("1000000000001"), Err(MoneyError::TooLarge(_))));
+        assert!(matches!(
+            Money::parse("1e400"),
+            Err(MoneyError::TooLarge(_))
+        ));
+        assert!(matches!(
+            Money::parse("1000000000001"),
+            Err(MoneyError::TooLarge(_))
+        ));
         assert!(matches!(
             Money::parse("99999999999999999999999"),
             Err(MoneyError::TooLarge(_))

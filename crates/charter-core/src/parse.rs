@@ -85,7 +85,11 @@ fn to_error(path: &str, message: &str) -> ParseError {
             };
             // serde_path_to_error already ends the path with an unknown field's name.
             let already = path == field || path.ends_with(&format!(".{field}"));
-            let path = if already { path.to_owned() } else { join(path, field) };
+            let path = if already {
+                path.to_owned()
+            } else {
+                join(path, field)
+            };
             return ParseError::new(path, what);
         }
     }
@@ -121,7 +125,10 @@ pub(crate) fn kind_of(value: &Value) -> &'static str {
 }
 
 /// Requires a JSON object, or names what was found instead.
-pub(crate) fn object(value: &Value, what: &str) -> Result<serde_json::Map<String, Value>, ParseError> {
+pub(crate) fn object(
+    value: &Value,
+    what: &str,
+) -> Result<serde_json::Map<String, Value>, ParseError> {
     match value {
         Value::Object(map) => Ok(map.clone()),
         other => Err(ParseError::new(

@@ -182,7 +182,11 @@ mod tests {
     fn refuses_backtracking_features() {
         assert!(Pattern::new("(?=x)").unwrap_err().contains("linear time"));
         assert!(Pattern::new(r"(a)\1").unwrap_err().contains("linear time"));
-        assert!(Pattern::new(r"\w{1000}\w{1000}").unwrap_err().contains("too large"));
+        assert!(
+            Pattern::new(r"\w{1000}\w{1000}")
+                .unwrap_err()
+                .contains("too large")
+        );
         assert!(Pattern::new(&"a".repeat(MAX_REGEX_LEN + 1)).is_err());
         assert!(Pattern::new("(?i)secret").is_ok());
     }

@@ -67,7 +67,10 @@ impl PolicyDefinition {
             ));
         }
         if name.chars().any(char::is_control) {
-            return Err(ParseError::new("name", "a name cannot hold control characters"));
+            return Err(ParseError::new(
+                "name",
+                "a name cannot hold control characters",
+            ));
         }
         Ok(())
     }
@@ -205,15 +208,21 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(e.path, "rules[1].when[0].op");
-        let e = PolicyDefinition::parse(&json!({"name": "", "scope": {"type": "platform"}})).unwrap_err();
+        let e = PolicyDefinition::parse(&json!({"name": "", "scope": {"type": "platform"}}))
+            .unwrap_err();
         assert_eq!(e.path, "name");
-        let e = PolicyDefinition::parse(&json!({"name": "n", "scope": {"type": "tenant"}})).unwrap_err();
+        let e = PolicyDefinition::parse(&json!({"name": "n", "scope": {"type": "tenant"}}))
+            .unwrap_err();
         assert_eq!(e.path, "scope.tenant_id");
-        let e = PolicyDefinition::parse(&json!({"name": "n", "scope": {"type": "platform"}, "status": "active"})).unwrap_err();
+        let e = PolicyDefinition::parse(
+            &json!({"name": "n", "scope": {"type": "platform"}, "status": "active"}),
+        )
+        .unwrap_err();
         assert_eq!(e.path, "status");
         let e = PolicyDefinition::parse(&json!({"name": "n", "scope": {"type": "platform"},
             "rules": [{"id": "a", "type": "rate", "limit": 1, "window": "1m"},
-                      {"id": "a", "type": "rate", "limit": 1, "window": "1m"}]})).unwrap_err();
+                      {"id": "a", "type": "rate", "limit": 1, "window": "1m"}]}))
+        .unwrap_err();
         assert_eq!(e.path, "rules[1].id");
     }
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 pub use condition::{ArgPath, Condition, MAX_ARG_PATH, MAX_IN_VALUES, Op};
 pub use cost::CostRule;
 pub use data_access::{DataAccessRule, Label, MAX_LABEL};
+pub(crate) use output::compile_schema;
 pub use output::{MAX_PHRASE, OutputRule};
 pub use rate::{Per, RateMatch, RateRule};
 pub use time::{MAX_WINDOWS, TimeRule};
@@ -63,7 +64,17 @@ pub enum RuleKind {
 
 /// A rule's type, without its fields.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum RuleType {
@@ -191,7 +202,10 @@ pub fn parse_rules(value: &Value, path: &str) -> Result<Vec<Rule>, ParseError> {
     let Value::Array(items) = value else {
         return Err(ParseError::new(
             path,
-            format!("expected an array of rules, found {}", parse::kind_of(value)),
+            format!(
+                "expected an array of rules, found {}",
+                parse::kind_of(value)
+            ),
         ));
     };
     if items.len() > MAX_RULES {
@@ -236,10 +250,7 @@ pub(crate) fn check_list<T>(list: &[T], path: &str) -> Result<(), ParseError> {
         return Err(ParseError::new(path, "must not be empty"));
     }
     if list.len() > MAX_LIST {
-        return Err(ParseError::new(
-            path,
-            format!("at most {MAX_LIST} entries"),
-        ));
+        return Err(ParseError::new(path, format!("at most {MAX_LIST} entries")));
     }
     Ok(())
 }

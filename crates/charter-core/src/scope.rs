@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn parses_each_scope() {
-        assert_eq!(Scope::parse(&json!({"type": "platform"})).unwrap(), Scope::Platform);
+        assert_eq!(
+            Scope::parse(&json!({"type": "platform"})).unwrap(),
+            Scope::Platform
+        );
         let s = Scope::parse(&json!({"type": "agent", "tenant_id": "acme", "agent_id": "bot"}))
             .unwrap();
         assert!(s.covers("acme", "bot"));

@@ -44,7 +44,10 @@ impl TimeRule {
                     ));
                 }
                 if windows.len() > MAX_WINDOWS {
-                    return Err(ParseError::new(field, format!("at most {MAX_WINDOWS} windows")));
+                    return Err(ParseError::new(
+                        field,
+                        format!("at most {MAX_WINDOWS} windows"),
+                    ));
                 }
             }
         }

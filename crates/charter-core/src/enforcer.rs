@@ -1,0 +1,76 @@
+//! Enforcement of live runs in process: the engine, limit settlement and halts, in one step.
+//!
+//! This is what a Rust runtime embeds to govern its agents without a server, and what replay
+//! drives, so that Validate and live checks cannot disagree.
+
+use rustc_hash::FxHashMap;
+
+use crate::action::Action;
+use crate::engine::{CompiledSet, Decision, Outcome, RunContext, Violation, decide};
+use crate::limits::{Limits, MemoryLimits, Settle};
+
+/// Checks actions of runs against compiled sets, keeping limit state and halted runs.
+#[derive(Debug, Default)]
+pub struct Enforcer<L = MemoryLimits> {
+    limits: L,
+    halted: FxHashMap<Box<str>, Vec<Violation>>,
+}
+
+impl<L: Limits> Enforcer<L> {
+    /// An enforcer over the given limit state.
+    pub fn new(limits: L) -> Enforcer<L> {
+        Enforcer {
+            limits,
+            halted: FxHashMap::default(),
+        }
+    }
+
+    /// Decides one action of a run. A halted run refuses everything with the violations that
+    /// halted it; only allowed actions consume limit budget.
+    pub fn check(&mut self, set: &CompiledSet, action: &Action, ctx: &RunContext<'_>) -> Decision {
+        if let Some(violations) = self.halted.get(ctx.run_id) {
+            return Decision {
+                outcome: Outcome::Halt,
+                violations: violations.clone(),
+            };
+        }
+        let evaluation = set.evaluate(action, ctx);
+        let mode = if evaluation.violations.is_empty() {
+            Settle::CommitIfWithin
+        } else {
+            Settle::CheckOnly
+        };
+        let exceeded = self.limits.settle(&evaluation.claims, ctx.now, mode);
+        let decision = decide(evaluation, &exceeded);
+        if decision.outcome == Outcome::Halt {
+            let halting = decision
+                .violations
+                .iter()
+                .filter(|v| v.outcome == Outcome::Halt)
+                .cloned()
+                .collect();
+            self.halted.insert(ctx.run_id.into(), halting);
+        }
+        decision
+    }
+
+    /// Whether a run has been halted.
+    pub fn is_halted(&self, run_id: &str) -> bool {
+        self.halted.contains_key(run_id)
+    }
+
+    /// Forgets a run's halt once it has ended.
+    pub fn end_run(&mut self, run_id: &str) {
+        self.halted.remove(run_id);
+    }
+
+    /// The limit state.
+    pub fn limits(&self) -> &L {
+        &self.limits
+    }
+
+    /// The limit state, to record history into.
+    pub fn limits_mut(&mut self) -> &mut L {
+        &mut self.limits
+    }
+}

@@ -1,0 +1,308 @@
+//! The engine: compile a set of policies once, then evaluate actions against it.
+//!
+//! Evaluation is a pure function in two phases (see ARCHITECTURE.md): [`CompiledSet::evaluate`]
+//! returns the stateless violations of an action and its limit [`Claim`]s; the caller settles
+//! the claims atomically against its [`Limits`](crate::limits::Limits) (in memory, or in one
+//! database transaction), and [`decide`] turns both into a [`Decision`].
+
+mod args;
+mod index;
+mod matcher;
+mod output;
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Serialize, Serializer, ser::SerializeStruct};
+
+use crate::action::Action;
+use crate::ids::{LineageId, PolicyId, RuleId};
+use crate::limits::{Claim, Exceeded};
+use crate::policy::Policy;
+use crate::rule::RuleType;
+use crate::scope::Scope;
+
+pub use index::CompileError;
+use index::ScopeIndex;
+
+/// What a violation says about the policy it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyInfo {
+    /// The policy version's id.
+    pub id: PolicyId,
+    /// Its lineage.
+    pub lineage_id: LineageId,
+    /// Its name.
+    pub name: String,
+    /// Its version number.
+    pub version: u32,
+    /// Its scope.
+    pub scope: Scope,
+}
+
+impl PolicyInfo {
+    /// The information of a stored policy.
+    pub fn of(policy: &Policy) -> PolicyInfo {
+        PolicyInfo {
+            id: policy.id.clone(),
+            lineage_id: policy.lineage_id.clone(),
+            name: policy.definition.name.clone(),
+            version: policy.version,
+            scope: policy.definition.scope.clone(),
+        }
+    }
+}
+
+/// A rule as named in violations and claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSource {
+    /// The rule's policy.
+    pub policy: Arc<PolicyInfo>,
+    /// The rule's id.
+    pub rule_id: RuleId,
+    /// The rule's type.
+    pub rule_type: RuleType,
+}
+
+/// The run an action belongs to, and the moment it is evaluated.
+#[derive(Debug, Clone, Copy)]
+pub struct RunContext<'a> {
+    /// The run's tenant.
+    pub tenant_id: &'a str,
+    /// The run's agent.
+    pub agent_id: &'a str,
+    /// The run.
+    pub run_id: &'a str,
+    /// When the run started.
+    pub run_started_at: Timestamp,
+    /// When the action happens: the server's clock for live checks, the recorded time in replay.
+    pub now: Timestamp,
+}
+
+/// The answer to an action.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The action may proceed.
+    Allow,
+    /// The action is refused; the run may go on.
+    Block,
+    /// The action is refused and the run is stopped.
+    Halt,
+}
+
+impl Outcome {
+    /// The outcome as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allow => "allow",
+            Outcome::Block => "block",
+            Outcome::Halt => "halt",
+        }
+    }
+
+    /// Whether the action is refused.
+    pub fn is_refused(self) -> bool {
+        self != Outcome::Allow
+    }
+}
+
+/// One violated rule of a refused action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The rule.
+    pub source: RuleSource,
+    /// `block` or `halt`.
+    pub outcome: Outcome,
+    /// Why, for people.
+    pub message: String,
+    /// The part of the input that matched, with personal data masked.
+    pub matching_input: Option<String>,
+}
+
+impl Serialize for Violation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let policy = &self.source.policy;
+        let mut s = serializer.serialize_struct("Violation", 10)?;
+        s.serialize_field("policy_id", &policy.id)?;
+        s.serialize_field("policy_name", &policy.name)?;
+        s.serialize_field("policy_version", &policy.version)?;
+        s.serialize_field("lineage_id", &policy.lineage_id)?;
+        s.serialize_field("rule_id", &self.source.rule_id)?;
+        s.serialize_field("rule_type", &self.source.rule_type)?;
+        s.serialize_field("scope", &policy.scope)?;
+        s.serialize_field("decision", &self.outcome)?;
+        s.serialize_field("message", &self.message)?;
+        s.serialize_field("matching_input", &self.matching_input)?;
+        s.end()
+    }
+}
+
+/// The first phase of a check: what the rules say without limit state.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    /// Violations that need no state (tool, data access, time, output rules).
+    pub violations: Vec<Violation>,
+    /// Claims on rate and cost limits, to settle atomically.
+    pub claims: Vec<Claim>,
+}
+
+/// The answer to an action, with every violated rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// `allow`, `block` or `halt`: the strongest of the violations.
+    #[serde(rename = "decision")]
+    pub outcome: Outcome,
+    /// Every violated rule, in policy and rule order (limits last).
+    pub violations: Vec<Violation>,
+}
+
+impl Decision {
+    /// An allow with no violations.
+    pub fn allow() -> Decision {
+        Decision {
+            outcome: Outcome::Allow,
+            violations: Vec::new(),
+        }
+    }
+}
+
+/// Turns the stateless violations and the settled claims of one action into its decision.
+pub fn decide(evaluation: Evaluation, exceeded: &[Exceeded]) -> Decision {
+    let Evaluation {
+        mut violations,
+        claims,
+    } = evaluation;
+    for e in exceeded {
+        if let Some(claim) = claims.get(e.claim) {
+            violations.push(claim.violation(e.used));
+        }
+    }
+    let outcome = violations
+        .iter()
+        .map(|v| v.outcome)
+        .max()
+        .unwrap_or(Outcome::Allow);
+    Decision {
+        outcome,
+        violations,
+    }
+}
+
+/// A set of policies compiled for evaluation. Built once per pinned set and shared (it is
+/// `Send + Sync`); a decision looks only at the platform's, the run's tenant's and the run's
+/// agent's rules, so its cost does not grow with policies that cannot apply.
+#[derive(Debug, Default)]
+pub struct CompiledSet {
+    platform: Option<ScopeIndex>,
+    tenants: rustc_hash::FxHashMap<Box<str>, TenantIndex>,
+    policies: usize,
+    rules: usize,
+}
+
+#[derive(Debug, Default)]
+struct TenantIndex {
+    own: Option<ScopeIndex>,
+    agents: rustc_hash::FxHashMap<Box<str>, ScopeIndex>,
+}
+
+impl CompiledSet {
+    /// Compiles policies (whatever their status: choosing which apply is the caller's job).
+    pub fn compile<'a>(
+        policies: impl IntoIterator<Item = &'a Policy>,
+    ) -> Result<CompiledSet, CompileError> {
+        let mut by_scope: rustc_hash::FxHashMap<Scope, Vec<&Policy>> =
+            rustc_hash::FxHashMap::default();
+        let mut count = 0;
+        let mut rules = 0;
+        for policy in policies {
+            count += 1;
+            rules += policy.rules().len();
+            by_scope
+                .entry(policy.scope().clone())
+                .or_default()
+                .push(policy);
+        }
+        let mut set = CompiledSet {
+            policies: count,
+            rules,
+            ..CompiledSet::default()
+        };
+        for (scope, group) in by_scope {
+            let index = ScopeIndex::build(&group)?;
+            match scope {
+                Scope::Platform => set.platform = Some(index),
+                Scope::Tenant { tenant_id } => {
+                    set.tenants
+                        .entry(tenant_id.as_str().into())
+                        .or_default()
+                        .own = Some(index);
+                }
+                Scope::Agent {
+                    tenant_id,
+                    agent_id,
+                } => {
+                    set.tenants
+                        .entry(tenant_id.as_str().into())
+                        .or_default()
+                        .agents
+                        .insert(agent_id.as_str().into(), index);
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// How many policies were compiled.
+    pub fn policy_count(&self) -> usize {
+        self.policies
+    }
+
+    /// How many rules were compiled.
+    pub fn rule_count(&self) -> usize {
+        self.rules
+    }
+
+    /// The scope indexes that govern a run, highest scope first.
+    fn scopes<'s>(&'s self, ctx: &RunContext<'_>) -> impl Iterator<Item = &'s ScopeIndex> {
+        let tenant = self.tenants.get(ctx.tenant_id);
+        let own = tenant.and_then(|t| t.own.as_ref());
+        let agent = tenant.and_then(|t| t.agents.get(ctx.agent_id));
+        self.platform.iter().chain(own).chain(agent)
+    }
+
+    /// Evaluates one action: every stateless violation, and every limit claim.
+    pub fn evaluate(&self, action: &Action, ctx: &RunContext<'_>) -> Evaluation {
+        let mut evaluation = Evaluation::default();
+        for index in self.scopes(ctx) {
+            index.evaluate(action, ctx, &mut evaluation);
+        }
+        evaluation
+    }
+
+    /// The limit claims an action makes, without its violations: what a store needs to rebuild
+    /// limit state from recorded allowed actions.
+    pub fn claims(&self, action: &Action, ctx: &RunContext<'_>) -> Vec<Claim> {
+        let mut evaluation = Evaluation::default();
+        for index in self.scopes(ctx) {
+            index.claims(action, ctx, &mut evaluation);
+        }
+        evaluation.claims
+    }
+}
+
+/// Bounds a text quoted in a message or matching input, so one huge argument cannot swell
+/// events (cut at a character boundary, with an ellipsis).
+pub(crate) fn clip(text: &str) -> String {
+    const MAX: usize = 256;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
