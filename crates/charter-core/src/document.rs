@@ -177,6 +177,14 @@ impl PolicyDocument {
 
 /// The JSON Schema of the export format, generated from the types.
 pub fn json_schema() -> Value {
-    let schema = schemars::schema_for!(PolicyDocument);
-    schema.to_value()
+    let mut schema = schemars::schema_for!(PolicyDocument).to_value();
+    // A rule's fields come from two places (`id`/`description` and its type's fields, through
+    // a tagged enum), where `additionalProperties` cannot see both; 2020-12's
+    // `unevaluatedProperties` can, so unknown rule fields are refused as the parser does.
+    for name in ["Rule", "Action"] {
+        if let Some(Value::Object(def)) = schema.pointer_mut(&format!("/$defs/{name}")) {
+            def.insert("unevaluatedProperties".to_owned(), Value::Bool(false));
+        }
+    }
+    schema
 }

@@ -16,6 +16,13 @@ pub struct Enforcer<L = MemoryLimits> {
     halted: FxHashMap<Box<str>, Vec<Violation>>,
 }
 
+impl Enforcer<MemoryLimits> {
+    /// An enforcer whose limit state lives in memory.
+    pub fn in_memory() -> Enforcer<MemoryLimits> {
+        Enforcer::default()
+    }
+}
+
 impl<L: Limits> Enforcer<L> {
     /// An enforcer over the given limit state.
     pub fn new(limits: L) -> Enforcer<L> {

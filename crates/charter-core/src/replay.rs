@@ -124,8 +124,9 @@ impl<'s> Replay<'s> {
         }
     }
 
-    /// Replays one action.
-    pub fn push(&mut self, recorded: &RecordedAction) {
+    /// Replays one action; returns what the policy decides for it (`None` when it is not
+    /// replayable).
+    pub fn push(&mut self, recorded: &RecordedAction) -> Option<Outcome> {
         let report = &mut self.report;
         report.actions_scanned += 1;
         if !self.runs.contains(&recorded.run_id) {
@@ -134,7 +135,7 @@ impl<'s> Replay<'s> {
         }
         let Some(action) = &recorded.action else {
             report.actions_not_replayable += 1;
-            return;
+            return None;
         };
         let already = recorded.recorded.is_some_and(Outcome::is_refused);
         if self.enforcer.is_halted(&recorded.run_id) {
@@ -143,7 +144,7 @@ impl<'s> Replay<'s> {
             report.actions_blocked += 1;
             report.actions_halted += 1;
             count_new(report, already);
-            return;
+            return Some(Outcome::Halt);
         }
         let ctx = RunContext {
             tenant_id: &recorded.tenant_id,
@@ -154,7 +155,7 @@ impl<'s> Replay<'s> {
         };
         let decision = self.enforcer.check(self.set, action, &ctx);
         if decision.outcome == Outcome::Allow {
-            return;
+            return Some(Outcome::Allow);
         }
         report.actions_blocked += 1;
         count_new(report, already);
@@ -192,6 +193,7 @@ impl<'s> Replay<'s> {
                 });
             }
         }
+        Some(decision.outcome)
     }
 
     /// The report.

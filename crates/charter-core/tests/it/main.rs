@@ -9,3 +9,5 @@
 )]
 
 mod cases;
+mod properties;
+mod schema;
