@@ -61,6 +61,19 @@ impl<L: Limits> Enforcer<L> {
         decision
     }
 
+    /// Records an action that was allowed in the past, without checking it: how limit state is
+    /// rebuilt from recorded history at start (oldest first), and how a new rule is given the
+    /// budget already used by the actions it counts.
+    pub fn record_allowed(&mut self, set: &CompiledSet, action: &Action, ctx: &RunContext<'_>) {
+        let claims = set.claims(action, ctx);
+        self.limits.settle(&claims, ctx.now, Settle::Record);
+    }
+
+    /// Marks a run halted by earlier violations (when rebuilding state).
+    pub fn restore_halt(&mut self, run_id: &str, violations: Vec<Violation>) {
+        self.halted.insert(run_id.into(), violations);
+    }
+
     /// Whether a run has been halted.
     pub fn is_halted(&self, run_id: &str) -> bool {
         self.halted.contains_key(run_id)

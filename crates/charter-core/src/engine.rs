@@ -112,8 +112,8 @@ impl Outcome {
 /// One violated rule of a refused action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// The rule.
-    pub source: RuleSource,
+    /// The rule (shared with the compiled set: a violation copies no strings).
+    pub source: Arc<RuleSource>,
     /// `block` or `halt`.
     pub outcome: Outcome,
     /// Why, for people.

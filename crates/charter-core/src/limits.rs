@@ -82,7 +82,7 @@ pub struct Claim {
     /// What part of the counter's history counts now.
     pub window: ClaimWindow,
     /// The rule that claims.
-    pub source: RuleSource,
+    pub source: Arc<RuleSource>,
     /// The limit, for messages (`10 per 1m (per agent)`).
     pub description: String,
 }
@@ -111,7 +111,7 @@ impl Claim {
             ),
         };
         Violation {
-            source: self.source.clone(),
+            source: Arc::clone(&self.source),
             outcome,
             message,
             matching_input: Some(input),

@@ -35,7 +35,7 @@ pub struct CompileError {
 /// The compiled rules of one scope.
 #[derive(Debug, Default)]
 pub(crate) struct ScopeIndex {
-    sources: Vec<RuleSource>,
+    sources: Vec<Arc<RuleSource>>,
     tool_deny: NameMatcher,
     tool_deny_rules: Vec<ToolEntry>,
     tool_allow: NameMatcher,
@@ -114,11 +114,11 @@ impl ScopeIndex {
                 };
                 let slot = u32::try_from(index.sources.len())
                     .map_err(|_| fail("too many rules in one scope".to_owned()))?;
-                index.sources.push(RuleSource {
+                index.sources.push(Arc::new(RuleSource {
                     policy: Arc::clone(&info),
                     rule_id: rule.id.clone(),
                     rule_type: rule.rule_type(),
-                });
+                }));
                 index.add(slot, &rule.kind, &mut builders).map_err(fail)?;
             }
         }
@@ -197,7 +197,7 @@ impl ScopeIndex {
         input: Option<String>,
     ) -> Violation {
         Violation {
-            source: self.sources[slot as usize].clone(),
+            source: Arc::clone(&self.sources[slot as usize]),
             outcome,
             message,
             matching_input: input,
@@ -428,7 +428,7 @@ impl ScopeIndex {
                 window: ClaimWindow::Rolling {
                     millis: entry.rule.window.as_millis(),
                 },
-                source: self.sources[entry.slot as usize].clone(),
+                source: Arc::clone(&self.sources[entry.slot as usize]),
                 description: format!(
                     "{} per {} (per {})",
                     entry.rule.limit,
@@ -453,7 +453,7 @@ impl ScopeIndex {
                 amount: action.cost_usd.micros(),
                 cap: entry.rule.max_usd.micros(),
                 window,
-                source: self.sources[entry.slot as usize].clone(),
+                source: Arc::clone(&self.sources[entry.slot as usize]),
                 description: cost_text(&entry.rule, period),
             });
         }

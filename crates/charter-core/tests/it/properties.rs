@@ -283,6 +283,43 @@ proptest! {
         prop_assert!(spent <= cap_cents);
     }
 
+    /// State rebuilt from the allowed actions of a history decides the next action exactly as
+    /// the state that lived through it.
+    #[test]
+    fn rebuilt_limits_equal_live_limits(
+        history in proptest::collection::vec((0usize..3, 0i64..15, 0u32..120), 1..80),
+        next in (0usize..3, 0u32..120),
+    ) {
+        let policy = make_policy(0, &json!({"type": "tenant", "tenant_id": "acme"}), &[
+            json!({"id": "rate", "type": "rate", "limit": 5, "window": "1m", "per": "agent"}),
+            json!({"id": "cost", "type": "cost", "max_usd": "3.00", "period": "day", "per": "tenant"}),
+        ]);
+        let set = CompiledSet::compile([&policy]).unwrap();
+        let mut live = Enforcer::in_memory();
+        let mut allowed = Vec::new();
+        let mut t = 0;
+        let action = |cents: u32| Action::parse(&json!({"kind": "model_call", "model": "m",
+            "cost_usd": format!("{}.{:02}", cents / 100, cents % 100)})).unwrap();
+        let agents = ["support", "billing", "research"];
+        for (i, (agent, gap, cents)) in history.iter().enumerate() {
+            t += gap;
+            let run = format!("run_{i}");
+            let ctx = RunContext { tenant_id: "acme", agent_id: agents[*agent], run_id: &run, run_started_at: at(0), now: at(t) };
+            if live.check(&set, &action(*cents), &ctx).outcome == Outcome::Allow {
+                allowed.push((*agent, t, *cents, run));
+            }
+        }
+        let mut rebuilt = Enforcer::in_memory();
+        for (agent, t, cents, run) in &allowed {
+            let ctx = RunContext { tenant_id: "acme", agent_id: agents[*agent], run_id: run, run_started_at: at(0), now: at(*t) };
+            rebuilt.record_allowed(&set, &action(*cents), &ctx);
+        }
+        let ctx = RunContext { tenant_id: "acme", agent_id: agents[next.0], run_id: "run_next", run_started_at: at(0), now: at(t + 1) };
+        let a = live.check(&set, &action(next.1), &ctx);
+        let b = rebuilt.check(&set, &action(next.1), &ctx);
+        prop_assert_eq!(a, b);
+    }
+
     /// Replaying a sequence gives the same decision for every action as checking it live.
     #[test]
     fn replay_equals_live_evaluation(
