@@ -84,7 +84,7 @@ pub struct Claim {
     /// The rule that claims.
     pub source: Arc<RuleSource>,
     /// The limit, for messages (`10 per 1m (per agent)`).
-    pub description: String,
+    pub description: Arc<str>,
 }
 
 impl Claim {

@@ -66,6 +66,7 @@ struct DataEntry {
 struct RateEntry {
     slot: u32,
     rule: RateRule,
+    description: Arc<str>,
     /// The counter's identity: equal filters share budget, whichever rule or policy wrote them.
     filter: Arc<str>,
     tools: Option<NameMatcher>,
@@ -75,6 +76,7 @@ struct RateEntry {
 struct CostEntry {
     slot: u32,
     rule: CostRule,
+    description: Arc<str>,
     zone: Arc<str>,
 }
 
@@ -155,6 +157,7 @@ impl ScopeIndex {
             RuleKind::Cost(rule) => self.costs.push(CostEntry {
                 slot,
                 rule: rule.clone(),
+                description: cost_text(rule).into(),
                 zone: rule.timezone.name().into(),
             }),
             RuleKind::Time(rule) => self.times.push(TimeEntry {
@@ -429,12 +432,7 @@ impl ScopeIndex {
                     millis: entry.rule.window.as_millis(),
                 },
                 source: Arc::clone(&self.sources[entry.slot as usize]),
-                description: format!(
-                    "{} per {} (per {})",
-                    entry.rule.limit,
-                    entry.rule.window,
-                    entry.rule.per.as_str()
-                ),
+                description: Arc::clone(&entry.description),
             });
         }
         for entry in &self.costs {
@@ -443,10 +441,9 @@ impl ScopeIndex {
                     Some((start, end)) => ClaimWindow::Calendar { start, end },
                     None => ClaimWindow::Run,
                 };
-            let period = entry.rule.period;
             out.claims.push(Claim {
                 key: CounterKey::Cost {
-                    period,
+                    period: entry.rule.period,
                     zone: Arc::clone(&entry.zone),
                     subject: subject(entry.rule.per, ctx),
                 },
@@ -454,7 +451,7 @@ impl ScopeIndex {
                 cap: entry.rule.max_usd.micros(),
                 window,
                 source: Arc::clone(&self.sources[entry.slot as usize]),
-                description: cost_text(&entry.rule, period),
+                description: Arc::clone(&entry.description),
             });
         }
     }
@@ -496,6 +493,13 @@ fn rate_entry(slot: u32, rule: &RateRule) -> Result<RateEntry, String> {
     Ok(RateEntry {
         slot,
         rule: rule.clone(),
+        description: format!(
+            "{} per {} (per {})",
+            rule.limit,
+            rule.window,
+            rule.per.as_str()
+        )
+        .into(),
         filter: filter.into(),
         tools,
     })
@@ -532,26 +536,17 @@ fn subject(per: Per, ctx: &RunContext<'_>) -> Subject {
     }
 }
 
-fn cost_text(rule: &CostRule, period: Period) -> String {
+fn cost_text(rule: &CostRule) -> String {
+    let period = rule.period;
     match period {
         Period::Run => format!("${} per run", rule.max_usd),
         _ => format!(
             "${} per {} in {} (per {})",
             rule.max_usd,
-            period_name(period),
+            period.as_str(),
             rule.timezone.name(),
             rule.per.as_str()
         ),
-    }
-}
-
-fn period_name(period: Period) -> &'static str {
-    match period {
-        Period::Run => "run",
-        Period::Hour => "hour",
-        Period::Day => "day",
-        Period::Week => "week",
-        Period::Month => "month",
     }
 }
 
