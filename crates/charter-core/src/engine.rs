@@ -230,8 +230,9 @@ impl CompiledSet {
             rules,
             ..CompiledSet::default()
         };
+        let mut cache = matcher::SetCache::default();
         for (scope, group) in by_scope {
-            let index = ScopeIndex::build(&group)?;
+            let index = ScopeIndex::build(&group, &mut cache)?;
             match scope {
                 Scope::Platform => set.platform = Some(index),
                 Scope::Tenant { tenant_id } => {

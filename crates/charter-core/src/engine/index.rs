@@ -6,7 +6,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::args::{CompiledCondition, Quantifier, Verdict};
-use super::matcher::{MatcherBuilder, NameMatcher};
+use super::matcher::{MatcherBuilder, NameMatcher, SetCache};
 use super::output::CompiledOutput;
 use super::{Evaluation, Outcome, PolicyInfo, RuleSource, RunContext, Violation, clip};
 use crate::action::{Action, ActionDetail, DataAccess, ToolCall};
@@ -103,7 +103,10 @@ struct Builders {
 
 impl ScopeIndex {
     /// Compiles the rules of policies that share one scope.
-    pub(crate) fn build(policies: &[&Policy]) -> Result<ScopeIndex, CompileError> {
+    pub(crate) fn build(
+        policies: &[&Policy],
+        cache: &mut SetCache,
+    ) -> Result<ScopeIndex, CompileError> {
         let mut index = ScopeIndex::default();
         let mut builders = Builders::default();
         for policy in policies {
@@ -121,7 +124,9 @@ impl ScopeIndex {
                     rule_id: rule.id.clone(),
                     rule_type: rule.rule_type(),
                 }));
-                index.add(slot, &rule.kind, &mut builders).map_err(fail)?;
+                index
+                    .add(slot, &rule.kind, &mut builders, cache)
+                    .map_err(fail)?;
             }
         }
         let fail = |e: regex::Error| CompileError {
@@ -129,14 +134,20 @@ impl ScopeIndex {
             rule_id: String::new(),
             message: format!("patterns of this scope do not compile together: {e}"),
         };
-        index.tool_deny = builders.tool_deny.build().map_err(fail)?;
-        index.tool_allow = builders.tool_allow.build().map_err(fail)?;
-        index.data_deny = builders.data_deny.build().map_err(fail)?;
-        index.data_allow = builders.data_allow.build().map_err(fail)?;
+        index.tool_deny = builders.tool_deny.build(cache).map_err(fail)?;
+        index.tool_allow = builders.tool_allow.build(cache).map_err(fail)?;
+        index.data_deny = builders.data_deny.build(cache).map_err(fail)?;
+        index.data_allow = builders.data_allow.build(cache).map_err(fail)?;
         Ok(index)
     }
 
-    fn add(&mut self, slot: u32, kind: &RuleKind, builders: &mut Builders) -> Result<(), String> {
+    fn add(
+        &mut self,
+        slot: u32,
+        kind: &RuleKind,
+        builders: &mut Builders,
+        cache: &mut SetCache,
+    ) -> Result<(), String> {
         match kind {
             RuleKind::Tool(rule) => self.add_tool(slot, rule, builders)?,
             RuleKind::DataAccess(rule) => {
@@ -153,7 +164,7 @@ impl ScopeIndex {
                     rule: rule.clone(),
                 });
             }
-            RuleKind::Rate(rule) => self.rates.push(rate_entry(slot, rule)?),
+            RuleKind::Rate(rule) => self.rates.push(rate_entry(slot, rule, cache)?),
             RuleKind::Cost(rule) => self.costs.push(CostEntry {
                 slot,
                 rule: rule.clone(),
@@ -461,7 +472,7 @@ fn position(len: usize) -> Result<u32, String> {
     u32::try_from(len).map_err(|_| "too many rules in one scope".to_owned())
 }
 
-fn rate_entry(slot: u32, rule: &RateRule) -> Result<RateEntry, String> {
+fn rate_entry(slot: u32, rule: &RateRule, cache: &mut SetCache) -> Result<RateEntry, String> {
     let mut kinds: Vec<&str> = rule
         .matcher
         .as_ref()
@@ -484,7 +495,7 @@ fn rate_entry(slot: u32, rule: &RateRule) -> Result<RateEntry, String> {
             for glob in list {
                 builder.add(glob.glob(), 0);
             }
-            Some(builder.build().map_err(|e| e.to_string())?)
+            Some(builder.build(cache).map_err(|e| e.to_string())?)
         }
         None => None,
     };

@@ -1,6 +1,8 @@
 //! One-pass matching of a name against many globs: literal patterns in a hash map, the others
 //! in one `RegexSet`, each pattern pointing at the rules that wrote it.
 
+use std::sync::Arc;
+
 use regex::{RegexSet, RegexSetBuilder};
 use rustc_hash::FxHashMap;
 
@@ -11,8 +13,15 @@ use crate::pattern::REGEX_SIZE_LIMIT;
 #[derive(Debug, Default)]
 pub(super) struct NameMatcher {
     exact: FxHashMap<Box<str>, Vec<u32>>,
-    set: Option<RegexSet>,
+    set: Option<Arc<RegexSet>>,
     set_targets: Vec<Vec<u32>>,
+}
+
+/// Compiled regex sets by their patterns, shared by every scope of one compiled set: thousands
+/// of agents whose policies use the same globs hold one automaton, not thousands.
+#[derive(Debug, Default)]
+pub(super) struct SetCache {
+    sets: FxHashMap<Vec<String>, Arc<RegexSet>>,
 }
 
 /// Collects globs before building a [`NameMatcher`]; a pattern written by several rules is
@@ -40,16 +49,20 @@ impl MatcherBuilder {
         push_unique(&mut self.targets[slot], target);
     }
 
-    pub(super) fn build(self) -> Result<NameMatcher, regex::Error> {
+    pub(super) fn build(self, cache: &mut SetCache) -> Result<NameMatcher, regex::Error> {
         let set = if self.sources.is_empty() {
             None
+        } else if let Some(set) = cache.sets.get(&self.sources) {
+            Some(Arc::clone(set))
         } else {
-            Some(
+            let set = Arc::new(
                 RegexSetBuilder::new(&self.sources)
                     .size_limit(REGEX_SIZE_LIMIT.saturating_mul(64))
                     .dfa_size_limit(REGEX_SIZE_LIMIT.saturating_mul(64))
                     .build()?,
-            )
+            );
+            cache.sets.insert(self.sources.clone(), Arc::clone(&set));
+            Some(set)
         };
         Ok(NameMatcher {
             exact: self.exact,
