@@ -181,10 +181,8 @@ pub fn json_schema() -> Value {
     // A rule's fields come from two places (`id`/`description` and its type's fields, through
     // a tagged enum), where `additionalProperties` cannot see both; 2020-12's
     // `unevaluatedProperties` can, so unknown rule fields are refused as the parser does.
-    for name in ["Rule", "Action"] {
-        if let Some(Value::Object(def)) = schema.pointer_mut(&format!("/$defs/{name}")) {
-            def.insert("unevaluatedProperties".to_owned(), Value::Bool(false));
-        }
+    if let Some(Value::Object(def)) = schema.pointer_mut("/$defs/Rule") {
+        def.insert("unevaluatedProperties".to_owned(), Value::Bool(false));
     }
     schema
 }
