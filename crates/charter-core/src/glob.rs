@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
 
 use regex::{Regex, RegexBuilder};
 
@@ -80,8 +81,10 @@ pub struct Glob {
     source: String,
     /// The separators the pattern was split with.
     kind: GlobKind,
-    /// `regex_source` compiled; unused for literal patterns, which compare as strings.
-    regex: Regex,
+    /// `regex_source` compiled, on first use: a policy set's globs are matched through one
+    /// `RegexSet` per scope, so most globs never need their own automaton (tens of KiB each).
+    /// Unused for literal patterns, which compare as strings.
+    regex: OnceLock<Option<Regex>>,
     /// The anchored regex text, kept for building a `RegexSet` over many globs.
     regex_source: String,
     /// Whether the pattern has no wildcard, so that only the identical string matches.
@@ -104,20 +107,43 @@ impl Glob {
         if pattern.len() > MAX_GLOB_LEN && pattern.chars().count() > MAX_GLOB_LEN {
             return Err(GlobError::TooLong { max: MAX_GLOB_LEN });
         }
+        // Every pattern within MAX_GLOB_LEN translates to a regex within the size limit (see
+        // the worst-case test), so compiling can wait until a match needs it.
         let regex_source = translate(pattern, kind);
-        let regex = RegexBuilder::new(&regex_source)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build()
-            .map_err(|e| GlobError::Compile {
-                reason: e.to_string(),
-            })?;
         Ok(Glob {
             source: pattern.to_owned(),
             kind,
-            regex,
+            regex: OnceLock::new(),
             regex_source,
             literal: !pattern.contains(['*', '?']),
         })
+    }
+
+    /// Compiles the glob's own regex now rather than at its first match, so a hot path never
+    /// pays for it.
+    ///
+    /// # Errors
+    ///
+    /// [`GlobError::Compile`] if the regex exceeds its size limit (no pattern within
+    /// [`MAX_GLOB_LEN`] does).
+    pub fn prepare(&self) -> Result<(), GlobError> {
+        if self.literal || self.compiled().is_some() {
+            return Ok(());
+        }
+        Err(GlobError::Compile {
+            reason: format!("the regex of {:?} exceeds its size limit", self.source),
+        })
+    }
+
+    fn compiled(&self) -> Option<&Regex> {
+        self.regex
+            .get_or_init(|| {
+                RegexBuilder::new(&self.regex_source)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// The pattern as written.
@@ -144,7 +170,8 @@ impl Glob {
         if self.literal {
             candidate == self.source
         } else {
-            self.regex.is_match(candidate)
+            // A regex that cannot compile matches nothing; `prepare` reports it up front.
+            self.compiled().is_some_and(|r| r.is_match(candidate))
         }
     }
 
@@ -822,7 +849,11 @@ mod tests {
         let deep = name(&"**.**/".repeat(MAX_GLOB_LEN / 6))?;
         assert!(deep.is_match(""));
         assert!(deep.is_match("a.b/c."));
+        for glob in [&questions, &stars, &deep] {
+            assert_eq!(glob.prepare(), Ok(()));
+        }
         let deep_path = path(&"**/x/".repeat(MAX_GLOB_LEN / 5))?;
+        assert_eq!(deep_path.prepare(), Ok(()));
         assert!(deep_path.is_match(&"x/".repeat(1_000)));
         assert!(!deep_path.is_match(&"x/".repeat(MAX_GLOB_LEN / 5 - 1)));
         Ok(())

@@ -25,7 +25,7 @@ enum Operand {
     None,
     Value(Value),
     Values(Vec<Value>),
-    Glob(Glob),
+    Glob(Box<Glob>),
     Regex(Regex),
     Number(Number),
     Text(String),
@@ -61,7 +61,9 @@ impl CompiledCondition {
             (Op::Eq | Op::Ne, Some(v)) => Operand::Value(v),
             (Op::In | Op::NotIn, Some(Value::Array(vs))) => Operand::Values(vs),
             (Op::Glob | Op::NotGlob, Some(Value::String(p))) => {
-                Operand::Glob(Glob::new(&p, GlobKind::Path).map_err(|e| e.to_string())?)
+                let glob = Glob::new(&p, GlobKind::Path).map_err(|e| e.to_string())?;
+                glob.prepare().map_err(|e| e.to_string())?;
+                Operand::Glob(Box::new(glob))
             }
             (Op::Regex | Op::NotRegex, Some(Value::String(p))) => Operand::Regex(build_regex(&p)?),
             (Op::Lt | Op::Lte | Op::Gt | Op::Gte, Some(Value::Number(n))) => Operand::Number(n),

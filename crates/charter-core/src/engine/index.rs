@@ -32,28 +32,50 @@ pub struct CompileError {
     pub message: String,
 }
 
-/// The compiled rules of one scope.
-#[derive(Debug, Default)]
+/// The compiled rules of one scope. Kept small, since a set may hold one per agent: tool rules
+/// (the most common) inline, the other types behind pointers that are absent when unused.
+#[derive(Debug)]
 pub(crate) struct ScopeIndex {
-    sources: Vec<Arc<RuleSource>>,
+    sources: Box<[Arc<RuleSource>]>,
     tool_deny: NameMatcher,
-    tool_deny_rules: Vec<ToolEntry>,
+    tool_deny_rules: Box<[ToolEntry]>,
     tool_allow: NameMatcher,
-    tool_allow_rules: Vec<ToolEntry>,
-    data_deny: NameMatcher,
-    data_deny_rules: Vec<DataEntry>,
-    data_allow: NameMatcher,
-    data_allow_rules: Vec<DataEntry>,
+    tool_allow_rules: Box<[ToolEntry]>,
+    data: Option<Box<DataIndex>>,
+    others: Option<Box<Others>>,
+}
+
+#[derive(Debug)]
+struct DataIndex {
+    deny: NameMatcher,
+    deny_rules: Box<[DataEntry]>,
+    allow: NameMatcher,
+    allow_rules: Box<[DataEntry]>,
+}
+
+#[derive(Debug, Default)]
+struct Others {
     rates: Vec<RateEntry>,
     costs: Vec<CostEntry>,
     times: Vec<TimeEntry>,
     outputs: Vec<OutputEntry>,
 }
 
+/// A scope's rules while they are compiled.
+#[derive(Default)]
+struct Staging {
+    sources: Vec<Arc<RuleSource>>,
+    tool_deny_rules: Vec<ToolEntry>,
+    tool_allow_rules: Vec<ToolEntry>,
+    data_deny_rules: Vec<DataEntry>,
+    data_allow_rules: Vec<DataEntry>,
+    others: Others,
+}
+
 #[derive(Debug)]
 struct ToolEntry {
     slot: u32,
-    conditions: Vec<CompiledCondition>,
+    conditions: Box<[CompiledCondition]>,
 }
 
 #[derive(Debug)]
@@ -107,7 +129,7 @@ impl ScopeIndex {
         policies: &[&Policy],
         cache: &mut SetCache,
     ) -> Result<ScopeIndex, CompileError> {
-        let mut index = ScopeIndex::default();
+        let mut index = Staging::default();
         let mut builders = Builders::default();
         for policy in policies {
             let info = Arc::new(PolicyInfo::of(policy));
@@ -134,13 +156,40 @@ impl ScopeIndex {
             rule_id: String::new(),
             message: format!("patterns of this scope do not compile together: {e}"),
         };
-        index.tool_deny = builders.tool_deny.build(cache).map_err(fail)?;
-        index.tool_allow = builders.tool_allow.build(cache).map_err(fail)?;
-        index.data_deny = builders.data_deny.build(cache).map_err(fail)?;
-        index.data_allow = builders.data_allow.build(cache).map_err(fail)?;
+        let data = if index.data_deny_rules.is_empty() && index.data_allow_rules.is_empty() {
+            None
+        } else {
+            Some(Box::new(DataIndex {
+                deny: builders.data_deny.build(cache).map_err(fail)?,
+                deny_rules: index.data_deny_rules.into_boxed_slice(),
+                allow: builders.data_allow.build(cache).map_err(fail)?,
+                allow_rules: index.data_allow_rules.into_boxed_slice(),
+            }))
+        };
+        let others = index.others;
+        let others = if others.rates.is_empty()
+            && others.costs.is_empty()
+            && others.times.is_empty()
+            && others.outputs.is_empty()
+        {
+            None
+        } else {
+            Some(Box::new(others))
+        };
+        let index = ScopeIndex {
+            sources: index.sources.into_boxed_slice(),
+            tool_deny: builders.tool_deny.build(cache).map_err(fail)?,
+            tool_deny_rules: index.tool_deny_rules.into_boxed_slice(),
+            tool_allow: builders.tool_allow.build(cache).map_err(fail)?,
+            tool_allow_rules: index.tool_allow_rules.into_boxed_slice(),
+            data,
+            others,
+        };
         Ok(index)
     }
+}
 
+impl Staging {
     fn add(
         &mut self,
         slot: u32,
@@ -164,18 +213,18 @@ impl ScopeIndex {
                     rule: rule.clone(),
                 });
             }
-            RuleKind::Rate(rule) => self.rates.push(rate_entry(slot, rule, cache)?),
-            RuleKind::Cost(rule) => self.costs.push(CostEntry {
+            RuleKind::Rate(rule) => self.others.rates.push(rate_entry(slot, rule, cache)?),
+            RuleKind::Cost(rule) => self.others.costs.push(CostEntry {
                 slot,
                 rule: rule.clone(),
                 description: cost_text(rule).into(),
                 zone: rule.timezone.name().into(),
             }),
-            RuleKind::Time(rule) => self.times.push(TimeEntry {
+            RuleKind::Time(rule) => self.others.times.push(TimeEntry {
                 slot,
                 rule: rule.clone(),
             }),
-            RuleKind::Output(rule) => self.outputs.push(output_entry(slot, rule)?),
+            RuleKind::Output(rule) => self.others.outputs.push(output_entry(slot, rule)?),
         }
         Ok(())
     }
@@ -190,7 +239,7 @@ impl ScopeIndex {
             .when
             .iter()
             .map(CompiledCondition::compile)
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Box<[_]>, _>>()?;
         let (matcher, entries) = match rule.effect {
             Effect::Deny => (&mut builders.tool_deny, &mut self.tool_deny_rules),
             Effect::Allow => (&mut builders.tool_allow, &mut self.tool_allow_rules),
@@ -202,7 +251,9 @@ impl ScopeIndex {
         entries.push(ToolEntry { slot, conditions });
         Ok(())
     }
+}
 
+impl ScopeIndex {
     fn violation(
         &self,
         slot: u32,
@@ -228,7 +279,8 @@ impl ScopeIndex {
             ActionDetail::ToolCall(call) => self.evaluate_tool(call, out),
             ActionDetail::DataAccess(access) => self.evaluate_data(access, out),
             ActionDetail::Output(output) => {
-                for entry in &self.outputs {
+                let outputs = self.others.as_ref().map_or(&[][..], |o| &o.outputs[..]);
+                for entry in outputs {
                     if entry.compiled.applies(output)
                         && let Some(finding) = entry.compiled.check(&output.text)
                     {
@@ -243,7 +295,8 @@ impl ScopeIndex {
             }
             ActionDetail::ModelCall(_) => {}
         }
-        for entry in &self.times {
+        let times = self.others.as_ref().map_or(&[][..], |o| &o.times[..]);
+        for entry in times {
             self.evaluate_time(entry, ctx, out);
         }
         self.claims(action, ctx, out);
@@ -291,15 +344,18 @@ impl ScopeIndex {
     }
 
     fn evaluate_data(&self, access: &DataAccess, out: &mut Evaluation) {
+        let Some(data) = &self.data else {
+            return;
+        };
         let mut denied: Vec<u32> = Vec::new();
-        self.data_deny.for_each(&access.resource, |p| {
+        data.deny.for_each(&access.resource, |p| {
             if !denied.contains(&p) {
                 denied.push(p);
             }
         });
         denied.sort_unstable();
         for position in denied {
-            let entry = &self.data_deny_rules[position as usize];
+            let entry = &data.deny_rules[position as usize];
             if !entry.rule.governs(access.operation) {
                 continue;
             }
@@ -334,13 +390,13 @@ impl ScopeIndex {
                 Some(clip(&access.resource)),
             ));
         }
-        if self.data_allow_rules.is_empty() {
+        if data.allow_rules.is_empty() {
             return;
         }
-        let mut listed = vec![false; self.data_allow_rules.len()];
-        self.data_allow
+        let mut listed = vec![false; data.allow_rules.len()];
+        data.allow
             .for_each(&access.resource, |p| listed[p as usize] = true);
-        for (entry, listed) in self.data_allow_rules.iter().zip(listed) {
+        for (entry, listed) in data.allow_rules.iter().zip(listed) {
             if !entry.rule.governs(access.operation) {
                 continue;
             }
@@ -427,7 +483,10 @@ impl ScopeIndex {
 
     /// Adds this scope's claims on rate and cost limits for `action`.
     pub(crate) fn claims(&self, action: &Action, ctx: &RunContext<'_>, out: &mut Evaluation) {
-        for entry in &self.rates {
+        let Some(others) = &self.others else {
+            return;
+        };
+        for entry in &others.rates {
             if !rate_matches(entry, action) {
                 continue;
             }
@@ -446,7 +505,7 @@ impl ScopeIndex {
                 description: Arc::clone(&entry.description),
             });
         }
-        for entry in &self.costs {
+        for entry in &others.costs {
             let window =
                 match calendar::period_bounds(ctx.now, entry.rule.period, &entry.rule.timezone) {
                     Some((start, end)) => ClaimWindow::Calendar { start, end },

@@ -12,10 +12,29 @@ use crate::pattern::REGEX_SIZE_LIMIT;
 /// Maps a candidate name to the targets (rule slots) whose globs match it.
 #[derive(Debug, Default)]
 pub(super) struct NameMatcher {
-    exact: FxHashMap<Box<str>, Vec<u32>>,
+    exact: Exact,
     set: Option<Arc<RegexSet>>,
-    set_targets: Vec<Vec<u32>>,
+    set_targets: Box<[Box<[u32]>]>,
 }
+
+/// Literal names and their targets.
+#[derive(Debug)]
+enum Exact {
+    /// Few names (a name repeats once per target): a few bytes each, and a scan of a handful
+    /// of short strings is as fast as hashing one. Most scopes are like this.
+    Few(Box<[(Box<str>, u32)]>),
+    /// Many names: a hash map, so a large allow-list costs one lookup.
+    Many(FxHashMap<Box<str>, Box<[u32]>>),
+}
+
+impl Default for Exact {
+    fn default() -> Exact {
+        Exact::Few(Box::default())
+    }
+}
+
+/// Above this many literal names a scope hashes them.
+const FEW_NAMES: usize = 8;
 
 /// Compiled regex sets by their patterns, shared by every scope of one compiled set: thousands
 /// of agents whose policies use the same globs hold one automaton, not thousands.
@@ -50,6 +69,22 @@ impl MatcherBuilder {
     }
 
     pub(super) fn build(self, cache: &mut SetCache) -> Result<NameMatcher, regex::Error> {
+        let exact = if self.exact.len() > FEW_NAMES {
+            Exact::Many(
+                self.exact
+                    .into_iter()
+                    .map(|(name, targets)| (name, targets.into_boxed_slice()))
+                    .collect(),
+            )
+        } else {
+            let mut few: Vec<(Box<str>, u32)> = self
+                .exact
+                .into_iter()
+                .flat_map(|(name, targets)| targets.into_iter().map(move |t| (name.clone(), t)))
+                .collect();
+            few.sort_unstable();
+            Exact::Few(few.into_boxed_slice())
+        };
         let set = if self.sources.is_empty() {
             None
         } else if let Some(set) = cache.sets.get(&self.sources) {
@@ -65,9 +100,13 @@ impl MatcherBuilder {
             Some(set)
         };
         Ok(NameMatcher {
-            exact: self.exact,
+            exact,
             set,
-            set_targets: self.targets,
+            set_targets: self
+                .targets
+                .into_iter()
+                .map(Vec::into_boxed_slice)
+                .collect(),
         })
     }
 }
@@ -82,8 +121,17 @@ impl NameMatcher {
     /// Calls `f` with every target whose globs match `name` (a target may be reported more
     /// than once when several of its globs match).
     pub(super) fn for_each(&self, name: &str, mut f: impl FnMut(u32)) {
-        if let Some(targets) = self.exact.get(name) {
-            targets.iter().copied().for_each(&mut f);
+        match &self.exact {
+            Exact::Few(few) => {
+                for (_, target) in few.iter().filter(|(n, _)| **n == *name) {
+                    f(*target);
+                }
+            }
+            Exact::Many(map) => {
+                if let Some(targets) = map.get(name) {
+                    targets.iter().copied().for_each(&mut f);
+                }
+            }
         }
         if let Some(set) = &self.set {
             // Most names match no glob: the cheap yes/no first spares building the match list.
@@ -97,6 +145,65 @@ impl NameMatcher {
 
     /// Whether any glob matches `name`.
     pub(super) fn any(&self, name: &str) -> bool {
-        self.exact.contains_key(name) || self.set.as_ref().is_some_and(|s| s.is_match(name))
+        let literal = match &self.exact {
+            Exact::Few(few) => few.iter().any(|(n, _)| **n == *name),
+            Exact::Many(map) => map.contains_key(name),
+        };
+        literal || self.set.as_ref().is_some_and(|s| s.is_match(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::glob::GlobKind;
+
+    fn matcher(names: &[&str]) -> NameMatcher {
+        let mut builder = MatcherBuilder::default();
+        for (i, name) in names.iter().enumerate() {
+            builder.add(
+                &Glob::new(name, GlobKind::Name).unwrap(),
+                u32::try_from(i % 3).unwrap(),
+            );
+        }
+        builder.build(&mut SetCache::default()).unwrap()
+    }
+
+    fn targets(m: &NameMatcher, name: &str) -> Vec<u32> {
+        let mut found = Vec::new();
+        m.for_each(name, |t| found.push(t));
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    #[test]
+    fn few_and_many_literal_names_agree() {
+        let names: Vec<String> = (0..20).map(|i| format!("tool.n{i}")).collect();
+        for count in [3, FEW_NAMES, FEW_NAMES + 1, 20] {
+            let mut list: Vec<&str> = names[..count].iter().map(String::as_str).collect();
+            list.push("*.send_email");
+            let m = matcher(&list);
+            for (i, name) in names.iter().enumerate() {
+                let expected: Vec<u32> = if i < count {
+                    vec![u32::try_from(i % 3).unwrap()]
+                } else {
+                    vec![]
+                };
+                assert_eq!(targets(&m, name), expected, "{name} among {count}");
+                assert_eq!(m.any(name), i < count);
+            }
+            assert_eq!(
+                targets(&m, "gmail.send_email"),
+                vec![u32::try_from(count % 3).unwrap()]
+            );
+            assert!(!m.any("gmail.send"));
+        }
+    }
+
+    #[test]
+    fn one_name_may_serve_several_targets() {
+        let m = matcher(&["a.b", "a.b", "a.b"]);
+        assert_eq!(targets(&m, "a.b"), vec![0, 1, 2]);
     }
 }
