@@ -281,8 +281,8 @@ fn print_scenario(w: &Workload, results: &[Measured]) {
             fmt_mib(m.heap_mib),
         );
     }
-    let _ = writeln!(out, "| Charter | (to be plugged in) | | | | |");
     let _ = writeln!(out);
+    let charter = results.iter().find(|m| m.engine == Charter::NAME);
     for family in ["Cedar", "regorus"] {
         if let Some(best) = fastest(results, family) {
             let _ = writeln!(
@@ -292,6 +292,14 @@ fn print_scenario(w: &Workload, results: &[Measured]) {
                 best.engine,
                 ratio(best, base)
             );
+            if let Some((c, b)) = charter.and_then(|c| Some((c.decide_ns?, best.decide_ns?))) {
+                let _ = writeln!(
+                    out,
+                    "- Charter/{family} = {:.3} (Charter {:.1}× faster than {family}'s fastest mode)",
+                    c / b,
+                    b / c
+                );
+            }
         }
     }
     for m in results.iter().filter(|m| m.note.is_some()) {
@@ -388,6 +396,22 @@ fn print_scaling(rows: &[(usize, Vec<Measured>, Option<u64>)]) {
             cells.join(" | "),
             hwm.map_or("?".to_owned(), |k| format!("{:.0}", k as f64 / 1024.0))
         );
+    }
+    let charter_at = |policies: usize| {
+        rows.iter()
+            .find(|(p, _, _)| *p == policies)
+            .and_then(|(_, ms, _)| ms.iter().find(|m| m.engine == Charter::NAME))
+    };
+    if let (Some(small), Some(large)) = (charter_at(100), charter_at(100_000)) {
+        if let (Some(a), Some(b)) = (small.decide_ns, large.decide_ns) {
+            println!("\n- Charter at 100,000 policies / at 100: {:.2}×", b / a);
+        }
+        if let Some(mib) = large.heap_mib {
+            println!(
+                "- Charter's compiled set at 100,000 policies: {:.0} bytes per policy",
+                mib * 1024.0 * 1024.0 / 100_000.0
+            );
+        }
     }
     let notes: Vec<String> = rows
         .iter()

@@ -22,9 +22,9 @@ pub(super) struct NameMatcher {
 enum Exact {
     /// Few names (a name repeats once per target): a few bytes each, and a scan of a handful
     /// of short strings is as fast as hashing one. Most scopes are like this.
-    Few(Box<[(Box<str>, u32)]>),
+    Few(Box<[(Arc<str>, u32)]>),
     /// Many names: a hash map, so a large allow-list costs one lookup.
-    Many(FxHashMap<Box<str>, Box<[u32]>>),
+    Many(Box<FxHashMap<Arc<str>, Box<[u32]>>>),
 }
 
 impl Default for Exact {
@@ -36,11 +36,24 @@ impl Default for Exact {
 /// Above this many literal names a scope hashes them.
 const FEW_NAMES: usize = 8;
 
-/// Compiled regex sets by their patterns, shared by every scope of one compiled set: thousands
-/// of agents whose policies use the same globs hold one automaton, not thousands.
+/// What scopes of one compiled set share: regex sets by their patterns and literal names, so
+/// thousands of agents whose policies use the same globs and tools hold one automaton and one
+/// copy of each name, not thousands.
 #[derive(Debug, Default)]
 pub(super) struct SetCache {
     sets: FxHashMap<Vec<String>, Arc<RegexSet>>,
+    names: rustc_hash::FxHashSet<Arc<str>>,
+}
+
+impl SetCache {
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.names.get(name) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = name.into();
+        self.names.insert(Arc::clone(&shared));
+        shared
+    }
 }
 
 /// Collects globs before building a [`NameMatcher`]; a pattern written by several rules is
@@ -70,18 +83,18 @@ impl MatcherBuilder {
 
     pub(super) fn build(self, cache: &mut SetCache) -> Result<NameMatcher, regex::Error> {
         let exact = if self.exact.len() > FEW_NAMES {
-            Exact::Many(
+            Exact::Many(Box::new(
                 self.exact
                     .into_iter()
-                    .map(|(name, targets)| (name, targets.into_boxed_slice()))
+                    .map(|(name, targets)| (cache.intern(&name), targets.into_boxed_slice()))
                     .collect(),
-            )
+            ))
         } else {
-            let mut few: Vec<(Box<str>, u32)> = self
-                .exact
-                .into_iter()
-                .flat_map(|(name, targets)| targets.into_iter().map(move |t| (name.clone(), t)))
-                .collect();
+            let mut few: Vec<(Arc<str>, u32)> = Vec::new();
+            for (name, targets) in self.exact {
+                let name = cache.intern(&name);
+                few.extend(targets.into_iter().map(|t| (Arc::clone(&name), t)));
+            }
             few.sort_unstable();
             Exact::Few(few.into_boxed_slice())
         };
