@@ -184,5 +184,19 @@ pub fn json_schema() -> Value {
     if let Some(Value::Object(def)) = schema.pointer_mut("/$defs/Rule") {
         def.insert("unevaluatedProperties".to_owned(), Value::Bool(false));
     }
-    schema
+    sorted(schema)
+}
+
+/// Sorts object keys at every level, so the schema's text is the same whether or not another
+/// crate in the build turned on serde_json's `preserve_order`.
+fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
