@@ -188,7 +188,7 @@ pub fn json_schema() -> Value {
 }
 
 /// Sorts object keys at every level, so the schema's text is the same whether or not another
-/// crate in the build turned on serde_json's `preserve_order`.
+/// crate in the build turned on `serde_json`'s `preserve_order`.
 fn sorted(value: Value) -> Value {
     match value {
         Value::Object(map) => {
