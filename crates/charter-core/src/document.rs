@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::ids::{LineageId, PolicyId};
 use crate::parse::{self, ParseError};
 use crate::policy::{Policy, PolicyDefinition, Status};
-use crate::rule::{self, Rule};
+use crate::rule::Rule;
 use crate::scope::Scope;
 
 /// The format tag of the document.
@@ -110,40 +110,27 @@ impl PolicyDocument {
 
     /// Parses one document strictly; paths are relative to it (`rules[2].when[0].op`).
     pub fn parse(value: &Value) -> Result<PolicyDocument, ParseError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            format: String,
-            name: String,
-            #[serde(default)]
-            description: String,
-            scope: Value,
-            #[serde(default)]
-            rules: Option<Value>,
-            #[serde(default)]
-            exported_from: Option<ExportedFrom>,
-        }
-        let raw: Raw = parse::from_value(value)?;
-        if raw.format != FORMAT {
+        let mut object = parse::object(value, "a policy document")?;
+        let format = parse::take_tag(&mut object, "format")?;
+        if format != FORMAT {
             return Err(ParseError::new(
                 "format",
-                format!("unknown format {:?}, expected {FORMAT:?}", raw.format),
+                format!("unknown format {format:?}, expected {FORMAT:?}"),
             ));
         }
-        PolicyDefinition::check_name(&raw.name)?;
-        PolicyDefinition::check_description(&raw.description)?;
-        let scope = Scope::parse(&raw.scope).map_err(|e| e.under("scope"))?;
-        let rules = match &raw.rules {
-            Some(rules) => rule::parse_rules(rules, "rules")?,
-            None => Vec::new(),
+        let exported_from: Option<ExportedFrom> = match object.remove("exported_from") {
+            Some(from) => parse::from_value(&from).map_err(|e| e.under("exported_from"))?,
+            None => None,
         };
+        // The rest is exactly a definition, parsed by the same code as an API body.
+        let definition = PolicyDefinition::parse(&Value::Object(object))?;
         Ok(PolicyDocument {
             format: FormatTag,
-            name: raw.name,
-            description: raw.description,
-            scope,
-            rules,
-            exported_from: raw.exported_from,
+            name: definition.name,
+            description: definition.description,
+            scope: definition.scope,
+            rules: definition.rules,
+            exported_from,
         })
     }
 
