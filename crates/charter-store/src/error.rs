@@ -1,0 +1,85 @@
+//! What a store operation can answer besides success.
+
+/// Why a store operation did not happen. Nothing changed in any of these cases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// No such resource, or one the caller may not see (another tenant's answers the same).
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, e.g. `policy pol_123`.
+        what: String,
+    },
+    /// The resource is not in a state that allows this (wrong lifecycle status, a stale
+    /// revision, a duplicate id).
+    #[error("{message}")]
+    Conflict {
+        /// For people.
+        message: String,
+        /// The current revision, when a revision precondition failed.
+        current_revision: Option<u32>,
+    },
+    /// Activation needs a validation of the current revision (or `force`).
+    #[error("activating needs a validation of revision {revision} (or force)")]
+    ValidationRequired {
+        /// The draft's current revision.
+        revision: u32,
+    },
+    /// The request names something invalid; `path` is the JSON path of the field.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The offending field.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The caller may not do this (e.g. a tenant key writing a platform policy).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The database failed or holds data this version cannot read. The message is for logs,
+    /// never for clients.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub(crate) fn not_found(what: impl Into<String>) -> StoreError {
+        StoreError::NotFound { what: what.into() }
+    }
+
+    pub(crate) fn conflict(message: impl Into<String>) -> StoreError {
+        StoreError::Conflict {
+            message: message.into(),
+            current_revision: None,
+        }
+    }
+
+    pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> StoreError {
+        StoreError::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        // A trigger refusing a change surfaces as a database error: report it as a conflict,
+        // since it means the row's status forbids the change.
+        if let sqlx::Error::Database(db) = &e {
+            let message = db.message();
+            if let Some(start) = message.find("charter: ") {
+                return StoreError::conflict(message[start + "charter: ".len()..].to_owned());
+            }
+            if db.is_unique_violation() {
+                return StoreError::conflict("already exists");
+            }
+        }
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> StoreError {
+        StoreError::Backend(format!("stored JSON unreadable: {e}"))
+    }
+}

@@ -1,0 +1,440 @@
+//! Everything Charter keeps, behind one [`Store`] trait with two real backends: SQLite
+//! (embedded, the default: a file in the data directory) and PostgreSQL (several nodes).
+//!
+//! Every change is one transaction that also appends its audit entry, so the audit log and the
+//! data can never disagree. Active and deprecated policies are immutable in the database too
+//! (triggers), and the audit log is append-only there as well. Every tenant-owned read and
+//! write takes a [`Principal`], so a query cannot forget whose data it touches.
+
+mod audit;
+mod error;
+mod ids;
+mod model;
+mod postgres;
+mod sqlite;
+
+use std::future::Future;
+
+use charter_core::policy::PolicyDefinition;
+use charter_core::rule::Rule;
+use charter_core::{AgentId, LineageId, RuleId, Scope, TenantId};
+use serde_json::Value;
+
+pub use audit::GENESIS;
+pub use error::StoreError;
+pub use ids::new_key_secret;
+pub use model::{
+    Activation, Actor, Agent, ApiKey, AuditEntry, Change, KeyScope, PolicyFilter, Principal,
+    StoredPolicy, Tenant, Verification,
+};
+pub use postgres::PgStore;
+pub use sqlite::{SqliteStore, Sync};
+
+/// A result of the store.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A change to a draft's definition; `None` keeps the field.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyEdit {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new description.
+    pub description: Option<String>,
+    /// A new scope (only while the lineage has never been active).
+    pub scope: Option<Scope>,
+    /// New rules, replacing all.
+    pub rules: Option<Vec<Rule>>,
+}
+
+/// Filters of the audit log; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// A chain: a tenant id, or `platform`. Ignored for tenant keys (always their own).
+    pub tenant_id: Option<String>,
+    /// One policy version.
+    pub policy_id: Option<String>,
+    /// One lineage.
+    pub lineage_id: Option<String>,
+    /// One action, e.g. `policy.activated`.
+    pub action: Option<String>,
+}
+
+/// Everything Charter keeps. Both backends pass one conformance suite.
+pub trait Store: Send + std::marker::Sync + 'static {
+    /// Creates a tenant (platform keys only).
+    fn create_tenant(
+        &self,
+        change: &Change,
+        id: &TenantId,
+        name: &str,
+    ) -> impl Future<Output = Result<Tenant>> + Send;
+    /// The tenants the principal sees.
+    fn list_tenants(
+        &self,
+        principal: &Principal,
+    ) -> impl Future<Output = Result<Vec<Tenant>>> + Send;
+    /// Registers an agent in a tenant.
+    fn create_agent(
+        &self,
+        change: &Change,
+        tenant: &TenantId,
+        id: &AgentId,
+        name: &str,
+        owner: Option<&str>,
+    ) -> impl Future<Output = Result<Agent>> + Send;
+    /// A tenant's agents.
+    fn list_agents(
+        &self,
+        principal: &Principal,
+        tenant: &str,
+    ) -> impl Future<Output = Result<Vec<Agent>>> + Send;
+    /// Stores a key (only its hash and last four characters) with its scopes.
+    fn create_key(
+        &self,
+        change: &Change,
+        name: &str,
+        tenant: Option<&TenantId>,
+        scopes: &[KeyScope],
+        secret: &str,
+    ) -> impl Future<Output = Result<ApiKey>> + Send;
+    /// The keys the principal sees (never their values).
+    fn list_keys(&self, principal: &Principal) -> impl Future<Output = Result<Vec<ApiKey>>> + Send;
+    /// How many keys exist (a fresh install has none and makes a bootstrap key).
+    fn count_keys(&self) -> impl Future<Output = Result<u64>> + Send;
+    /// Revokes a key, with immediate effect.
+    fn revoke_key(&self, change: &Change, id: &str) -> impl Future<Output = Result<ApiKey>> + Send;
+    /// The live (unrevoked) key whose whole text is `secret`.
+    fn authenticate(&self, secret: &str) -> impl Future<Output = Result<Option<ApiKey>>> + Send;
+    /// Creates a draft, version 1 of a new lineage (`imported` records `policy.imported`).
+    fn create_policy(
+        &self,
+        change: &Change,
+        definition: PolicyDefinition,
+        imported: bool,
+    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    /// One policy version the principal may see.
+    fn get_policy(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    /// The policies the principal may see, filtered.
+    fn list_policies(
+        &self,
+        principal: &Principal,
+        filter: &PolicyFilter,
+    ) -> impl Future<Output = Result<Vec<StoredPolicy>>> + Send;
+    /// Edits a draft (name, description, scope, rules), bumping its revision.
+    fn update_policy(
+        &self,
+        change: &Change,
+        id: &str,
+        edit: PolicyEdit,
+        if_revision: Option<u32>,
+    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    /// Adds a rule to a draft.
+    fn add_rule(
+        &self,
+        change: &Change,
+        id: &str,
+        rule: Rule,
+        if_revision: Option<u32>,
+    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    /// Removes a rule from a draft.
+    fn remove_rule(
+        &self,
+        change: &Change,
+        id: &str,
+        rule_id: &RuleId,
+        if_revision: Option<u32>,
+    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    /// Deletes a draft, recording its full definition in the audit log.
+    fn delete_policy(
+        &self,
+        change: &Change,
+        id: &str,
+        if_revision: Option<u32>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Stores a validation report against a draft's revision (what activation requires).
+    fn record_validation(
+        &self,
+        change: &Change,
+        id: &str,
+        revision: u32,
+        report: &Value,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Activates a draft; with `supersede`, deprecates the lineage's other active versions in
+    /// the same transaction.
+    fn activate(
+        &self,
+        change: &Change,
+        id: &str,
+        how: Activation,
+        if_revision: Option<u32>,
+    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    /// Deprecates an active policy.
+    fn deprecate(
+        &self,
+        change: &Change,
+        id: &str,
+    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    /// Clones any version: the next version of its lineage, or (with another scope) version 1
+    /// of a new lineage.
+    fn clone_policy(
+        &self,
+        change: &Change,
+        id: &str,
+        scope: Option<Scope>,
+        name: Option<String>,
+    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    /// A lineage's versions, oldest first.
+    fn versions(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> impl Future<Output = Result<(LineageId, Vec<StoredPolicy>)>> + Send;
+    /// Audit entries the principal may read, oldest first.
+    fn audit(
+        &self,
+        principal: &Principal,
+        filter: &AuditFilter,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;
+    /// Recomputes audit chains (the principal's own, one asked for, or all) and names the first
+    /// bad entry.
+    fn verify_audit(
+        &self,
+        principal: &Principal,
+        tenant: Option<&str>,
+    ) -> impl Future<Output = Result<Verification>> + Send;
+}
+
+/// Implements [`Store`] for a backend by calling its `ops` module: the operations are written
+/// once (`ops.rs`) and compiled per backend.
+macro_rules! store_impl {
+    ($store:ty, $ops:path) => {
+        impl Store for $store {
+            async fn create_tenant(
+                &self,
+                change: &Change,
+                id: &TenantId,
+                name: &str,
+            ) -> Result<Tenant> {
+                {
+                    use $ops as ops;
+                    ops::create_tenant(&self.pool, change, id, name).await
+                }
+            }
+            async fn list_tenants(&self, principal: &Principal) -> Result<Vec<Tenant>> {
+                {
+                    use $ops as ops;
+                    ops::list_tenants(&self.pool, principal).await
+                }
+            }
+            async fn create_agent(
+                &self,
+                change: &Change,
+                tenant: &TenantId,
+                id: &AgentId,
+                name: &str,
+                owner: Option<&str>,
+            ) -> Result<Agent> {
+                {
+                    use $ops as ops;
+                    ops::create_agent(&self.pool, change, tenant, id, name, owner).await
+                }
+            }
+            async fn list_agents(&self, principal: &Principal, tenant: &str) -> Result<Vec<Agent>> {
+                {
+                    use $ops as ops;
+                    ops::list_agents(&self.pool, principal, tenant).await
+                }
+            }
+            async fn create_key(
+                &self,
+                change: &Change,
+                name: &str,
+                tenant: Option<&TenantId>,
+                scopes: &[KeyScope],
+                secret: &str,
+            ) -> Result<ApiKey> {
+                {
+                    use $ops as ops;
+                    ops::create_key(&self.pool, change, name, tenant, scopes, secret).await
+                }
+            }
+            async fn list_keys(&self, principal: &Principal) -> Result<Vec<ApiKey>> {
+                {
+                    use $ops as ops;
+                    ops::list_keys(&self.pool, principal).await
+                }
+            }
+            async fn count_keys(&self) -> Result<u64> {
+                {
+                    use $ops as ops;
+                    ops::count_keys(&self.pool).await
+                }
+            }
+            async fn revoke_key(&self, change: &Change, id: &str) -> Result<ApiKey> {
+                {
+                    use $ops as ops;
+                    ops::revoke_key(&self.pool, change, id).await
+                }
+            }
+            async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>> {
+                {
+                    use $ops as ops;
+                    ops::authenticate(&self.pool, secret).await
+                }
+            }
+            async fn create_policy(
+                &self,
+                change: &Change,
+                definition: PolicyDefinition,
+                imported: bool,
+            ) -> Result<StoredPolicy> {
+                {
+                    use $ops as ops;
+                    ops::create_policy(&self.pool, change, definition, imported).await
+                }
+            }
+            async fn get_policy(&self, principal: &Principal, id: &str) -> Result<StoredPolicy> {
+                {
+                    use $ops as ops;
+                    ops::get_policy(&self.pool, principal, id).await
+                }
+            }
+            async fn list_policies(
+                &self,
+                principal: &Principal,
+                filter: &PolicyFilter,
+            ) -> Result<Vec<StoredPolicy>> {
+                {
+                    use $ops as ops;
+                    ops::list_policies(&self.pool, principal, filter).await
+                }
+            }
+            async fn update_policy(
+                &self,
+                change: &Change,
+                id: &str,
+                edit: PolicyEdit,
+                if_revision: Option<u32>,
+            ) -> Result<StoredPolicy> {
+                {
+                    use $ops as ops;
+                    ops::update_policy(&self.pool, change, id, edit, if_revision).await
+                }
+            }
+            async fn add_rule(
+                &self,
+                change: &Change,
+                id: &str,
+                rule: Rule,
+                if_revision: Option<u32>,
+            ) -> Result<StoredPolicy> {
+                {
+                    use $ops as ops;
+                    ops::add_rule(&self.pool, change, id, rule, if_revision).await
+                }
+            }
+            async fn remove_rule(
+                &self,
+                change: &Change,
+                id: &str,
+                rule_id: &RuleId,
+                if_revision: Option<u32>,
+            ) -> Result<StoredPolicy> {
+                {
+                    use $ops as ops;
+                    ops::remove_rule(&self.pool, change, id, rule_id, if_revision).await
+                }
+            }
+            async fn delete_policy(
+                &self,
+                change: &Change,
+                id: &str,
+                if_revision: Option<u32>,
+            ) -> Result<()> {
+                {
+                    use $ops as ops;
+                    ops::delete_policy(&self.pool, change, id, if_revision).await
+                }
+            }
+            async fn record_validation(
+                &self,
+                change: &Change,
+                id: &str,
+                revision: u32,
+                report: &Value,
+            ) -> Result<()> {
+                {
+                    use $ops as ops;
+                    ops::record_validation(&self.pool, change, id, revision, report).await
+                }
+            }
+            async fn activate(
+                &self,
+                change: &Change,
+                id: &str,
+                how: Activation,
+                if_revision: Option<u32>,
+            ) -> Result<StoredPolicy> {
+                {
+                    use $ops as ops;
+                    ops::activate(&self.pool, change, id, how, if_revision).await
+                }
+            }
+            async fn deprecate(&self, change: &Change, id: &str) -> Result<StoredPolicy> {
+                {
+                    use $ops as ops;
+                    ops::deprecate(&self.pool, change, id).await
+                }
+            }
+            async fn clone_policy(
+                &self,
+                change: &Change,
+                id: &str,
+                scope: Option<Scope>,
+                name: Option<String>,
+            ) -> Result<StoredPolicy> {
+                {
+                    use $ops as ops;
+                    ops::clone_policy(&self.pool, change, id, scope, name).await
+                }
+            }
+            async fn versions(
+                &self,
+                principal: &Principal,
+                id: &str,
+            ) -> Result<(LineageId, Vec<StoredPolicy>)> {
+                {
+                    use $ops as ops;
+                    ops::versions(&self.pool, principal, id).await
+                }
+            }
+            async fn audit(
+                &self,
+                principal: &Principal,
+                filter: &AuditFilter,
+            ) -> Result<Vec<AuditEntry>> {
+                {
+                    use $ops as ops;
+                    ops::audit_list(&self.pool, principal, filter).await
+                }
+            }
+            async fn verify_audit(
+                &self,
+                principal: &Principal,
+                tenant: Option<&str>,
+            ) -> Result<Verification> {
+                {
+                    use $ops as ops;
+                    ops::audit_verify(&self.pool, principal, tenant).await
+                }
+            }
+        }
+    };
+}
+
+store_impl!(SqliteStore, crate::sqlite::ops);
+store_impl!(PgStore, crate::postgres::ops);

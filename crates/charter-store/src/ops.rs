@@ -1,0 +1,1254 @@
+//! The store's operations, written once for both backends: this file is compiled twice, as
+//! `sqlite::ops` and `postgres::ops`, each parent module supplying `Db`, `begin` and the few
+//! SQL fragments that differ. Placeholders are `$1, $2, ...` in order of first use, which both
+//! SQLite and PostgreSQL read the same way.
+
+use charter_core::policy::{Policy, PolicyDefinition, Status};
+use charter_core::rule::{Rule, check_unique_ids};
+use charter_core::{LineageId, PolicyId, RuleId, Scope, TenantId};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Pool, Row, Transaction};
+
+use super::{Db, FOR_UPDATE, begin};
+use crate::audit::{self, GENESIS, Hashed};
+use crate::error::StoreError;
+use crate::ids;
+use crate::model::{
+    Activation, Actor, Agent, ApiKey, AuditEntry, Change, KeyScope, PolicyFilter, Principal,
+    StoredPolicy, Tenant, Verification,
+};
+use crate::{AuditFilter, PolicyEdit};
+
+type Result<T> = std::result::Result<T, StoreError>;
+type Tx = Transaction<'static, Db>;
+
+const POLICY_COLUMNS: &str = "id, lineage_id, version, tenant_id, scope, status, revision, name, \
+     description, rules, cloned_from, created_at, created_by, activated_at, deprecated_at";
+
+fn ms(at: Timestamp) -> i64 {
+    at.as_millisecond()
+}
+
+fn time(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Backend(format!("bad time {ms}: {e}")))
+}
+
+fn to_u32(v: i64, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| StoreError::Backend(format!("{what} out of range: {v}")))
+}
+
+// ---------------------------------------------------------------- audit
+
+/// Appends one entry to the chain of `tenant` (`None`: the platform chain), inside `tx`.
+async fn append(
+    tx: &mut Tx,
+    tenant: Option<&str>,
+    change: &Change,
+    action: &str,
+    policy: Option<(&str, &str, u32)>,
+    details: &Value,
+) -> Result<()> {
+    let chain = tenant.unwrap_or("");
+    // The head row serialises appends to one chain (a row lock on PostgreSQL; SQLite
+    // transactions are already serial).
+    sqlx::query("INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING")
+        .bind(chain)
+        .bind(GENESIS)
+        .execute(&mut **tx)
+        .await?;
+    let head = sqlx::query(AssertSqlSafe(format!(
+        "SELECT seq, hash FROM audit_heads WHERE chain = $1{FOR_UPDATE}"
+    )))
+    .bind(chain)
+    .fetch_one(&mut **tx)
+    .await?;
+    let prev_seq: i64 = head.try_get("seq")?;
+    let prev_hash: String = head.try_get("hash")?;
+    let seq =
+        u64::try_from(prev_seq + 1).map_err(|_| StoreError::Backend("bad audit seq".into()))?;
+    let details = serde_json::to_string(details)?;
+    let (policy_id, lineage_id, version) = match policy {
+        Some((p, l, v)) => (Some(p), Some(l), Some(v)),
+        None => (None, None, None),
+    };
+    let hash = audit::hash(
+        &prev_hash,
+        &Hashed {
+            seq,
+            at_ms: ms(change.at),
+            tenant_id: tenant,
+            actor_key_id: &change.actor.key_id,
+            actor_name: &change.actor.name,
+            action,
+            policy_id,
+            lineage_id,
+            version,
+            details: &details,
+        },
+    );
+    sqlx::query(
+        "INSERT INTO audit_log (chain, seq, at, tenant_id, actor_key_id, actor_name, action, \
+         policy_id, lineage_id, version, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(chain)
+    .bind(prev_seq + 1)
+    .bind(ms(change.at))
+    .bind(tenant)
+    .bind(&change.actor.key_id)
+    .bind(&change.actor.name)
+    .bind(action)
+    .bind(policy_id)
+    .bind(lineage_id)
+    .bind(version.map(i64::from))
+    .bind(&details)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE chain = $3")
+        .bind(prev_seq + 1)
+        .bind(&hash)
+        .bind(chain)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn audit_entry(row: &<Db as sqlx::Database>::Row) -> Result<(AuditEntry, String)> {
+    let details: String = row.try_get("details")?;
+    let version: Option<i64> = row.try_get("version")?;
+    let seq: i64 = row.try_get("seq")?;
+    let entry = AuditEntry {
+        seq: u64::try_from(seq).map_err(|_| StoreError::Backend("bad seq".into()))?,
+        at: time(row.try_get("at")?)?,
+        tenant_id: row.try_get("tenant_id")?,
+        actor: Actor {
+            key_id: row.try_get("actor_key_id")?,
+            name: row.try_get("actor_name")?,
+        },
+        action: row.try_get("action")?,
+        policy_id: row.try_get("policy_id")?,
+        lineage_id: row.try_get("lineage_id")?,
+        version: version.map(|v| to_u32(v, "version")).transpose()?,
+        details: serde_json::from_str(&details).unwrap_or(Value::Null),
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    };
+    Ok((entry, details))
+}
+
+/// The chain a principal reads: its own for a tenant key; for a platform key the one asked
+/// for (`Some(None)`: the platform chain), or every chain.
+fn chains_for(principal: &Principal, tenant: Option<&str>) -> Option<String> {
+    match (principal, tenant) {
+        (Principal::Tenant(own), _) => Some(own.as_str().to_owned()),
+        (Principal::Platform, Some("platform")) => Some(String::new()),
+        (Principal::Platform, Some(t)) => Some(t.to_owned()),
+        (Principal::Platform, None) => None,
+    }
+}
+
+pub(crate) async fn audit_list(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &AuditFilter,
+) -> Result<Vec<AuditEntry>> {
+    let chain = chains_for(principal, filter.tenant_id.as_deref());
+    let rows = sqlx::query(
+        "SELECT * FROM audit_log WHERE ($1 IS NULL OR chain = $1) \
+         AND ($2 IS NULL OR policy_id = $2) AND ($3 IS NULL OR lineage_id = $3) \
+         AND ($4 IS NULL OR action = $4) ORDER BY at, chain, seq",
+    )
+    .bind(chain)
+    .bind(filter.policy_id.as_deref())
+    .bind(filter.lineage_id.as_deref())
+    .bind(filter.action.as_deref())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| audit_entry(r).map(|(e, _)| e))
+        .collect()
+}
+
+pub(crate) async fn audit_verify(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    tenant: Option<&str>,
+) -> Result<Verification> {
+    let chain = chains_for(principal, tenant);
+    let rows =
+        sqlx::query("SELECT * FROM audit_log WHERE ($1 IS NULL OR chain = $1) ORDER BY chain, seq")
+            .bind(chain)
+            .fetch_all(pool)
+            .await?;
+    let mut entries: Vec<(String, AuditEntry, String)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let chain: String = row.try_get("chain")?;
+        let (entry, details) = audit_entry(row)?;
+        entries.push((chain, entry, details));
+    }
+    let total = entries.len() as u64;
+    let mut start = 0;
+    while start < entries.len() {
+        let chain = entries[start].0.clone();
+        let end = entries[start..]
+            .iter()
+            .position(|(c, _, _)| *c != chain)
+            .map_or(entries.len(), |n| start + n);
+        let one: Vec<(AuditEntry, String)> = entries[start..end]
+            .iter()
+            .map(|(_, e, d)| (e.clone(), d.clone()))
+            .collect();
+        if let Some(first_bad_seq) = audit::first_bad(&one) {
+            return Ok(Verification::Broken {
+                ok: false,
+                tenant_id: (!chain.is_empty()).then_some(chain),
+                first_bad_seq,
+            });
+        }
+        start = end;
+    }
+    Ok(Verification::Ok {
+        ok: true,
+        entries: total,
+    })
+}
+
+// ---------------------------------------------------------------- tenants, agents, keys
+
+fn tenant_row(row: &<Db as sqlx::Database>::Row) -> Result<Tenant> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: time(row.try_get("created_at")?)?,
+    })
+}
+
+pub(crate) async fn create_tenant(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &TenantId,
+    name: &str,
+) -> Result<Tenant> {
+    if change.principal != Principal::Platform {
+        return Err(StoreError::Forbidden(
+            "only platform keys create tenants".into(),
+        ));
+    }
+    if id.as_str() == "platform" {
+        return Err(StoreError::invalid(
+            "id",
+            "`platform` names the platform's audit chain",
+        ));
+    }
+    check_text("name", name)?;
+    let mut tx = begin(pool).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id.as_str())
+    .bind(name)
+    .bind(ms(change.at))
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::conflict(format!("tenant {id} already exists")));
+    }
+    append(
+        &mut tx,
+        None,
+        change,
+        "tenant.created",
+        None,
+        &json!({"tenant_id": id, "name": name}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Tenant {
+        id: id.to_string(),
+        name: name.to_owned(),
+        created_at: change.at,
+    })
+}
+
+pub(crate) async fn list_tenants(pool: &Pool<Db>, principal: &Principal) -> Result<Vec<Tenant>> {
+    let rows = sqlx::query("SELECT * FROM tenants WHERE ($1 IS NULL OR id = $1) ORDER BY id")
+        .bind(principal.tenant().map(TenantId::as_str))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(tenant_row).collect()
+}
+
+/// Checks that `tenant` exists and that the principal may see it; otherwise the answer is the
+/// same as for a tenant that exists nowhere.
+async fn visible_tenant(
+    tx: &mut Tx,
+    principal: &Principal,
+    tenant: &str,
+    path: &str,
+) -> Result<()> {
+    let exists = sqlx::query("SELECT 1 AS one FROM tenants WHERE id = $1")
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if exists && principal.sees(Some(tenant)) {
+        Ok(())
+    } else {
+        Err(StoreError::invalid(path, format!("no tenant `{tenant}`")))
+    }
+}
+
+fn check_text(path: &str, text: &str) -> Result<()> {
+    if text.trim().is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) {
+        return Err(StoreError::invalid(
+            path,
+            "must be 1 to 200 characters, not blank, no control characters",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) async fn create_agent(
+    pool: &Pool<Db>,
+    change: &Change,
+    tenant: &TenantId,
+    id: &charter_core::AgentId,
+    name: &str,
+    owner: Option<&str>,
+) -> Result<Agent> {
+    if !change.principal.sees(Some(tenant.as_str())) {
+        return Err(StoreError::not_found(format!("tenant {tenant}")));
+    }
+    check_text("name", name)?;
+    if let Some(owner) = owner {
+        check_text("owner", owner)?;
+    }
+    let mut tx = begin(pool).await?;
+    let exists = sqlx::query("SELECT 1 AS one FROM tenants WHERE id = $1")
+        .bind(tenant.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+    if !exists {
+        return Err(StoreError::not_found(format!("tenant {tenant}")));
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO agents (tenant_id, id, name, owner, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (tenant_id, id) DO NOTHING",
+    )
+    .bind(tenant.as_str())
+    .bind(id.as_str())
+    .bind(name)
+    .bind(owner)
+    .bind(ms(change.at))
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::conflict(format!("agent {id} already exists")));
+    }
+    append(
+        &mut tx,
+        Some(tenant.as_str()),
+        change,
+        "agent.created",
+        None,
+        &json!({"agent_id": id, "name": name, "owner": owner}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Agent {
+        tenant_id: tenant.to_string(),
+        id: id.to_string(),
+        name: name.to_owned(),
+        owner: owner.map(str::to_owned),
+        created_at: change.at,
+    })
+}
+
+pub(crate) async fn list_agents(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    tenant: &str,
+) -> Result<Vec<Agent>> {
+    if !principal.sees(Some(tenant)) {
+        return Err(StoreError::not_found(format!("tenant {tenant}")));
+    }
+    let rows = sqlx::query("SELECT * FROM agents WHERE tenant_id = $1 ORDER BY id")
+        .bind(tenant)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Agent {
+                tenant_id: row.try_get("tenant_id")?,
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                owner: row.try_get("owner")?,
+                created_at: time(row.try_get("created_at")?)?,
+            })
+        })
+        .collect()
+}
+
+fn key_row(row: &<Db as sqlx::Database>::Row) -> Result<ApiKey> {
+    let scopes: String = row.try_get("scopes")?;
+    let calls: i64 = row.try_get("calls")?;
+    let last_used: Option<i64> = row.try_get("last_used_at")?;
+    let revoked: Option<i64> = row.try_get("revoked_at")?;
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        tenant_id: row.try_get("tenant_id")?,
+        scopes: scopes.split(',').filter_map(KeyScope::from_name).collect(),
+        last4: row.try_get("last4")?,
+        calls: u64::try_from(calls).unwrap_or(0),
+        last_used_at: last_used.map(time).transpose()?,
+        created_at: time(row.try_get("created_at")?)?,
+        revoked_at: revoked.map(time).transpose()?,
+    })
+}
+
+pub(crate) async fn create_key(
+    pool: &Pool<Db>,
+    change: &Change,
+    name: &str,
+    tenant: Option<&TenantId>,
+    scopes: &[KeyScope],
+    secret: &str,
+) -> Result<ApiKey> {
+    check_text("name", name)?;
+    if !(20..=256).contains(&secret.len()) || !secret.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Err(StoreError::invalid(
+            "key",
+            "a key is 20 to 256 printable ASCII characters",
+        ));
+    }
+    if scopes.is_empty() {
+        return Err(StoreError::invalid(
+            "scopes",
+            "a key needs at least one scope",
+        ));
+    }
+    match (&change.principal, tenant) {
+        (Principal::Tenant(_), None) => {
+            return Err(StoreError::Forbidden(
+                "only platform keys create platform keys".into(),
+            ));
+        }
+        (Principal::Tenant(own), Some(t)) if own != t => {
+            return Err(StoreError::invalid("tenant_id", format!("no tenant `{t}`")));
+        }
+        _ => {}
+    }
+    let mut scopes = scopes.to_vec();
+    scopes.sort_unstable();
+    scopes.dedup();
+    let scope_text = scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let id = ids::new("key");
+    let last4: String = secret
+        .chars()
+        .skip(secret.chars().count().saturating_sub(4))
+        .collect();
+    let mut tx = begin(pool).await?;
+    if let Some(t) = tenant {
+        visible_tenant(&mut tx, &change.principal, t.as_str(), "tenant_id").await?;
+    }
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, name, secret_hash, last4, scopes, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(tenant.map(TenantId::as_str))
+    .bind(name)
+    .bind(audit::sha256_hex(secret))
+    .bind(&last4)
+    .bind(&scope_text)
+    .bind(ms(change.at))
+    .execute(&mut *tx)
+    .await?;
+    append(
+        &mut tx,
+        tenant.map(TenantId::as_str),
+        change,
+        "key.created",
+        None,
+        &json!({"key_id": id, "name": name, "scopes": scopes, "last4": last4}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ApiKey {
+        id,
+        name: name.to_owned(),
+        tenant_id: tenant.map(ToString::to_string),
+        scopes,
+        last4,
+        calls: 0,
+        last_used_at: None,
+        created_at: change.at,
+        revoked_at: None,
+    })
+}
+
+pub(crate) async fn list_keys(pool: &Pool<Db>, principal: &Principal) -> Result<Vec<ApiKey>> {
+    let rows = sqlx::query(
+        "SELECT * FROM api_keys WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created_at, id",
+    )
+    .bind(principal.tenant().map(TenantId::as_str))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(key_row).collect()
+}
+
+pub(crate) async fn count_keys(pool: &Pool<Db>) -> Result<u64> {
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM api_keys")
+        .fetch_one(pool)
+        .await?
+        .try_get("n")?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(crate) async fn revoke_key(pool: &Pool<Db>, change: &Change, id: &str) -> Result<ApiKey> {
+    let mut tx = begin(pool).await?;
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT * FROM api_keys WHERE id = $1{FOR_UPDATE}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let key = match row {
+        Some(row) => key_row(&row)?,
+        None => return Err(StoreError::not_found(format!("key {id}"))),
+    };
+    if !change.principal.sees(key.tenant_id.as_deref()) {
+        return Err(StoreError::not_found(format!("key {id}")));
+    }
+    if key.revoked_at.is_some() {
+        return Err(StoreError::conflict(format!("key {id} is already revoked")));
+    }
+    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
+        .bind(ms(change.at))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    append(
+        &mut tx,
+        key.tenant_id.as_deref(),
+        change,
+        "key.revoked",
+        None,
+        &json!({"key_id": id}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ApiKey {
+        revoked_at: Some(change.at),
+        ..key
+    })
+}
+
+/// The live key whose whole text is `secret`, if any.
+pub(crate) async fn authenticate(pool: &Pool<Db>, secret: &str) -> Result<Option<ApiKey>> {
+    let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL")
+        .bind(audit::sha256_hex(secret))
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(key_row).transpose()
+}
+
+// ---------------------------------------------------------------- policies
+
+fn policy_row(row: &<Db as sqlx::Database>::Row) -> Result<StoredPolicy> {
+    let scope: String = row.try_get("scope")?;
+    let rules: String = row.try_get("rules")?;
+    let status: String = row.try_get("status")?;
+    let status = match status.as_str() {
+        "draft" => Status::Draft,
+        "active" => Status::Active,
+        "deprecated" => Status::Deprecated,
+        other => return Err(StoreError::Backend(format!("unknown status {other}"))),
+    };
+    let id: String = row.try_get("id")?;
+    let lineage: String = row.try_get("lineage_id")?;
+    let cloned_from: Option<String> = row.try_get("cloned_from")?;
+    let activated: Option<i64> = row.try_get("activated_at")?;
+    let deprecated: Option<i64> = row.try_get("deprecated_at")?;
+    let bad_id = |e: charter_core::ids::IdError| StoreError::Backend(format!("stored id: {e}"));
+    let policy = Policy {
+        id: PolicyId::new(id).map_err(bad_id)?,
+        lineage_id: LineageId::new(lineage).map_err(bad_id)?,
+        version: to_u32(row.try_get("version")?, "version")?,
+        status,
+        revision: to_u32(row.try_get("revision")?, "revision")?,
+        definition: PolicyDefinition {
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            scope: serde_json::from_str(&scope)?,
+            rules: serde_json::from_str(&rules)?,
+        },
+        cloned_from: cloned_from.map(PolicyId::new).transpose().map_err(bad_id)?,
+        created_at: time(row.try_get("created_at")?)?,
+        created_by: row.try_get("created_by")?,
+        activated_at: activated.map(time).transpose()?,
+        deprecated_at: deprecated.map(time).transpose()?,
+    };
+    Ok(StoredPolicy {
+        policy,
+        tenant_id: row.try_get("tenant_id")?,
+    })
+}
+
+/// Checks that the principal may author a policy in `scope`, and that its tenant and agent
+/// exist; paths name the scope field at fault.
+async fn check_scope(tx: &mut Tx, principal: &Principal, scope: &Scope) -> Result<()> {
+    match scope {
+        Scope::Platform => {
+            if *principal != Principal::Platform {
+                return Err(StoreError::Forbidden(
+                    "only platform keys author platform policies".into(),
+                ));
+            }
+        }
+        Scope::Tenant { tenant_id } => {
+            visible_tenant(tx, principal, tenant_id.as_str(), "scope.tenant_id").await?;
+        }
+        Scope::Agent {
+            tenant_id,
+            agent_id,
+        } => {
+            visible_tenant(tx, principal, tenant_id.as_str(), "scope.tenant_id").await?;
+            let exists =
+                sqlx::query("SELECT 1 AS one FROM agents WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id.as_str())
+                    .bind(agent_id.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .is_some();
+            if !exists {
+                return Err(StoreError::invalid(
+                    "scope.agent_id",
+                    format!("no agent `{agent_id}` in tenant `{tenant_id}`"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn policy_ref(p: &Policy) -> (&str, &str, u32) {
+    (p.id.as_str(), p.lineage_id.as_str(), p.version)
+}
+
+fn definition_json(d: &PolicyDefinition) -> Value {
+    json!({"name": d.name, "description": d.description, "scope": d.scope, "rules": d.rules})
+}
+
+async fn insert_policy(tx: &mut Tx, stored: &StoredPolicy, change: &Change) -> Result<()> {
+    let p = &stored.policy;
+    sqlx::query(
+        "INSERT INTO policies (id, lineage_id, version, tenant_id, scope, status, revision, name, \
+         description, rules, cloned_from, created_at, created_by, updated_at, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(p.id.as_str())
+    .bind(p.lineage_id.as_str())
+    .bind(i64::from(p.version))
+    .bind(stored.tenant_id.as_deref())
+    .bind(serde_json::to_string(&p.definition.scope)?)
+    .bind(p.status.as_str())
+    .bind(i64::from(p.revision))
+    .bind(&p.definition.name)
+    .bind(&p.definition.description)
+    .bind(serde_json::to_string(&p.definition.rules)?)
+    .bind(p.cloned_from.as_ref().map(PolicyId::as_str))
+    .bind(ms(change.at))
+    .bind(&change.actor.key_id)
+    .bind(ms(change.at))
+    .bind(&change.actor.key_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn new_draft(
+    definition: PolicyDefinition,
+    lineage: LineageId,
+    version: u32,
+    cloned_from: Option<PolicyId>,
+    change: &Change,
+) -> Result<StoredPolicy> {
+    let id = PolicyId::new(ids::new("pol")).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let tenant_id = definition.scope.tenant_id().map(ToString::to_string);
+    let mut policy = Policy::draft(id, lineage, definition, change.at);
+    policy.version = version;
+    policy.cloned_from = cloned_from;
+    policy.created_by.clone_from(&change.actor.key_id);
+    Ok(StoredPolicy { policy, tenant_id })
+}
+
+fn new_lineage() -> Result<LineageId> {
+    LineageId::new(ids::new("lin")).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+pub(crate) async fn create_policy(
+    pool: &Pool<Db>,
+    change: &Change,
+    definition: PolicyDefinition,
+    imported: bool,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    check_scope(&mut tx, &change.principal, &definition.scope).await?;
+    let stored = new_draft(definition, new_lineage()?, 1, None, change)?;
+    insert_policy(&mut tx, &stored, change).await?;
+    let action = if imported {
+        "policy.imported"
+    } else {
+        "policy.created"
+    };
+    append(
+        &mut tx,
+        stored.tenant_id.as_deref(),
+        change,
+        action,
+        Some(policy_ref(&stored.policy)),
+        &json!({"definition": definition_json(&stored.policy.definition)}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// Reads a policy the principal may see (a tenant key also sees platform policies).
+pub(crate) async fn get_policy(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    id: &str,
+) -> Result<StoredPolicy> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let stored = match row {
+        Some(row) => policy_row(&row)?,
+        None => return Err(StoreError::not_found(format!("policy {id}"))),
+    };
+    if stored.tenant_id.is_none() || principal.sees(stored.tenant_id.as_deref()) {
+        Ok(stored)
+    } else {
+        Err(StoreError::not_found(format!("policy {id}")))
+    }
+}
+
+pub(crate) async fn list_policies(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &PolicyFilter,
+) -> Result<Vec<StoredPolicy>> {
+    // A tenant key lists its own tenant's policies and the platform's.
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies \
+         WHERE ($1 IS NULL OR tenant_id = $1 OR tenant_id IS NULL) \
+         AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR tenant_id = $3) \
+         ORDER BY created_at, id"
+    )))
+    .bind(principal.tenant().map(TenantId::as_str))
+    .bind(filter.status.map(Status::as_str))
+    .bind(filter.tenant_id.as_deref())
+    .fetch_all(pool)
+    .await?;
+    let q = filter.q.as_ref().map(|q| q.to_lowercase());
+    let mut out = Vec::new();
+    for row in &rows {
+        let stored = policy_row(row)?;
+        let scope = stored.policy.scope();
+        if filter
+            .scope_type
+            .as_deref()
+            .is_some_and(|t| t != scope.type_name())
+        {
+            continue;
+        }
+        if let Some(agent) = &filter.agent_id
+            && !matches!(scope, Scope::Agent { agent_id, .. } if agent_id.as_str() == agent)
+        {
+            continue;
+        }
+        if let Some(q) = &q
+            && !stored.policy.name().to_lowercase().contains(q.as_str())
+        {
+            continue;
+        }
+        out.push(stored);
+    }
+    Ok(out)
+}
+
+/// Locks a policy the principal may change, for the rest of `tx`.
+async fn lock_policy(tx: &mut Tx, principal: &Principal, id: &str) -> Result<StoredPolicy> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE id = $1{FOR_UPDATE}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let stored = match row {
+        Some(row) => policy_row(&row)?,
+        None => return Err(StoreError::not_found(format!("policy {id}"))),
+    };
+    match (&stored.tenant_id, principal) {
+        (None, Principal::Tenant(_)) => Err(StoreError::Forbidden(
+            "platform policies can be changed only with a platform key".into(),
+        )),
+        (Some(t), _) if !principal.sees(Some(t)) => {
+            Err(StoreError::not_found(format!("policy {id}")))
+        }
+        _ => Ok(stored),
+    }
+}
+
+fn check_revision(stored: &StoredPolicy, if_revision: Option<u32>) -> Result<()> {
+    match if_revision {
+        Some(expected) if expected != stored.policy.revision => Err(StoreError::Conflict {
+            message: format!(
+                "policy {} is at revision {}, not {expected}",
+                stored.policy.id, stored.policy.revision
+            ),
+            current_revision: Some(stored.policy.revision),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn require_status(stored: &StoredPolicy, wanted: Status, doing: &str) -> Result<()> {
+    if stored.policy.status == wanted {
+        Ok(())
+    } else {
+        Err(StoreError::conflict(format!(
+            "cannot {doing} policy {}: it is {}, and only {} policies can be",
+            stored.policy.id,
+            stored.policy.status.as_str(),
+            wanted.as_str()
+        )))
+    }
+}
+
+async fn lineage_was_active(tx: &mut Tx, lineage: &str) -> Result<bool> {
+    Ok(sqlx::query(
+        "SELECT 1 AS one FROM policies WHERE lineage_id = $1 AND activated_at IS NOT NULL",
+    )
+    .bind(lineage)
+    .fetch_optional(&mut **tx)
+    .await?
+    .is_some())
+}
+
+/// Writes a draft's new definition, bumping its revision, and records before and after.
+async fn rewrite_draft(
+    mut tx: Tx,
+    change: &Change,
+    before: StoredPolicy,
+    definition: PolicyDefinition,
+) -> Result<StoredPolicy> {
+    let revision = before.policy.revision + 1;
+    let tenant_id = definition.scope.tenant_id().map(ToString::to_string);
+    let updated = sqlx::query(
+        "UPDATE policies SET tenant_id = $1, scope = $2, name = $3, description = $4, rules = $5, \
+         revision = $6, updated_at = $7, updated_by = $8 \
+         WHERE id = $9 AND status = 'draft' AND revision = $10",
+    )
+    .bind(tenant_id.as_deref())
+    .bind(serde_json::to_string(&definition.scope)?)
+    .bind(&definition.name)
+    .bind(&definition.description)
+    .bind(serde_json::to_string(&definition.rules)?)
+    .bind(i64::from(revision))
+    .bind(ms(change.at))
+    .bind(&change.actor.key_id)
+    .bind(before.policy.id.as_str())
+    .bind(i64::from(before.policy.revision))
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::conflict("the policy changed meanwhile; retry"));
+    }
+    let mut after = before.clone();
+    after.policy.definition = definition;
+    after.policy.revision = revision;
+    after.tenant_id = tenant_id;
+    // A scope move between tenants is recorded in the chain the policy now belongs to.
+    append(
+        &mut tx,
+        after.tenant_id.as_deref(),
+        change,
+        "policy.updated",
+        Some(policy_ref(&after.policy)),
+        &json!({
+            "revision": revision,
+            "before": definition_json(&before.policy.definition),
+            "after": definition_json(&after.policy.definition),
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+pub(crate) async fn update_policy(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    edit: PolicyEdit,
+    if_revision: Option<u32>,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    let before = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&before, Status::Draft, "edit")?;
+    check_revision(&before, if_revision)?;
+    let mut definition = before.policy.definition.clone();
+    if let Some(name) = edit.name {
+        PolicyDefinition::check_name(&name).map_err(|e| StoreError::invalid(e.path, e.message))?;
+        definition.name = name;
+    }
+    if let Some(description) = edit.description {
+        PolicyDefinition::check_description(&description)
+            .map_err(|e| StoreError::invalid(e.path, e.message))?;
+        definition.description = description;
+    }
+    if let Some(scope) = edit.scope
+        && scope != definition.scope
+    {
+        if lineage_was_active(&mut tx, before.policy.lineage_id.as_str()).await? {
+            return Err(StoreError::conflict(
+                "the scope of a lineage that has had an active version is fixed: clone into the new scope instead",
+            ));
+        }
+        check_scope(&mut tx, &change.principal, &scope).await?;
+        definition.scope = scope;
+    }
+    if let Some(rules) = edit.rules {
+        definition.rules = rules;
+    }
+    rewrite_draft(tx, change, before, definition).await
+}
+
+pub(crate) async fn add_rule(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    rule: Rule,
+    if_revision: Option<u32>,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    let before = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&before, Status::Draft, "edit")?;
+    check_revision(&before, if_revision)?;
+    let mut definition = before.policy.definition.clone();
+    if definition.rules.len() >= charter_core::rule::MAX_RULES {
+        return Err(StoreError::invalid(
+            "",
+            "the policy already holds the most rules allowed",
+        ));
+    }
+    if definition.rules.iter().any(|r| r.id == rule.id) {
+        return Err(StoreError::conflict(format!(
+            "rule id `{}` is already used in this policy",
+            rule.id
+        )));
+    }
+    definition.rules.push(rule);
+    check_unique_ids(&definition.rules, "rules")
+        .map_err(|e| StoreError::invalid(e.path, e.message))?;
+    rewrite_draft(tx, change, before, definition).await
+}
+
+pub(crate) async fn remove_rule(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    rule_id: &RuleId,
+    if_revision: Option<u32>,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    let before = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&before, Status::Draft, "edit")?;
+    check_revision(&before, if_revision)?;
+    let mut definition = before.policy.definition.clone();
+    let count = definition.rules.len();
+    definition.rules.retain(|r| &r.id != rule_id);
+    if definition.rules.len() == count {
+        return Err(StoreError::not_found(format!(
+            "rule {rule_id} in policy {id}"
+        )));
+    }
+    rewrite_draft(tx, change, before, definition).await
+}
+
+pub(crate) async fn delete_policy(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    if_revision: Option<u32>,
+) -> Result<()> {
+    let mut tx = begin(pool).await?;
+    let stored = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&stored, Status::Draft, "delete")?;
+    check_revision(&stored, if_revision)?;
+    sqlx::query("DELETE FROM policies WHERE id = $1 AND status = 'draft'")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM validations WHERE policy_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    // The full definition, so the draft can be re-created from the audit log.
+    append(
+        &mut tx,
+        stored.tenant_id.as_deref(),
+        change,
+        "policy.deleted",
+        Some(policy_ref(&stored.policy)),
+        &json!({"revision": stored.policy.revision, "definition": definition_json(&stored.policy.definition)}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn record_validation(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    revision: u32,
+    report: &Value,
+) -> Result<()> {
+    let mut tx = begin(pool).await?;
+    let stored = lock_policy(&mut tx, &change.principal, id).await?;
+    if stored.policy.revision != revision {
+        return Err(StoreError::Conflict {
+            message: format!(
+                "policy {id} is at revision {}, not {revision}",
+                stored.policy.revision
+            ),
+            current_revision: Some(stored.policy.revision),
+        });
+    }
+    sqlx::query(
+        "INSERT INTO validations (policy_id, revision, at, report) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (policy_id, revision) DO UPDATE SET at = excluded.at, report = excluded.report",
+    )
+    .bind(id)
+    .bind(i64::from(revision))
+    .bind(ms(change.at))
+    .bind(serde_json::to_string(report)?)
+    .execute(&mut *tx)
+    .await?;
+    append(
+        &mut tx,
+        stored.tenant_id.as_deref(),
+        change,
+        "policy.validated",
+        Some(policy_ref(&stored.policy)),
+        &json!({"revision": revision}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn activate(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    how: Activation,
+    if_revision: Option<u32>,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    let stored = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&stored, Status::Draft, "activate")?;
+    check_revision(&stored, if_revision)?;
+    let validated =
+        sqlx::query("SELECT 1 AS one FROM validations WHERE policy_id = $1 AND revision = $2")
+            .bind(id)
+            .bind(i64::from(stored.policy.revision))
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+    if !validated && !how.force {
+        return Err(StoreError::ValidationRequired {
+            revision: stored.policy.revision,
+        });
+    }
+    let mut superseded = Vec::new();
+    if how.supersede {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {POLICY_COLUMNS} FROM policies WHERE lineage_id = $1 AND status = 'active' AND id <> $2 ORDER BY version{FOR_UPDATE}"
+        )))
+        .bind(stored.policy.lineage_id.as_str())
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            let old = policy_row(row)?;
+            mark_deprecated(&mut tx, change, &old, Some(id)).await?;
+            superseded.push(old.policy.id.to_string());
+        }
+    }
+    let updated = sqlx::query(
+        "UPDATE policies SET status = 'active', activated_at = $1, activated_by = $2 \
+         WHERE id = $3 AND status = 'draft' AND revision = $4",
+    )
+    .bind(ms(change.at))
+    .bind(&change.actor.key_id)
+    .bind(id)
+    .bind(i64::from(stored.policy.revision))
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::conflict("the policy changed meanwhile; retry"));
+    }
+    append(
+        &mut tx,
+        stored.tenant_id.as_deref(),
+        change,
+        "policy.activated",
+        Some(policy_ref(&stored.policy)),
+        &json!({"revision": stored.policy.revision, "force": how.force, "validated": validated, "superseded": superseded}),
+    )
+    .await?;
+    tx.commit().await?;
+    let mut active = stored;
+    active.policy.status = Status::Active;
+    active.policy.activated_at = Some(change.at);
+    Ok(active)
+}
+
+async fn mark_deprecated(
+    tx: &mut Tx,
+    change: &Change,
+    stored: &StoredPolicy,
+    superseded_by: Option<&str>,
+) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE policies SET status = 'deprecated', deprecated_at = $1, deprecated_by = $2 \
+         WHERE id = $3 AND status = 'active'",
+    )
+    .bind(ms(change.at))
+    .bind(&change.actor.key_id)
+    .bind(stored.policy.id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::conflict("the policy changed meanwhile; retry"));
+    }
+    append(
+        tx,
+        stored.tenant_id.as_deref(),
+        change,
+        "policy.deprecated",
+        Some(policy_ref(&stored.policy)),
+        &json!({"superseded_by": superseded_by}),
+    )
+    .await
+}
+
+pub(crate) async fn deprecate(pool: &Pool<Db>, change: &Change, id: &str) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    let stored = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&stored, Status::Active, "deprecate")?;
+    mark_deprecated(&mut tx, change, &stored, None).await?;
+    tx.commit().await?;
+    let mut out = stored;
+    out.policy.status = Status::Deprecated;
+    out.policy.deprecated_at = Some(change.at);
+    Ok(out)
+}
+
+pub(crate) async fn clone_policy(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    scope: Option<Scope>,
+    name: Option<String>,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    // Reading suffices: cloning changes nothing of the source, and a tenant key may clone a
+    // platform policy into its own tenant.
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let source = match row {
+        Some(row) => policy_row(&row)?,
+        None => return Err(StoreError::not_found(format!("policy {id}"))),
+    };
+    if source.tenant_id.is_some() && !change.principal.sees(source.tenant_id.as_deref()) {
+        return Err(StoreError::not_found(format!("policy {id}")));
+    }
+    let mut definition = source.policy.definition.clone();
+    if let Some(name) = name {
+        PolicyDefinition::check_name(&name).map_err(|e| StoreError::invalid(e.path, e.message))?;
+        definition.name = name;
+    }
+    let new_scope = scope.filter(|s| *s != definition.scope);
+    let (lineage, version) = if let Some(scope) = new_scope {
+        definition.scope = scope;
+        (new_lineage()?, 1)
+    } else {
+        let max: i64 = sqlx::query("SELECT MAX(version) AS v FROM policies WHERE lineage_id = $1")
+            .bind(source.policy.lineage_id.as_str())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("v")?;
+        (
+            source.policy.lineage_id.clone(),
+            to_u32(max + 1, "version")?,
+        )
+    };
+    check_scope(&mut tx, &change.principal, &definition.scope).await?;
+    let stored = new_draft(
+        definition,
+        lineage,
+        version,
+        Some(source.policy.id.clone()),
+        change,
+    )?;
+    insert_policy(&mut tx, &stored, change).await?;
+    append(
+        &mut tx,
+        stored.tenant_id.as_deref(),
+        change,
+        "policy.cloned",
+        Some(policy_ref(&stored.policy)),
+        &json!({"cloned_from": source.policy.id, "from_version": source.policy.version}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+pub(crate) async fn versions(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    id: &str,
+) -> Result<(LineageId, Vec<StoredPolicy>)> {
+    let one = get_policy(pool, principal, id).await?;
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE lineage_id = $1 ORDER BY version"
+    )))
+    .bind(one.policy.lineage_id.as_str())
+    .fetch_all(pool)
+    .await?;
+    let items = rows.iter().map(policy_row).collect::<Result<Vec<_>>>()?;
+    Ok((one.policy.lineage_id, items))
+}

@@ -1,0 +1,57 @@
+//! The PostgreSQL backend: several nodes share one database; row locks (`FOR UPDATE`)
+//! serialise changes to one policy and to one audit chain.
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Pool, Postgres, Transaction};
+
+use crate::error::StoreError;
+
+#[path = "ops.rs"]
+#[allow(
+    clippy::duplicate_mod,
+    reason = "ops.rs is compiled once per backend, on purpose"
+)]
+pub(crate) mod ops;
+
+pub(crate) type Db = Postgres;
+pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
+
+pub(crate) async fn begin(pool: &Pool<Db>) -> Result<Transaction<'static, Db>, StoreError> {
+    Ok(pool.begin().await?)
+}
+
+/// Charter's store on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pub(crate) pool: Pool<Db>,
+}
+
+impl PgStore {
+    /// Connects to `url` and migrates the database.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let options: PgConnectOptions = url.parse()?;
+        Self::connect_with(options).await
+    }
+
+    /// Connects with explicit options (a test gives each run its own `search_path` schema).
+    pub async fn connect_with(options: PgConnectOptions) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
+        Ok(PgStore { pool })
+    }
+
+    /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.
+    #[doc(hidden)]
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}

@@ -1,0 +1,314 @@
+//! Tenants, agents, keys and tenant isolation: another tenant's resources answer as if they did
+//! not exist, and platform policies are read-only to tenants.
+
+use charter_core::{AgentId, TenantId};
+use charter_store::{
+    Activation, AuditFilter, KeyScope, PolicyEdit, PolicyFilter, Principal, Store, StoreError,
+    new_key_secret,
+};
+use serde_json::json;
+
+use crate::harness::{Kind, acme_support, both, definition, platform, seed, tenant};
+
+both!(
+    tenants_agents_and_keys,
+    tenants_cannot_see_each_other,
+    platform_policies_are_read_only_to_tenants
+);
+
+async fn tenants_agents_and_keys<S: Store + Clone>(store: S, _: Kind) {
+    seed(&store).await;
+    let p = platform();
+    let acme = TenantId::new("acme").unwrap();
+    assert!(matches!(
+        store.create_tenant(&p, &acme, "again").await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store
+            .create_tenant(&p, &TenantId::new("platform").unwrap(), "x")
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store
+            .create_tenant(&tenant("acme"), &TenantId::new("evil").unwrap(), "x")
+            .await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert_eq!(
+        store
+            .list_tenants(&Principal::Platform)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let own = store.list_tenants(&tenant("acme").principal).await.unwrap();
+    assert_eq!(
+        own.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["acme"]
+    );
+    assert!(matches!(
+        store
+            .create_agent(&p, &acme, &AgentId::new("support").unwrap(), "dup", None)
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store
+            .list_agents(&Principal::Platform, "acme")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    assert_eq!(store.count_keys().await.unwrap(), 0);
+    let secret = new_key_secret();
+    let key = store
+        .create_key(
+            &p,
+            "ops",
+            Some(&acme),
+            &[KeyScope::Write, KeyScope::Read],
+            &secret,
+        )
+        .await
+        .unwrap();
+    assert_eq!(key.scopes, vec![KeyScope::Read, KeyScope::Write]);
+    assert_eq!(key.last4, secret[secret.len() - 4..]);
+    assert_eq!(
+        store.authenticate(&secret).await.unwrap().map(|k| k.id),
+        Some(key.id.clone())
+    );
+    assert_eq!(
+        store
+            .authenticate("chk_wrong_wrong_wrong_wrong")
+            .await
+            .unwrap(),
+        None
+    );
+    // A tenant key cannot mint platform keys nor keys of another tenant.
+    assert!(matches!(
+        store
+            .create_key(
+                &tenant("acme"),
+                "x",
+                None,
+                &[KeyScope::Read],
+                &new_key_secret()
+            )
+            .await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        store
+            .create_key(
+                &tenant("acme"),
+                "x",
+                Some(&TenantId::new("globex").unwrap()),
+                &[KeyScope::Read],
+                &new_key_secret()
+            )
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store
+            .create_key(&p, "x", None, &[KeyScope::Read], "short")
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store.revoke_key(&tenant("globex"), &key.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store.revoke_key(&tenant("acme"), &key.id).await.unwrap();
+    assert_eq!(
+        store.authenticate(&secret).await.unwrap(),
+        None,
+        "a revoked key is refused at once"
+    );
+    assert!(matches!(
+        store.revoke_key(&p, &key.id).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store
+            .list_keys(&tenant("globex").principal)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    let listed = store.list_keys(&tenant("acme").principal).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].revoked_at.is_some());
+}
+
+async fn tenants_cannot_see_each_other<S: Store + Clone>(store: S, _: Kind) {
+    seed(&store).await;
+    let acme = tenant("acme");
+    let globex = tenant("globex");
+    let p = store
+        .create_policy(&acme, definition("acme secret", acme_support()), false)
+        .await
+        .unwrap();
+    let id = p.policy.id.to_string();
+    let not_found = |r: Result<_, StoreError>| matches!(r, Err(StoreError::NotFound { .. }));
+    assert!(not_found(
+        store.get_policy(&globex.principal, &id).await.map(drop)
+    ));
+    assert!(not_found(
+        store
+            .update_policy(&globex, &id, PolicyEdit::default(), None)
+            .await
+            .map(drop)
+    ));
+    assert!(not_found(store.delete_policy(&globex, &id, None).await));
+    assert!(not_found(
+        store
+            .activate(
+                &globex,
+                &id,
+                Activation {
+                    force: true,
+                    supersede: false
+                },
+                None
+            )
+            .await
+            .map(drop)
+    ));
+    assert!(not_found(
+        store.clone_policy(&globex, &id, None, None).await.map(drop)
+    ));
+    assert!(not_found(
+        store.versions(&globex.principal, &id).await.map(drop)
+    ));
+    assert!(not_found(
+        store.list_agents(&globex.principal, "acme").await.map(drop)
+    ));
+    assert!(
+        store
+            .list_policies(&globex.principal, &PolicyFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .audit(
+                &globex.principal,
+                &AuditFilter {
+                    tenant_id: Some("acme".into()),
+                    ..AuditFilter::default()
+                }
+            )
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.tenant_id.as_deref() == Some("globex"))
+    );
+    // Naming another tenant in a body is the same answer as naming one that exists nowhere.
+    let e = store
+        .create_policy(&globex, definition("x", acme_support()), false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        StoreError::Invalid {
+            path: "scope.tenant_id".into(),
+            message: "no tenant `acme`".into()
+        }
+    );
+    let e = store
+        .create_policy(
+            &acme,
+            definition(
+                "x",
+                json!({"type": "agent", "tenant_id": "acme", "agent_id": "ghost"}),
+            ),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::Invalid { ref path, .. } if path == "scope.agent_id"),
+        "{e:?}"
+    );
+    // The policy is untouched.
+    assert_eq!(store.get_policy(&acme.principal, &id).await.unwrap(), p);
+}
+
+async fn platform_policies_are_read_only_to_tenants<S: Store + Clone>(store: S, _: Kind) {
+    seed(&store).await;
+    let p = store
+        .create_policy(
+            &platform(),
+            definition("platform rule", json!({"type": "platform"})),
+            false,
+        )
+        .await
+        .unwrap();
+    let id = p.policy.id.to_string();
+    let acme = tenant("acme");
+    assert_eq!(store.get_policy(&acme.principal, &id).await.unwrap(), p);
+    assert_eq!(
+        store
+            .list_policies(&acme.principal, &PolicyFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(matches!(
+        store
+            .update_policy(
+                &acme,
+                &id,
+                PolicyEdit {
+                    name: Some("mine".into()),
+                    ..PolicyEdit::default()
+                },
+                None
+            )
+            .await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        store.delete_policy(&acme, &id, None).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        store
+            .create_policy(&acme, definition("x", json!({"type": "platform"})), false)
+            .await,
+        Err(StoreError::Forbidden(_))
+    ));
+    // Platform changes land in the platform chain, which a tenant key does not read.
+    let own = store
+        .audit(&acme.principal, &AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        own.iter()
+            .all(|e| e.policy_id.as_deref() != Some(id.as_str()))
+    );
+    let platform_chain = store
+        .audit(
+            &Principal::Platform,
+            &AuditFilter {
+                tenant_id: Some("platform".into()),
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        platform_chain
+            .iter()
+            .any(|e| e.policy_id.as_deref() == Some(id.as_str()))
+    );
+}
