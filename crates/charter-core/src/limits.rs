@@ -69,6 +69,115 @@ pub enum ClaimWindow {
     Run,
 }
 
+impl Subject {
+    fn write(&self, out: &mut String) {
+        match self {
+            Subject::Run(run) => {
+                out.push_str("run:");
+                out.push_str(run);
+            }
+            Subject::Agent(tenant, agent) => {
+                out.push_str("agent:");
+                out.push_str(tenant);
+                out.push('/');
+                out.push_str(agent);
+            }
+            Subject::Tenant(tenant) => {
+                out.push_str("tenant:");
+                out.push_str(tenant);
+            }
+        }
+    }
+}
+
+impl CounterKey {
+    /// A text naming the counter, for stores that keep counters in a table. Ids cannot hold
+    /// `|` or a newline, so the text is unambiguous.
+    pub fn storage_key(&self) -> String {
+        let mut out = String::with_capacity(64);
+        match self {
+            CounterKey::Rate {
+                filter,
+                window_ms,
+                subject,
+            } => {
+                out.push_str("rate|");
+                out.push_str(&window_ms.to_string());
+                out.push('|');
+                subject.write(&mut out);
+                out.push('|');
+                out.push_str(filter);
+            }
+            CounterKey::Cost {
+                period,
+                zone,
+                subject,
+            } => {
+                out.push_str("cost|");
+                out.push_str(period.as_str());
+                out.push('|');
+                out.push_str(zone);
+                out.push('|');
+                subject.write(&mut out);
+            }
+        }
+        out
+    }
+}
+
+/// Where a claim's counter lives in a table of buckets, at the moment of the claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buckets {
+    /// The bucket this action's amount is added to.
+    pub commit: i64,
+    /// The first bucket that counts now (inclusive).
+    pub first: i64,
+    /// The last bucket that counts now (inclusive).
+    pub last: i64,
+    /// Buckets before this one can no longer count and may be dropped.
+    pub prune_before: Option<i64>,
+}
+
+impl ClaimWindow {
+    /// The buckets of this window at `at`, as [`MemoryLimits`] counts them: rolling windows in
+    /// buckets of 1/60 of the window (whole buckets count, so a limit may block up to 1/60
+    /// early, never late, and later buckets count too); a calendar period in one bucket named
+    /// by its start; a run in bucket 0.
+    pub fn buckets(self, at: Timestamp) -> Buckets {
+        let at = at.as_millisecond();
+        match self {
+            ClaimWindow::Rolling { millis } => {
+                let window = i64::try_from(millis).unwrap_or(i64::MAX);
+                let width = (window.saturating_add(59) / 60).max(1);
+                Buckets {
+                    commit: at.div_euclid(width),
+                    first: at.saturating_sub(window).div_euclid(width),
+                    last: i64::MAX,
+                    prune_before: Some(
+                        at.saturating_sub(window.saturating_mul(2))
+                            .div_euclid(width),
+                    ),
+                }
+            }
+            ClaimWindow::Calendar { start, .. } => {
+                let start = start.as_millisecond();
+                Buckets {
+                    commit: start,
+                    first: start,
+                    last: start,
+                    prune_before: None,
+                }
+            }
+            ClaimWindow::Run => Buckets {
+                commit: 0,
+                first: 0,
+                last: 0,
+                prune_before: None,
+            },
+        }
+    }
+}
+
 /// What one action asks of one limit: `amount` more on the counter `key`, which may not pass
 /// `cap`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,5 +455,54 @@ impl Limits for MemoryLimits {
             }
         }
         exceeded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(ms).unwrap()
+    }
+
+    #[test]
+    fn rolling_buckets_cover_the_window_and_at_most_one_bucket_more() {
+        let window = ClaimWindow::Rolling { millis: 60_000 };
+        let b = window.buckets(at(1_000_000));
+        // Buckets of 1 s: the window (940 s, 1000 s] is buckets 940..=1000.
+        assert_eq!((b.commit, b.first, b.last), (1000, 940, i64::MAX));
+        assert_eq!(b.prune_before, Some(880));
+        let odd = ClaimWindow::Rolling { millis: 7 }.buckets(at(100));
+        assert_eq!((odd.commit, odd.first), (100, 93));
+    }
+
+    #[test]
+    fn calendar_and_run_buckets() {
+        let day = ClaimWindow::Calendar {
+            start: at(86_400_000),
+            end: at(172_800_000),
+        };
+        assert_eq!(day.buckets(at(90_000_000)).commit, 86_400_000);
+        assert_eq!(ClaimWindow::Run.buckets(at(5)).commit, 0);
+    }
+
+    #[test]
+    fn storage_keys_name_what_is_counted() {
+        let key = CounterKey::Rate {
+            filter: "kinds=\ntools=".into(),
+            window_ms: 60_000,
+            subject: Subject::Agent("acme".into(), "bot".into()),
+        };
+        assert_eq!(
+            key.storage_key(),
+            "rate|60000|agent:acme/bot|kinds=\ntools="
+        );
+        let key = CounterKey::Cost {
+            period: Period::Day,
+            zone: "Europe/Paris".into(),
+            subject: Subject::Tenant("acme".into()),
+        };
+        assert_eq!(key.storage_key(), "cost|day|Europe/Paris|tenant:acme");
     }
 }

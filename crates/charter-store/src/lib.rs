@@ -15,9 +15,11 @@ mod sqlite;
 
 use std::future::Future;
 
+use charter_core::limits::{Claim, Exceeded, Settle};
 use charter_core::policy::PolicyDefinition;
 use charter_core::rule::Rule;
 use charter_core::{AgentId, LineageId, RuleId, Scope, TenantId};
+use jiff::Timestamp;
 use serde_json::Value;
 
 pub use audit::GENESIS;
@@ -199,6 +201,14 @@ pub trait Store: Send + std::marker::Sync + 'static {
         principal: &Principal,
         filter: &AuditFilter,
     ) -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;
+    /// Settles the limit claims of one action atomically, across every node that shares the
+    /// database (see `charter_core::limits::Limits`); the state survives restarts.
+    fn settle(
+        &self,
+        claims: &[Claim],
+        at: Timestamp,
+        mode: Settle,
+    ) -> impl Future<Output = Result<Vec<Exceeded>>> + Send;
     /// Recomputes audit chains (the principal's own, one asked for, or all) and names the first
     /// bad entry.
     fn verify_audit(
@@ -420,6 +430,17 @@ macro_rules! store_impl {
                 {
                     use $ops as ops;
                     ops::audit_list(&self.pool, principal, filter).await
+                }
+            }
+            async fn settle(
+                &self,
+                claims: &[Claim],
+                at: Timestamp,
+                mode: Settle,
+            ) -> Result<Vec<Exceeded>> {
+                {
+                    use $ops as ops;
+                    ops::settle(&self.pool, claims, at, mode).await
                 }
             }
             async fn verify_audit(

@@ -3,6 +3,7 @@
 //! SQL fragments that differ. Placeholders are `$1, $2, ...` in order of first use, which both
 //! SQLite and PostgreSQL read the same way.
 
+use charter_core::limits::{Claim, Exceeded, Settle};
 use charter_core::policy::{Policy, PolicyDefinition, Status};
 use charter_core::rule::{Rule, check_unique_ids};
 use charter_core::{LineageId, PolicyId, RuleId, Scope, TenantId};
@@ -10,7 +11,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Pool, Row, Transaction};
 
-use super::{Db, FOR_UPDATE, begin};
+use super::{Db, FOR_UPDATE, LOCK_COUNTER, begin};
 use crate::audit::{self, GENESIS, Hashed};
 use crate::error::StoreError;
 use crate::ids;
@@ -1251,4 +1252,91 @@ pub(crate) async fn versions(
     .await?;
     let items = rows.iter().map(policy_row).collect::<Result<Vec<_>>>()?;
     Ok((one.policy.lineage_id, items))
+}
+
+// ---------------------------------------------------------------- limits
+
+/// Settles the claims of one action in one transaction: every claim is checked against its
+/// counter, and all are committed only if none is exceeded (or, for `Record`, unconditionally).
+/// Concurrent settlements of a counter, from any node, are serialised, so two requests can
+/// never both take the last unit of a budget.
+pub(crate) async fn settle(
+    pool: &Pool<Db>,
+    claims: &[Claim],
+    at: Timestamp,
+    mode: Settle,
+) -> Result<Vec<Exceeded>> {
+    if claims.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = claims.iter().map(|c| c.key.storage_key()).collect();
+    let mut tx = begin(pool).await?;
+    if !LOCK_COUNTER.is_empty() {
+        // In one order everywhere, so two settlements never wait on each other in a cycle.
+        let mut distinct: Vec<&String> = keys.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        for key in distinct {
+            sqlx::query(LOCK_COUNTER)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    let mut exceeded = Vec::new();
+    if mode != Settle::Record {
+        for (i, (claim, key)) in claims.iter().zip(&keys).enumerate() {
+            let buckets = claim.window.buckets(at);
+            let used: Option<i64> = sqlx::query(
+                "SELECT CAST(SUM(amount) AS BIGINT) AS used FROM limit_counters \
+                 WHERE counter = $1 AND bucket >= $2 AND bucket <= $3",
+            )
+            .bind(key)
+            .bind(buckets.first)
+            .bind(buckets.last)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("used")?;
+            let used = u64::try_from(used.unwrap_or(0)).unwrap_or(u64::MAX);
+            if used.saturating_add(claim.amount) > claim.cap {
+                exceeded.push(Exceeded { claim: i, used });
+            }
+        }
+    }
+    let commit = match mode {
+        Settle::CommitIfWithin => exceeded.is_empty(),
+        Settle::CheckOnly => false,
+        Settle::Record => true,
+    };
+    if commit {
+        let mut done: Vec<&String> = Vec::with_capacity(keys.len());
+        for (claim, key) in claims.iter().zip(&keys) {
+            // Several rules may claim one counter: the action still counts once.
+            if done.contains(&key) {
+                continue;
+            }
+            done.push(key);
+            let buckets = claim.window.buckets(at);
+            let amount = i64::try_from(claim.amount)
+                .map_err(|_| StoreError::Backend("claim amount out of range".into()))?;
+            sqlx::query(
+                "INSERT INTO limit_counters (counter, bucket, amount) VALUES ($1, $2, $3) \
+                 ON CONFLICT (counter, bucket) DO UPDATE SET amount = limit_counters.amount + excluded.amount",
+            )
+            .bind(key)
+            .bind(buckets.commit)
+            .bind(amount)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(before) = buckets.prune_before {
+                sqlx::query("DELETE FROM limit_counters WHERE counter = $1 AND bucket < $2")
+                    .bind(key)
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(exceeded)
 }

@@ -14,6 +14,8 @@ use crate::error::StoreError;
 pub(crate) mod ops;
 
 pub(crate) type Db = Postgres;
+/// Serialises settlements of one counter across every node, until the transaction ends.
+pub(crate) const LOCK_COUNTER: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
 
 pub(crate) async fn begin(pool: &Pool<Db>) -> Result<Transaction<'static, Db>, StoreError> {
@@ -44,6 +46,17 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
         Ok(PgStore { pool })
+    }
+
+    /// Connects anew with the same options, as a restarted process (or another node) would.
+    pub async fn reopen(&self) -> Result<PgStore, StoreError> {
+        let options = (*self.pool.connect_options()).clone();
+        Self::connect_with(options).await
+    }
+
+    /// Closes the pool (every connection), as a process would on shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.

@@ -19,6 +19,8 @@ pub(crate) mod ops;
 
 pub(crate) type Db = Sqlite;
 /// SQLite has no row locks: `BEGIN IMMEDIATE` already holds the database's write lock.
+/// SQLite serialises write transactions already: no per-counter lock is needed.
+pub(crate) const LOCK_COUNTER: &str = "";
 pub(crate) const FOR_UPDATE: &str = "";
 
 pub(crate) async fn begin(pool: &Pool<Db>) -> Result<Transaction<'static, Db>, StoreError> {
@@ -79,6 +81,22 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
         Ok(SqliteStore { pool })
+    }
+
+    /// Opens the same database anew, as a restarted process would.
+    pub async fn reopen(&self) -> Result<SqliteStore, StoreError> {
+        let options = (*self.pool.connect_options()).clone();
+        let connections = self.pool.options().get_max_connections();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Closes the pool (every connection), as a process would on shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.

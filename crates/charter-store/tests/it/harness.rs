@@ -14,8 +14,14 @@ pub(crate) enum Kind {
     Postgres,
 }
 
+/// A store in a fresh database file (a file, not memory, so tests can reopen it).
 pub(crate) async fn sqlite() -> SqliteStore {
-    SqliteStore::in_memory().await.unwrap()
+    let dir = std::env::temp_dir().join("charter-store-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
+    SqliteStore::open(&path, charter_store::Sync::Normal)
+        .await
+        .unwrap()
 }
 
 /// A store in a fresh schema, or `None` when PostgreSQL is unreachable and that is allowed.

@@ -14,4 +14,5 @@
 
 mod harness;
 mod lifecycle;
+mod limits;
 mod tenancy;
