@@ -11,14 +11,17 @@ mod error;
 mod ids;
 mod model;
 mod postgres;
+mod runs;
 mod sqlite;
+mod writer;
 
 use std::future::Future;
 
+use charter_core::engine::Outcome;
 use charter_core::limits::{Claim, Exceeded, Settle};
 use charter_core::policy::PolicyDefinition;
 use charter_core::rule::Rule;
-use charter_core::{AgentId, LineageId, RuleId, Scope, TenantId};
+use charter_core::{Action, AgentId, LineageId, Policy, RuleId, Scope, TenantId};
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -30,7 +33,12 @@ pub use model::{
     StoredPolicy, Tenant, Verification,
 };
 pub use postgres::PgStore;
+pub use runs::{
+    ActionRecord, ActionSummary, Page, PinnedPolicy, PinnedSet, Run, RunStatus, ViolationEvent,
+    ViolationFilter,
+};
 pub use sqlite::{SqliteStore, Sync};
+pub use writer::{ActionWriter, WriterStats};
 
 /// A result of the store.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -46,6 +54,27 @@ pub struct PolicyEdit {
     pub scope: Option<Scope>,
     /// New rules, replacing all.
     pub rules: Option<Vec<Rule>>,
+}
+
+/// A recorded action as Validate reads it, in replay order.
+#[derive(Debug, Clone)]
+pub struct RecordedRow {
+    /// The action's id.
+    pub id: String,
+    /// Its run.
+    pub run_id: String,
+    /// The run's tenant.
+    pub tenant_id: String,
+    /// The run's agent.
+    pub agent_id: String,
+    /// When it happened, in Unix milliseconds (the paging key with run and id).
+    pub at_ms: i64,
+    /// When its run started.
+    pub run_started_at: jiff::Timestamp,
+    /// The action; `None` when its input was not kept or cannot be read ("not replayable").
+    pub action: Option<Action>,
+    /// What was decided when it happened.
+    pub decision: Option<Outcome>,
 }
 
 /// Filters of the audit log; `None` means any.
@@ -209,6 +238,60 @@ pub trait Store: Send + std::marker::Sync + 'static {
         at: Timestamp,
         mode: Settle,
     ) -> impl Future<Output = Result<Vec<Exceeded>>> + Send;
+    /// Starts a run of `agent` in `tenant`, pinning the active policies that govern it in the
+    /// same transaction; returns the run and those policies.
+    fn start_run(
+        &self,
+        principal: &Principal,
+        tenant: &str,
+        agent: &str,
+        metadata: &Value,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(Run, Vec<Policy>)>> + Send;
+    /// A run the principal may see.
+    fn get_run(&self, principal: &Principal, id: &str) -> impl Future<Output = Result<Run>> + Send;
+    /// The policy versions a run pinned.
+    fn pinned_policies(&self, run: &Run) -> impl Future<Output = Result<Vec<Policy>>> + Send;
+    /// Ends a running or halted run (`completed` or `failed`; a halted run stays halted).
+    fn end_run(
+        &self,
+        principal: &Principal,
+        id: &str,
+        status: RunStatus,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<Run>> + Send;
+    /// Records checked actions, their decisions and violations, in one transaction.
+    fn record_actions(&self, batch: &[ActionRecord]) -> impl Future<Output = Result<()>> + Send;
+    /// Violation events, newest first, one page.
+    fn violations(
+        &self,
+        principal: &Principal,
+        filter: &ViolationFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Page<ViolationEvent>>> + Send;
+    /// Violation counts per time bucket (`bucket_ms` long, aligned to the Unix epoch).
+    fn violation_stats(
+        &self,
+        principal: &Principal,
+        filter: &ViolationFilter,
+        bucket_ms: i64,
+    ) -> impl Future<Output = Result<Vec<(Timestamp, u64)>>> + Send;
+    /// One page of recorded actions in `[since, until)` for a tenant (and agent), in replay
+    /// order, after the key `(at_ms, run_id, id)` of the previous page's last row.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a keyset page needs its whole key"
+    )]
+    fn actions_page(
+        &self,
+        tenant: Option<&str>,
+        agent: Option<&str>,
+        since: Timestamp,
+        until: Timestamp,
+        after: Option<&(i64, String, String)>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<RecordedRow>>> + Send;
     /// Recomputes audit chains (the principal's own, one asked for, or all) and names the first
     /// bad entry.
     fn verify_audit(
@@ -441,6 +524,86 @@ macro_rules! store_impl {
                 {
                     use $ops as ops;
                     ops::settle(&self.pool, claims, at, mode).await
+                }
+            }
+            async fn start_run(
+                &self,
+                principal: &Principal,
+                tenant: &str,
+                agent: &str,
+                metadata: &Value,
+                at: Timestamp,
+            ) -> Result<(Run, Vec<Policy>)> {
+                {
+                    use $ops as ops;
+                    ops::start_run(&self.pool, principal, tenant, agent, metadata, at).await
+                }
+            }
+            async fn get_run(&self, principal: &Principal, id: &str) -> Result<Run> {
+                {
+                    use $ops as ops;
+                    ops::get_run(&self.pool, principal, id).await
+                }
+            }
+            async fn pinned_policies(&self, run: &Run) -> Result<Vec<Policy>> {
+                {
+                    use $ops as ops;
+                    ops::pinned_policies(&self.pool, run).await
+                }
+            }
+            async fn end_run(
+                &self,
+                principal: &Principal,
+                id: &str,
+                status: RunStatus,
+                at: Timestamp,
+            ) -> Result<Run> {
+                {
+                    use $ops as ops;
+                    ops::end_run(&self.pool, principal, id, status, at).await
+                }
+            }
+            async fn record_actions(&self, batch: &[ActionRecord]) -> Result<()> {
+                {
+                    use $ops as ops;
+                    ops::record_actions(&self.pool, batch).await
+                }
+            }
+            async fn violations(
+                &self,
+                principal: &Principal,
+                filter: &ViolationFilter,
+                cursor: Option<&str>,
+                limit: u32,
+            ) -> Result<Page<ViolationEvent>> {
+                {
+                    use $ops as ops;
+                    ops::list_violations(&self.pool, principal, filter, cursor, limit).await
+                }
+            }
+            async fn violation_stats(
+                &self,
+                principal: &Principal,
+                filter: &ViolationFilter,
+                bucket_ms: i64,
+            ) -> Result<Vec<(Timestamp, u64)>> {
+                {
+                    use $ops as ops;
+                    ops::violation_stats(&self.pool, principal, filter, bucket_ms).await
+                }
+            }
+            async fn actions_page(
+                &self,
+                tenant: Option<&str>,
+                agent: Option<&str>,
+                since: Timestamp,
+                until: Timestamp,
+                after: Option<&(i64, String, String)>,
+                limit: u32,
+            ) -> Result<Vec<RecordedRow>> {
+                {
+                    use $ops as ops;
+                    ops::actions_page(&self.pool, tenant, agent, since, until, after, limit).await
                 }
             }
             async fn verify_audit(

@@ -3,6 +3,7 @@
 //! SQL fragments that differ. Placeholders are `$1, $2, ...` in order of first use, which both
 //! SQLite and PostgreSQL read the same way.
 
+use charter_core::engine::{Outcome, Violation};
 use charter_core::limits::{Claim, Exceeded, Settle};
 use charter_core::policy::{Policy, PolicyDefinition, Status};
 use charter_core::rule::{Rule, check_unique_ids};
@@ -19,7 +20,11 @@ use crate::model::{
     Activation, Actor, Agent, ApiKey, AuditEntry, Change, KeyScope, PolicyFilter, Principal,
     StoredPolicy, Tenant, Verification,
 };
-use crate::{AuditFilter, PolicyEdit};
+use crate::runs::{
+    ActionRecord, ActionSummary, Page, PinnedPolicy, PinnedSet, Run, RunStatus, ViolationEvent,
+    ViolationFilter,
+};
+use crate::{AuditFilter, PolicyEdit, RecordedRow};
 
 type Result<T> = std::result::Result<T, StoreError>;
 type Tx = Transaction<'static, Db>;
@@ -1339,4 +1344,467 @@ pub(crate) async fn settle(
     }
     tx.commit().await?;
     Ok(exceeded)
+}
+
+// ---------------------------------------------------------------- runs, actions, violations
+
+fn run_row(row: &<Db as sqlx::Database>::Row) -> Result<Run> {
+    let status: String = row.try_get("status")?;
+    let metadata: String = row.try_get("metadata")?;
+    let policies: String = row.try_get("policy_set")?;
+    let ended: Option<i64> = row.try_get("ended_at")?;
+    let imported: i64 = row.try_get("imported")?;
+    Ok(Run {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        agent_id: row.try_get("agent_id")?,
+        started_at: time(row.try_get("started_at")?)?,
+        ended_at: ended.map(time).transpose()?,
+        status: RunStatus::from_name(&status)
+            .ok_or_else(|| StoreError::Backend(format!("unknown run status {status}")))?,
+        metadata: serde_json::from_str(&metadata)?,
+        policy_set: PinnedSet {
+            hash: row.try_get("policy_set_hash")?,
+            policies: serde_json::from_str(&policies)?,
+        },
+        imported: imported != 0,
+    })
+}
+
+/// The active policies that govern runs of `agent` in `tenant`, oldest first.
+async fn governing(tx: &mut Tx, tenant: &str, agent: &str) -> Result<Vec<Policy>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE status = 'active' \
+         AND (tenant_id IS NULL OR tenant_id = $1) ORDER BY activated_at, id"
+    )))
+    .bind(tenant)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut out = Vec::new();
+    for row in &rows {
+        let stored = policy_row(row)?;
+        if stored.policy.scope().covers(tenant, agent) {
+            out.push(stored.policy);
+        }
+    }
+    Ok(out)
+}
+
+/// The hash of a pinned set: of its versions' ids and numbers, sorted.
+fn pinned_hash(policies: &[PinnedPolicy]) -> String {
+    let mut parts: Vec<String> = policies
+        .iter()
+        .map(|p| format!("{}@{}", p.id, p.version))
+        .collect();
+    parts.sort();
+    audit::sha256_hex(&parts.join("\n"))
+}
+
+/// Starts a run, pinning the active set in the same transaction; returns the run and the
+/// pinned policies (to compile, or find compiled by the set's hash).
+pub(crate) async fn start_run(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    tenant: &str,
+    agent: &str,
+    metadata: &Value,
+    at: Timestamp,
+) -> Result<(Run, Vec<Policy>)> {
+    let mut tx = begin(pool).await?;
+    let exists = sqlx::query("SELECT 1 AS one FROM agents WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(agent)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+    if !exists || !principal.sees(Some(tenant)) {
+        return Err(StoreError::invalid(
+            "agent_id",
+            format!("no agent `{agent}` in tenant `{tenant}`"),
+        ));
+    }
+    let policies = governing(&mut tx, tenant, agent).await?;
+    let pinned: Vec<PinnedPolicy> = policies
+        .iter()
+        .map(|p| PinnedPolicy {
+            id: p.id.clone(),
+            version: p.version,
+        })
+        .collect();
+    let run = Run {
+        id: ids::new("run"),
+        tenant_id: tenant.to_owned(),
+        agent_id: agent.to_owned(),
+        started_at: at,
+        ended_at: None,
+        status: RunStatus::Running,
+        metadata: metadata.clone(),
+        policy_set: PinnedSet {
+            hash: pinned_hash(&pinned),
+            policies: pinned,
+        },
+        imported: false,
+    };
+    insert_run(&mut tx, &run).await?;
+    tx.commit().await?;
+    Ok((run, policies))
+}
+
+async fn insert_run(tx: &mut Tx, run: &Run) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO runs (id, tenant_id, agent_id, started_at, ended_at, status, metadata, \
+         policy_set_hash, policy_set, imported) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&run.id)
+    .bind(&run.tenant_id)
+    .bind(&run.agent_id)
+    .bind(ms(run.started_at))
+    .bind(run.ended_at.map(ms))
+    .bind(run.status.as_str())
+    .bind(serde_json::to_string(&run.metadata)?)
+    .bind(&run.policy_set.hash)
+    .bind(serde_json::to_string(&run.policy_set.policies)?)
+    .bind(i64::from(run.imported))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn get_run(pool: &Pool<Db>, principal: &Principal, id: &str) -> Result<Run> {
+    let row = sqlx::query("SELECT * FROM runs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        Some(row) => {
+            let run = run_row(&row)?;
+            if principal.sees(Some(&run.tenant_id)) {
+                Ok(run)
+            } else {
+                Err(StoreError::not_found(format!("run {id}")))
+            }
+        }
+        None => Err(StoreError::not_found(format!("run {id}"))),
+    }
+}
+
+/// The policies a run pinned, by id (for a node that has not compiled its set yet).
+pub(crate) async fn pinned_policies(pool: &Pool<Db>, run: &Run) -> Result<Vec<Policy>> {
+    let mut out = Vec::with_capacity(run.policy_set.policies.len());
+    for pinned in &run.policy_set.policies {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {POLICY_COLUMNS} FROM policies WHERE id = $1"
+        )))
+        .bind(pinned.id.as_str())
+        .fetch_one(pool)
+        .await?;
+        out.push(policy_row(&row)?.policy);
+    }
+    Ok(out)
+}
+
+pub(crate) async fn end_run(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    id: &str,
+    status: RunStatus,
+    at: Timestamp,
+) -> Result<Run> {
+    if !matches!(status, RunStatus::Completed | RunStatus::Failed) {
+        return Err(StoreError::invalid(
+            "status",
+            "a run ends `completed` or `failed`",
+        ));
+    }
+    let mut tx = begin(pool).await?;
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT * FROM runs WHERE id = $1{FOR_UPDATE}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let run = match row {
+        Some(row) => run_row(&row)?,
+        None => return Err(StoreError::not_found(format!("run {id}"))),
+    };
+    if !principal.sees(Some(&run.tenant_id)) {
+        return Err(StoreError::not_found(format!("run {id}")));
+    }
+    if run.ended_at.is_some() {
+        return Err(StoreError::conflict(format!("run {id} has already ended")));
+    }
+    // A halted run stays halted when ended.
+    let status = if run.status == RunStatus::Halted {
+        RunStatus::Halted
+    } else {
+        status
+    };
+    sqlx::query("UPDATE runs SET status = $1, ended_at = $2 WHERE id = $3")
+        .bind(status.as_str())
+        .bind(ms(at))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Run {
+        status,
+        ended_at: Some(at),
+        ..run
+    })
+}
+
+/// Records checked actions with their decisions and violations in one transaction (the
+/// group commit of many concurrent checks); a halting decision halts its run.
+pub(crate) async fn record_actions(pool: &Pool<Db>, batch: &[ActionRecord]) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut tx = begin(pool).await?;
+    for record in batch {
+        sqlx::query(
+            "INSERT INTO actions (id, run_id, tenant_id, agent_id, at, kind, input, decision, policy_set_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&record.id)
+        .bind(&record.run_id)
+        .bind(&record.tenant_id)
+        .bind(&record.agent_id)
+        .bind(ms(record.at))
+        .bind(record.action.kind().as_str())
+        .bind(serde_json::to_string(&record.action)?)
+        .bind(record.decision.as_str())
+        .bind(&record.policy_set_hash)
+        .execute(&mut *tx)
+        .await?;
+        let summary = record.action.summary();
+        for v in &record.violations {
+            let policy = &v.source.policy;
+            sqlx::query(
+                "INSERT INTO violations (id, at, decision, policy_id, policy_name, policy_version, \
+                 lineage_id, rule_id, rule_type, tenant_id, agent_id, run_id, action_id, action_kind, \
+                 action_summary, matching_input, message) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            )
+            .bind(ids::new("vio"))
+            .bind(ms(record.at))
+            .bind(v.outcome.as_str())
+            .bind(policy.id.as_str())
+            .bind(&policy.name)
+            .bind(i64::from(policy.version))
+            .bind(policy.lineage_id.as_str())
+            .bind(v.source.rule_id.as_str())
+            .bind(v.source.rule_type.as_str())
+            .bind(&record.tenant_id)
+            .bind(&record.agent_id)
+            .bind(&record.run_id)
+            .bind(&record.id)
+            .bind(record.action.kind().as_str())
+            .bind(&summary)
+            .bind(v.matching_input.as_deref())
+            .bind(&v.message)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if record.decision == Outcome::Halt {
+            let halting: Vec<&Violation> = record
+                .violations
+                .iter()
+                .filter(|v| v.outcome == Outcome::Halt)
+                .collect();
+            sqlx::query("UPDATE runs SET status = 'halted', halted_by = $1 WHERE id = $2 AND status = 'running'")
+                .bind(serde_json::to_string(&halting)?)
+                .bind(&record.run_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn violation_row(row: &<Db as sqlx::Database>::Row) -> Result<ViolationEvent> {
+    Ok(ViolationEvent {
+        id: row.try_get("id")?,
+        at: time(row.try_get("at")?)?,
+        decision: row.try_get("decision")?,
+        policy_id: row.try_get("policy_id")?,
+        policy_name: row.try_get("policy_name")?,
+        policy_version: to_u32(row.try_get("policy_version")?, "policy_version")?,
+        lineage_id: row.try_get("lineage_id")?,
+        rule_id: row.try_get("rule_id")?,
+        rule_type: row.try_get("rule_type")?,
+        tenant_id: row.try_get("tenant_id")?,
+        agent_id: row.try_get("agent_id")?,
+        run_id: row.try_get("run_id")?,
+        action_id: row.try_get("action_id")?,
+        action: ActionSummary {
+            kind: row.try_get("action_kind")?,
+            summary: row.try_get("action_summary")?,
+        },
+        matching_input: row.try_get("matching_input")?,
+        message: row.try_get("message")?,
+    })
+}
+
+/// The WHERE clause shared by violation lists and stats, with placeholders `$first` to
+/// `$first + 7`. (SQLite numbers parameters by first appearance, so each query must use them in
+/// ascending order.)
+fn violation_filter(first: usize) -> String {
+    let p: Vec<String> = (first..first + 8).map(|i| format!("${i}")).collect();
+    format!(
+        "({0} IS NULL OR tenant_id = {0}) AND ({1} IS NULL OR policy_id = {1}) \
+         AND ({2} IS NULL OR lineage_id = {2}) AND ({3} IS NULL OR agent_id = {3}) \
+         AND ({4} IS NULL OR run_id = {4}) AND ({5} IS NULL OR rule_type = {5}) \
+         AND ({6} IS NULL OR at >= {6}) AND ({7} IS NULL OR at < {7})",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+    )
+}
+
+fn violation_tenant<'a>(principal: &'a Principal, filter: &'a ViolationFilter) -> Option<&'a str> {
+    match principal {
+        Principal::Tenant(own) => Some(own.as_str()),
+        Principal::Platform => filter.tenant_id.as_deref(),
+    }
+}
+
+pub(crate) async fn list_violations(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &ViolationFilter,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<ViolationEvent>> {
+    let (c_at, c_id) = match cursor {
+        Some(c) => {
+            let (at, id) = c
+                .split_once('~')
+                .ok_or_else(|| StoreError::invalid("cursor", "not a cursor of this list"))?;
+            let at: i64 = at
+                .parse()
+                .map_err(|_| StoreError::invalid("cursor", "not a cursor of this list"))?;
+            (Some(at), Some(id.to_owned()))
+        }
+        None => (None, None),
+    };
+    let limit = limit.clamp(1, 500);
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT * FROM violations WHERE {} \
+         AND ($9 IS NULL OR at < $9 OR (at = $9 AND id < $10)) \
+         ORDER BY at DESC, id DESC LIMIT $11",
+        violation_filter(1)
+    )))
+    .bind(violation_tenant(principal, filter))
+    .bind(filter.policy_id.as_deref())
+    .bind(filter.lineage_id.as_deref())
+    .bind(filter.agent_id.as_deref())
+    .bind(filter.run_id.as_deref())
+    .bind(filter.rule_type.as_deref())
+    .bind(filter.since.map(ms))
+    .bind(filter.until.map(ms))
+    .bind(c_at)
+    .bind(c_id)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(pool)
+    .await?;
+    let mut items = rows.iter().map(violation_row).collect::<Result<Vec<_>>>()?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|v| format!("{}~{}", ms(v.at), v.id))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+pub(crate) async fn violation_stats(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &ViolationFilter,
+    bucket_ms: i64,
+) -> Result<Vec<(Timestamp, u64)>> {
+    if bucket_ms <= 0 {
+        return Err(StoreError::invalid(
+            "bucket",
+            "a bucket is a positive duration",
+        ));
+    }
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT (at / $1) * $1 AS start, COUNT(*) AS n FROM violations WHERE {} \
+         GROUP BY 1 ORDER BY 1",
+        violation_filter(2)
+    )))
+    .bind(bucket_ms)
+    .bind(violation_tenant(principal, filter))
+    .bind(filter.policy_id.as_deref())
+    .bind(filter.lineage_id.as_deref())
+    .bind(filter.agent_id.as_deref())
+    .bind(filter.run_id.as_deref())
+    .bind(filter.rule_type.as_deref())
+    .bind(filter.since.map(ms))
+    .bind(filter.until.map(ms))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let start: i64 = r.try_get("start")?;
+            let n: i64 = r.try_get("n")?;
+            Ok((time(start)?, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// Recorded actions of runs started by `tenant` (and `agent`, if given) in `[since, until)`,
+/// in replay order (time, run, id), one page after `after`: Validate streams a range in pages
+/// so a million actions never sit in memory at once.
+pub(crate) async fn actions_page(
+    pool: &Pool<Db>,
+    tenant: Option<&str>,
+    agent: Option<&str>,
+    since: Timestamp,
+    until: Timestamp,
+    after: Option<&(i64, String, String)>,
+    limit: u32,
+) -> Result<Vec<RecordedRow>> {
+    let rows = sqlx::query(
+        "SELECT a.id, a.run_id, a.tenant_id, a.agent_id, a.at, a.input, a.decision, r.started_at \
+         FROM actions a JOIN runs r ON r.id = a.run_id \
+         WHERE ($1 IS NULL OR a.tenant_id = $1) AND ($2 IS NULL OR a.agent_id = $2) \
+         AND a.at >= $3 AND a.at < $4 \
+         AND ($5 IS NULL OR a.at > $5 OR (a.at = $5 AND (a.run_id > $6 OR (a.run_id = $6 AND a.id > $7)))) \
+         ORDER BY a.at, a.run_id, a.id LIMIT $8",
+    )
+    .bind(tenant)
+    .bind(agent)
+    .bind(ms(since))
+    .bind(ms(until))
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1.as_str()))
+    .bind(after.map(|a| a.2.as_str()))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let input: Option<String> = r.try_get("input")?;
+            let decision: Option<String> = r.try_get("decision")?;
+            Ok(RecordedRow {
+                id: r.try_get("id")?,
+                run_id: r.try_get("run_id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                agent_id: r.try_get("agent_id")?,
+                at_ms: r.try_get("at")?,
+                run_started_at: time(r.try_get("started_at")?)?,
+                // An input this version cannot read is "not replayable", never guessed.
+                action: input.and_then(|i| {
+                    charter_core::Action::parse(&serde_json::from_str(&i).ok()?).ok()
+                }),
+                decision: decision.as_deref().and_then(|d| match d {
+                    "allow" => Some(Outcome::Allow),
+                    "block" => Some(Outcome::Block),
+                    "halt" => Some(Outcome::Halt),
+                    _ => None,
+                }),
+            })
+        })
+        .collect()
 }

@@ -15,4 +15,5 @@
 mod harness;
 mod lifecycle;
 mod limits;
+mod runs;
 mod tenancy;

@@ -1,0 +1,184 @@
+//! Runs, their actions and decisions, and violation events, as the store keeps them.
+
+use charter_core::engine::{Outcome, Violation};
+use charter_core::{Action, PolicyId};
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A run's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Checks are answered.
+    Running,
+    /// A cost rule or the run duration stopped it: every later action is refused.
+    Halted,
+    /// Ended normally.
+    Completed,
+    /// Ended in failure.
+    Failed,
+}
+
+impl RunStatus {
+    /// The status as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Halted => "halted",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Running,
+            RunStatus::Halted,
+            RunStatus::Completed,
+            RunStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+/// The policy versions a run pinned at its start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PinnedSet {
+    /// A hash of the pinned versions: runs with equal hashes share one compiled set.
+    pub hash: String,
+    /// The pinned versions.
+    pub policies: Vec<PinnedPolicy>,
+}
+
+/// One pinned policy version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PinnedPolicy {
+    /// The version's id.
+    pub id: PolicyId,
+    /// Its version number.
+    pub version: u32,
+}
+
+/// A run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    /// Its id (`run_...`).
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Its agent.
+    pub agent_id: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it ended.
+    pub ended_at: Option<Timestamp>,
+    /// Where it is.
+    pub status: RunStatus,
+    /// What the caller attached.
+    pub metadata: Value,
+    /// The policy set it pinned.
+    pub policy_set: PinnedSet,
+    /// Loaded as recorded history rather than run live.
+    pub imported: bool,
+}
+
+/// One checked action, ready to be recorded with its decision and violations.
+#[derive(Debug, Clone)]
+pub struct ActionRecord {
+    /// The action's id (`evt_...`).
+    pub id: String,
+    /// Its run.
+    pub run_id: String,
+    /// The run's tenant.
+    pub tenant_id: String,
+    /// The run's agent.
+    pub agent_id: String,
+    /// When it was checked (the server's clock).
+    pub at: Timestamp,
+    /// The action, kept whole so it can be replayed.
+    pub action: Action,
+    /// What was decided.
+    pub decision: Outcome,
+    /// Every violated rule.
+    pub violations: Vec<Violation>,
+    /// The hash of the policy set that decided.
+    pub policy_set_hash: String,
+}
+
+/// A block or halt, as the Monitor shows it (one per violated rule of a refused action).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ViolationEvent {
+    /// Its id (`vio_...`), which also orders events of one instant.
+    pub id: String,
+    /// When.
+    pub at: Timestamp,
+    /// `block` or `halt`.
+    pub decision: String,
+    /// The policy version.
+    pub policy_id: String,
+    /// Its name.
+    pub policy_name: String,
+    /// Its version number.
+    pub policy_version: u32,
+    /// Its lineage.
+    pub lineage_id: String,
+    /// The rule.
+    pub rule_id: String,
+    /// The rule's type.
+    pub rule_type: String,
+    /// The run's tenant.
+    pub tenant_id: String,
+    /// The run's agent.
+    pub agent_id: String,
+    /// The run.
+    pub run_id: String,
+    /// The refused action.
+    pub action_id: String,
+    /// The action's kind and a summary.
+    pub action: ActionSummary,
+    /// What matched, masked.
+    pub matching_input: Option<String>,
+    /// Why.
+    pub message: String,
+}
+
+/// An action in a violation event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionSummary {
+    /// `tool_call`, `data_access`, `output` or `model_call`.
+    pub kind: String,
+    /// The tool, resource, channel or model.
+    pub summary: String,
+}
+
+/// Filters of the Monitor; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct ViolationFilter {
+    /// One policy version.
+    pub policy_id: Option<String>,
+    /// One lineage.
+    pub lineage_id: Option<String>,
+    /// One agent.
+    pub agent_id: Option<String>,
+    /// One tenant (platform keys; a tenant key always sees only its own).
+    pub tenant_id: Option<String>,
+    /// One run.
+    pub run_id: Option<String>,
+    /// One rule type.
+    pub rule_type: Option<String>,
+    /// At or after.
+    pub since: Option<Timestamp>,
+    /// Before.
+    pub until: Option<Timestamp>,
+}
+
+/// A page of a list, newest first, with the cursor of the next page (`None` on the last).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass this to get the next page.
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,90 @@
+//! The group-commit writer: many concurrent checks hand their action to one task, which
+//! commits whatever has queued up in one transaction and then acknowledges each. A check is
+//! answered only after its commit, and a busy server pays one commit per batch, not per check.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::StoreError;
+use crate::runs::ActionRecord;
+use crate::{Result, Store};
+
+type Pending = (ActionRecord, oneshot::Sender<Result<()>>);
+
+/// A handle for recording actions through the group-commit task. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ActionWriter {
+    queue: mpsc::Sender<Pending>,
+    stats: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    records: AtomicU64,
+}
+
+/// How the writer has batched so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Commits made.
+    pub batches: u64,
+    /// Actions committed.
+    pub records: u64,
+}
+
+impl ActionWriter {
+    /// Starts the writer task over `store`, committing at most `max_batch` actions at once.
+    /// The task ends when every handle is dropped, after committing what was queued.
+    pub fn spawn<S: Store + Clone>(store: S, max_batch: usize) -> ActionWriter {
+        let max_batch = max_batch.max(1);
+        let (queue, mut rx) = mpsc::channel::<Pending>(max_batch.saturating_mul(4));
+        let stats = Arc::new(Counters::default());
+        let counters = Arc::clone(&stats);
+        tokio::spawn(async move {
+            let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                // Whatever queued while the previous commit ran joins this one.
+                while batch.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (records, acks): (Vec<ActionRecord>, Vec<_>) = batch.drain(..).unzip();
+                let result = store.record_actions(&records).await;
+                counters.batches.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .records
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
+                for ack in acks {
+                    // A check that gave up waiting has nobody to tell.
+                    let _ = ack.send(result.clone());
+                }
+            }
+        });
+        ActionWriter { queue, stats }
+    }
+
+    /// Records one action; returns once it is durably committed (or the commit failed).
+    pub async fn record(&self, record: ActionRecord) -> Result<()> {
+        let (ack, done) = oneshot::channel();
+        self.queue
+            .send((record, ack))
+            .await
+            .map_err(|_| StoreError::Backend("the action writer has stopped".into()))?;
+        done.await
+            .map_err(|_| StoreError::Backend("the action writer has stopped".into()))?
+    }
+
+    /// Commits and actions so far (for metrics and benchmarks).
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            batches: self.stats.batches.load(Ordering::Relaxed),
+            records: self.stats.records.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Runs pin their policy set; actions, decisions and violations are recorded (group commit)
+//! and read back by the Monitor's and Validate's queries.
+
+use charter_core::engine::{CompiledSet, Outcome, RunContext};
+use charter_core::{Action, Enforcer};
+use charter_store::{
+    ActionRecord, ActionWriter, Activation, Principal, RunStatus, Store, StoreError,
+    ViolationFilter,
+};
+use serde_json::json;
+
+use crate::harness::{Kind, acme_support, at, both, definition, seed, tenant};
+
+both!(runs_pin_their_policy_set, actions_violations_and_queries);
+
+async fn runs_pin_their_policy_set<S: Store + Clone>(store: S, _: Kind) {
+    seed(&store).await;
+    let acme = tenant("acme");
+    let force = Activation {
+        force: true,
+        supersede: false,
+    };
+    let a = store
+        .create_policy(&acme, definition("A", acme_support()), false)
+        .await
+        .unwrap();
+    let a_id = a.policy.id.to_string();
+    // A draft is never pinned.
+    let (r0, pinned) = store
+        .start_run(&acme.principal, "acme", "support", &json!({}), at(1))
+        .await
+        .unwrap();
+    assert!(pinned.is_empty() && r0.policy_set.policies.is_empty());
+    store.activate(&acme, &a_id, force, None).await.unwrap();
+    let (r1, pinned) = store
+        .start_run(
+            &acme.principal,
+            "acme",
+            "support",
+            &json!({"ticket": 7}),
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pinned.len(), 1);
+    assert_eq!(pinned[0].id.as_str(), a_id);
+    let b = store
+        .create_policy(
+            &acme,
+            definition("B", json!({"type": "tenant", "tenant_id": "acme"})),
+            false,
+        )
+        .await
+        .unwrap();
+    store
+        .activate(&acme, b.policy.id.as_str(), force, None)
+        .await
+        .unwrap();
+    let (r2, pinned) = store
+        .start_run(&acme.principal, "acme", "support", &json!({}), at(3))
+        .await
+        .unwrap();
+    assert_eq!(pinned.len(), 2);
+    assert_ne!(r1.policy_set.hash, r2.policy_set.hash);
+    store.deprecate(&acme, &a_id).await.unwrap();
+    let (r3, _) = store
+        .start_run(&acme.principal, "acme", "support", &json!({}), at(4))
+        .await
+        .unwrap();
+    assert_eq!(r3.policy_set.policies.len(), 1);
+    // The run started before keeps its set, and its policies can still be read.
+    let again = store.get_run(&acme.principal, &r1.id).await.unwrap();
+    assert_eq!(again.policy_set, r1.policy_set);
+    assert_eq!(again.metadata, json!({"ticket": 7}));
+    let policies = store.pinned_policies(&again).await.unwrap();
+    assert_eq!(policies[0].id.as_str(), a_id);
+    // Another agent of the tenant pins only the tenant policy; another tenant's key sees nothing.
+    let (other, _) = store
+        .start_run(&acme.principal, "acme", "billing", &json!({}), at(5))
+        .await
+        .unwrap();
+    assert_eq!(other.policy_set.policies.len(), 1);
+    assert!(matches!(
+        store.get_run(&tenant("globex").principal, &r1.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .start_run(
+                &tenant("globex").principal,
+                "acme",
+                "support",
+                &json!({}),
+                at(6)
+            )
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store
+            .start_run(&acme.principal, "acme", "ghost", &json!({}), at(6))
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+}
+
+async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
+    seed(&store).await;
+    let acme = tenant("acme");
+    let mut def = definition("Guard", acme_support());
+    def.rules.push(
+        charter_core::Rule::parse(
+            &json!({"id": "cap", "type": "cost", "max_usd": "1.00", "period": "run"}),
+        )
+        .unwrap(),
+    );
+    let p = store.create_policy(&acme, def, false).await.unwrap();
+    store
+        .activate(
+            &acme,
+            p.policy.id.as_str(),
+            Activation {
+                force: true,
+                supersede: false,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let writer = ActionWriter::spawn(store.clone(), 64);
+
+    // 8 runs × 8 actions, checked concurrently: every other action goes to an external address.
+    let mut tasks = Vec::new();
+    for r in 0..8 {
+        let store = store.clone();
+        let writer = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            let (run, policies) = store
+                .start_run(&Principal::Platform, "acme", "support", &json!({}), at(10))
+                .await
+                .unwrap();
+            let set = CompiledSet::compile(&policies).unwrap();
+            let mut enforcer = Enforcer::in_memory();
+            for i in 0..8 {
+                let to = if i % 2 == 0 {
+                    "ann@acme.com"
+                } else {
+                    "bob@gmail.com"
+                };
+                let action = Action::parse(
+                    &json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": to}}),
+                )
+                .unwrap();
+                let now = at(100 + r * 10 + i);
+                let ctx = RunContext {
+                    tenant_id: "acme",
+                    agent_id: "support",
+                    run_id: &run.id,
+                    run_started_at: run.started_at,
+                    now,
+                };
+                let decision = enforcer.check(&set, &action, &ctx);
+                writer
+                    .record(ActionRecord {
+                        id: format!("evt_{r}_{i}"),
+                        run_id: run.id.clone(),
+                        tenant_id: "acme".into(),
+                        agent_id: "support".into(),
+                        at: now,
+                        action,
+                        decision: decision.outcome,
+                        violations: decision.violations,
+                        policy_set_hash: run.policy_set.hash.clone(),
+                    })
+                    .await
+                    .unwrap();
+            }
+            run.id
+        }));
+    }
+    let mut runs = Vec::new();
+    for t in tasks {
+        runs.push(t.await.unwrap());
+    }
+    let stats = writer.stats();
+    assert_eq!(stats.records, 64);
+    assert!(stats.batches <= 64);
+
+    // 32 blocks, newest first, paged by 10 with filters by policy and lineage.
+    let filter = ViolationFilter {
+        policy_id: Some(p.policy.id.to_string()),
+        ..ViolationFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .violations(&acme.principal, &filter, cursor.as_deref(), 10)
+            .await
+            .unwrap();
+        seen.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 32);
+    assert!(
+        seen.windows(2)
+            .all(|w| (w[0].at, &w[0].id) >= (w[1].at, &w[1].id)),
+        "newest first"
+    );
+    let first = &seen[0];
+    assert_eq!(
+        (
+            first.rule_id.as_str(),
+            first.rule_type.as_str(),
+            first.decision.as_str()
+        ),
+        ("r1", "tool", "block")
+    );
+    assert_eq!(first.matching_input.as_deref(), Some("bob@gmail.com"));
+    assert_eq!(first.action.summary, "gmail.send_email");
+    let one_run = ViolationFilter {
+        run_id: Some(runs[3].clone()),
+        ..ViolationFilter::default()
+    };
+    assert_eq!(
+        store
+            .violations(&acme.principal, &one_run, None, 50)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
+    let lineage = ViolationFilter {
+        lineage_id: Some(p.policy.lineage_id.to_string()),
+        rule_type: Some("tool".into()),
+        ..ViolationFilter::default()
+    };
+    assert_eq!(
+        store
+            .violations(&Principal::Platform, &lineage, None, 500)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        32
+    );
+    let window = ViolationFilter {
+        since: Some(at(100)),
+        until: Some(at(110)),
+        ..ViolationFilter::default()
+    };
+    assert_eq!(
+        store
+            .violations(&acme.principal, &window, None, 50)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
+    // Another tenant sees none of it, even asking by id.
+    assert!(
+        store
+            .violations(&tenant("globex").principal, &filter, None, 50)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .violations(&acme.principal, &filter, Some("garbage"), 10)
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+
+    // Counts per 10 s bucket: 4 blocks in each of the 8 runs' buckets.
+    let stats = store
+        .violation_stats(&acme.principal, &ViolationFilter::default(), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(stats.len(), 8);
+    assert!(stats.iter().all(|(_, n)| *n == 4));
+
+    // Validate's stream: every action, in (time, run, id) order, across pages.
+    let mut rows = Vec::new();
+    let mut after: Option<(i64, String, String)> = None;
+    loop {
+        let page = store
+            .actions_page(
+                Some("acme"),
+                Some("support"),
+                at(0),
+                at(1000),
+                after.as_ref(),
+                7,
+            )
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap();
+        after = Some((last.at_ms, last.run_id.clone(), last.id.clone()));
+        rows.extend(page);
+    }
+    assert_eq!(rows.len(), 64);
+    assert!(
+        rows.windows(2)
+            .all(|w| (w[0].at_ms, &w[0].run_id, &w[0].id) < (w[1].at_ms, &w[1].run_id, &w[1].id))
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.decision == Some(Outcome::Block))
+            .count(),
+        32
+    );
+    assert!(rows.iter().all(|r| r.action.is_some()));
+
+    // A halting decision halts the run; ending keeps it halted; ending twice is refused.
+    let (run, policies) = store
+        .start_run(&acme.principal, "acme", "support", &json!({}), at(500))
+        .await
+        .unwrap();
+    let set = CompiledSet::compile(&policies).unwrap();
+    let spend =
+        Action::parse(&json!({"kind": "model_call", "model": "m", "cost_usd": "2.00"})).unwrap();
+    let ctx = RunContext {
+        tenant_id: "acme",
+        agent_id: "support",
+        run_id: &run.id,
+        run_started_at: run.started_at,
+        now: at(501),
+    };
+    let decision = Enforcer::in_memory().check(&set, &spend, &ctx);
+    assert_eq!(decision.outcome, Outcome::Halt);
+    writer
+        .record(ActionRecord {
+            id: "evt_halt".into(),
+            run_id: run.id.clone(),
+            tenant_id: "acme".into(),
+            agent_id: "support".into(),
+            at: at(501),
+            action: spend,
+            decision: decision.outcome,
+            violations: decision.violations,
+            policy_set_hash: run.policy_set.hash.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_run(&acme.principal, &run.id)
+            .await
+            .unwrap()
+            .status,
+        RunStatus::Halted
+    );
+    let ended = store
+        .end_run(&acme.principal, &run.id, RunStatus::Completed, at(502))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ended.status, ended.ended_at),
+        (RunStatus::Halted, Some(at(502)))
+    );
+    assert!(matches!(
+        store
+            .end_run(&acme.principal, &run.id, RunStatus::Completed, at(503))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let done = store
+        .end_run(&acme.principal, &runs[0], RunStatus::Failed, at(504))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Failed);
+}
