@@ -34,8 +34,8 @@ pub use model::{
 };
 pub use postgres::PgStore;
 pub use runs::{
-    ActionRecord, ActionSummary, Page, PinnedPolicy, PinnedSet, Run, RunStatus, ViolationEvent,
-    ViolationFilter,
+    ActionRecord, ActionSummary, ImportedAction, ImportedRun, Page, PinnedPolicy, PinnedSet, Run,
+    RunAction, RunFilter, RunStatus, ViolationEvent, ViolationFilter,
 };
 pub use sqlite::{SqliteStore, Sync};
 pub use writer::{ActionWriter, WriterStats};
@@ -88,6 +88,10 @@ pub struct AuditFilter {
     pub lineage_id: Option<String>,
     /// One action, e.g. `policy.activated`.
     pub action: Option<String>,
+    /// One actor's key id.
+    pub actor: Option<String>,
+    /// At or after.
+    pub since: Option<Timestamp>,
 }
 
 /// Everything Charter keeps. Both backends pass one conformance suite.
@@ -224,12 +228,14 @@ pub trait Store: Send + std::marker::Sync + 'static {
         principal: &Principal,
         id: &str,
     ) -> impl Future<Output = Result<(LineageId, Vec<StoredPolicy>)>> + Send;
-    /// Audit entries the principal may read, oldest first.
+    /// Audit entries the principal may read, oldest first, one page.
     fn audit(
         &self,
         principal: &Principal,
         filter: &AuditFilter,
-    ) -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Page<AuditEntry>>> + Send;
     /// Settles the limit claims of one action atomically, across every node that shares the
     /// database (see `charter_core::limits::Limits`); the state survives restarts.
     fn settle(
@@ -292,6 +298,31 @@ pub trait Store: Send + std::marker::Sync + 'static {
         after: Option<&(i64, String, String)>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<RecordedRow>>> + Send;
+    /// Runs the principal may see, newest first, one page.
+    fn runs(
+        &self,
+        principal: &Principal,
+        filter: &RunFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Page<Run>>> + Send;
+    /// A run's actions with their decisions, in order.
+    fn run_actions(
+        &self,
+        principal: &Principal,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<RunAction>>> + Send;
+    /// Imports recorded runs (history for Validate), all or nothing; returns (runs, actions).
+    fn import_runs(
+        &self,
+        principal: &Principal,
+        runs: &[ImportedRun],
+    ) -> impl Future<Output = Result<(u64, u64)>> + Send;
+    /// Adds flushed usage (calls, last use) to keys.
+    fn record_key_usage(
+        &self,
+        usage: &[(String, u64, Timestamp)],
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Recomputes audit chains (the principal's own, one asked for, or all) and names the first
     /// bad entry.
     fn verify_audit(
@@ -509,10 +540,12 @@ macro_rules! store_impl {
                 &self,
                 principal: &Principal,
                 filter: &AuditFilter,
-            ) -> Result<Vec<AuditEntry>> {
+                cursor: Option<&str>,
+                limit: u32,
+            ) -> Result<Page<AuditEntry>> {
                 {
                     use $ops as ops;
-                    ops::audit_list(&self.pool, principal, filter).await
+                    ops::audit_list(&self.pool, principal, filter, cursor, limit).await
                 }
             }
             async fn settle(
@@ -604,6 +637,44 @@ macro_rules! store_impl {
                 {
                     use $ops as ops;
                     ops::actions_page(&self.pool, tenant, agent, since, until, after, limit).await
+                }
+            }
+            async fn runs(
+                &self,
+                principal: &Principal,
+                filter: &RunFilter,
+                cursor: Option<&str>,
+                limit: u32,
+            ) -> Result<Page<Run>> {
+                {
+                    use $ops as ops;
+                    ops::list_runs(&self.pool, principal, filter, cursor, limit).await
+                }
+            }
+            async fn run_actions(
+                &self,
+                principal: &Principal,
+                run_id: &str,
+            ) -> Result<Vec<RunAction>> {
+                {
+                    use $ops as ops;
+                    ops::run_actions(&self.pool, principal, run_id).await
+                }
+            }
+            async fn import_runs(
+                &self,
+                principal: &Principal,
+                runs: &[ImportedRun],
+            ) -> Result<(u64, u64)> {
+                {
+                    use $ops as ops;
+                    ops::import_runs(&self.pool, principal, runs).await
+                }
+            }
+            async fn record_key_usage(&self, usage: &[(String, u64, Timestamp)]) -> Result<()> {
+                {
+                    use $ops as ops;
+                    ops::record_key_usage(&self.pool, usage).await
                 }
             }
             async fn verify_audit(

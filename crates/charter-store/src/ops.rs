@@ -21,8 +21,8 @@ use crate::model::{
     StoredPolicy, Tenant, Verification,
 };
 use crate::runs::{
-    ActionRecord, ActionSummary, Page, PinnedPolicy, PinnedSet, Run, RunStatus, ViolationEvent,
-    ViolationFilter,
+    ActionRecord, ActionSummary, ImportedRun, Page, PinnedPolicy, PinnedSet, Run, RunAction,
+    RunFilter, RunStatus, ViolationEvent, ViolationFilter,
 };
 use crate::{AuditFilter, PolicyEdit, RecordedRow};
 
@@ -160,22 +160,66 @@ pub(crate) async fn audit_list(
     pool: &Pool<Db>,
     principal: &Principal,
     filter: &AuditFilter,
-) -> Result<Vec<AuditEntry>> {
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<AuditEntry>> {
     let chain = chains_for(principal, filter.tenant_id.as_deref());
+    let (c_at, c_chain, c_seq) = match cursor {
+        Some(c) => {
+            let bad = || StoreError::invalid("cursor", "not a cursor of this list");
+            let mut parts = c.splitn(3, '~');
+            let at = parts
+                .next()
+                .and_then(|p| p.parse::<i64>().ok())
+                .ok_or_else(bad)?;
+            let seq = parts
+                .next()
+                .and_then(|p| p.parse::<i64>().ok())
+                .ok_or_else(bad)?;
+            let chain = parts.next().ok_or_else(bad)?.to_owned();
+            (Some(at), Some(chain), Some(seq))
+        }
+        None => (None, None, None),
+    };
+    let limit = limit.clamp(1, 500);
     let rows = sqlx::query(
         "SELECT * FROM audit_log WHERE ($1 IS NULL OR chain = $1) \
          AND ($2 IS NULL OR policy_id = $2) AND ($3 IS NULL OR lineage_id = $3) \
-         AND ($4 IS NULL OR action = $4) ORDER BY at, chain, seq",
+         AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR actor_key_id = $5) \
+         AND ($6 IS NULL OR at >= $6) \
+         AND ($7 IS NULL OR at > $7 OR (at = $7 AND (chain > $8 OR (chain = $8 AND seq > $9)))) \
+         ORDER BY at, chain, seq LIMIT $10",
     )
     .bind(chain)
     .bind(filter.policy_id.as_deref())
     .bind(filter.lineage_id.as_deref())
     .bind(filter.action.as_deref())
+    .bind(filter.actor.as_deref())
+    .bind(filter.since.map(ms))
+    .bind(c_at)
+    .bind(c_chain)
+    .bind(c_seq)
+    .bind(i64::from(limit) + 1)
     .fetch_all(pool)
     .await?;
-    rows.iter()
+    let mut items = rows
+        .iter()
         .map(|r| audit_entry(r).map(|(e, _)| e))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|e| {
+            format!(
+                "{}~{}~{}",
+                ms(e.at),
+                e.seq,
+                e.tenant_id.as_deref().unwrap_or("")
+            )
+        })
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
 }
 
 pub(crate) async fn audit_verify(
@@ -1807,4 +1851,196 @@ pub(crate) async fn actions_page(
             })
         })
         .collect()
+}
+
+pub(crate) async fn list_runs(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &RunFilter,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<Run>> {
+    let tenant = match principal {
+        Principal::Tenant(own) => Some(own.as_str()),
+        Principal::Platform => filter.tenant_id.as_deref(),
+    };
+    let (c_at, c_id) = match cursor {
+        Some(c) => {
+            let bad = || StoreError::invalid("cursor", "not a cursor of this list");
+            let (at, id) = c.split_once('~').ok_or_else(bad)?;
+            (
+                Some(at.parse::<i64>().map_err(|_| bad())?),
+                Some(id.to_owned()),
+            )
+        }
+        None => (None, None),
+    };
+    let limit = limit.clamp(1, 500);
+    let rows = sqlx::query(
+        "SELECT * FROM runs WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR agent_id = $2) \
+         AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR started_at >= $4) \
+         AND ($5 IS NULL OR started_at < $5 OR (started_at = $5 AND id < $6)) \
+         ORDER BY started_at DESC, id DESC LIMIT $7",
+    )
+    .bind(tenant)
+    .bind(filter.agent_id.as_deref())
+    .bind(filter.status.map(RunStatus::as_str))
+    .bind(filter.since.map(ms))
+    .bind(c_at)
+    .bind(c_id)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(pool)
+    .await?;
+    let mut items = rows.iter().map(run_row).collect::<Result<Vec<_>>>()?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|r| format!("{}~{}", ms(r.started_at), r.id))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+pub(crate) async fn run_actions(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    run_id: &str,
+) -> Result<Vec<RunAction>> {
+    get_run(pool, principal, run_id).await?;
+    let rows = sqlx::query(
+        "SELECT id, at, input, decision FROM actions WHERE run_id = $1 ORDER BY at, id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let input: Option<String> = r.try_get("input")?;
+            Ok(RunAction {
+                id: r.try_get("id")?,
+                at: time(r.try_get("at")?)?,
+                action: input.as_deref().map(serde_json::from_str).transpose()?,
+                decision: r.try_get("decision")?,
+            })
+        })
+        .collect()
+}
+
+/// Imports recorded runs in one transaction: all or nothing. Each run's agent must exist in
+/// its tenant, which the principal must see; `path` of an error names the run's index.
+pub(crate) async fn import_runs(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    runs: &[ImportedRun],
+) -> Result<(u64, u64)> {
+    let mut tx = begin(pool).await?;
+    let mut actions = 0u64;
+    for (i, imported) in runs.iter().enumerate() {
+        let path = |field: &str| format!("runs[{i}].{field}");
+        if !principal.sees(Some(&imported.tenant_id)) {
+            return Err(StoreError::invalid(
+                path("tenant_id"),
+                format!("no tenant `{}`", imported.tenant_id),
+            ));
+        }
+        let exists = sqlx::query("SELECT 1 AS one FROM agents WHERE tenant_id = $1 AND id = $2")
+            .bind(&imported.tenant_id)
+            .bind(&imported.agent_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(StoreError::invalid(
+                path("agent_id"),
+                format!(
+                    "no agent `{}` in tenant `{}`",
+                    imported.agent_id, imported.tenant_id
+                ),
+            ));
+        }
+        if imported.status == RunStatus::Running {
+            return Err(StoreError::invalid(
+                path("status"),
+                "an imported run has ended",
+            ));
+        }
+        let mut last = imported.started_at;
+        for (k, a) in imported.actions.iter().enumerate() {
+            if a.at < last {
+                return Err(StoreError::invalid(
+                    format!("runs[{i}].actions[{k}].at"),
+                    "actions are in time order, none before the run's start",
+                ));
+            }
+            last = a.at;
+        }
+        let ended_at = imported.ended_at.unwrap_or(last);
+        if ended_at < last {
+            return Err(StoreError::invalid(
+                path("ended_at"),
+                "a run ends after its last action",
+            ));
+        }
+        let run = Run {
+            id: ids::new("run"),
+            tenant_id: imported.tenant_id.clone(),
+            agent_id: imported.agent_id.clone(),
+            started_at: imported.started_at,
+            ended_at: Some(ended_at),
+            status: imported.status,
+            metadata: imported.metadata.clone(),
+            policy_set: PinnedSet {
+                hash: String::new(),
+                policies: Vec::new(),
+            },
+            imported: true,
+        };
+        insert_run(&mut tx, &run).await?;
+        for a in &imported.actions {
+            sqlx::query(
+                "INSERT INTO actions (id, run_id, tenant_id, agent_id, at, kind, input, decision, policy_set_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)",
+            )
+            .bind(ids::new("evt"))
+            .bind(&run.id)
+            .bind(&run.tenant_id)
+            .bind(&run.agent_id)
+            .bind(ms(a.at))
+            .bind(a.action.kind().as_str())
+            .bind(serde_json::to_string(&a.action)?)
+            .bind(a.decision.map(Outcome::as_str))
+            .execute(&mut *tx)
+            .await?;
+            actions += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok((runs.len() as u64, actions))
+}
+
+/// Adds usage to keys (flushed about once a second by the server, not per request).
+pub(crate) async fn record_key_usage(
+    pool: &Pool<Db>,
+    usage: &[(String, u64, Timestamp)],
+) -> Result<()> {
+    if usage.is_empty() {
+        return Ok(());
+    }
+    let mut tx = begin(pool).await?;
+    for (id, calls, last) in usage {
+        sqlx::query(
+            "UPDATE api_keys SET calls = calls + $1, \
+             last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2 THEN $2 ELSE last_used_at END \
+             WHERE id = $3",
+        )
+        .bind(i64::try_from(*calls).unwrap_or(i64::MAX))
+        .bind(ms(*last))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -182,3 +182,59 @@ pub struct Page<T> {
     /// Pass this to get the next page.
     pub next_cursor: Option<String>,
 }
+
+/// Filters of a run list; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// One tenant (platform keys; a tenant key always lists its own).
+    pub tenant_id: Option<String>,
+    /// One agent.
+    pub agent_id: Option<String>,
+    /// One status.
+    pub status: Option<RunStatus>,
+    /// Started at or after.
+    pub since: Option<Timestamp>,
+}
+
+/// An action of a run, with its decision, as `GET /v1/runs/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunAction {
+    /// The action's id.
+    pub id: String,
+    /// When it was checked.
+    pub at: Timestamp,
+    /// The action as checked (`None` when its input was not kept).
+    pub action: Option<Value>,
+    /// What was decided.
+    pub decision: Option<String>,
+}
+
+/// A run of recorded history to import (for Validate): its actions carry their own times.
+#[derive(Debug, Clone)]
+pub struct ImportedRun {
+    /// The run's tenant.
+    pub tenant_id: String,
+    /// The run's agent (it must exist in the tenant).
+    pub agent_id: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it ended (`None`: at its last action).
+    pub ended_at: Option<Timestamp>,
+    /// `completed`, `failed` or `halted`.
+    pub status: RunStatus,
+    /// What the source attached.
+    pub metadata: Value,
+    /// Its actions, in time order, none before `started_at`.
+    pub actions: Vec<ImportedAction>,
+}
+
+/// One recorded action of an imported run.
+#[derive(Debug, Clone)]
+pub struct ImportedAction {
+    /// When it happened.
+    pub at: Timestamp,
+    /// The action.
+    pub action: Action,
+    /// What the source system decided, if known (feeds "already blocked").
+    pub decision: Option<Outcome>,
+}

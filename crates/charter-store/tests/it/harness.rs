@@ -159,3 +159,22 @@ pub(crate) fn acme_support() -> serde_json::Value {
 pub(crate) fn document(text: &str) -> PolicyDocument {
     PolicyDocument::parse_many(text).unwrap().remove(0)
 }
+
+/// Every audit entry the principal reads with `filter`, through pages of 3 (so paging is
+/// exercised by every test that reads the log).
+pub(crate) async fn all_audit<S: Store>(
+    store: &S,
+    principal: &charter_store::Principal,
+    filter: &charter_store::AuditFilter,
+) -> Result<Vec<charter_store::AuditEntry>, charter_store::StoreError> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.audit(principal, filter, cursor.as_deref(), 3).await?;
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}

@@ -151,8 +151,7 @@ async fn full_lifecycle<S: Store + Clone>(store: S, _: Kind) {
             .await,
         Err(StoreError::NotFound { .. })
     ));
-    let log = store
-        .audit(&acme.principal, &AuditFilter::default())
+    let log = crate::harness::all_audit(&store, &acme.principal, &AuditFilter::default())
         .await
         .unwrap();
     let actions = audit_actions(&log);
@@ -225,8 +224,7 @@ async fn refused_transitions_change_nothing<S: Store + Clone>(store: S, _: Kind)
         .await
         .unwrap();
     let before = store.get_policy(&acme.principal, &id).await.unwrap();
-    let audit_before = store
-        .audit(&acme.principal, &AuditFilter::default())
+    let audit_before = crate::harness::all_audit(&store, &acme.principal, &AuditFilter::default())
         .await
         .unwrap()
         .len();
@@ -297,8 +295,7 @@ async fn refused_transitions_change_nothing<S: Store + Clone>(store: S, _: Kind)
     assert_eq!(after, deprecated);
     assert_eq!(before.policy.definition, after.policy.definition);
     // Exactly one new entry: the deprecation.
-    let audit_after = store
-        .audit(&acme.principal, &AuditFilter::default())
+    let audit_after = crate::harness::all_audit(&store, &acme.principal, &AuditFilter::default())
         .await
         .unwrap()
         .len();
@@ -474,8 +471,7 @@ async fn audit_chain_verifies_and_detects_tampering<S: Store + Clone + RawSql>(
     };
     // 2 tenants created (platform chain), 3 agents, 5 policies.
     assert_eq!(entries, 10);
-    let acme_log = store
-        .audit(&acme.principal, &AuditFilter::default())
+    let acme_log = crate::harness::all_audit(&store, &acme.principal, &AuditFilter::default())
         .await
         .unwrap();
     assert_eq!(
@@ -564,16 +560,16 @@ async fn concurrent_activations_have_one_winner<S: Store + Clone>(store: S, _: K
         }
     }
     assert_eq!(wins, 1);
-    let log = store
-        .audit(
-            &acme.principal,
-            &AuditFilter {
-                action: Some("policy.activated".into()),
-                ..AuditFilter::default()
-            },
-        )
-        .await
-        .unwrap();
+    let log = crate::harness::all_audit(
+        &store,
+        &acme.principal,
+        &AuditFilter {
+            action: Some("policy.activated".into()),
+            ..AuditFilter::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(log.len(), 1);
     assert!(matches!(
         store

@@ -13,6 +13,7 @@
 )]
 
 mod harness;
+mod history;
 mod lifecycle;
 mod limits;
 mod runs;

@@ -198,18 +198,18 @@ async fn tenants_cannot_see_each_other<S: Store + Clone>(store: S, _: Kind) {
             .is_empty()
     );
     assert!(
-        store
-            .audit(
-                &globex.principal,
-                &AuditFilter {
-                    tenant_id: Some("acme".into()),
-                    ..AuditFilter::default()
-                }
-            )
-            .await
-            .unwrap()
-            .iter()
-            .all(|e| e.tenant_id.as_deref() == Some("globex"))
+        crate::harness::all_audit(
+            &store,
+            &globex.principal,
+            &AuditFilter {
+                tenant_id: Some("acme".into()),
+                ..AuditFilter::default()
+            }
+        )
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.tenant_id.as_deref() == Some("globex"))
     );
     // Naming another tenant in a body is the same answer as naming one that exists nowhere.
     let e = store
@@ -288,24 +288,23 @@ async fn platform_policies_are_read_only_to_tenants<S: Store + Clone>(store: S, 
         Err(StoreError::Forbidden(_))
     ));
     // Platform changes land in the platform chain, which a tenant key does not read.
-    let own = store
-        .audit(&acme.principal, &AuditFilter::default())
+    let own = crate::harness::all_audit(&store, &acme.principal, &AuditFilter::default())
         .await
         .unwrap();
     assert!(
         own.iter()
             .all(|e| e.policy_id.as_deref() != Some(id.as_str()))
     );
-    let platform_chain = store
-        .audit(
-            &Principal::Platform,
-            &AuditFilter {
-                tenant_id: Some("platform".into()),
-                ..AuditFilter::default()
-            },
-        )
-        .await
-        .unwrap();
+    let platform_chain = crate::harness::all_audit(
+        &store,
+        &Principal::Platform,
+        &AuditFilter {
+            tenant_id: Some("platform".into()),
+            ..AuditFilter::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(
         platform_chain
             .iter()

@@ -1,0 +1,213 @@
+//! Imported history, run lists, a run's actions, key usage, and limits shared by two nodes.
+
+use charter_core::engine::{CompiledSet, Outcome, RunContext};
+use charter_core::limits::Settle;
+use charter_core::policy::{Policy, PolicyDefinition};
+use charter_core::{Action, LineageId, PolicyId};
+use charter_store::{
+    ImportedAction, ImportedRun, KeyScope, Principal, RunFilter, RunStatus, Store, StoreError,
+    new_key_secret,
+};
+use serde_json::json;
+
+use crate::harness::{Kind, at, both, platform, seed, tenant};
+use crate::limits::Reopen;
+
+both!(
+    imported_history_is_listed_and_replayable,
+    key_usage_is_flushed,
+    two_nodes_share_one_budget
+);
+
+fn imported(agent: &str, start: i64, actions: usize) -> ImportedRun {
+    ImportedRun {
+        tenant_id: "acme".into(),
+        agent_id: agent.into(),
+        started_at: at(start),
+        ended_at: None,
+        status: RunStatus::Completed,
+        metadata: json!({"source": "test"}),
+        actions: (0..actions)
+            .map(|i| ImportedAction {
+                at: at(start + i64::try_from(i).unwrap()),
+                action: Action::parse(&json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": "x@y.z"}})).unwrap(),
+                decision: Some(if i == 0 { Outcome::Block } else { Outcome::Allow }),
+            })
+            .collect(),
+    }
+}
+
+async fn imported_history_is_listed_and_replayable<S: Store + Clone>(store: S, _: Kind) {
+    seed(&store).await;
+    let acme = tenant("acme");
+    let (runs, actions) = store
+        .import_runs(
+            &acme.principal,
+            &[imported("support", 100, 3), imported("billing", 200, 2)],
+        )
+        .await
+        .unwrap();
+    assert_eq!((runs, actions), (2, 5));
+    // All or nothing: a bad second run imports nothing.
+    let mut bad = imported("support", 300, 2);
+    bad.actions[1].at = at(250);
+    let e = store
+        .import_runs(&acme.principal, &[imported("support", 300, 1), bad])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        StoreError::Invalid {
+            path: "runs[1].actions[1].at".into(),
+            message: "actions are in time order, none before the run's start".into()
+        }
+    );
+    let e = store
+        .import_runs(&tenant("globex").principal, &[imported("support", 300, 1)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::Invalid { ref path, .. } if path == "runs[0].tenant_id"),
+        "{e:?}"
+    );
+    let page = store
+        .runs(&acme.principal, &RunFilter::default(), None, 1)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].agent_id, "billing", "newest first");
+    let rest = store
+        .runs(
+            &acme.principal,
+            &RunFilter::default(),
+            page.next_cursor.as_deref(),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!((rest.items.len(), rest.next_cursor), (1, None));
+    let support = store
+        .runs(
+            &acme.principal,
+            &RunFilter {
+                agent_id: Some("support".into()),
+                ..RunFilter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(support.items[0].imported && support.items[0].ended_at == Some(at(102)));
+    let actions = store
+        .run_actions(&acme.principal, &support.items[0].id)
+        .await
+        .unwrap();
+    assert_eq!(actions.len(), 3);
+    assert_eq!(actions[0].decision.as_deref(), Some("block"));
+    assert!(
+        store
+            .runs(&tenant("globex").principal, &RunFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .run_actions(&tenant("globex").principal, &support.items[0].id)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let rows = store
+        .actions_page(Some("acme"), None, at(0), at(1000), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[0].decision, Some(Outcome::Block));
+    assert_eq!(rows[0].run_started_at, at(100));
+}
+
+async fn key_usage_is_flushed<S: Store + Clone>(store: S, _: Kind) {
+    seed(&store).await;
+    let key = store
+        .create_key(
+            &platform(),
+            "ops",
+            None,
+            &[KeyScope::Read],
+            &new_key_secret(),
+        )
+        .await
+        .unwrap();
+    store
+        .record_key_usage(&[(key.id.clone(), 3, at(50))])
+        .await
+        .unwrap();
+    store
+        .record_key_usage(&[(key.id.clone(), 2, at(40))])
+        .await
+        .unwrap();
+    let listed = store.list_keys(&Principal::Platform).await.unwrap();
+    assert_eq!((listed[0].calls, listed[0].last_used_at), (5, Some(at(50))));
+}
+
+/// Two processes on one database (a second pool, as another node would open) spend against
+/// one cap concurrently: together they never pass it.
+async fn two_nodes_share_one_budget<S: Store + Clone + Reopen + NewNode>(store: S, _: Kind) {
+    let other = store.new_node().await;
+    let definition = PolicyDefinition::parse(&json!({"name": "cap", "scope": {"type": "platform"},
+        "rules": [{"id": "c", "type": "cost", "max_usd": "5.00", "period": "day", "per": "tenant"}]})).unwrap();
+    let policy = Policy::draft(
+        PolicyId::new("pol_c").unwrap(),
+        LineageId::new("lin_c").unwrap(),
+        definition,
+        at(0),
+    );
+    let set = CompiledSet::compile([&policy]).unwrap();
+    let action =
+        Action::parse(&json!({"kind": "model_call", "model": "m", "cost_usd": "0.50"})).unwrap();
+    let ctx = RunContext {
+        tenant_id: "acme",
+        agent_id: "a",
+        run_id: "r",
+        run_started_at: at(0),
+        now: at(10),
+    };
+    let claims = set.evaluate(&action, &ctx).claims;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let claims = claims.clone();
+        let (a, b) = (store.clone(), other.clone());
+        tasks.push(tokio::spawn(async move {
+            let node = if i % 2 == 0 {
+                a.settle(&claims, at(10), Settle::CommitIfWithin).await
+            } else {
+                b.settle(&claims, at(10), Settle::CommitIfWithin).await
+            };
+            usize::from(node.unwrap().is_empty())
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        allowed += t.await.unwrap();
+    }
+    assert_eq!(allowed, 10);
+}
+
+/// A second connection pool to the same database: another node.
+pub(crate) trait NewNode: Sized {
+    fn new_node(&self) -> impl std::future::Future<Output = Self> + Send;
+}
+
+impl NewNode for charter_store::SqliteStore {
+    async fn new_node(&self) -> Self {
+        self.reopen().await.unwrap()
+    }
+}
+
+impl NewNode for charter_store::PgStore {
+    async fn new_node(&self) -> Self {
+        self.reopen().await.unwrap()
+    }
+}
