@@ -198,6 +198,12 @@ pub trait Store: Send + std::marker::Sync + 'static {
         revision: u32,
         report: &Value,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// The latest validation report of a policy: (revision, when, report).
+    fn latest_validation(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(u32, Timestamp, Value)>>> + Send;
     /// Activates a draft; with `supersede`, deprecates the lineage's other active versions in
     /// the same transaction.
     fn activate(
@@ -637,6 +643,16 @@ macro_rules! store_impl {
                 {
                     use $ops as ops;
                     ops::actions_page(&self.pool, tenant, agent, since, until, after, limit).await
+                }
+            }
+            async fn latest_validation(
+                &self,
+                principal: &Principal,
+                id: &str,
+            ) -> Result<Option<(u32, Timestamp, Value)>> {
+                {
+                    use $ops as ops;
+                    ops::latest_validation(&self.pool, principal, id).await
                 }
             }
             async fn runs(

@@ -2044,3 +2044,27 @@ pub(crate) async fn record_key_usage(
     tx.commit().await?;
     Ok(())
 }
+
+/// The latest validation report of a policy the principal may see: (revision, when, report).
+pub(crate) async fn latest_validation(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    id: &str,
+) -> Result<Option<(u32, Timestamp, Value)>> {
+    get_policy(pool, principal, id).await?;
+    let row = sqlx::query(
+        "SELECT revision, at, report FROM validations WHERE policy_id = $1 ORDER BY revision DESC, at DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        let report: String = r.try_get("report")?;
+        Ok((
+            to_u32(r.try_get("revision")?, "revision")?,
+            time(r.try_get("at")?)?,
+            serde_json::from_str(&report)?,
+        ))
+    })
+    .transpose()
+}

@@ -80,6 +80,18 @@ async fn full_lifecycle<S: Store + Clone>(store: S, _: Kind) {
         .record_validation(&acme, &id, 4, &json!({"actions_blocked": 0}))
         .await
         .unwrap();
+    let (revision, _, report) = store
+        .latest_validation(&acme.principal, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((revision, report), (4, json!({"actions_blocked": 0})));
+    assert!(matches!(
+        store
+            .latest_validation(&tenant("globex").principal, &id)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
     let active = store
         .activate(&later(&acme, 2), &id, Activation::default(), None)
         .await
