@@ -51,7 +51,7 @@ pub(crate) fn index(path: &str, index: usize) -> String {
 }
 
 /// Deserializes a JSON value into `T`, naming the path of the first problem.
-pub(crate) fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
+pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         to_error(&path, &e.into_inner().to_string())

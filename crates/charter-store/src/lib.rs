@@ -147,6 +147,19 @@ pub trait Store: Send + std::marker::Sync + 'static {
         definition: PolicyDefinition,
         imported: bool,
     ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    /// Imports definitions as drafts, each version 1 of a new lineage, all or nothing
+    /// (`policy.imported`).
+    fn import_policies(
+        &self,
+        change: &Change,
+        definitions: Vec<PolicyDefinition>,
+    ) -> impl Future<Output = Result<Vec<StoredPolicy>>> + Send;
+    /// Reads a policy for export, recording `policy.exported`.
+    fn record_export(
+        &self,
+        change: &Change,
+        id: &str,
+    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
     /// One policy version the principal may see.
     fn get_policy(
         &self,
@@ -643,6 +656,22 @@ macro_rules! store_impl {
                 {
                     use $ops as ops;
                     ops::actions_page(&self.pool, tenant, agent, since, until, after, limit).await
+                }
+            }
+            async fn import_policies(
+                &self,
+                change: &Change,
+                definitions: Vec<PolicyDefinition>,
+            ) -> Result<Vec<StoredPolicy>> {
+                {
+                    use $ops as ops;
+                    ops::import_policies(&self.pool, change, definitions).await
+                }
+            }
+            async fn record_export(&self, change: &Change, id: &str) -> Result<StoredPolicy> {
+                {
+                    use $ops as ops;
+                    ops::record_export(&self.pool, change, id).await
                 }
             }
             async fn latest_validation(

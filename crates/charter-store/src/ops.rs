@@ -2068,3 +2068,66 @@ pub(crate) async fn latest_validation(
     })
     .transpose()
 }
+
+/// Imports documents as drafts, each a new lineage, in one transaction: all or nothing. With
+/// several documents, an error's path starts with the document's index.
+pub(crate) async fn import_policies(
+    pool: &Pool<Db>,
+    change: &Change,
+    definitions: Vec<PolicyDefinition>,
+) -> Result<Vec<StoredPolicy>> {
+    let many = definitions.len() > 1;
+    let mut tx = begin(pool).await?;
+    let mut out = Vec::with_capacity(definitions.len());
+    for (i, definition) in definitions.into_iter().enumerate() {
+        check_scope(&mut tx, &change.principal, &definition.scope)
+            .await
+            .map_err(|e| match e {
+                StoreError::Invalid { path, message } if many => StoreError::Invalid {
+                    path: format!("[{i}].{path}"),
+                    message,
+                },
+                other => other,
+            })?;
+        let stored = new_draft(definition, new_lineage()?, 1, None, change)?;
+        insert_policy(&mut tx, &stored, change).await?;
+        append(
+            &mut tx,
+            stored.tenant_id.as_deref(),
+            change,
+            "policy.imported",
+            Some(policy_ref(&stored.policy)),
+            &json!({"definition": definition_json(&stored.policy.definition)}),
+        )
+        .await?;
+        out.push(stored);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Records that a policy the principal may see was exported.
+pub(crate) async fn record_export(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+) -> Result<StoredPolicy> {
+    let stored = get_policy(pool, &change.principal, id).await?;
+    let mut tx = begin(pool).await?;
+    // A tenant exporting a platform policy records it in its own chain.
+    let chain = stored
+        .tenant_id
+        .as_deref()
+        .or(change.principal.tenant().map(TenantId::as_str));
+    append(
+        &mut tx,
+        chain,
+        change,
+        "policy.exported",
+        Some(policy_ref(&stored.policy)),
+        &json!({"revision": stored.policy.revision}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(stored)
+}

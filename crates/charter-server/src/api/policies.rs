@@ -1,0 +1,372 @@
+//! Policies: authoring, the lifecycle, versions, export and import.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use charter_core::document::PolicyDocument;
+use charter_core::policy::{PolicyDefinition, Status};
+use charter_core::rule::{self, Rule};
+use charter_core::{RuleId, Scope};
+use charter_store::{
+    Activation, Change, KeyScope, PolicyEdit, PolicyFilter, Principal, Store, StoredPolicy,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::parse;
+use crate::error::ApiError;
+use crate::extract::{Caller, IfMatch, JsonBody, Params};
+use crate::state::AppState;
+
+pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
+    Router::new()
+        .route("/v1/policies", post(create::<S>).get(list::<S>))
+        .route("/v1/policies/import", post(import::<S>))
+        .route(
+            "/v1/policies/{id}",
+            get(show::<S>).put(update::<S>).delete(remove::<S>),
+        )
+        .route("/v1/policies/{id}/rules", post(add_rule::<S>))
+        .route(
+            "/v1/policies/{id}/rules/{rule_id}",
+            delete(remove_rule::<S>),
+        )
+        .route("/v1/policies/{id}/activate", post(activate::<S>))
+        .route("/v1/policies/{id}/deprecate", post(deprecate::<S>))
+        .route("/v1/policies/{id}/clone", post(clone::<S>))
+        .route("/v1/policies/{id}/versions", get(versions::<S>))
+        .route("/v1/policies/{id}/export", get(export::<S>))
+}
+
+/// A policy as the API shows it, with its latest validation.
+async fn view<S: Store>(
+    store: &S,
+    principal: &Principal,
+    stored: &StoredPolicy,
+) -> Result<Value, ApiError> {
+    let mut value =
+        serde_json::to_value(&stored.policy).map_err(|e| ApiError::internal(&e.to_string()))?;
+    let last = store
+        .latest_validation(principal, stored.policy.id.as_str())
+        .await?
+        .map(|(revision, at, report)| json!({"revision": revision, "at": at, "report": report}));
+    value["last_validation"] = last.unwrap_or(Value::Null);
+    Ok(value)
+}
+
+async fn create<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(KeyScope::Write)?;
+    let definition = PolicyDefinition::parse(&body)?;
+    let stored = state
+        .store
+        .create_policy(&caller.change(state.clock.now()), definition, false)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state.store, &caller.principal, &stored).await?),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<Status>,
+    scope_type: Option<String>,
+    tenant_id: Option<String>,
+    agent_id: Option<String>,
+    q: Option<String>,
+}
+
+async fn list<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Params(q): Params<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(KeyScope::Read)?;
+    let filter = PolicyFilter {
+        status: q.status,
+        scope_type: q.scope_type,
+        tenant_id: q.tenant_id,
+        agent_id: q.agent_id,
+        q: q.q,
+    };
+    let found = state
+        .store
+        .list_policies(&caller.principal, &filter)
+        .await?;
+    let mut items = Vec::with_capacity(found.len());
+    for stored in &found {
+        items.push(view(&state.store, &caller.principal, stored).await?);
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn show<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(KeyScope::Read)?;
+    let stored = state.store.get_policy(&caller.principal, &id).await?;
+    Ok(Json(view(&state.store, &caller.principal, &stored).await?))
+}
+
+/// `PUT` body: every field optional; server-owned fields are refused by name.
+fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        name: Option<String>,
+        description: Option<String>,
+        scope: Option<Value>,
+        rules: Option<Value>,
+    }
+    let raw: Raw = parse(body)?;
+    if let Some(name) = &raw.name {
+        PolicyDefinition::check_name(name)?;
+    }
+    if let Some(description) = &raw.description {
+        PolicyDefinition::check_description(description)?;
+    }
+    let scope = raw
+        .scope
+        .as_ref()
+        .map(|s| Scope::parse(s).map_err(|e| e.under("scope")))
+        .transpose()?;
+    let rules = raw
+        .rules
+        .as_ref()
+        .map(|r| rule::parse_rules(r, "rules"))
+        .transpose()?;
+    Ok(PolicyEdit {
+        name: raw.name,
+        description: raw.description,
+        scope,
+        rules,
+    })
+}
+
+async fn update<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(revision): IfMatch,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(KeyScope::Write)?;
+    let edit = parse_edit(&body)?;
+    let stored = state
+        .store
+        .update_policy(&caller.change(state.clock.now()), &id, edit, revision)
+        .await?;
+    Ok(Json(view(&state.store, &caller.principal, &stored).await?))
+}
+
+async fn remove<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(revision): IfMatch,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(KeyScope::Write)?;
+    state
+        .store
+        .delete_policy(&caller.change(state.clock.now()), &id, revision)
+        .await?;
+    Ok(Json(json!({"deleted": id})))
+}
+
+async fn add_rule<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(revision): IfMatch,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(KeyScope::Write)?;
+    let rule = Rule::parse(&body)?;
+    let stored = state
+        .store
+        .add_rule(&caller.change(state.clock.now()), &id, rule, revision)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state.store, &caller.principal, &stored).await?),
+    ))
+}
+
+async fn remove_rule<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path((id, rule_id)): Path<(String, String)>,
+    IfMatch(revision): IfMatch,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(KeyScope::Write)?;
+    let rule_id = RuleId::new(rule_id.as_str())
+        .map_err(|_| ApiError::not_found(format!("rule {rule_id} in policy {id}")))?;
+    let stored = state
+        .store
+        .remove_rule(&caller.change(state.clock.now()), &id, &rule_id, revision)
+        .await?;
+    Ok(Json(view(&state.store, &caller.principal, &stored).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActivateBody {
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    supersede: bool,
+}
+
+async fn activate<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(revision): IfMatch,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(KeyScope::Write)?;
+    let how: ActivateBody = parse(&body)?;
+    let stored = state
+        .store
+        .activate(
+            &caller.change(state.clock.now()),
+            &id,
+            Activation {
+                force: how.force,
+                supersede: how.supersede,
+            },
+            revision,
+        )
+        .await?;
+    Ok(Json(view(&state.store, &caller.principal, &stored).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+async fn deprecate<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(KeyScope::Write)?;
+    let _: Empty = parse(&body)?;
+    let stored = state
+        .store
+        .deprecate(&caller.change(state.clock.now()), &id)
+        .await?;
+    Ok(Json(view(&state.store, &caller.principal, &stored).await?))
+}
+
+async fn clone<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        scope: Option<Value>,
+        name: Option<String>,
+    }
+    caller.require(KeyScope::Write)?;
+    let raw: Raw = parse(&body)?;
+    let scope = raw
+        .scope
+        .as_ref()
+        .map(|s| Scope::parse(s).map_err(|e| e.under("scope")))
+        .transpose()?;
+    let stored = state
+        .store
+        .clone_policy(&caller.change(state.clock.now()), &id, scope, raw.name)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state.store, &caller.principal, &stored).await?),
+    ))
+}
+
+async fn versions<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(KeyScope::Read)?;
+    let (lineage, found) = state.store.versions(&caller.principal, &id).await?;
+    let mut items = Vec::with_capacity(found.len());
+    for stored in &found {
+        items.push(view(&state.store, &caller.principal, stored).await?);
+    }
+    Ok(Json(json!({"lineage_id": lineage, "items": items})))
+}
+
+async fn export<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(KeyScope::Read)?;
+    let now = state.clock.now();
+    let stored = state.store.record_export(&caller.change(now), &id).await?;
+    let document = PolicyDocument::export(&stored.policy, now);
+    serde_json::to_value(&document)
+        .map(Json)
+        .map_err(|e| ApiError::internal(&e.to_string()))
+}
+
+async fn import<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(KeyScope::Write)?;
+    let documents = match &body {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, d)| PolicyDocument::parse(d).map_err(|e| e.under(&format!("[{i}]"))))
+            .collect::<Result<Vec<_>, _>>()?,
+        other => vec![PolicyDocument::parse(other)?],
+    };
+    if documents.is_empty() {
+        return Err(ApiError::invalid("", "no documents to import"));
+    }
+    let change = caller.change(state.clock.now());
+    let mut created = Vec::with_capacity(documents.len());
+    for document in documents {
+        let mut definition = document.into_definition();
+        rehome(&mut definition, &change);
+        created.push(definition);
+    }
+    // All or nothing: the store imports every document in one transaction.
+    let stored = state.store.import_policies(&change, created).await?;
+    let mut items = Vec::with_capacity(stored.len());
+    for s in &stored {
+        items.push(view(&state.store, &caller.principal, s).await?);
+    }
+    Ok((StatusCode::CREATED, Json(json!({ "items": items }))))
+}
+
+/// A tenant- or agent-scoped document imported with a tenant key lands in that key's tenant
+/// (product.md §8); a platform key keeps the document's tenant.
+fn rehome(definition: &mut PolicyDefinition, change: &Change) {
+    if let Principal::Tenant(own) = &change.principal {
+        match &mut definition.scope {
+            Scope::Tenant { tenant_id } | Scope::Agent { tenant_id, .. } => {
+                tenant_id.clone_from(own);
+            }
+            Scope::Platform => {}
+        }
+    }
+}

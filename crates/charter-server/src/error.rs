@@ -1,0 +1,127 @@
+//! The one error type of the API: every failure becomes
+//! `{"error": {"code", "message", "details"}}` with a fitting status. Internal details (SQL,
+//! stack traces) never reach the client; they go to the log.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use charter_core::ParseError;
+use charter_store::StoreError;
+use serde_json::{Value, json};
+
+/// An API error.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Value,
+}
+
+impl ApiError {
+    /// 400 `invalid`, naming the JSON path of the bad field.
+    pub fn invalid(path: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid",
+            message: message.into(),
+            details: json!({"path": path}),
+        }
+    }
+
+    /// 401 `unauthenticated`.
+    pub fn unauthenticated() -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthenticated",
+            message: "a valid key is required: Authorization: Bearer <key>".into(),
+            details: json!({}),
+        }
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: message.into(),
+            details: json!({}),
+        }
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: format!("{} not found", what.into()),
+            details: json!({}),
+        }
+    }
+
+    /// 413 `too_large`.
+    pub fn too_large(limit: usize) -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "too_large",
+            message: format!("the body is larger than {limit} bytes"),
+            details: json!({"limit": limit}),
+        }
+    }
+
+    /// 500 `internal`: the cause is logged, not shown.
+    pub fn internal(cause: &str) -> ApiError {
+        tracing::error!(cause, "internal error");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "internal error".into(),
+            details: json!({}),
+        }
+    }
+}
+
+impl From<ParseError> for ApiError {
+    fn from(e: ParseError) -> ApiError {
+        ApiError::invalid(&e.path, e.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound { what } => ApiError::not_found(what),
+            StoreError::Conflict {
+                message,
+                current_revision,
+            } => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                message,
+                details: match current_revision {
+                    Some(r) => json!({"current_revision": r}),
+                    None => json!({}),
+                },
+            },
+            StoreError::ValidationRequired { revision } => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "validation_required",
+                message: format!(
+                    "revision {revision} has not been validated: validate it, or activate with force"
+                ),
+                details: json!({"revision": revision}),
+            },
+            StoreError::Invalid { path, message } => ApiError::invalid(&path, message),
+            StoreError::Forbidden(message) => ApiError::forbidden(message),
+            StoreError::Backend(cause) => ApiError::internal(&cause),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,13 @@
+//! Charter's HTTP API v1 over any [`charter_store::Store`]: the only crate that knows HTTP.
+//! Handlers parse outside input once (strictly, with JSON paths in errors), ask the store, and
+//! render; errors are one type, [`ApiError`], in the API's error format.
+
+mod api;
+mod error;
+mod extract;
+mod state;
+
+pub use api::router;
+pub use error::ApiError;
+pub use extract::Caller;
+pub use state::{AppState, Clock, DEFAULT_BODY_LIMIT, SystemClock};

@@ -1,0 +1,47 @@
+//! What every handler shares: the store, the clock, the limits of outside input.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+/// Where the server reads the time: the system clock in production, a fixed one in tests, so
+/// time windows and daily caps are tested exactly.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// The default request body limit: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// The server's shared state.
+#[derive(Clone)]
+pub struct AppState<S> {
+    /// Everything Charter keeps.
+    pub store: S,
+    /// The server's clock.
+    pub clock: Arc<dyn Clock>,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+impl<S> AppState<S> {
+    /// State over `store` with the system clock and the default body limit.
+    pub fn new(store: S) -> AppState<S> {
+        AppState {
+            store,
+            clock: Arc::new(SystemClock),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! A test server: the router over a fresh SQLite file, a platform key, and a request helper.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use charter_server::{AppState, Clock};
+use charter_store::{Actor, Change, KeyScope, Principal, SqliteStore, Store, Sync};
+use http_body_util::BodyExt as _;
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+pub(crate) struct Fixed;
+
+impl Clock for Fixed {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_second(1_795_000_000).unwrap()
+    }
+}
+
+pub(crate) struct App {
+    pub(crate) router: Router,
+    pub(crate) store: SqliteStore,
+    pub(crate) admin: String,
+}
+
+pub(crate) struct Response {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
+}
+
+impl App {
+    pub(crate) async fn new() -> App {
+        let dir = std::env::temp_dir().join("charter-server-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(
+            &dir.join(format!("{}.db", uuid::Uuid::now_v7().simple())),
+            Sync::Normal,
+        )
+        .await
+        .unwrap();
+        let admin = charter_store::new_key_secret();
+        let change = Change {
+            principal: Principal::Platform,
+            actor: Actor {
+                key_id: "bootstrap".into(),
+                name: "bootstrap".into(),
+            },
+            at: Fixed.now(),
+        };
+        store
+            .create_key(
+                &change,
+                "admin",
+                None,
+                &[KeyScope::Read, KeyScope::Write, KeyScope::Execute],
+                &admin,
+            )
+            .await
+            .unwrap();
+        let mut state = AppState::new(store.clone());
+        state.clock = Arc::new(Fixed);
+        App {
+            router: charter_server::router(state),
+            store,
+            admin,
+        }
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let raw = body.map(|b| b.to_string());
+        self.raw(method, path, key, raw.as_deref(), &[]).await
+    }
+
+    pub(crate) async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .header("content-type", "application/json")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Response { status, body }
+    }
+
+    /// Two tenants with agents, and a write+read key for each.
+    pub(crate) async fn seeded() -> (App, String, String) {
+        let app = App::new().await;
+        let admin = app.admin.clone();
+        for (t, agents) in [
+            ("acme", &["support", "billing"][..]),
+            ("globex", &["support"][..]),
+        ] {
+            let r = app
+                .call(
+                    "POST",
+                    "/v1/tenants",
+                    Some(&admin),
+                    Some(json!({"id": t, "name": t})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+            for a in agents {
+                let r = app
+                    .call(
+                        "POST",
+                        &format!("/v1/tenants/{t}/agents"),
+                        Some(&admin),
+                        Some(json!({"id": a, "name": a})),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+            }
+        }
+        let key = |t: &str| json!({"name": format!("{t} ops"), "tenant_id": t, "scopes": ["read", "write", "execute"]});
+        let acme = app
+            .call("POST", "/v1/keys", Some(&admin), Some(key("acme")))
+            .await
+            .body["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let globex = app
+            .call("POST", "/v1/keys", Some(&admin), Some(key("globex")))
+            .await
+            .body["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (app, acme, globex)
+    }
+}
+
+pub(crate) fn policy_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "description": "support agents email only colleagues",
+        "scope": {"type": "agent", "tenant_id": "acme", "agent_id": "support"},
+        "rules": [{"id": "r1", "type": "tool", "effect": "deny", "tools": ["*.send_email"],
+                   "when": [{"arg": "to", "op": "not_ends_with", "value": "@acme.com"}]}]
+    })
+}
+
+pub(crate) fn error_code(r: &Response) -> &str {
+    r.body["error"]["code"].as_str().unwrap_or("")
+}
+
+pub(crate) fn error_path(r: &Response) -> &str {
+    r.body["error"]["details"]["path"].as_str().unwrap_or("")
+}
+
+#[allow(dead_code, reason = "used by some tests only")]
+pub(crate) async fn store_ok(app: &App) -> bool {
+    app.store.count_keys().await.is_ok()
+}

@@ -1,0 +1,303 @@
+//! The policy author's story over HTTP: create, rules, validate requirement, activate, clone,
+//! supersede, deprecate, versions, export, import, delete, audit.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::app::{App, error_code, policy_body};
+
+#[tokio::test]
+async fn the_authoring_story() {
+    let (app, acme, _) = App::seeded().await;
+    let key = Some(acme.as_str());
+    let r = app
+        .call(
+            "POST",
+            "/v1/policies",
+            key,
+            Some(policy_body("Block external email")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (
+            r.body["status"].clone(),
+            r.body["version"].clone(),
+            r.body["revision"].clone()
+        ),
+        (json!("draft"), json!(1), json!(1))
+    );
+    assert!(r.body["last_validation"].is_null());
+    assert_eq!(r.body["created_at"], "2026-11-18T11:06:40Z");
+
+    let rule = json!({"id": "r2", "type": "rate", "limit": 10, "window": "1m", "per": "agent"});
+    let r = app
+        .call("POST", &format!("/v1/policies/{id}/rules"), key, Some(rule))
+        .await;
+    assert_eq!(
+        (r.status, r.body["revision"].clone()),
+        (StatusCode::CREATED, json!(2))
+    );
+    let r = app
+        .call("DELETE", &format!("/v1/policies/{id}/rules/r2"), key, None)
+        .await;
+    assert_eq!(
+        (r.status, r.body["revision"].clone()),
+        (StatusCode::OK, json!(3))
+    );
+    let r = app
+        .raw(
+            "PUT",
+            &format!("/v1/policies/{id}"),
+            key,
+            Some(r#"{"name": "Block outside email"}"#),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(
+        (
+            r.status,
+            r.body["error"]["details"]["current_revision"].clone()
+        ),
+        (StatusCode::CONFLICT, json!(3))
+    );
+    let r = app
+        .raw(
+            "PUT",
+            &format!("/v1/policies/{id}"),
+            key,
+            Some(r#"{"name": "Block outside email"}"#),
+            &[("if-match", "\"3\"")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["name"].clone()),
+        (StatusCode::OK, json!("Block outside email"))
+    );
+
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{id}/activate"),
+            key,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::CONFLICT, "validation_required")
+    );
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{id}/activate"),
+            key,
+            Some(json!({"force": true})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["status"].clone()),
+        (StatusCode::OK, json!("active"))
+    );
+    // Active is immutable: refused, and nothing changed.
+    let r = app
+        .call(
+            "PUT",
+            &format!("/v1/policies/{id}"),
+            key,
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::CONFLICT, "conflict")
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("active")
+    );
+    let r = app
+        .call("DELETE", &format!("/v1/policies/{id}"), key, None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(
+        app.call("GET", &format!("/v1/policies/{id}"), key, None)
+            .await
+            .body["name"],
+        "Block outside email"
+    );
+
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{id}/clone"),
+            key,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (
+            r.status,
+            r.body["version"].clone(),
+            r.body["cloned_from"].clone()
+        ),
+        (StatusCode::CREATED, json!(2), json!(id))
+    );
+    let v2 = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{v2}/activate"),
+            key,
+            Some(json!({"force": true, "supersede": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app
+        .call("GET", &format!("/v1/policies/{v2}/versions"), key, None)
+        .await;
+    let statuses: Vec<_> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!("deprecated"), json!("active")]);
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{v2}/deprecate"),
+            key,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["status"].clone()),
+        (StatusCode::OK, json!("deprecated"))
+    );
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{v2}/deprecate"),
+            key,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // Export → import round-trips into a new draft lineage.
+    let exported = app
+        .call("GET", &format!("/v1/policies/{v2}/export"), key, None)
+        .await;
+    assert_eq!(
+        (exported.status, exported.body["format"].clone()),
+        (StatusCode::OK, json!("charter.policy/v1"))
+    );
+    assert_eq!(exported.body["exported_from"]["status"], "deprecated");
+    let r = app
+        .call(
+            "POST",
+            "/v1/policies/import",
+            key,
+            Some(exported.body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let imported = &r.body["items"][0];
+    assert_eq!(
+        (imported["status"].clone(), imported["version"].clone()),
+        (json!("draft"), json!(1))
+    );
+    assert_eq!(imported["rules"], exported.body["rules"]);
+    assert_ne!(
+        imported["lineage_id"],
+        exported.body["exported_from"]["lineage_id"]
+    );
+    let draft = imported["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call("DELETE", &format!("/v1/policies/{draft}"), key, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        app.call("GET", &format!("/v1/policies/{draft}"), key, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let r = app
+        .call("GET", "/v1/policies?status=deprecated", key, None)
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
+    let r = app.call("GET", "/v1/policies?q=OUTSIDE", key, None).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
+
+    let r = app.call("GET", "/v1/audit?limit=500", key, None).await;
+    let actions: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "policy.created",
+        "policy.updated",
+        "policy.activated",
+        "policy.cloned",
+        "policy.deprecated",
+        "policy.exported",
+        "policy.imported",
+        "policy.deleted",
+        "agent.created",
+        "key.created",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing: {actions:?}"
+        );
+    }
+    let r = app.call("GET", "/v1/audit/verify", key, None).await;
+    assert_eq!(r.body["ok"], true, "{:?}", r.body);
+    let r = app
+        .call("GET", "/v1/audit/verify", Some(&app.admin), None)
+        .await;
+    assert_eq!(r.body["ok"], true);
+}
+
+#[tokio::test]
+async fn import_is_all_or_nothing_and_names_the_document() {
+    let (app, acme, _) = App::seeded().await;
+    let good = json!({"format": "charter.policy/v1", "name": "ok", "scope": {"type": "tenant", "tenant_id": "elsewhere"}, "rules": []});
+    let bad = json!({"format": "charter.policy/v1", "name": "bad", "scope": {"type": "tenant", "tenant_id": "acme"},
+                     "rules": [{"id": "r1", "type": "tool", "effect": "deny", "tools": ["x"], "when": [{"arg": "a", "op": "gt", "value": "7"}]}]});
+    let r = app
+        .call(
+            "POST",
+            "/v1/policies/import",
+            Some(&acme),
+            Some(json!([good, bad])),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["details"]["path"].clone()),
+        (StatusCode::BAD_REQUEST, json!("[1].rules[0].when[0].value"))
+    );
+    assert_eq!(
+        app.call("GET", "/v1/policies", Some(&acme), None)
+            .await
+            .body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // With a tenant key, a tenant document lands in the key's own tenant.
+    let r = app
+        .call("POST", "/v1/policies/import", Some(&acme), Some(good))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["items"][0]["scope"]["tenant_id"], "acme");
+}

@@ -1,0 +1,189 @@
+//! Bad input of every class gets a clear error and changes nothing; scopes and revoked keys.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::app::{App, error_code, error_path, policy_body};
+
+#[tokio::test]
+async fn bad_bodies_name_the_offending_field() {
+    let (app, acme, _) = App::seeded().await;
+    let key = Some(acme.as_str());
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("malformed JSON", "{\"name\": ".to_owned(), ""),
+        ("unknown top-level field", json!({"name": "n", "scope": {"type": "tenant", "tenant_id": "acme"}, "colour": 1}).to_string(), "colour"),
+        ("server-owned field", json!({"name": "n", "scope": {"type": "tenant", "tenant_id": "acme"}, "status": "active"}).to_string(), "status"),
+        ("wrong type", json!({"name": 7, "scope": {"type": "tenant", "tenant_id": "acme"}}).to_string(), "name"),
+        ("missing field", json!({"scope": {"type": "tenant", "tenant_id": "acme"}}).to_string(), "name"),
+        ("unknown field in a rule", {
+            let mut b = policy_body("n");
+            b["rules"][0]["burst"] = json!(1);
+            b.to_string()
+        }, "rules[0].burst"),
+        ("bad op in a condition", {
+            let mut b = policy_body("n");
+            b["rules"][0]["when"][0]["op"] = json!("ends_wiht");
+            b.to_string()
+        }, "rules[0].when[0].op"),
+        ("unknown time zone", json!({"name": "n", "scope": {"type": "tenant", "tenant_id": "acme"},
+            "rules": [{"id": "t", "type": "time", "max_run_duration": "1h", "timezone": "Mars/Base"}]}).to_string(), "rules[0].timezone"),
+        ("another tenant in the body", json!({"name": "n", "scope": {"type": "tenant", "tenant_id": "globex"}}).to_string(), "scope.tenant_id"),
+        ("a tenant that exists nowhere", json!({"name": "n", "scope": {"type": "tenant", "tenant_id": "nowhere"}}).to_string(), "scope.tenant_id"),
+    ];
+    for (what, body, path) in cases {
+        let r = app.raw("POST", "/v1/policies", key, Some(&body), &[]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {:?}", r.body);
+        assert_eq!(
+            (error_code(&r), error_path(&r)),
+            ("invalid", path),
+            "{what}: {:?}",
+            r.body
+        );
+    }
+    // Nothing was created by any of them.
+    assert!(
+        app.call("GET", "/v1/policies", key, None).await.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let r = app.call("GET", "/v1/policies?color=red", key, None).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::BAD_REQUEST, "invalid")
+    );
+}
+
+#[tokio::test]
+async fn oversize_bodies_are_refused_with_413() {
+    let (app, acme, _) = App::seeded().await;
+    let huge = json!({"name": "n", "description": "x".repeat(1_100_000), "scope": {"type": "tenant", "tenant_id": "acme"}});
+    let r = app
+        .call("POST", "/v1/policies", Some(&acme), Some(huge))
+        .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+    );
+}
+
+#[tokio::test]
+async fn keys_scopes_and_revocation() {
+    let (app, acme, _) = App::seeded().await;
+    assert_eq!(
+        app.call("GET", "/v1/policies", None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call(
+            "GET",
+            "/v1/policies",
+            Some("chk_not_a_key_at_all_00000"),
+            None
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call("GET", "/healthz", None, None).await.status,
+        StatusCode::OK
+    );
+    // A read-only key reads but cannot write.
+    let r = app
+        .call(
+            "POST",
+            "/v1/keys",
+            Some(&acme),
+            Some(json!({"name": "viewer", "scopes": ["read"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["tenant_id"], "acme");
+    assert_eq!(
+        r.body["last4"].as_str().unwrap(),
+        &r.body["key"].as_str().unwrap()[64..]
+    );
+    let viewer = r.body["key"].as_str().unwrap().to_owned();
+    let viewer_id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.call("GET", "/v1/policies", Some(&viewer), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = app
+        .call(
+            "POST",
+            "/v1/policies",
+            Some(&viewer),
+            Some(policy_body("n")),
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    // Listing never shows key values.
+    let r = app.call("GET", "/v1/keys", Some(&acme), None).await;
+    assert!(
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k.get("key").is_none() && k.get("secret_hash").is_none())
+    );
+    // Tenants cannot mint tenants or platform keys.
+    let r = app
+        .call(
+            "POST",
+            "/v1/tenants",
+            Some(&acme),
+            Some(json!({"id": "evil", "name": "evil"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Revocation takes effect at once.
+    let r = app
+        .call(
+            "DELETE",
+            &format!("/v1/keys/{viewer_id}"),
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["revoked_at"].is_null()),
+        (StatusCode::OK, false)
+    );
+    assert_eq!(
+        app.call("GET", "/v1/policies", Some(&viewer), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call(
+            "DELETE",
+            &format!("/v1/keys/{viewer_id}"),
+            Some(&acme),
+            None
+        )
+        .await
+        .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        app.call("DELETE", "/v1/keys/key_nope", Some(&acme), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Unknown policy ids.
+    assert_eq!(
+        app.call("GET", "/v1/policies/pol_nope", Some(&acme), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
