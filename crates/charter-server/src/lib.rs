@@ -5,9 +5,11 @@
 mod api;
 mod error;
 mod extract;
+mod serve;
 mod state;
 
 pub use api::router;
 pub use error::ApiError;
 pub use extract::Caller;
+pub use serve::{bootstrap, serve};
 pub use state::{AppState, Clock, DEFAULT_BODY_LIMIT, SystemClock};

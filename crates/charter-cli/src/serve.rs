@@ -1,0 +1,103 @@
+//! `charter serve --listen ADDR --data-dir DIR [--database URL] [--sync normal|full]`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use charter_server::{AppState, bootstrap, serve};
+use charter_store::{PgStore, SqliteStore, Store, Sync};
+use clap::{Args, ValueEnum};
+
+/// Where and how to serve.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Directory of the embedded SQLite database.
+    #[arg(long, default_value = "./charter-data")]
+    data_dir: PathBuf,
+    /// A PostgreSQL URL (`postgres://...`) to use instead of SQLite, for several nodes.
+    #[arg(long, env = "CHARTER_DATABASE_URL")]
+    database: Option<String>,
+    /// SQLite durability: `normal` survives the process being killed; `full` also power loss.
+    #[arg(long, value_enum, default_value_t = SyncMode::Normal)]
+    sync: SyncMode,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SyncMode {
+    Normal,
+    Full,
+}
+
+pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        if let Some(url) = &args.database {
+            let store = PgStore::connect(url)
+                .await
+                .context("connecting to PostgreSQL")?;
+            return start(store, args).await;
+        }
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+        let sync = match args.sync {
+            SyncMode::Normal => Sync::Normal,
+            SyncMode::Full => Sync::Full,
+        };
+        let store = SqliteStore::open(&args.data_dir.join("charter.db"), sync)
+            .await
+            .context("opening the SQLite database")?;
+        start(store, args).await
+    })
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "scripts read the real port and the bootstrap key from standard output"
+)]
+async fn start<S: Store + Clone>(store: S, args: &ServeArgs) -> anyhow::Result<()> {
+    let preset = std::env::var("CHARTER_BOOTSTRAP_KEY").ok();
+    if let Some(key) = bootstrap(&store, preset, jiff::Timestamp::now())
+        .await
+        .context("creating the bootstrap key")?
+    {
+        println!("bootstrap key: {key}");
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, "serving");
+    serve(AppState::new(store), listener, shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests against the real `charter` binary.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test harness fails by panicking"
+)]
+
+mod serve;

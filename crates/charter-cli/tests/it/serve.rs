@@ -1,0 +1,118 @@
+//! `charter serve` on a free port with a temporary data directory: it prints its port and the
+//! bootstrap key, answers with that key, stops cleanly on SIGTERM, and keeps its data across a
+//! restart (no second bootstrap key).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    addr: String,
+    key: Option<String>,
+}
+
+impl Drop for Server {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data_dir: &std::path::Path) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_charter"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("CHARTER_BOOTSTRAP_KEY")
+        .env_remove("CHARTER_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server {
+        child,
+        addr: String::new(),
+        key: None,
+    };
+    let mut lines = BufReader::new(server.child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("the server printed nothing").unwrap();
+        if let Some(k) = line.strip_prefix("bootstrap key: ") {
+            server.key = Some(k.to_owned());
+        }
+        if let Some(url) = line.strip_prefix("listening on http://") {
+            url.clone_into(&mut server.addr);
+            return server;
+        }
+    }
+}
+
+/// One HTTP/1.1 request; returns the status code and the body.
+fn request(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn stop(mut server: Server) {
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "a clean shutdown exits 0: {status:?}");
+    drop(server);
+}
+
+#[test]
+fn serve_bootstraps_answers_stops_and_keeps_its_data() {
+    let dir = std::env::temp_dir().join(format!("charter-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = start(&dir);
+    let key = server
+        .key
+        .clone()
+        .expect("a fresh install prints a bootstrap key");
+    let (status, body) = request(&server.addr, "GET", "/healthz", "", "");
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let (status, _) = request(
+        &server.addr,
+        "POST",
+        "/v1/tenants",
+        &key,
+        r#"{"id": "acme", "name": "Acme"}"#,
+    );
+    assert_eq!(status, 201);
+    let (status, _) = request(
+        &server.addr,
+        "GET",
+        "/v1/tenants",
+        "wrong-key-wrong-key-wrong",
+        "",
+    );
+    assert_eq!(status, 401);
+    stop(server);
+
+    let server = start(&dir);
+    assert!(
+        server.key.is_none(),
+        "no second bootstrap key on a database with keys"
+    );
+    let (status, body) = request(&server.addr, "GET", "/v1/tenants", &key, "");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"acme\""), "{body}");
+    stop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

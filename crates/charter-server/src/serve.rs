@@ -1,0 +1,52 @@
+//! Running the server: the bootstrap key of a fresh install, and serving until a shutdown
+//! signal, finishing the requests in flight.
+
+use std::future::Future;
+
+use charter_store::{Actor, Change, KeyScope, Principal, Store, StoreError};
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+/// On a store with no keys, creates a platform key with every scope: `preset` (from
+/// `CHARTER_BOOTSTRAP_KEY`) or a random one. Returns the key when one was created.
+pub async fn bootstrap<S: Store>(
+    store: &S,
+    preset: Option<String>,
+    at: jiff::Timestamp,
+) -> Result<Option<String>, StoreError> {
+    if store.count_keys().await? > 0 {
+        return Ok(None);
+    }
+    let key = preset.unwrap_or_else(charter_store::new_key_secret);
+    let change = Change {
+        principal: Principal::Platform,
+        actor: Actor {
+            key_id: "bootstrap".into(),
+            name: "bootstrap".into(),
+        },
+        at,
+    };
+    store
+        .create_key(
+            &change,
+            "bootstrap",
+            None,
+            &[KeyScope::Read, KeyScope::Write, KeyScope::Execute],
+            &key,
+        )
+        .await?;
+    Ok(Some(key))
+}
+
+/// Serves API v1 on `listener` until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve<S: Store + Clone>(
+    state: AppState<S>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = crate::api::router(state).layer(TraceLayer::new_for_http());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
