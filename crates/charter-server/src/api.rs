@@ -16,13 +16,20 @@ use crate::state::AppState;
 
 /// The whole API.
 pub fn router<S: Store + Clone>(state: AppState<S>) -> Router {
+    let metrics = state.metrics.clone();
+    let render = metrics.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(move || async move { render.render() }))
         .merge(tenants::router())
         .merge(keys::router())
         .merge(policies::router())
         .merge(audit::router())
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
 }
 
 /// Parses a body strictly into `T` (unknown fields and wrong types name their path).

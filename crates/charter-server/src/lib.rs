@@ -5,11 +5,13 @@
 mod api;
 mod error;
 mod extract;
+mod metrics;
 mod serve;
 mod state;
 
 pub use api::router;
 pub use error::ApiError;
 pub use extract::Caller;
+pub use metrics::Metrics;
 pub use serve::{bootstrap, serve};
 pub use state::{AppState, Clock, DEFAULT_BODY_LIMIT, SystemClock};

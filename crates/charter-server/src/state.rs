@@ -33,6 +33,8 @@ pub struct AppState<S> {
     pub clock: Arc<dyn Clock>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Request counts and latencies.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl<S> AppState<S> {
@@ -42,6 +44,7 @@ impl<S> AppState<S> {
             store,
             clock: Arc::new(SystemClock),
             body_limit: DEFAULT_BODY_LIMIT,
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 }

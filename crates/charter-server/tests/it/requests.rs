@@ -187,3 +187,23 @@ async fn keys_scopes_and_revocation() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn metrics_count_requests_per_route_template() {
+    let (app, acme, _) = App::seeded().await;
+    app.call("GET", "/v1/policies/pol_a", Some(&acme), None)
+        .await;
+    app.call("GET", "/v1/policies/pol_b", Some(&acme), None)
+        .await;
+    let r = app.raw("GET", "/metrics", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = r.body.as_str().unwrap();
+    assert!(
+        text.contains(
+            r#"charter_http_requests_total{method="GET",route="/v1/policies/{id}",status="404"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("charter_http_request_duration_seconds_bucket"));
+    assert!(!text.contains("pol_a"), "ids never become labels");
+}
