@@ -746,6 +746,60 @@ fn new_lineage() -> Result<LineageId> {
     LineageId::new(ids::new("lin")).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
+/// A lineage's row: its scope (fixed once a version has been active) and the next version
+/// number.
+struct Lineage {
+    scope: Scope,
+    next_version: u32,
+    fixed: bool,
+}
+
+async fn insert_lineage(tx: &mut Tx, stored: &StoredPolicy) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO lineages (id, tenant_id, scope, next_version, fixed) VALUES ($1, $2, $3, $4, 0)",
+    )
+    .bind(stored.policy.lineage_id.as_str())
+    .bind(stored.tenant_id.as_deref())
+    .bind(serde_json::to_string(&stored.policy.definition.scope)?)
+    .bind(i64::from(stored.policy.version) + 1)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Locks a lineage for the rest of `tx`. Lineage locks are always taken before policy row
+/// locks, so two lineage-level changes never wait on each other in a cycle.
+async fn lock_lineage(tx: &mut Tx, id: &str) -> Result<Lineage> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT scope, next_version, fixed FROM lineages WHERE id = $1{FOR_UPDATE}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::Backend(format!("lineage {id} has no row")))?;
+    let scope: String = row.try_get("scope")?;
+    let fixed: i64 = row.try_get("fixed")?;
+    Ok(Lineage {
+        scope: serde_json::from_str(&scope)?,
+        next_version: to_u32(row.try_get("next_version")?, "next_version")?,
+        fixed: fixed != 0,
+    })
+}
+
+/// Reads a policy without locking it, to learn its lineage before taking locks in order.
+async fn peek_policy(tx: &mut Tx, id: &str) -> Result<StoredPolicy> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        Some(row) => policy_row(&row),
+        None => Err(StoreError::not_found(format!("policy {id}"))),
+    }
+}
+
 pub(crate) async fn create_policy(
     pool: &Pool<Db>,
     change: &Change,
@@ -756,6 +810,7 @@ pub(crate) async fn create_policy(
     check_scope(&mut tx, &change.principal, &definition.scope).await?;
     let stored = new_draft(definition, new_lineage()?, 1, None, change)?;
     insert_policy(&mut tx, &stored, change).await?;
+    insert_lineage(&mut tx, &stored).await?;
     let action = if imported {
         "policy.imported"
     } else {
@@ -774,6 +829,15 @@ pub(crate) async fn create_policy(
     Ok(stored)
 }
 
+/// Whether a principal may read a policy: its own tenant's, and the platform policies that
+/// can govern it (not platform drafts, which govern nothing).
+fn visible(principal: &Principal, stored: &StoredPolicy) -> bool {
+    match &stored.tenant_id {
+        Some(t) => principal.sees(Some(t)),
+        None => *principal == Principal::Platform || stored.policy.status != Status::Draft,
+    }
+}
+
 /// Reads a policy the principal may see (a tenant key also sees platform policies).
 pub(crate) async fn get_policy(
     pool: &Pool<Db>,
@@ -790,7 +854,7 @@ pub(crate) async fn get_policy(
         Some(row) => policy_row(&row)?,
         None => return Err(StoreError::not_found(format!("policy {id}"))),
     };
-    if stored.tenant_id.is_none() || principal.sees(stored.tenant_id.as_deref()) {
+    if visible(principal, &stored) {
         Ok(stored)
     } else {
         Err(StoreError::not_found(format!("policy {id}")))
@@ -818,6 +882,9 @@ pub(crate) async fn list_policies(
     let mut out = Vec::new();
     for row in &rows {
         let stored = policy_row(row)?;
+        if !visible(principal, &stored) {
+            continue;
+        }
         let scope = stored.policy.scope();
         if filter
             .scope_type
@@ -890,16 +957,6 @@ fn require_status(stored: &StoredPolicy, wanted: Status, doing: &str) -> Result<
     }
 }
 
-async fn lineage_was_active(tx: &mut Tx, lineage: &str) -> Result<bool> {
-    Ok(sqlx::query(
-        "SELECT 1 AS one FROM policies WHERE lineage_id = $1 AND activated_at IS NOT NULL",
-    )
-    .bind(lineage)
-    .fetch_optional(&mut **tx)
-    .await?
-    .is_some())
-}
-
 /// Writes a draft's new definition, bumping its revision, and records before and after.
 async fn rewrite_draft(
     mut tx: Tx,
@@ -959,6 +1016,17 @@ pub(crate) async fn update_policy(
     if_revision: Option<u32>,
 ) -> Result<StoredPolicy> {
     let mut tx = begin(pool).await?;
+    let moving = match &edit.scope {
+        Some(scope) => {
+            let peeked = peek_policy(&mut tx, id).await?;
+            (*scope != peeked.policy.definition.scope).then(|| peeked.policy.lineage_id.clone())
+        }
+        None => None,
+    };
+    let lineage = match &moving {
+        Some(lineage_id) => Some(lock_lineage(&mut tx, lineage_id.as_str()).await?),
+        None => None,
+    };
     let before = lock_policy(&mut tx, &change.principal, id).await?;
     require_status(&before, Status::Draft, "edit")?;
     check_revision(&before, if_revision)?;
@@ -972,12 +1040,20 @@ pub(crate) async fn update_policy(
             .map_err(|e| StoreError::invalid(e.path, e.message))?;
         definition.description = description;
     }
-    if let Some(scope) = edit.scope
+    if let (Some(scope), Some(lineage)) = (edit.scope, lineage)
         && scope != definition.scope
     {
-        if lineage_was_active(&mut tx, before.policy.lineage_id.as_str()).await? {
+        if lineage.fixed {
             return Err(StoreError::conflict(
                 "the scope of a lineage that has had an active version is fixed: clone into the new scope instead",
+            ));
+        }
+        // A lineage stays within one tenant: its versions, versions list and audit entries
+        // must never span two tenants' data.
+        if scope.tenant_id() != definition.scope.tenant_id() {
+            return Err(StoreError::invalid(
+                "scope",
+                "a draft's scope can move within its tenant only: clone or import it into the other scope",
             ));
         }
         check_scope(&mut tx, &change.principal, &scope).await?;
@@ -1122,9 +1198,22 @@ pub(crate) async fn activate(
     if_revision: Option<u32>,
 ) -> Result<StoredPolicy> {
     let mut tx = begin(pool).await?;
+    let peeked = peek_policy(&mut tx, id).await?;
+    // The lineage lock makes concurrent activations (and supersedes) of one lineage take turns.
+    let lineage = lock_lineage(&mut tx, peeked.policy.lineage_id.as_str()).await?;
     let stored = lock_policy(&mut tx, &change.principal, id).await?;
     require_status(&stored, Status::Draft, "activate")?;
     check_revision(&stored, if_revision)?;
+    if lineage.fixed && lineage.scope != stored.policy.definition.scope {
+        return Err(StoreError::conflict(
+            "this lineage's scope is fixed by an earlier active version: clone into the new scope instead",
+        ));
+    }
+    sqlx::query("UPDATE lineages SET fixed = 1, scope = $1 WHERE id = $2")
+        .bind(serde_json::to_string(&stored.policy.definition.scope)?)
+        .bind(stored.policy.lineage_id.as_str())
+        .execute(&mut *tx)
+        .await?;
     let validated =
         sqlx::query("SELECT 1 AS one FROM validations WHERE policy_id = $1 AND revision = $2")
             .bind(id)
@@ -1251,19 +1340,19 @@ pub(crate) async fn clone_policy(
         definition.name = name;
     }
     let new_scope = scope.filter(|s| *s != definition.scope);
+    let new_lineage_needed = new_scope.is_some();
     let (lineage, version) = if let Some(scope) = new_scope {
         definition.scope = scope;
         (new_lineage()?, 1)
     } else {
-        let max: i64 = sqlx::query("SELECT MAX(version) AS v FROM policies WHERE lineage_id = $1")
+        // The next version comes from the locked lineage row: concurrent clones get 2, 3, ...
+        // and a deleted draft's number is never given again.
+        let row = lock_lineage(&mut tx, source.policy.lineage_id.as_str()).await?;
+        sqlx::query("UPDATE lineages SET next_version = next_version + 1 WHERE id = $1")
             .bind(source.policy.lineage_id.as_str())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("v")?;
-        (
-            source.policy.lineage_id.clone(),
-            to_u32(max + 1, "version")?,
-        )
+            .execute(&mut *tx)
+            .await?;
+        (source.policy.lineage_id.clone(), row.next_version)
     };
     check_scope(&mut tx, &change.principal, &definition.scope).await?;
     let stored = new_draft(
@@ -1274,6 +1363,9 @@ pub(crate) async fn clone_policy(
         change,
     )?;
     insert_policy(&mut tx, &stored, change).await?;
+    if new_lineage_needed {
+        insert_lineage(&mut tx, &stored).await?;
+    }
     append(
         &mut tx,
         stored.tenant_id.as_deref(),
@@ -1299,7 +1391,13 @@ pub(crate) async fn versions(
     .bind(one.policy.lineage_id.as_str())
     .fetch_all(pool)
     .await?;
-    let items = rows.iter().map(policy_row).collect::<Result<Vec<_>>>()?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let stored = policy_row(row)?;
+        if visible(principal, &stored) {
+            items.push(stored);
+        }
+    }
     Ok((one.policy.lineage_id, items))
 }
 
@@ -2091,6 +2189,7 @@ pub(crate) async fn import_policies(
             })?;
         let stored = new_draft(definition, new_lineage()?, 1, None, change)?;
         insert_policy(&mut tx, &stored, change).await?;
+        insert_lineage(&mut tx, &stored).await?;
         append(
             &mut tx,
             stored.tenant_id.as_deref(),

@@ -71,7 +71,10 @@ impl SqliteStore {
                 Sync::Full => SqliteSynchronous::Full,
             })
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // REPLACE deletes the row it conflicts with; only with recursive triggers does
+            // that delete meet the triggers that keep active policies and the audit log intact.
+            .pragma("recursive_triggers", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
             .connect_with(options)

@@ -651,3 +651,248 @@ async fn scope_is_fixed_once_active<S: Store + Clone>(store: S, _: Kind) {
     );
     let _ = platform();
 }
+
+both!(
+    concurrent_supersedes_leave_one_active_version,
+    concurrent_clones_get_distinct_versions,
+    a_lineage_keeps_one_scope_and_one_tenant,
+    replace_and_truncate_cannot_bypass_the_triggers,
+);
+
+async fn concurrent_supersedes_leave_one_active_version<S: Store + Clone>(store: S, _: Kind) {
+    seed(&store).await;
+    let acme = tenant("acme");
+    let v1 = store
+        .create_policy(&acme, definition("p", acme_support()), false)
+        .await
+        .unwrap();
+    let v1_id = v1.policy.id.to_string();
+    store
+        .activate(
+            &acme,
+            &v1_id,
+            Activation {
+                force: true,
+                supersede: false,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let mut drafts = Vec::new();
+    for _ in 0..6 {
+        drafts.push(
+            store
+                .clone_policy(&acme, &v1_id, None, None)
+                .await
+                .unwrap()
+                .policy
+                .id
+                .to_string(),
+        );
+    }
+    let mut tasks = Vec::new();
+    for id in drafts {
+        let (store, acme) = (store.clone(), acme.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .activate(
+                    &acme,
+                    &id,
+                    Activation {
+                        force: true,
+                        supersede: true,
+                    },
+                    None,
+                )
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let (_, versions) = store.versions(&acme.principal, &v1_id).await.unwrap();
+    let active = versions
+        .iter()
+        .filter(|v| v.policy.status == Status::Active)
+        .count();
+    assert_eq!(
+        active,
+        1,
+        "{:?}",
+        versions
+            .iter()
+            .map(|v| (v.policy.version, v.policy.status))
+            .collect::<Vec<_>>()
+    );
+}
+
+async fn concurrent_clones_get_distinct_versions<S: Store + Clone>(store: S, _: Kind) {
+    seed(&store).await;
+    let acme = tenant("acme");
+    let v1 = store
+        .create_policy(&acme, definition("p", acme_support()), false)
+        .await
+        .unwrap();
+    let id = v1.policy.id.to_string();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, acme, id) = (store.clone(), acme.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            store.clone_policy(&acme, &id, None, None).await
+        }));
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.push(t.await.unwrap().unwrap().policy.version);
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=9).collect::<Vec<_>>());
+    // A deleted draft's number is never given again.
+    let (_, all) = store.versions(&acme.principal, &id).await.unwrap();
+    let last = all.last().unwrap().policy.id.to_string();
+    store.delete_policy(&acme, &last, None).await.unwrap();
+    assert_eq!(
+        store
+            .clone_policy(&acme, &id, None, None)
+            .await
+            .unwrap()
+            .policy
+            .version,
+        10
+    );
+}
+
+async fn a_lineage_keeps_one_scope_and_one_tenant<S: Store + Clone>(store: S, _: Kind) {
+    seed(&store).await;
+    let acme = tenant("acme");
+    let v1 = store
+        .create_policy(&acme, definition("p", acme_support()), false)
+        .await
+        .unwrap();
+    let v1_id = v1.policy.id.to_string();
+    let v2 = store.clone_policy(&acme, &v1_id, None, None).await.unwrap();
+    let billing = Scope::Agent {
+        tenant_id: "acme".parse_id(),
+        agent_id: charter_core::AgentId::new("billing").unwrap(),
+    };
+    store
+        .update_policy(
+            &acme,
+            v2.policy.id.as_str(),
+            PolicyEdit {
+                scope: Some(billing),
+                ..PolicyEdit::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .activate(
+            &acme,
+            &v1_id,
+            Activation {
+                force: true,
+                supersede: false,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    // v2 drifted to another scope before the lineage was fixed: it cannot become active in it.
+    let e = store
+        .activate(
+            &acme,
+            v2.policy.id.as_str(),
+            Activation {
+                force: true,
+                supersede: false,
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Conflict { message, .. } if message.contains("fixed")),
+        "{e:?}"
+    );
+    // Moving a draft to another tenant is refused: a lineage never spans tenants.
+    let lone = store
+        .create_policy(&platform(), definition("q", acme_support()), false)
+        .await
+        .unwrap();
+    let globex = Scope::Tenant {
+        tenant_id: "globex".parse_id(),
+    };
+    let e = store
+        .update_policy(
+            &platform(),
+            lone.policy.id.as_str(),
+            PolicyEdit {
+                scope: Some(globex),
+                ..PolicyEdit::default()
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Invalid { path, .. } if path == "scope"),
+        "{e:?}"
+    );
+}
+
+async fn replace_and_truncate_cannot_bypass_the_triggers<S: Store + Clone + RawSql>(
+    store: S,
+    kind: Kind,
+) {
+    seed(&store).await;
+    let acme = tenant("acme");
+    let p = store
+        .create_policy(&acme, definition("p", acme_support()), false)
+        .await
+        .unwrap();
+    let id = p.policy.id.to_string();
+    store
+        .activate(
+            &acme,
+            &id,
+            Activation {
+                force: true,
+                supersede: false,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let attacks: Vec<String> = match kind {
+        Kind::Sqlite => vec![
+            format!(
+                "REPLACE INTO policies (id, lineage_id, version, tenant_id, scope, status, revision, name, description, rules, created_at, created_by, updated_at, updated_by) \
+                 SELECT id, lineage_id, version, tenant_id, scope, status, revision, 'hacked', description, '[]', created_at, created_by, updated_at, updated_by FROM policies WHERE id = '{id}'"
+            ),
+            "REPLACE INTO audit_log SELECT chain, seq, at, tenant_id, actor_key_id, actor_name, 'forged', policy_id, lineage_id, version, details, prev_hash, hash FROM audit_log WHERE seq = 1".to_owned(),
+        ],
+        Kind::Postgres => vec!["TRUNCATE audit_log".to_owned(), "TRUNCATE policies CASCADE".to_owned()],
+    };
+    for sql in attacks {
+        assert!(store.raw(&sql).await.is_err(), "{sql}");
+    }
+    assert_eq!(
+        store
+            .get_policy(&acme.principal, &id)
+            .await
+            .unwrap()
+            .policy
+            .name(),
+        "p"
+    );
+    assert!(matches!(
+        store
+            .verify_audit(&Principal::Platform, None)
+            .await
+            .unwrap(),
+        Verification::Ok { .. }
+    ));
+}

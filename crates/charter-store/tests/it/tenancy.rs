@@ -254,6 +254,23 @@ async fn platform_policies_are_read_only_to_tenants<S: Store + Clone>(store: S, 
         .unwrap();
     let id = p.policy.id.to_string();
     let acme = tenant("acme");
+    // A platform draft governs nothing, and tenants do not see it.
+    assert!(matches!(
+        store.get_policy(&acme.principal, &id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let p = store
+        .activate(
+            &platform(),
+            &id,
+            Activation {
+                force: true,
+                supersede: false,
+            },
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(store.get_policy(&acme.principal, &id).await.unwrap(), p);
     assert_eq!(
         store
