@@ -302,14 +302,16 @@ pub trait Store: Send + std::marker::Sync + 'static {
         filter: &ViolationFilter,
         bucket_ms: i64,
     ) -> impl Future<Output = Result<Vec<(Timestamp, u64)>>> + Send;
-    /// One page of recorded actions in `[since, until)` for a tenant (and agent), in replay
-    /// order, after the key `(at_ms, run_id, id)` of the previous page's last row.
+    /// One page of recorded actions in `[since, until)` of the principal's tenant (a platform
+    /// key: of `tenant`, or every tenant), and of `agent`, in replay order, after the key
+    /// `(at_ms, run_id, id)` of the previous page's last row.
     #[allow(
         clippy::too_many_arguments,
         reason = "a keyset page needs its whole key"
     )]
     fn actions_page(
         &self,
+        principal: &Principal,
         tenant: Option<&str>,
         agent: Option<&str>,
         since: Timestamp,
@@ -646,6 +648,7 @@ macro_rules! store_impl {
             }
             async fn actions_page(
                 &self,
+                principal: &Principal,
                 tenant: Option<&str>,
                 agent: Option<&str>,
                 since: Timestamp,
@@ -655,7 +658,10 @@ macro_rules! store_impl {
             ) -> Result<Vec<RecordedRow>> {
                 {
                     use $ops as ops;
-                    ops::actions_page(&self.pool, tenant, agent, since, until, after, limit).await
+                    ops::actions_page(
+                        &self.pool, principal, tenant, agent, since, until, after, limit,
+                    )
+                    .await
                 }
             }
             async fn import_policies(

@@ -164,58 +164,39 @@ pub(crate) async fn audit_list(
     limit: u32,
 ) -> Result<Page<AuditEntry>> {
     let chain = chains_for(principal, filter.tenant_id.as_deref());
-    let (c_at, c_chain, c_seq) = match cursor {
-        Some(c) => {
-            let bad = || StoreError::invalid("cursor", "not a cursor of this list");
-            let mut parts = c.splitn(3, '~');
-            let at = parts
-                .next()
-                .and_then(|p| p.parse::<i64>().ok())
-                .ok_or_else(bad)?;
-            let seq = parts
-                .next()
-                .and_then(|p| p.parse::<i64>().ok())
-                .ok_or_else(bad)?;
-            let chain = parts.next().ok_or_else(bad)?.to_owned();
-            (Some(at), Some(chain), Some(seq))
-        }
-        None => (None, None, None),
-    };
     let limit = limit.clamp(1, 500);
-    let rows = sqlx::query(
-        "SELECT * FROM audit_log WHERE ($1 IS NULL OR chain = $1) \
-         AND ($2 IS NULL OR policy_id = $2) AND ($3 IS NULL OR lineage_id = $3) \
-         AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR actor_key_id = $5) \
-         AND ($6 IS NULL OR at >= $6) \
-         AND ($7 IS NULL OR at > $7 OR (at = $7 AND (chain > $8 OR (chain = $8 AND seq > $9)))) \
-         ORDER BY at, chain, seq LIMIT $10",
-    )
-    .bind(chain)
-    .bind(filter.policy_id.as_deref())
-    .bind(filter.lineage_id.as_deref())
-    .bind(filter.action.as_deref())
-    .bind(filter.actor.as_deref())
-    .bind(filter.since.map(ms))
-    .bind(c_at)
-    .bind(c_chain)
-    .bind(c_seq)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(pool)
-    .await?;
+    let mut f = Filters::default();
+    f.text("chain = ?", chain.as_deref());
+    f.text("policy_id = ?", filter.policy_id.as_deref());
+    f.text("lineage_id = ?", filter.lineage_id.as_deref());
+    f.text("action = ?", filter.action.as_deref());
+    f.text("actor_key_id = ?", filter.actor.as_deref());
+    f.int("at >= ?", filter.since.map(ms));
+    // Pages follow the chains' own order (chain, seq), which never changes once written;
+    // `at` comes from each writer's clock and may interleave.
+    if let Some(cursor) = cursor {
+        let (seq, chain) = cursor.split_once('~').ok_or_else(bad_cursor)?;
+        let seq: i64 = seq.parse().map_err(|_| bad_cursor())?;
+        f.row(
+            "(chain, seq) > (?1, ?2)",
+            vec![Bind::Text(chain.to_owned()), Bind::Int(seq)],
+        );
+    }
+    let sql = format!(
+        "SELECT * FROM audit_log WHERE {} ORDER BY chain, seq LIMIT {}",
+        f.sql(),
+        u64::from(limit) + 1
+    );
+    let rows = f.query(sql).fetch_all(pool).await?;
     let mut items = rows
         .iter()
         .map(|r| audit_entry(r).map(|(e, _)| e))
         .collect::<Result<Vec<_>>>()?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
-        items.last().map(|e| {
-            format!(
-                "{}~{}~{}",
-                ms(e.at),
-                e.seq,
-                e.tenant_id.as_deref().unwrap_or("")
-            )
-        })
+        items
+            .last()
+            .map(|e| format!("{}~{}", e.seq, e.tenant_id.as_deref().unwrap_or("")))
     } else {
         None
     };
@@ -227,12 +208,26 @@ pub(crate) async fn audit_verify(
     principal: &Principal,
     tenant: Option<&str>,
 ) -> Result<Verification> {
-    let chain = chains_for(principal, tenant);
+    let chain_filter = chains_for(principal, tenant);
     let rows =
         sqlx::query("SELECT * FROM audit_log WHERE ($1 IS NULL OR chain = $1) ORDER BY chain, seq")
-            .bind(chain)
+            .bind(chain_filter.as_deref())
             .fetch_all(pool)
             .await?;
+    let head_rows =
+        sqlx::query("SELECT chain, seq, hash FROM audit_heads WHERE ($1 IS NULL OR chain = $1)")
+            .bind(chain_filter.as_deref())
+            .fetch_all(pool)
+            .await?;
+    let mut heads: Vec<(String, u64, String)> = Vec::with_capacity(head_rows.len());
+    for row in &head_rows {
+        let seq: i64 = row.try_get("seq")?;
+        heads.push((
+            row.try_get("chain")?,
+            u64::try_from(seq).unwrap_or(0),
+            row.try_get("hash")?,
+        ));
+    }
     let mut entries: Vec<(String, AuditEntry, String)> = Vec::with_capacity(rows.len());
     for row in &rows {
         let chain: String = row.try_get("chain")?;
@@ -251,7 +246,20 @@ pub(crate) async fn audit_verify(
             .iter()
             .map(|(_, e, d)| (e.clone(), d.clone()))
             .collect();
-        if let Some(first_bad_seq) = audit::first_bad(&one) {
+        let broken = audit::first_bad(&one).or_else(|| {
+            // The head records the last entry written: a chain cut short after it is broken
+            // at the first missing entry.
+            let last = one.last().map_or(0, |(e, _)| e.seq);
+            match heads.iter().find(|(c, _, _)| *c == chain) {
+                Some((_, seq, hash))
+                    if *seq != last || one.last().is_some_and(|(e, _)| e.hash != *hash) =>
+                {
+                    Some(last + 1)
+                }
+                _ => None,
+            }
+        });
+        if let Some(first_bad_seq) = broken {
             return Ok(Verification::Broken {
                 ok: false,
                 tenant_id: (!chain.is_empty()).then_some(chain),
@@ -259,6 +267,17 @@ pub(crate) async fn audit_verify(
             });
         }
         start = end;
+    }
+    // A chain whose every entry is gone still has its head.
+    if let Some((chain, _, _)) = heads
+        .iter()
+        .find(|(c, seq, _)| *seq > 0 && !entries.iter().any(|(e, _, _)| e == c))
+    {
+        return Ok(Verification::Broken {
+            ok: false,
+            tenant_id: (!chain.is_empty()).then(|| chain.clone()),
+            first_bad_seq: 1,
+        });
     }
     Ok(Verification::Ok {
         ok: true,
@@ -1788,25 +1807,99 @@ fn violation_row(row: &<Db as sqlx::Database>::Row) -> Result<ViolationEvent> {
     })
 }
 
-/// The WHERE clause shared by violation lists and stats, with placeholders `$first` to
-/// `$first + 7`. (SQLite numbers parameters by first appearance, so each query must use them in
-/// ascending order.)
-fn violation_filter(first: usize) -> String {
-    let p: Vec<String> = (first..first + 8).map(|i| format!("${i}")).collect();
-    format!(
-        "({0} IS NULL OR tenant_id = {0}) AND ({1} IS NULL OR policy_id = {1}) \
-         AND ({2} IS NULL OR lineage_id = {2}) AND ({3} IS NULL OR agent_id = {3}) \
-         AND ({4} IS NULL OR run_id = {4}) AND ({5} IS NULL OR rule_type = {5}) \
-         AND ({6} IS NULL OR at >= {6}) AND ({7} IS NULL OR at < {7})",
-        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
-    )
+/// A WHERE clause of only the filters given, so the database can use its indexes (an
+/// `($1 IS NULL OR col = $1)` form cannot). Column names come from this file only; every value
+/// is bound, never spliced.
+#[derive(Default)]
+struct Filters {
+    clauses: Vec<String>,
+    binds: Vec<Bind>,
 }
 
-fn violation_tenant<'a>(principal: &'a Principal, filter: &'a ViolationFilter) -> Option<&'a str> {
-    match principal {
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl Filters {
+    fn next(&self) -> usize {
+        self.binds.len() + 1
+    }
+
+    fn text(&mut self, clause: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.clauses
+                .push(clause.replace('?', &format!("${}", self.next())));
+            self.binds.push(Bind::Text(v.to_owned()));
+        }
+    }
+
+    fn int(&mut self, clause: &str, value: Option<i64>) {
+        if let Some(v) = value {
+            self.clauses
+                .push(clause.replace('?', &format!("${}", self.next())));
+            self.binds.push(Bind::Int(v));
+        }
+    }
+
+    /// A clause with several placeholders `?1`, `?2`, ... bound to `values` in order.
+    fn row(&mut self, clause: &str, values: Vec<Bind>) {
+        let mut text = clause.to_owned();
+        for (k, value) in values.into_iter().enumerate() {
+            text = text.replace(&format!("?{}", k + 1), &format!("${}", self.next()));
+            self.binds.push(value);
+        }
+        self.clauses.push(text);
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            "TRUE".to_owned()
+        } else {
+            self.clauses.join(" AND ")
+        }
+    }
+
+    fn query(
+        self,
+        sql: String,
+    ) -> sqlx::query::Query<'static, Db, <Db as sqlx::Database>::Arguments> {
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for bind in self.binds {
+            query = match bind {
+                Bind::Text(v) => query.bind(v),
+                Bind::Int(v) => query.bind(v),
+            };
+        }
+        query
+    }
+}
+
+fn violation_filters(principal: &Principal, filter: &ViolationFilter) -> Filters {
+    let tenant = match principal {
         Principal::Tenant(own) => Some(own.as_str()),
         Principal::Platform => filter.tenant_id.as_deref(),
-    }
+    };
+    let mut f = Filters::default();
+    f.text("tenant_id = ?", tenant);
+    f.text("policy_id = ?", filter.policy_id.as_deref());
+    f.text("lineage_id = ?", filter.lineage_id.as_deref());
+    f.text("agent_id = ?", filter.agent_id.as_deref());
+    f.text("run_id = ?", filter.run_id.as_deref());
+    f.text("rule_type = ?", filter.rule_type.as_deref());
+    f.int("at >= ?", filter.since.map(ms));
+    f.int("at < ?", filter.until.map(ms));
+    f
+}
+
+fn bad_cursor() -> StoreError {
+    StoreError::invalid("cursor", "not a cursor of this list")
+}
+
+/// `<at>~<id>` cursors of lists ordered newest first.
+fn parse_cursor(cursor: &str) -> Result<(i64, String)> {
+    let (at, id) = cursor.split_once('~').ok_or_else(bad_cursor)?;
+    Ok((at.parse().map_err(|_| bad_cursor())?, id.to_owned()))
 }
 
 pub(crate) async fn list_violations(
@@ -1816,38 +1909,21 @@ pub(crate) async fn list_violations(
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<Page<ViolationEvent>> {
-    let (c_at, c_id) = match cursor {
-        Some(c) => {
-            let (at, id) = c
-                .split_once('~')
-                .ok_or_else(|| StoreError::invalid("cursor", "not a cursor of this list"))?;
-            let at: i64 = at
-                .parse()
-                .map_err(|_| StoreError::invalid("cursor", "not a cursor of this list"))?;
-            (Some(at), Some(id.to_owned()))
-        }
-        None => (None, None),
-    };
     let limit = limit.clamp(1, 500);
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT * FROM violations WHERE {} \
-         AND ($9 IS NULL OR at < $9 OR (at = $9 AND id < $10)) \
-         ORDER BY at DESC, id DESC LIMIT $11",
-        violation_filter(1)
-    )))
-    .bind(violation_tenant(principal, filter))
-    .bind(filter.policy_id.as_deref())
-    .bind(filter.lineage_id.as_deref())
-    .bind(filter.agent_id.as_deref())
-    .bind(filter.run_id.as_deref())
-    .bind(filter.rule_type.as_deref())
-    .bind(filter.since.map(ms))
-    .bind(filter.until.map(ms))
-    .bind(c_at)
-    .bind(c_id)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(pool)
-    .await?;
+    let mut f = violation_filters(principal, filter);
+    if let Some(cursor) = cursor {
+        let (at, id) = parse_cursor(cursor)?;
+        f.row(
+            "(at < ?1 OR (at = ?2 AND id < ?3))",
+            vec![Bind::Int(at), Bind::Int(at), Bind::Text(id)],
+        );
+    }
+    let sql = format!(
+        "SELECT * FROM violations WHERE {} ORDER BY at DESC, id DESC LIMIT {}",
+        f.sql(),
+        u64::from(limit) + 1
+    );
+    let rows = f.query(sql).fetch_all(pool).await?;
     let mut items = rows.iter().map(violation_row).collect::<Result<Vec<_>>>()?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
@@ -1857,6 +1933,9 @@ pub(crate) async fn list_violations(
     };
     Ok(Page { items, next_cursor })
 }
+
+/// The most buckets one stats call returns.
+const MAX_BUCKETS: usize = 10_000;
 
 pub(crate) async fn violation_stats(
     pool: &Pool<Db>,
@@ -1870,22 +1949,22 @@ pub(crate) async fn violation_stats(
             "a bucket is a positive duration",
         ));
     }
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT (at / $1) * $1 AS start, COUNT(*) AS n FROM violations WHERE {} \
-         GROUP BY 1 ORDER BY 1",
-        violation_filter(2)
-    )))
-    .bind(bucket_ms)
-    .bind(violation_tenant(principal, filter))
-    .bind(filter.policy_id.as_deref())
-    .bind(filter.lineage_id.as_deref())
-    .bind(filter.agent_id.as_deref())
-    .bind(filter.run_id.as_deref())
-    .bind(filter.rule_type.as_deref())
-    .bind(filter.since.map(ms))
-    .bind(filter.until.map(ms))
-    .fetch_all(pool)
-    .await?;
+    let f = violation_filters(principal, filter);
+    // The bucket width is a number we checked, written into the text so the filters keep
+    // their placeholders in order.
+    let sql = format!(
+        "SELECT (at / {bucket_ms}) * {bucket_ms} AS start, COUNT(*) AS n FROM violations \
+         WHERE {} GROUP BY 1 ORDER BY 1 LIMIT {}",
+        f.sql(),
+        MAX_BUCKETS + 1
+    );
+    let rows = f.query(sql).fetch_all(pool).await?;
+    if rows.len() > MAX_BUCKETS {
+        return Err(StoreError::invalid(
+            "bucket",
+            format!("more than {MAX_BUCKETS} buckets: use a larger bucket or a shorter range"),
+        ));
+    }
     rows.iter()
         .map(|r| {
             let start: i64 = r.try_get("start")?;
@@ -1895,11 +1974,17 @@ pub(crate) async fn violation_stats(
         .collect()
 }
 
-/// Recorded actions of runs started by `tenant` (and `agent`, if given) in `[since, until)`,
-/// in replay order (time, run, id), one page after `after`: Validate streams a range in pages
-/// so a million actions never sit in memory at once.
+/// Recorded actions in `[since, until)` of the principal's tenant (or, for the platform, of
+/// `tenant` or every tenant), and of `agent` if given, in replay order (time, run, id), one
+/// page after `after`: Validate streams a range in pages, so a million actions never sit in
+/// memory at once, and each page is an index range scan.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a keyset page needs its whole key"
+)]
 pub(crate) async fn actions_page(
     pool: &Pool<Db>,
+    principal: &Principal,
     tenant: Option<&str>,
     agent: Option<&str>,
     since: Timestamp,
@@ -1907,24 +1992,30 @@ pub(crate) async fn actions_page(
     after: Option<&(i64, String, String)>,
     limit: u32,
 ) -> Result<Vec<RecordedRow>> {
-    let rows = sqlx::query(
+    let tenant = match principal {
+        Principal::Tenant(own) => Some(own.as_str()),
+        Principal::Platform => tenant,
+    };
+    let mut f = Filters::default();
+    f.text("a.tenant_id = ?", tenant);
+    f.text("a.agent_id = ?", agent);
+    // The first page starts just before `since`: ids and run ids are never empty.
+    let (at, run, id) = match after {
+        Some((at, run, id)) => (*at, run.clone(), id.clone()),
+        None => (ms(since) - 1, String::new(), String::new()),
+    };
+    f.row(
+        "(a.at, a.run_id, a.id) > (?1, ?2, ?3)",
+        vec![Bind::Int(at), Bind::Text(run), Bind::Text(id)],
+    );
+    f.int("a.at < ?", Some(ms(until)));
+    let sql = format!(
         "SELECT a.id, a.run_id, a.tenant_id, a.agent_id, a.at, a.input, a.decision, r.started_at \
-         FROM actions a JOIN runs r ON r.id = a.run_id \
-         WHERE ($1 IS NULL OR a.tenant_id = $1) AND ($2 IS NULL OR a.agent_id = $2) \
-         AND a.at >= $3 AND a.at < $4 \
-         AND ($5 IS NULL OR a.at > $5 OR (a.at = $5 AND (a.run_id > $6 OR (a.run_id = $6 AND a.id > $7)))) \
-         ORDER BY a.at, a.run_id, a.id LIMIT $8",
-    )
-    .bind(tenant)
-    .bind(agent)
-    .bind(ms(since))
-    .bind(ms(until))
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1.as_str()))
-    .bind(after.map(|a| a.2.as_str()))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
+         FROM actions a JOIN runs r ON r.id = a.run_id WHERE {} ORDER BY a.at, a.run_id, a.id LIMIT {}",
+        f.sql(),
+        limit.clamp(1, 10_000)
+    );
+    let rows = f.query(sql).fetch_all(pool).await?;
     rows.iter()
         .map(|r| {
             let input: Option<String> = r.try_get("input")?;
@@ -1962,33 +2053,25 @@ pub(crate) async fn list_runs(
         Principal::Tenant(own) => Some(own.as_str()),
         Principal::Platform => filter.tenant_id.as_deref(),
     };
-    let (c_at, c_id) = match cursor {
-        Some(c) => {
-            let bad = || StoreError::invalid("cursor", "not a cursor of this list");
-            let (at, id) = c.split_once('~').ok_or_else(bad)?;
-            (
-                Some(at.parse::<i64>().map_err(|_| bad())?),
-                Some(id.to_owned()),
-            )
-        }
-        None => (None, None),
-    };
     let limit = limit.clamp(1, 500);
-    let rows = sqlx::query(
-        "SELECT * FROM runs WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR agent_id = $2) \
-         AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR started_at >= $4) \
-         AND ($5 IS NULL OR started_at < $5 OR (started_at = $5 AND id < $6)) \
-         ORDER BY started_at DESC, id DESC LIMIT $7",
-    )
-    .bind(tenant)
-    .bind(filter.agent_id.as_deref())
-    .bind(filter.status.map(RunStatus::as_str))
-    .bind(filter.since.map(ms))
-    .bind(c_at)
-    .bind(c_id)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(pool)
-    .await?;
+    let mut f = Filters::default();
+    f.text("tenant_id = ?", tenant);
+    f.text("agent_id = ?", filter.agent_id.as_deref());
+    f.text("status = ?", filter.status.map(RunStatus::as_str));
+    f.int("started_at >= ?", filter.since.map(ms));
+    if let Some(cursor) = cursor {
+        let (at, id) = parse_cursor(cursor)?;
+        f.row(
+            "(started_at < ?1 OR (started_at = ?2 AND id < ?3))",
+            vec![Bind::Int(at), Bind::Int(at), Bind::Text(id)],
+        );
+    }
+    let sql = format!(
+        "SELECT * FROM runs WHERE {} ORDER BY started_at DESC, id DESC LIMIT {}",
+        f.sql(),
+        u64::from(limit) + 1
+    );
+    let rows = f.query(sql).fetch_all(pool).await?;
     let mut items = rows.iter().map(run_row).collect::<Result<Vec<_>>>()?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);

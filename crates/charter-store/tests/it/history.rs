@@ -120,7 +120,15 @@ async fn imported_history_is_listed_and_replayable<S: Store + Clone>(store: S, _
         Err(StoreError::NotFound { .. })
     ));
     let rows = store
-        .actions_page(Some("acme"), None, at(0), at(1000), None, 100)
+        .actions_page(
+            &Principal::Platform,
+            Some("acme"),
+            None,
+            at(0),
+            at(1000),
+            None,
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(rows.len(), 5);

@@ -534,6 +534,27 @@ async fn audit_chain_verifies_and_detects_tampering<S: Store + Clone + RawSql>(
             ..
         }
     ));
+    // Cutting the newest entries off a chain is detected too.
+    let disable_delete = match kind {
+        Kind::Sqlite => "DROP TRIGGER audit_append_only_delete",
+        Kind::Postgres => "SELECT 1",
+    };
+    store.raw(disable_delete).await.unwrap();
+    store
+        .raw("DELETE FROM audit_log WHERE chain = '' AND seq = 2")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .verify_audit(&Principal::Platform, Some("platform"))
+            .await
+            .unwrap(),
+        Verification::Broken {
+            ok: false,
+            tenant_id: None,
+            first_bad_seq: 2
+        }
+    );
 }
 
 async fn concurrent_activations_have_one_winner<S: Store + Clone>(store: S, _: Kind) {

@@ -292,7 +292,8 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
     loop {
         let page = store
             .actions_page(
-                Some("acme"),
+                &acme.principal,
+                None,
                 Some("support"),
                 at(0),
                 at(1000),
