@@ -141,9 +141,13 @@ pub struct Policy {
     /// When it was activated.
     #[schemars(with = "Option<String>")]
     pub activated_at: Option<Timestamp>,
+    /// Who activated it (a key id).
+    pub activated_by: Option<String>,
     /// When it was deprecated.
     #[schemars(with = "Option<String>")]
     pub deprecated_at: Option<Timestamp>,
+    /// Who deprecated it (a key id).
+    pub deprecated_by: Option<String>,
 }
 
 impl Policy {
@@ -165,7 +169,9 @@ impl Policy {
             created_at,
             created_by: String::new(),
             activated_at: None,
+            activated_by: None,
             deprecated_at: None,
+            deprecated_by: None,
         }
     }
 

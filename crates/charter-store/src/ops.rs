@@ -30,7 +30,8 @@ type Result<T> = std::result::Result<T, StoreError>;
 type Tx = Transaction<'static, Db>;
 
 const POLICY_COLUMNS: &str = "id, lineage_id, version, tenant_id, scope, status, revision, name, \
-     description, rules, cloned_from, created_at, created_by, activated_at, deprecated_at";
+     description, rules, cloned_from, created_at, created_by, activated_at, activated_by, \
+     deprecated_at, deprecated_by";
 
 fn ms(at: Timestamp) -> i64 {
     at.as_millisecond()
@@ -665,7 +666,9 @@ fn policy_row(row: &<Db as sqlx::Database>::Row) -> Result<StoredPolicy> {
         created_at: time(row.try_get("created_at")?)?,
         created_by: row.try_get("created_by")?,
         activated_at: activated.map(time).transpose()?,
+        activated_by: row.try_get("activated_by")?,
         deprecated_at: deprecated.map(time).transpose()?,
+        deprecated_by: row.try_get("deprecated_by")?,
     };
     Ok(StoredPolicy {
         policy,
@@ -1286,6 +1289,7 @@ pub(crate) async fn activate(
     let mut active = stored;
     active.policy.status = Status::Active;
     active.policy.activated_at = Some(change.at);
+    active.policy.activated_by = Some(change.actor.key_id.clone());
     Ok(active)
 }
 
@@ -1327,6 +1331,7 @@ pub(crate) async fn deprecate(pool: &Pool<Db>, change: &Change, id: &str) -> Res
     let mut out = stored;
     out.policy.status = Status::Deprecated;
     out.policy.deprecated_at = Some(change.at);
+    out.policy.deprecated_by = Some(change.actor.key_id.clone());
     Ok(out)
 }
 

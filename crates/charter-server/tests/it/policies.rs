@@ -166,6 +166,18 @@ async fn the_authoring_story() {
         .map(|p| p["status"].clone())
         .collect();
     assert_eq!(statuses, [json!("deprecated"), json!("active")]);
+    assert!(
+        r.body["items"][0]["deprecated_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("key_")
+    );
+    assert!(
+        r.body["items"][1]["activated_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("key_")
+    );
     let r = app
         .call(
             "POST",
