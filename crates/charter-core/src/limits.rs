@@ -136,6 +136,9 @@ pub struct Buckets {
     pub last: i64,
     /// Buckets before this one can no longer count and may be dropped.
     pub prune_before: Option<i64>,
+    /// How far behind the newest bucket a counter keeps history, in buckets: a claim whose
+    /// window reaches further back than that cannot be counted honestly and fails closed.
+    pub kept: Option<i64>,
 }
 
 impl ClaimWindow {
@@ -157,6 +160,7 @@ impl ClaimWindow {
                         at.saturating_sub(window.saturating_mul(2))
                             .div_euclid(width),
                     ),
+                    kept: Some(window.saturating_mul(2).div_euclid(width)),
                 }
             }
             ClaimWindow::Calendar { start, .. } => {
@@ -166,6 +170,7 @@ impl ClaimWindow {
                     first: start,
                     last: start,
                     prune_before: None,
+                    kept: None,
                 }
             }
             ClaimWindow::Run => Buckets {
@@ -173,6 +178,7 @@ impl ClaimWindow {
                 first: 0,
                 last: 0,
                 prune_before: None,
+                kept: None,
             },
         }
     }
@@ -472,7 +478,7 @@ mod tests {
         let b = window.buckets(at(1_000_000));
         // Buckets of 1 s: the window (940 s, 1000 s] is buckets 940..=1000.
         assert_eq!((b.commit, b.first, b.last), (1000, 940, i64::MAX));
-        assert_eq!(b.prune_before, Some(880));
+        assert_eq!((b.prune_before, b.kept), (Some(880), Some(120)));
         let odd = ClaimWindow::Rolling { millis: 7 }.buckets(at(100));
         assert_eq!((odd.commit, odd.first), (100, 93));
     }

@@ -73,6 +73,11 @@ impl From<sqlx::Error> for StoreError {
             if db.is_unique_violation() {
                 return StoreError::conflict("already exists");
             }
+            // PostgreSQL deadlock or serialisation failure, SQLite still busy after its
+            // timeout: nothing was changed, and the caller may simply retry.
+            if matches!(db.code().as_deref(), Some("40P01" | "40001" | "5" | "517")) {
+                return StoreError::conflict("the change raced another one; retry");
+            }
         }
         StoreError::Backend(e.to_string())
     }

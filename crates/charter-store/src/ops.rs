@@ -1458,17 +1458,25 @@ pub(crate) async fn settle(
     if mode != Settle::Record {
         for (i, (claim, key)) in claims.iter().zip(&keys).enumerate() {
             let buckets = claim.window.buckets(at);
-            let used: Option<i64> = sqlx::query(
-                "SELECT CAST(SUM(amount) AS BIGINT) AS used FROM limit_counters \
-                 WHERE counter = $1 AND bucket >= $2 AND bucket <= $3",
+            let used = sqlx::query(
+                "SELECT CAST(SUM(CASE WHEN bucket >= $1 AND bucket <= $2 THEN amount ELSE 0 END) AS BIGINT) \
+                 AS used, MAX(bucket) AS top FROM limit_counters WHERE counter = $3",
             )
-            .bind(key)
             .bind(buckets.first)
             .bind(buckets.last)
+            .bind(key)
             .fetch_one(&mut *tx)
-            .await?
-            .try_get("used")?;
-            let used = u64::try_from(used.unwrap_or(0)).unwrap_or(u64::MAX);
+            .await?;
+            let top: Option<i64> = used.try_get("top")?;
+            let used: Option<i64> = used.try_get("used")?;
+            let mut used = u64::try_from(used.unwrap_or(0)).unwrap_or(u64::MAX);
+            // History older than what the counter keeps was pruned: a claim reaching back
+            // there (a node whose clock lags) cannot be counted and fails closed.
+            if let (Some(top), Some(kept)) = (top, buckets.kept)
+                && buckets.first < top.saturating_sub(kept)
+            {
+                used = u64::MAX;
+            }
             if used.saturating_add(claim.amount) > claim.cap {
                 exceeded.push(Exceeded { claim: i, used });
             }
@@ -1537,18 +1545,39 @@ fn run_row(row: &<Db as sqlx::Database>::Row) -> Result<Run> {
     })
 }
 
-/// The active policies that govern runs of `agent` in `tenant`, oldest first.
+/// The active policies that govern runs of `agent` in `tenant`, oldest first: those of the
+/// platform, the tenant and the agent, found by their exact scope text (an index lookup, so a
+/// tenant with thousands of agent policies costs no more).
 async fn governing(tx: &mut Tx, tenant: &str, agent: &str) -> Result<Vec<Policy>> {
+    let bad = |e: charter_core::ids::IdError| StoreError::invalid("agent_id", e.to_string());
+    let tenant_id = TenantId::new(tenant).map_err(bad)?;
+    let scopes = [
+        Scope::Platform,
+        Scope::Tenant {
+            tenant_id: tenant_id.clone(),
+        },
+        Scope::Agent {
+            tenant_id,
+            agent_id: charter_core::AgentId::new(agent).map_err(bad)?,
+        },
+    ];
+    let texts = scopes
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT {POLICY_COLUMNS} FROM policies WHERE status = 'active' \
-         AND (tenant_id IS NULL OR tenant_id = $1) ORDER BY activated_at, id"
+         AND scope IN ($1, $2, $3) ORDER BY activated_at, id"
     )))
-    .bind(tenant)
+    .bind(&texts[0])
+    .bind(&texts[1])
+    .bind(&texts[2])
     .fetch_all(&mut **tx)
     .await?;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let stored = policy_row(row)?;
+        // The text match is exact; this re-check only guards against a foreign writer.
         if stored.policy.scope().covers(tenant, agent) {
             out.push(stored.policy);
         }

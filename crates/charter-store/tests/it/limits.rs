@@ -200,3 +200,49 @@ async fn limit_state_survives_a_restart<S: Store + Clone + Reopen>(store: S, _: 
         .unwrap();
     assert_eq!(exceeded[0].used, 6);
 }
+
+both!(a_claim_older_than_the_kept_history_fails_closed);
+
+async fn a_claim_older_than_the_kept_history_fails_closed<S: Store + Clone>(store: S, _: Kind) {
+    let set =
+        set(json!([{"id": "r", "type": "rate", "limit": 100, "window": "1m", "per": "tenant"}]));
+    let now = claims(
+        &set,
+        &json!({"kind": "model_call", "model": "m"}),
+        "run_1",
+        600,
+    );
+    assert!(
+        store
+            .settle(&now, at(600), Settle::CommitIfWithin)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A node whose clock lags by more than the two windows kept cannot be counted honestly.
+    let lagging = claims(
+        &set,
+        &json!({"kind": "model_call", "model": "m"}),
+        "run_1",
+        400,
+    );
+    let exceeded = store
+        .settle(&lagging, at(400), Settle::CommitIfWithin)
+        .await
+        .unwrap();
+    assert_eq!(exceeded.len(), 1);
+    // Within the kept history it is counted as usual.
+    let recent = claims(
+        &set,
+        &json!({"kind": "model_call", "model": "m"}),
+        "run_1",
+        590,
+    );
+    assert!(
+        store
+            .settle(&recent, at(590), Settle::CommitIfWithin)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
