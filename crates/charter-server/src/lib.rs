@@ -6,6 +6,7 @@ mod api;
 mod error;
 mod extract;
 mod metrics;
+mod schemas;
 mod serve;
 mod state;
 
@@ -13,5 +14,6 @@ pub use api::router;
 pub use error::ApiError;
 pub use extract::Caller;
 pub use metrics::Metrics;
+pub use schemas::openapi;
 pub use serve::{bootstrap, serve};
 pub use state::{AppState, Clock, DEFAULT_BODY_LIMIT, SystemClock};

@@ -7,4 +7,5 @@
     reason = "a test harness fails by panicking"
 )]
 
+mod cli;
 mod serve;

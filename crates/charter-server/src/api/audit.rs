@@ -18,19 +18,44 @@ pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
         .route("/v1/audit/verify", get(verify::<S>))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// One chain: a tenant's id, or `platform` (platform keys; a tenant key always gets its own).
     tenant_id: Option<String>,
+    /// Entries of this policy version.
     policy_id: Option<String>,
+    /// Entries of this lineage.
     lineage_id: Option<String>,
+    /// One action, e.g. `policy.activated`.
     action: Option<String>,
+    /// One actor (a key id).
     actor: Option<String>,
+    /// Entries at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<jiff::Timestamp>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size (default 50).
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "list_audit",
+    summary = "List audit entries.",
+    tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of entries.", body = crate::schemas::AuditPage),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn list<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -57,12 +82,29 @@ async fn list<S: Store + Clone>(
     json(&page)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct VerifyQuery {
+    /// One chain: a tenant's id, or `platform`; a platform key without it checks every chain.
     tenant_id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    operation_id = "verify_audit",
+    summary = "Verify audit chains.",
+    tag = "audit",
+    params(VerifyQuery),
+    responses(
+        (status = 200, description = "`{ok: true, entries}` or `{ok: false, tenant_id, first_bad_seq}`.", body = crate::schemas::Verification),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn verify<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,

@@ -20,12 +20,19 @@ pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
         .route("/v1/keys/{key_id}", delete(revoke_key::<S>))
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/keys`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
+    /// The key's name.
     name: String,
+    /// The key's tenant; absent for a platform key (a tenant key always makes keys of its own
+    /// tenant).
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     tenant_id: Option<TenantId>,
+    /// What the key may do.
+    #[schema(value_type = Vec<crate::schemas::KeyScope>)]
     scopes: Vec<ScopeName>,
 }
 
@@ -37,6 +44,22 @@ enum ScopeName {
     Execute,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    operation_id = "create_key",
+    summary = "Create a key; its value is shown only in this response.",
+    tag = "keys",
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "The key, with its value `key` shown this once.", body = crate::schemas::CreatedKey),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn create_key<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -75,6 +98,19 @@ async fn create_key<S: Store + Clone>(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    operation_id = "list_keys",
+    summary = "List keys, never their values.",
+    tag = "keys",
+    responses(
+        (status = 200, description = "The keys the caller sees, never their values.", body = crate::schemas::KeyList),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn list_keys<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -83,6 +119,22 @@ async fn list_keys<S: Store + Clone>(
     items(&state.store.list_keys(&caller.principal).await?)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/keys/{key_id}",
+    operation_id = "revoke_key",
+    summary = "Revoke a key at once.",
+    tag = "keys",
+    params(("key_id" = String, Path, description = "The key's id (`key_...`).")),
+    responses(
+        (status = 200, description = "The key, revoked at once.", body = crate::schemas::ApiKey),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn revoke_key<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,

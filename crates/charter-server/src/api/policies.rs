@@ -55,6 +55,22 @@ async fn view<S: Store>(
     Ok(value)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies",
+    operation_id = "create_policy",
+    summary = "Create a draft policy.",
+    tag = "policies",
+    request_body = crate::schemas::NewPolicy,
+    responses(
+        (status = 201, description = "The new draft.", body = crate::schemas::Policy),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn create<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -72,16 +88,38 @@ async fn create<S: Store + Clone>(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this status.
+    #[param(value_type = Option<crate::schemas::CoreStatus>)]
     status: Option<Status>,
+    /// Only this scope type: `platform`, `tenant` or `agent`.
     scope_type: Option<String>,
+    /// Only this tenant's.
     tenant_id: Option<String>,
+    /// Only this agent's.
     agent_id: Option<String>,
+    /// Names containing this text (case-insensitive).
     q: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/policies",
+    operation_id = "list_policies",
+    summary = "List policies.",
+    tag = "policies",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The policies the key sees.", body = crate::schemas::PolicyList),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn list<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -106,6 +144,21 @@ async fn list<S: Store + Clone>(
     Ok(Json(json!({ "items": items })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/policies/{id}",
+    operation_id = "get_policy",
+    summary = "Get a policy version.",
+    tag = "policies",
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
+    responses(
+        (status = 200, description = "The policy.", body = crate::schemas::Policy),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn show<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -151,6 +204,25 @@ fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
     })
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/policies/{id}",
+    operation_id = "update_policy",
+    summary = "Edit a draft.",
+    tag = "policies",
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"`: change nothing and answer 409 unless the policy is at this revision.")),
+    request_body = crate::schemas::PolicyEdit,
+    responses(
+        (status = 200, description = "The edited draft.", body = crate::schemas::Policy),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn update<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -167,6 +239,23 @@ async fn update<S: Store + Clone>(
     Ok(Json(view(&state.store, &caller.principal, &stored).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/policies/{id}",
+    operation_id = "delete_policy",
+    summary = "Delete a draft.",
+    tag = "policies",
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"`: change nothing and answer 409 unless the policy is at this revision.")),
+    responses(
+        (status = 200, description = "The draft is deleted.", body = crate::schemas::Deleted),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn remove<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -181,6 +270,25 @@ async fn remove<S: Store + Clone>(
     Ok(Json(json!({"deleted": id})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies/{id}/rules",
+    operation_id = "add_rule",
+    summary = "Append a rule to a draft.",
+    tag = "policies",
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"`: change nothing and answer 409 unless the policy is at this revision.")),
+    request_body = crate::schemas::CoreRule,
+    responses(
+        (status = 201, description = "The draft with the rule appended.", body = crate::schemas::Policy),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn add_rule<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -200,6 +308,23 @@ async fn add_rule<S: Store + Clone>(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/policies/{id}/rules/{rule_id}",
+    operation_id = "remove_rule",
+    summary = "Remove a rule from a draft.",
+    tag = "policies",
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("rule_id" = String, Path, description = "The rule's id within the policy."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"`: change nothing and answer 409 unless the policy is at this revision.")),
+    responses(
+        (status = 200, description = "The draft without the rule.", body = crate::schemas::Policy),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn remove_rule<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -216,15 +341,37 @@ async fn remove_rule<S: Store + Clone>(
     Ok(Json(view(&state.store, &caller.principal, &stored).await?))
 }
 
-#[derive(Deserialize, Default)]
+/// `POST /v1/policies/{id}/activate`: how to activate a draft; the body may be empty.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActivateBody {
+    /// Activate without a validation of the current revision (recorded in the audit log).
     #[serde(default)]
     force: bool,
+    /// Deprecate the lineage's other active versions in the same transaction.
     #[serde(default)]
     supersede: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies/{id}/activate",
+    operation_id = "activate_policy",
+    summary = "Activate a draft.",
+    tag = "policies",
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"`: change nothing and answer 409 unless the policy is at this revision.")),
+    request_body(content = ActivateBody, description = "How to activate; an empty body is the same as `{}`."),
+    responses(
+        (status = 200, description = "The active policy.", body = crate::schemas::Policy),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn activate<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -249,10 +396,31 @@ async fn activate<S: Store + Clone>(
     Ok(Json(view(&state.store, &caller.principal, &stored).await?))
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/policies/{id}/deprecate`: `{}` (or no body).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DeprecateBody)]
 struct Empty {}
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies/{id}/deprecate",
+    operation_id = "deprecate_policy",
+    summary = "Deprecate an active policy.",
+    tag = "policies",
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
+    request_body(content = Empty, description = "`{}`; an empty body is the same."),
+    responses(
+        (status = 200, description = "The deprecated policy.", body = crate::schemas::Policy),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn deprecate<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -268,6 +436,24 @@ async fn deprecate<S: Store + Clone>(
     Ok(Json(view(&state.store, &caller.principal, &stored).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies/{id}/clone",
+    operation_id = "clone_policy",
+    summary = "Clone any version into a new draft.",
+    tag = "policies",
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
+    request_body(content = crate::schemas::CloneBody, description = "What to change in the clone; an empty body is the same as `{}`."),
+    responses(
+        (status = 201, description = "The new draft.", body = crate::schemas::Policy),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn clone<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -297,6 +483,21 @@ async fn clone<S: Store + Clone>(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/policies/{id}/versions",
+    operation_id = "list_versions",
+    summary = "List a policy's lineage, oldest first.",
+    tag = "policies",
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
+    responses(
+        (status = 200, description = "Every version of the lineage, oldest first.", body = crate::schemas::PolicyVersions),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn versions<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -311,6 +512,21 @@ async fn versions<S: Store + Clone>(
     Ok(Json(json!({"lineage_id": lineage, "items": items})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/policies/{id}/export",
+    operation_id = "export_policy",
+    summary = "Export a policy as a portable document.",
+    tag = "policies",
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
+    responses(
+        (status = 200, description = "The policy as a portable document (`format: charter.policy/v1`).", body = crate::schemas::CorePolicyDocument),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn export<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -325,6 +541,22 @@ async fn export<S: Store + Clone>(
         .map_err(|e| ApiError::internal(&e.to_string()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies/import",
+    operation_id = "import_policies",
+    summary = "Import policy documents as drafts, all or nothing.",
+    tag = "policies",
+    request_body = crate::schemas::ImportBody,
+    responses(
+        (status = 201, description = "The new drafts, in order.", body = crate::schemas::PolicyList),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn import<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,

@@ -26,13 +26,34 @@ pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
         )
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/tenants`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTenant {
+    /// The tenant's id.
+    #[schema(value_type = String)]
     id: TenantId,
+    /// Its name.
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    operation_id = "create_tenant",
+    summary = "Create a tenant (platform keys).",
+    tag = "tenants",
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "The tenant (platform keys only).", body = crate::schemas::Tenant),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn create_tenant<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -47,6 +68,19 @@ async fn create_tenant<S: Store + Clone>(
     Ok((StatusCode::CREATED, json(&tenant)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    operation_id = "list_tenants",
+    summary = "List the tenants the key sees.",
+    tag = "tenants",
+    responses(
+        (status = 200, description = "The tenants the key sees.", body = crate::schemas::TenantList),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn list_tenants<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -55,15 +89,39 @@ async fn list_tenants<S: Store + Clone>(
     items(&state.store.list_tenants(&caller.principal).await?)
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/tenants/{tenant_id}/agents`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAgent {
+    /// The agent's id, unique in its tenant.
+    #[schema(value_type = String)]
     id: AgentId,
+    /// Its name.
     name: String,
+    /// Who owns it.
     #[serde(default)]
     owner: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant_id}/agents",
+    operation_id = "create_agent",
+    summary = "Register an agent of a tenant.",
+    tag = "tenants",
+    params(("tenant_id" = String, Path, description = "The tenant's id.")),
+    request_body = NewAgent,
+    responses(
+        (status = 201, description = "The agent.", body = crate::schemas::Agent),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn create_agent<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,
@@ -87,6 +145,21 @@ async fn create_agent<S: Store + Clone>(
     Ok((StatusCode::CREATED, json(&agent)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant_id}/agents",
+    operation_id = "list_agents",
+    summary = "List a tenant's agents.",
+    tag = "tenants",
+    params(("tenant_id" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The tenant's agents.", body = crate::schemas::AgentList),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn list_agents<S: Store + Clone>(
     State(state): State<AppState<S>>,
     caller: Caller,

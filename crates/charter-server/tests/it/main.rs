@@ -10,5 +10,6 @@
 
 mod app;
 mod isolation;
+mod openapi;
 mod policies;
 mod requests;

@@ -1,0 +1,303 @@
+//! `charter policy ...`: authoring and the lifecycle over the HTTP API.
+
+use std::fmt::Write as _;
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::Ctx;
+use crate::client::Failure;
+use crate::output::{POLICY_COLUMNS, table};
+
+/// Policy commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// List policies.
+    List {
+        /// Only this status: draft, active or deprecated.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Names containing this text.
+        #[arg(long)]
+        q: Option<String>,
+    },
+    /// Show one policy with its rules.
+    Show { id: String },
+    /// Create a draft from a JSON file (`-` for standard input): `{name, description?, scope, rules?}`.
+    Create { file: String },
+    /// Edit a draft: name, description, or rules from a JSON file.
+    Edit {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// A JSON file holding the new rules (an array).
+        #[arg(long)]
+        rules: Option<String>,
+        /// Refuse if the draft is no longer at this revision.
+        #[arg(long)]
+        revision: Option<u32>,
+    },
+    /// Add a rule (a JSON file, `-` for standard input) to a draft.
+    AddRule { id: String, file: String },
+    /// Remove a rule from a draft.
+    RemoveRule { id: String, rule_id: String },
+    /// Validate a draft against recorded history.
+    Validate {
+        id: String,
+        /// How far back to replay, e.g. 7d.
+        #[arg(long, default_value = "7d")]
+        lookback: String,
+    },
+    /// Activate a draft.
+    Activate {
+        id: String,
+        /// Without a validation of its current revision.
+        #[arg(long)]
+        force: bool,
+        /// Deprecate the lineage's other active versions.
+        #[arg(long)]
+        supersede: bool,
+    },
+    /// Deprecate an active policy.
+    Deprecate { id: String },
+    /// Clone any version into a new draft.
+    Clone {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A JSON file holding another scope (starts a new lineage).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Delete a draft.
+    Delete { id: String },
+    /// Print the export document of a policy (`charter policy export ID > FILE`).
+    Export { id: String },
+    /// Import export documents (one, or an array) as drafts.
+    Import { file: String },
+    /// The versions of a policy's lineage, oldest first.
+    Versions { id: String },
+}
+
+/// Reads a JSON file, or standard input for `-`.
+pub(crate) fn read_json(file: &str) -> Result<Value, Failure> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| Failure::Usage(format!("reading standard input: {e}")))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| Failure::Usage(format!("reading {file}: {e}")))?
+    };
+    serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("{file} is not JSON: {e}")))
+}
+
+fn query(pairs: &[(&str, &Option<String>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// Percent-encodes a query value.
+pub(crate) fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn one(policy: &Value) -> String {
+    let mut out = table(std::slice::from_ref(policy), POLICY_COLUMNS);
+    if let Some(rules) = policy["rules"].as_array() {
+        out.push_str("\nRULES\n");
+        for rule in rules {
+            let _ = writeln!(out, "  {rule}");
+        }
+    }
+    out
+}
+
+pub(crate) async fn run(ctx: &Ctx, command: PolicyCommand) -> Result<(), Failure> {
+    let c = &ctx.client;
+    match command {
+        PolicyCommand::List { status, tenant, q } => {
+            let path = format!(
+                "/v1/policies{}",
+                query(&[("status", &status), ("tenant_id", &tenant), ("q", &q)])
+            );
+            let answer = c.call(Method::GET, &path, None).await?;
+            ctx.print(&answer, |v| {
+                table(v["items"].as_array().map_or(&[][..], |a| a), POLICY_COLUMNS)
+            });
+        }
+        PolicyCommand::Show { id } => {
+            let answer = c
+                .call(Method::GET, &format!("/v1/policies/{id}"), None)
+                .await?;
+            ctx.print(&answer, one);
+        }
+        PolicyCommand::Create { file } => {
+            let body = read_json(&file)?;
+            let answer = c.call(Method::POST, "/v1/policies", Some(&body)).await?;
+            ctx.print(&answer, one);
+        }
+        PolicyCommand::Edit {
+            id,
+            name,
+            description,
+            rules,
+            revision,
+        } => {
+            let mut body = json!({});
+            if let Some(name) = name {
+                body["name"] = json!(name);
+            }
+            if let Some(description) = description {
+                body["description"] = json!(description);
+            }
+            if let Some(file) = rules {
+                body["rules"] = read_json(&file)?;
+            }
+            let path = format!("/v1/policies/{id}");
+            let answer = match revision {
+                Some(r) => c.call_if_match(Method::PUT, &path, &body, r).await?,
+                None => c.call(Method::PUT, &path, Some(&body)).await?,
+            };
+            ctx.print(&answer, one);
+        }
+        PolicyCommand::AddRule { id, file } => {
+            let rule = read_json(&file)?;
+            let answer = c
+                .call(
+                    Method::POST,
+                    &format!("/v1/policies/{id}/rules"),
+                    Some(&rule),
+                )
+                .await?;
+            ctx.print(&answer, one);
+        }
+        PolicyCommand::RemoveRule { id, rule_id } => {
+            let answer = c
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/policies/{id}/rules/{rule_id}"),
+                    None,
+                )
+                .await?;
+            ctx.print(&answer, one);
+        }
+        PolicyCommand::Validate { id, lookback } => {
+            let body = json!({ "lookback": lookback });
+            let answer = c
+                .call(
+                    Method::POST,
+                    &format!("/v1/policies/{id}/validate"),
+                    Some(&body),
+                )
+                .await?;
+            ctx.print(&answer, |v| {
+                serde_json::to_string_pretty(v).unwrap_or_default()
+            });
+        }
+        PolicyCommand::Activate {
+            id,
+            force,
+            supersede,
+        } => {
+            let body = json!({"force": force, "supersede": supersede});
+            let answer = c
+                .call(
+                    Method::POST,
+                    &format!("/v1/policies/{id}/activate"),
+                    Some(&body),
+                )
+                .await?;
+            ctx.print(&answer, one);
+        }
+        PolicyCommand::Deprecate { id } => {
+            let answer = c
+                .call(
+                    Method::POST,
+                    &format!("/v1/policies/{id}/deprecate"),
+                    Some(&json!({})),
+                )
+                .await?;
+            ctx.print(&answer, one);
+        }
+        PolicyCommand::Clone { id, name, scope } => {
+            let mut body = json!({});
+            if let Some(name) = name {
+                body["name"] = json!(name);
+            }
+            if let Some(file) = scope {
+                body["scope"] = read_json(&file)?;
+            }
+            let answer = c
+                .call(
+                    Method::POST,
+                    &format!("/v1/policies/{id}/clone"),
+                    Some(&body),
+                )
+                .await?;
+            ctx.print(&answer, one);
+        }
+        PolicyCommand::Delete { id } => {
+            let answer = c
+                .call(Method::DELETE, &format!("/v1/policies/{id}"), None)
+                .await?;
+            ctx.print(&answer, |_| format!("deleted {id}\n"));
+        }
+        PolicyCommand::Export { id } => {
+            let answer = c
+                .call(Method::GET, &format!("/v1/policies/{id}/export"), None)
+                .await?;
+            // A document is the output, for people and scripts alike.
+            ctx.print_json(&answer);
+        }
+        PolicyCommand::Import { file } => {
+            let body = read_json(&file)?;
+            let answer = c
+                .call(Method::POST, "/v1/policies/import", Some(&body))
+                .await?;
+            ctx.print(&answer, |v| {
+                table(v["items"].as_array().map_or(&[][..], |a| a), POLICY_COLUMNS)
+            });
+        }
+        PolicyCommand::Versions { id } => {
+            let answer = c
+                .call(Method::GET, &format!("/v1/policies/{id}/versions"), None)
+                .await?;
+            ctx.print(&answer, |v| {
+                table(
+                    v["items"].as_array().map_or(&[][..], |a| a),
+                    &[
+                        ("VERSION", "/version"),
+                        ("ID", "/id"),
+                        ("STATUS", "/status"),
+                        ("ACTIVATED", "/activated_at"),
+                        ("BY", "/activated_by"),
+                        ("DEPRECATED", "/deprecated_at"),
+                        ("BY", "/deprecated_by"),
+                    ],
+                )
+            });
+        }
+    }
+    Ok(())
+}

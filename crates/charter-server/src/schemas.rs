@@ -1,0 +1,551 @@
+//! The OpenAPI 3.1 document of API v1 (`GET /v1/openapi.json`), generated from the code.
+//!
+//! Response bodies are built from store types (which know nothing of OpenAPI), so their shapes
+//! are described here by hand, field for field from the `Serialize` derives in
+//! `charter_store::model` and `charter_core::policy`; request bodies derive their schemas on the
+//! very types the handlers parse, where those types are plain. Rules, scopes and policy
+//! documents are not redescribed: their JSON Schema is the one `charter_core` generates
+//! (`charter_core::document::json_schema()`, also committed as `docs/policy.schema.json`), whose
+//! `$defs` become components of this document.
+
+#![allow(
+    dead_code,
+    reason = "these types exist only to describe bodies to utoipa; they are never built"
+)]
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, SchemaType};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, RefOr};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use crate::api;
+
+/// The API's error body: `{"error": {"code", "message", "details"}}`.
+#[derive(ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// `invalid`, `unauthenticated`, `forbidden`, `not_found`, `conflict`,
+    /// `validation_required`, `too_large` or `internal`.
+    #[schema(example = "invalid")]
+    code: String,
+    /// A human-readable explanation.
+    message: String,
+    /// Machine-readable details: `path` (the JSON path of the bad field) for `invalid`,
+    /// `current_revision` for an `If-Match` conflict, `revision` for `validation_required`,
+    /// `limit` for `too_large`; otherwise empty.
+    #[schema(value_type = Object)]
+    details: Value,
+}
+
+/// A tenant (workspace).
+#[derive(ToSchema)]
+pub(crate) struct Tenant {
+    /// Its id.
+    id: String,
+    /// Its name.
+    name: String,
+    /// When it was created (RFC 3339).
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+/// `{items: [tenant]}`.
+#[derive(ToSchema)]
+pub(crate) struct TenantList {
+    items: Vec<Tenant>,
+}
+
+/// An agent of a tenant.
+#[derive(ToSchema)]
+pub(crate) struct Agent {
+    /// Its tenant.
+    tenant_id: String,
+    /// Its id, unique in the tenant.
+    id: String,
+    /// Its name.
+    name: String,
+    /// Who owns it.
+    owner: Option<String>,
+    /// When it was registered (RFC 3339).
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+/// `{items: [agent]}`.
+#[derive(ToSchema)]
+pub(crate) struct AgentList {
+    items: Vec<Agent>,
+}
+
+/// What a key may do.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub(crate) enum KeyScope {
+    /// Every GET.
+    Read,
+    /// Creating and changing.
+    Write,
+    /// Starting runs and checking actions.
+    Execute,
+}
+
+/// An API key: never its value, only its last four characters.
+#[derive(ToSchema)]
+pub(crate) struct ApiKey {
+    /// Its id (`key_...`).
+    id: String,
+    /// Its name.
+    name: String,
+    /// Its tenant; `null` for a platform key.
+    tenant_id: Option<String>,
+    /// What it may do.
+    scopes: Vec<KeyScope>,
+    /// The last four characters of the key.
+    last4: String,
+    /// Calls made with it.
+    calls: u64,
+    /// When it was last used.
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// When it was revoked.
+    #[schema(format = DateTime)]
+    revoked_at: Option<String>,
+}
+
+/// A key just created: the only response that ever shows its value, `key`.
+#[derive(ToSchema)]
+pub(crate) struct CreatedKey {
+    /// The key itself, for `Authorization: Bearer <key>`: shown only here, stored only hashed.
+    key: String,
+    /// Its id (`key_...`).
+    id: String,
+    /// Its name.
+    name: String,
+    /// Its tenant; `null` for a platform key.
+    tenant_id: Option<String>,
+    /// What it may do.
+    scopes: Vec<KeyScope>,
+    /// The last four characters of the key.
+    last4: String,
+    /// Calls made with it.
+    calls: u64,
+    /// When it was last used.
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// When it was revoked.
+    #[schema(format = DateTime)]
+    revoked_at: Option<String>,
+}
+
+/// `{items: [key]}`.
+#[derive(ToSchema)]
+pub(crate) struct KeyList {
+    items: Vec<ApiKey>,
+}
+
+/// Who made a change.
+#[derive(ToSchema)]
+pub(crate) struct Actor {
+    /// The key's id.
+    key_id: String,
+    /// The key's name.
+    name: String,
+}
+
+/// One entry of an audit chain.
+#[derive(ToSchema)]
+pub(crate) struct AuditEntry {
+    /// Position in its chain, from 1.
+    seq: u64,
+    /// When.
+    #[schema(format = DateTime)]
+    at: String,
+    /// The chain's tenant; `null` for the platform chain.
+    tenant_id: Option<String>,
+    /// Who.
+    actor: Actor,
+    /// What: `policy.created`, `key.revoked`, ...
+    #[schema(example = "policy.created")]
+    action: String,
+    /// The policy concerned.
+    policy_id: Option<String>,
+    /// Its lineage.
+    lineage_id: Option<String>,
+    /// Its version.
+    version: Option<u32>,
+    /// Details (for edits: before and after), as hashed.
+    #[schema(value_type = Object)]
+    details: Value,
+    /// The previous entry's hash (64 zeros for the first).
+    prev_hash: String,
+    /// This entry's hash.
+    hash: String,
+}
+
+/// A page of audit entries, with the cursor of the next page (`null` on the last).
+#[derive(ToSchema)]
+pub(crate) struct AuditPage {
+    items: Vec<AuditEntry>,
+    next_cursor: Option<String>,
+}
+
+/// Every chain checked out.
+#[derive(ToSchema)]
+pub(crate) struct VerificationOk {
+    /// Always `true`.
+    ok: bool,
+    /// Entries checked.
+    entries: u64,
+}
+
+/// The first entry whose hash or link is wrong.
+#[derive(ToSchema)]
+pub(crate) struct VerificationBroken {
+    /// Always `false`.
+    ok: bool,
+    /// The chain's tenant (`null`: platform).
+    tenant_id: Option<String>,
+    /// The first bad entry.
+    first_bad_seq: u64,
+}
+
+/// The result of verifying audit chains.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub(crate) enum Verification {
+    /// Every chain checked out.
+    Ok(VerificationOk),
+    /// A chain is broken.
+    Broken(VerificationBroken),
+}
+
+/// The latest validation of a policy.
+#[derive(ToSchema)]
+pub(crate) struct LastValidation {
+    /// The revision validated.
+    revision: u32,
+    /// When.
+    #[schema(format = DateTime)]
+    at: String,
+    /// The validation report.
+    #[schema(value_type = Object)]
+    report: Value,
+}
+
+/// One version of a policy.
+#[derive(ToSchema)]
+pub(crate) struct Policy {
+    /// This version's id (`pol_...`).
+    id: String,
+    /// The chain of versions this one belongs to (`lin_...`).
+    lineage_id: String,
+    /// 1, 2, ... within the lineage.
+    version: u32,
+    /// Lifecycle status.
+    #[schema(value_type = CoreStatus)]
+    status: String,
+    /// Bumped on every edit of a draft.
+    revision: u32,
+    /// 1–200 characters.
+    name: String,
+    /// Free text.
+    description: String,
+    /// Where the policy applies.
+    #[schema(value_type = CoreScope)]
+    scope: Value,
+    /// The rules, in order.
+    #[schema(value_type = Vec<CoreRule>)]
+    rules: Vec<Value>,
+    /// The version this one was cloned from.
+    cloned_from: Option<String>,
+    /// When the version was created.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// Who created it (a key id).
+    created_by: String,
+    /// When it was activated.
+    #[schema(format = DateTime)]
+    activated_at: Option<String>,
+    /// Who activated it (a key id).
+    activated_by: Option<String>,
+    /// When it was deprecated.
+    #[schema(format = DateTime)]
+    deprecated_at: Option<String>,
+    /// Who deprecated it (a key id).
+    deprecated_by: Option<String>,
+    /// The latest validation, of any revision; `null` if never validated.
+    last_validation: Option<LastValidation>,
+}
+
+/// `{items: [policy]}`.
+#[derive(ToSchema)]
+pub(crate) struct PolicyList {
+    items: Vec<Policy>,
+}
+
+/// The versions of a policy's lineage, oldest first.
+#[derive(ToSchema)]
+pub(crate) struct PolicyVersions {
+    /// The lineage.
+    lineage_id: String,
+    /// Its versions, oldest first.
+    items: Vec<Policy>,
+}
+
+/// A deleted draft.
+#[derive(ToSchema)]
+pub(crate) struct Deleted {
+    /// The deleted policy's id.
+    deleted: String,
+}
+
+/// `POST /v1/policies`: a new draft.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewPolicy {
+    /// 1–200 characters.
+    name: String,
+    /// Free text.
+    #[schema(default = "")]
+    description: Option<String>,
+    /// Where the policy applies.
+    #[schema(value_type = CoreScope)]
+    scope: Value,
+    /// The rules, in order; ids unique within the policy.
+    #[schema(value_type = Option<Vec<CoreRule>>)]
+    rules: Option<Vec<Value>>,
+}
+
+/// `PUT /v1/policies/{id}`: the fields to change; server-owned fields are refused by name.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PolicyEdit {
+    /// 1–200 characters.
+    name: Option<String>,
+    /// Free text.
+    description: Option<String>,
+    /// Where the policy applies.
+    #[schema(value_type = Option<CoreScope>)]
+    scope: Option<Value>,
+    /// Replaces every rule.
+    #[schema(value_type = Option<Vec<CoreRule>>)]
+    rules: Option<Vec<Value>>,
+}
+
+/// `POST /v1/policies/{id}/clone`: a new draft from any version.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CloneBody {
+    /// The clone's scope; the original's when absent.
+    #[schema(value_type = Option<CoreScope>)]
+    scope: Option<Value>,
+    /// The clone's name; the original's when absent.
+    name: Option<String>,
+}
+
+/// `POST /v1/policies/import`: one document or an array of documents, all or nothing.
+pub(crate) struct ImportBody;
+
+impl PartialSchema for ImportBody {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .description(Some(
+                "One policy document, or an array of them (imported all or nothing).",
+            ))
+            .item(Ref::from_schema_name("PolicyDocument"))
+            .item(
+                ArrayBuilder::new()
+                    .items(Ref::from_schema_name("PolicyDocument"))
+                    .min_items(Some(1)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for ImportBody {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push(("PolicyDocument".to_owned(), CorePolicyDocument::schema()));
+    }
+}
+
+/// Marker types naming the core's schemas, so fields and bodies can refer to them; each is the
+/// core's own schema (see [`core_schemas`]).
+macro_rules! core_schema {
+    ($($ty:ident => $name:literal),* $(,)?) => {$(
+        #[doc = concat!("The core's `", $name, "` schema.")]
+        pub(crate) struct $ty;
+
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                RefOr::T(core_schema($name))
+            }
+        }
+
+        impl ToSchema for $ty {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed($name)
+            }
+        }
+    )*};
+}
+
+core_schema! {
+    CoreRule => "Rule",
+    CoreScope => "Scope",
+    CoreStatus => "Status",
+    CorePolicyDocument => "PolicyDocument",
+}
+
+/// One of the core's schemas by name (an empty schema if there is none: the test of the
+/// committed document would show it).
+fn core_schema(name: &str) -> Schema {
+    core_schemas()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, s)| s)
+        .unwrap_or_default()
+}
+
+/// API v1, as routed by [`crate::router`].
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Charter API",
+        version = "v1",
+        description = "Charter's HTTP API v1: a control plane for AI agents. Every request but \
+                       /healthz, /metrics and /v1/openapi.json carries `Authorization: Bearer <key>`."
+    ),
+    paths(
+        api::healthz_doc,
+        api::metrics_doc,
+        api::openapi_doc,
+        api::tenants::create_tenant,
+        api::tenants::list_tenants,
+        api::tenants::create_agent,
+        api::tenants::list_agents,
+        api::keys::create_key,
+        api::keys::list_keys,
+        api::keys::revoke_key,
+        api::policies::create,
+        api::policies::list,
+        api::policies::show,
+        api::policies::update,
+        api::policies::remove,
+        api::policies::add_rule,
+        api::policies::remove_rule,
+        api::policies::activate,
+        api::policies::deprecate,
+        api::policies::clone,
+        api::policies::versions,
+        api::policies::export,
+        api::policies::import,
+        api::audit::list,
+        api::audit::verify,
+    ),
+    components(schemas(ErrorBody, Verification)),
+    modifiers(&Extras),
+    tags(
+        (name = "operations", description = "Health, metrics and this document."),
+        (name = "tenants", description = "Tenants and their agents."),
+        (name = "keys", description = "API keys: shown once at creation, stored only as a hash."),
+        (name = "policies", description = "Authoring, the lifecycle, versions, export and import."),
+        (name = "audit", description = "The tamper-evident audit log."),
+    )
+)]
+struct ApiDoc;
+
+/// Adds the bearer scheme and the core's policy-document schema.
+struct Extras;
+
+impl Modify for Extras {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: `Authorization: Bearer <key>`."))
+                    .build(),
+            ),
+        );
+        for (name, schema) in core_schemas() {
+            components.schemas.insert(name, RefOr::T(schema));
+        }
+    }
+}
+
+/// The core's JSON Schema of a policy document (JSON Schema 2020-12, which OpenAPI 3.1 speaks)
+/// as components: the document itself as `PolicyDocument` and each of its `$defs` under its own
+/// name, with `$ref`s rewritten to point at components. utoipa has no raw-schema variant, so
+/// each is carried verbatim as the (flattened) extension map of an otherwise empty object
+/// schema, which serializes to exactly the core's JSON.
+fn core_schemas() -> Vec<(String, Schema)> {
+    let Value::Object(mut root) = rewrite_refs(charter_core::document::json_schema()) else {
+        return Vec::new();
+    };
+    root.remove("$schema");
+    let defs = match root.remove("$defs") {
+        Some(Value::Object(defs)) => defs,
+        _ => serde_json::Map::new(),
+    };
+    let mut out: Vec<(String, Schema)> = defs
+        .into_iter()
+        .map(|(name, schema)| (name, raw(schema)))
+        .collect();
+    out.push(("PolicyDocument".to_owned(), raw(Value::Object(root))));
+    out
+}
+
+/// A schema whose JSON is exactly `value`.
+fn raw(value: Value) -> Schema {
+    let Value::Object(map) = value else {
+        return Schema::default();
+    };
+    ObjectBuilder::new()
+        .schema_type(SchemaType::AnyValue)
+        .extensions(Some(map.into_iter().collect()))
+        .build()
+        .into()
+}
+
+/// `#/$defs/X` → `#/components/schemas/X`, everywhere.
+fn rewrite_refs(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = match (&*k, v) {
+                        ("$ref", Value::String(r)) => Value::String(
+                            r.strip_prefix("#/$defs/")
+                                .map_or(r.clone(), |name| format!("#/components/schemas/{name}")),
+                        ),
+                        (_, v) => rewrite_refs(v),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(rewrite_refs).collect()),
+        other => other,
+    }
+}
+
+/// The OpenAPI 3.1 document of API v1, as served at `GET /v1/openapi.json`.
+pub fn openapi() -> Document {
+    ApiDoc::openapi()
+}
