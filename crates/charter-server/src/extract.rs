@@ -63,6 +63,7 @@ impl<S: Store + Clone> FromRequestParts<AppState<S>> for Caller {
             .authenticate(secret)
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
+        state.usage.count(&key.id, state.clock.now());
         let principal = match &key.tenant_id {
             None => Principal::Platform,
             Some(t) => Principal::Tenant(

@@ -9,6 +9,7 @@ mod metrics;
 mod schemas;
 mod serve;
 mod state;
+mod usage;
 
 pub use api::router;
 pub use error::ApiError;
@@ -17,3 +18,4 @@ pub use metrics::Metrics;
 pub use schemas::openapi;
 pub use serve::{bootstrap, serve};
 pub use state::{AppState, Clock, DEFAULT_BODY_LIMIT, SystemClock};
+pub use usage::Usage;

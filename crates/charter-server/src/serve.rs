@@ -45,8 +45,28 @@ pub async fn serve<S: Store + Clone>(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let usage = state.usage.clone();
+    let store = state.store.clone();
+    let flusher = {
+        let (usage, store) = (usage.clone(), store.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = usage.flush(&store).await {
+                    tracing::warn!(error = %e, "flushing key usage");
+                }
+            }
+        })
+    };
     let app = crate::api::router(state).layer(TraceLayer::new_for_http());
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    flusher.abort();
+    // What was counted since the last tick is not lost on a clean shutdown.
+    if let Err(e) = usage.flush(&store).await {
+        tracing::warn!(error = %e, "flushing key usage at shutdown");
+    }
+    served
 }

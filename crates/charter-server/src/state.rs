@@ -35,6 +35,8 @@ pub struct AppState<S> {
     pub body_limit: usize,
     /// Request counts and latencies.
     pub metrics: crate::metrics::Metrics,
+    /// Key usage not yet flushed to the store.
+    pub usage: crate::usage::Usage,
 }
 
 impl<S> AppState<S> {
@@ -45,6 +47,7 @@ impl<S> AppState<S> {
             clock: Arc::new(SystemClock),
             body_limit: DEFAULT_BODY_LIMIT,
             metrics: crate::metrics::Metrics::default(),
+            usage: crate::usage::Usage::default(),
         }
     }
 }

@@ -24,6 +24,7 @@ pub(crate) struct App {
     pub(crate) router: Router,
     pub(crate) store: SqliteStore,
     pub(crate) admin: String,
+    pub(crate) usage: charter_server::Usage,
 }
 
 pub(crate) struct Response {
@@ -62,10 +63,12 @@ impl App {
             .unwrap();
         let mut state = AppState::new(store.clone());
         state.clock = Arc::new(Fixed);
+        let usage = state.usage.clone();
         App {
             router: charter_server::router(state),
             store,
             admin,
+            usage,
         }
     }
 

@@ -207,3 +207,177 @@ async fn metrics_count_requests_per_route_template() {
     assert!(text.contains("charter_http_request_duration_seconds_bucket"));
     assert!(!text.contains("pol_a"), "ids never become labels");
 }
+
+#[tokio::test]
+async fn key_usage_is_counted_and_flushed() {
+    let (app, acme, _) = App::seeded().await;
+    for _ in 0..3 {
+        app.call("GET", "/v1/policies", Some(&acme), None).await;
+    }
+    app.usage.flush(&app.store).await.unwrap();
+    let r = app.call("GET", "/v1/keys", Some(&acme), None).await;
+    let key = &r.body["items"][0];
+    // Three list calls, the keys call itself is counted at the next flush.
+    assert_eq!(key["calls"], 3, "{key}");
+    assert!(!key["last_used_at"].is_null());
+}
+
+#[tokio::test]
+async fn tenants_agents_and_keys_refuse_bad_input() {
+    let (app, acme, _) = App::seeded().await;
+    let admin = app.admin.clone();
+    let cases: Vec<(&str, &str, Option<&str>, &str, StatusCode, &str, &str)> = vec![
+        (
+            "POST",
+            "/v1/tenants",
+            Some(admin.as_str()),
+            "{\"id\": ",
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "",
+        ),
+        (
+            "POST",
+            "/v1/tenants",
+            Some(admin.as_str()),
+            r#"{"id": "t1", "name": "x", "plan": "gold"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "plan",
+        ),
+        (
+            "POST",
+            "/v1/tenants",
+            Some(admin.as_str()),
+            r#"{"id": 5, "name": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "id",
+        ),
+        (
+            "POST",
+            "/v1/tenants",
+            Some(admin.as_str()),
+            r#"{"id": "t1"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "name",
+        ),
+        (
+            "POST",
+            "/v1/tenants",
+            Some(admin.as_str()),
+            r#"{"id": "bad id", "name": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "id",
+        ),
+        (
+            "POST",
+            "/v1/tenants",
+            Some(admin.as_str()),
+            r#"{"id": "acme", "name": "again"}"#,
+            StatusCode::CONFLICT,
+            "conflict",
+            "",
+        ),
+        (
+            "POST",
+            "/v1/tenants/acme/agents",
+            Some(acme.as_str()),
+            r#"{"id": "support", "name": "dup"}"#,
+            StatusCode::CONFLICT,
+            "conflict",
+            "",
+        ),
+        (
+            "POST",
+            "/v1/tenants/acme/agents",
+            Some(acme.as_str()),
+            r#"{"id": "a1", "name": "x", "team": 1}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "team",
+        ),
+        (
+            "POST",
+            "/v1/tenants/nowhere/agents",
+            Some(admin.as_str()),
+            r#"{"id": "a1", "name": "x"}"#,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "",
+        ),
+        (
+            "POST",
+            "/v1/keys",
+            Some(acme.as_str()),
+            r#"{"name": "k", "scopes": ["admin"]}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "scopes[0]",
+        ),
+        (
+            "POST",
+            "/v1/keys",
+            Some(acme.as_str()),
+            r#"{"name": "k", "scopes": []}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "scopes",
+        ),
+        (
+            "POST",
+            "/v1/keys",
+            Some(acme.as_str()),
+            r#"{"name": "k", "tenant_id": "globex", "scopes": ["read"]}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "tenant_id",
+        ),
+        (
+            "POST",
+            "/v1/policies/pol_x/activate",
+            Some(acme.as_str()),
+            r#"{"force": "yes"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "force",
+        ),
+        (
+            "GET",
+            "/v1/audit?limit=lots",
+            Some(acme.as_str()),
+            "",
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "query",
+        ),
+    ];
+    for (method, path, key, body, status, code, field) in cases {
+        let r = app
+            .raw(method, path, key, Some(body).filter(|b| !b.is_empty()), &[])
+            .await;
+        assert_eq!(
+            (r.status, error_code(&r)),
+            (status, code),
+            "{method} {path} {body}: {:?}",
+            r.body
+        );
+        if !field.is_empty() {
+            assert_eq!(
+                error_path(&r),
+                field,
+                "{method} {path} {body}: {:?}",
+                r.body
+            );
+        }
+    }
+    // Nothing was created by any of them.
+    let tenants = app.call("GET", "/v1/tenants", Some(&admin), None).await;
+    assert_eq!(tenants.body["items"].as_array().unwrap().len(), 2);
+    let agents = app
+        .call("GET", "/v1/tenants/acme/agents", Some(&admin), None)
+        .await;
+    assert_eq!(agents.body["items"].as_array().unwrap().len(), 2);
+}

@@ -1,0 +1,34 @@
+//! Key usage (calls, last use), counted in memory per request and flushed to the store about
+//! once a second, so authenticating a request never waits on a write.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use charter_store::{Store, StoreError};
+use jiff::Timestamp;
+
+/// Usage counted since the last flush.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pending: Arc<Mutex<HashMap<String, (u64, Timestamp)>>>,
+}
+
+impl Usage {
+    /// Counts one call with `key_id` at `at`.
+    pub fn count(&self, key_id: &str, at: Timestamp) {
+        if let Ok(mut pending) = self.pending.lock() {
+            let entry = pending.entry(key_id.to_owned()).or_insert((0, at));
+            entry.0 += 1;
+            entry.1 = entry.1.max(at);
+        }
+    }
+
+    /// Writes what was counted to the store.
+    pub async fn flush<S: Store>(&self, store: &S) -> Result<(), StoreError> {
+        let batch: Vec<(String, u64, Timestamp)> = match self.pending.lock() {
+            Ok(mut pending) => pending.drain().map(|(k, (n, at))| (k, n, at)).collect(),
+            Err(_) => return Ok(()),
+        };
+        store.record_key_usage(&batch).await
+    }
+}
