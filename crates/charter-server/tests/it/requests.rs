@@ -222,11 +222,22 @@ async fn key_usage_is_counted_and_flushed() {
     assert!(!key["last_used_at"].is_null());
 }
 
+/// (method, path, key, body, status, error code, details.path)
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    StatusCode,
+    &'a str,
+    &'a str,
+);
+
 #[tokio::test]
 async fn tenants_agents_and_keys_refuse_bad_input() {
     let (app, acme, _) = App::seeded().await;
     let admin = app.admin.clone();
-    let cases: Vec<(&str, &str, Option<&str>, &str, StatusCode, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "POST",
             "/v1/tenants",
