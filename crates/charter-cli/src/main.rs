@@ -4,6 +4,7 @@
 
 mod admin;
 mod client;
+mod demo;
 mod output;
 mod policy;
 mod serve;
@@ -41,8 +42,8 @@ struct Cli {
 enum Command {
     /// Run the server (SQLite in the data directory, or PostgreSQL with --database).
     Serve(serve::ServeArgs),
-    /// Run the server with a demo workspace and recorded history (not available yet).
-    Demo,
+    /// Run the server with a demo workspace (tenants, agents, policies in every status).
+    Demo(demo::DemoArgs),
     /// Author policies and move them through their lifecycle.
     Policy {
         #[command(subcommand)]
@@ -120,12 +121,15 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Command::Demo => {
-            eprintln!(
-                "charter demo: not available yet; it arrives with runs and checks (issue 5). \
-                 `charter serve` runs the server today."
-            );
-            return ExitCode::from(2);
+        Command::Demo(args) => {
+            init_logs();
+            return match demo::run(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("charter: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
         }
         other => other,
     };
@@ -150,7 +154,7 @@ fn main() -> ExitCode {
             Command::Keys { command } => admin::keys(&ctx, command).await,
             Command::Tenants { command } => admin::tenants(&ctx, command).await,
             Command::Agents { command } => admin::agents(&ctx, command).await,
-            Command::Serve(_) | Command::Demo => Ok(()),
+            Command::Serve(_) | Command::Demo(_) => Ok(()),
         }
     });
     match result {

@@ -81,7 +81,7 @@ async fn start<S: Store + Clone>(store: S, args: &ServeArgs) -> anyhow::Result<(
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };

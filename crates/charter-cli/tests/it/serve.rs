@@ -21,8 +21,12 @@ impl Drop for Server {
 }
 
 pub(crate) fn start(data_dir: &std::path::Path) -> Server {
+    start_command("serve", data_dir)
+}
+
+pub(crate) fn start_command(command: &str, data_dir: &std::path::Path) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_charter"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([command, "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env_remove("CHARTER_BOOTSTRAP_KEY")
         .env_remove("CHARTER_DATABASE_URL")
@@ -113,6 +117,40 @@ fn serve_bootstraps_answers_stops_and_keeps_its_data() {
     let (status, body) = request(&server.addr, "GET", "/v1/tenants", &key, "");
     assert_eq!(status, 200);
     assert!(body.contains("\"acme\""), "{body}");
+    stop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn demo_seeds_a_workspace_once_and_prints_a_fresh_key_each_start() {
+    let dir = std::env::temp_dir().join(format!("charter-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = start_command("demo", &dir);
+    let key = server.key.clone().expect("the demo prints its key");
+    let (status, body) = request(&server.addr, "GET", "/v1/policies", &key, "");
+    assert_eq!(status, 200);
+    let policies: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let statuses: Vec<&str> = policies["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 6, "{statuses:?}");
+    for status in ["draft", "active", "deprecated"] {
+        assert!(statuses.contains(&status), "{status}: {statuses:?}");
+    }
+    stop(server);
+    let server = start_command("demo", &dir);
+    let second = server.key.clone().unwrap();
+    assert_ne!(second, key);
+    let (_, body) = request(&server.addr, "GET", "/v1/policies", &second, "");
+    let policies: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        policies["items"].as_array().unwrap().len(),
+        6,
+        "seeded once"
+    );
     stop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
