@@ -113,7 +113,7 @@ pub(crate) fn take_tag(
 }
 
 /// Describes the JSON type of a value, for messages.
-pub(crate) fn kind_of(value: &Value) -> &'static str {
+pub fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

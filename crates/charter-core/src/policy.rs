@@ -98,6 +98,7 @@ impl PolicyDefinition {
             #[serde(default)]
             rules: Option<Value>,
         }
+        parse::object(value, "a policy")?;
         let raw: Raw = parse::from_value(value)?;
         Self::check_name(&raw.name)?;
         Self::check_description(&raw.description)?;

@@ -71,6 +71,7 @@ impl Scope {
             Tenant,
             Agent,
         }
+        parse::object(value, "a scope")?;
         let flat: Flat = parse::from_value(value)?;
         let needs = |field: &str| ParseError::new(field, format!("missing field `{field}`"));
         let forbids = |field: &str, ty: &str| {

@@ -29,6 +29,8 @@ pub fn router<S: Store + Clone>(state: AppState<S>) -> Router {
         .merge(keys::router())
         .merge(policies::router())
         .merge(audit::router())
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
             metrics,
@@ -86,6 +88,15 @@ pub(crate) fn openapi_doc() {}
 
 /// Parses a body strictly into `T` (unknown fields and wrong types name their path).
 fn parse<T: DeserializeOwned>(body: &Value) -> Result<T, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::invalid(
+            "",
+            format!(
+                "the body must be a JSON object, found {}",
+                charter_core::parse::kind_of(body)
+            ),
+        ));
+    }
     Ok(charter_core::parse::from_value(body)?)
 }
 

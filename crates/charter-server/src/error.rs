@@ -59,6 +59,16 @@ impl ApiError {
         }
     }
 
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> ApiError {
+        ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "method_not_allowed",
+            message: "this route does not take that method".into(),
+            details: json!({}),
+        }
+    }
+
     /// 413 `too_large`.
     pub fn too_large(limit: usize) -> ApiError {
         ApiError {

@@ -54,10 +54,13 @@ impl<S: Store + Clone> FromRequestParts<AppState<S>> for Caller {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
             .ok_or_else(ApiError::unauthenticated)?;
-        let secret = header
-            .strip_prefix("Bearer ")
-            .ok_or_else(ApiError::unauthenticated)?
-            .trim();
+        // The scheme is case-insensitive (RFC 7235); the key is taken exactly as sent.
+        let (scheme, secret) = header
+            .split_once(' ')
+            .ok_or_else(ApiError::unauthenticated)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::unauthenticated());
+        }
         let key = state
             .store
             .authenticate(secret)
@@ -72,6 +75,34 @@ impl<S: Store + Clone> FromRequestParts<AppState<S>> for Caller {
             ),
         };
         Ok(Caller { key, principal })
+    }
+}
+
+/// A caller whose key has the `read` scope (checked before anything else of the request).
+#[derive(Debug, Clone)]
+pub(crate) struct Reader(pub(crate) Caller);
+
+/// A caller whose key has the `write` scope (checked before the body is read).
+#[derive(Debug, Clone)]
+pub(crate) struct Writer(pub(crate) Caller);
+
+impl<S: Store + Clone> FromRequestParts<AppState<S>> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(KeyScope::Read)?;
+        Ok(Reader(caller))
+    }
+}
+
+impl<S: Store + Clone> FromRequestParts<AppState<S>> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(KeyScope::Write)?;
+        Ok(Writer(caller))
     }
 }
 

@@ -59,7 +59,11 @@ pub async fn serve<S: Store + Clone>(
             }
         })
     };
-    let app = crate::api::router(state).layer(TraceLayer::new_for_http());
+    let app = crate::api::router(state).layer(
+        TraceLayer::new_for_http()
+            .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
+            .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+    );
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

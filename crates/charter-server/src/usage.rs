@@ -29,6 +29,17 @@ impl Usage {
             Ok(mut pending) => pending.drain().map(|(k, (n, at))| (k, n, at)).collect(),
             Err(_) => return Ok(()),
         };
-        store.record_key_usage(&batch).await
+        let result = store.record_key_usage(&batch).await;
+        if result.is_err() {
+            // Counted calls are not lost to a failed write: they wait for the next flush.
+            if let Ok(mut pending) = self.pending.lock() {
+                for (key, n, at) in batch {
+                    let entry = pending.entry(key).or_insert((0, at));
+                    entry.0 += n;
+                    entry.1 = entry.1.max(at);
+                }
+            }
+        }
+        result
     }
 }

@@ -446,6 +446,14 @@ pub(crate) async fn list_agents(
     if !principal.sees(Some(tenant)) {
         return Err(StoreError::not_found(format!("tenant {tenant}")));
     }
+    let known = sqlx::query("SELECT 1 AS one FROM tenants WHERE id = $1")
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await?
+        .is_some();
+    if !known {
+        return Err(StoreError::not_found(format!("tenant {tenant}")));
+    }
     let rows = sqlx::query("SELECT * FROM agents WHERE tenant_id = $1 ORDER BY id")
         .bind(tenant)
         .fetch_all(pool)
@@ -490,7 +498,7 @@ pub(crate) async fn create_key(
     secret: &str,
 ) -> Result<ApiKey> {
     check_text("name", name)?;
-    if !(20..=256).contains(&secret.len()) || !secret.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+    if !(20..=256).contains(&secret.len()) || !secret.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(StoreError::invalid(
             "key",
             "a key is 20 to 256 printable ASCII characters",
@@ -943,6 +951,10 @@ async fn lock_policy(tx: &mut Tx, principal: &Principal, id: &str) -> Result<Sto
         None => return Err(StoreError::not_found(format!("policy {id}"))),
     };
     match (&stored.tenant_id, principal) {
+        // A platform draft is invisible to tenants: it answers as if it did not exist.
+        (None, Principal::Tenant(_)) if !visible(principal, &stored) => {
+            Err(StoreError::not_found(format!("policy {id}")))
+        }
         (None, Principal::Tenant(_)) => Err(StoreError::Forbidden(
             "platform policies can be changed only with a platform key".into(),
         )),
@@ -1355,7 +1367,7 @@ pub(crate) async fn clone_policy(
         Some(row) => policy_row(&row)?,
         None => return Err(StoreError::not_found(format!("policy {id}"))),
     };
-    if source.tenant_id.is_some() && !change.principal.sees(source.tenant_id.as_deref()) {
+    if !visible(&change.principal, &source) {
         return Err(StoreError::not_found(format!("policy {id}")));
     }
     let mut definition = source.policy.definition.clone();

@@ -3,13 +3,13 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use charter_store::{AuditFilter, KeyScope, Store};
+use charter_store::{AuditFilter, Store};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::json;
 use crate::error::ApiError;
-use crate::extract::{Caller, Params};
+use crate::extract::{Params, Reader};
 use crate::state::AppState;
 
 pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -58,10 +58,9 @@ struct AuditQuery {
 )]
 async fn list<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Params(q): Params<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Read)?;
     let filter = AuditFilter {
         tenant_id: q.tenant_id,
         policy_id: q.policy_id,
@@ -107,10 +106,9 @@ struct VerifyQuery {
 )]
 async fn verify<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Params(q): Params<VerifyQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Read)?;
     let result = state
         .store
         .verify_audit(&caller.principal, q.tenant_id.as_deref())

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{items, json, parse};
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody};
+use crate::extract::{JsonBody, Reader, Writer};
 use crate::state::AppState;
 
 pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -62,10 +62,9 @@ enum ScopeName {
 )]
 async fn create_key<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(KeyScope::Write)?;
     let new: NewKey = parse(&body)?;
     let scopes: Vec<KeyScope> = new
         .scopes
@@ -76,6 +75,13 @@ async fn create_key<S: Store + Clone>(
             ScopeName::Execute => KeyScope::Execute,
         })
         .collect();
+    // A key can grant only what it holds: scopes would mean nothing otherwise.
+    if let Some(missing) = scopes.iter().find(|s| !caller.key.scopes.contains(s)) {
+        return Err(ApiError::forbidden(format!(
+            "this key cannot grant the `{}` scope it does not hold",
+            missing.as_str()
+        )));
+    }
     // A tenant key makes keys of its own tenant.
     let tenant = match (&caller.principal, new.tenant_id) {
         (charter_store::Principal::Tenant(own), None) => Some(own.clone()),
@@ -113,9 +119,8 @@ async fn create_key<S: Store + Clone>(
 )]
 async fn list_keys<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Reader(caller): Reader,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Read)?;
     items(&state.store.list_keys(&caller.principal).await?)
 }
 
@@ -137,10 +142,9 @@ async fn list_keys<S: Store + Clone>(
 )]
 async fn revoke_key<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path(key_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Write)?;
     let key = state
         .store
         .revoke_key(&caller.change(state.clock.now()), &key_id)

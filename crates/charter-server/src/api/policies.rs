@@ -8,15 +8,13 @@ use charter_core::document::PolicyDocument;
 use charter_core::policy::{PolicyDefinition, Status};
 use charter_core::rule::{self, Rule};
 use charter_core::{RuleId, Scope};
-use charter_store::{
-    Activation, Change, KeyScope, PolicyEdit, PolicyFilter, Principal, Store, StoredPolicy,
-};
+use charter_store::{Activation, Change, PolicyEdit, PolicyFilter, Principal, Store, StoredPolicy};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::parse;
 use crate::error::ApiError;
-use crate::extract::{Caller, IfMatch, JsonBody, Params};
+use crate::extract::{IfMatch, JsonBody, Params, Reader, Writer};
 use crate::state::AppState;
 
 pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -73,10 +71,9 @@ async fn view<S: Store>(
 )]
 async fn create<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(KeyScope::Write)?;
     let definition = PolicyDefinition::parse(&body)?;
     let stored = state
         .store
@@ -88,6 +85,25 @@ async fn create<S: Store + Clone>(
     ))
 }
 
+/// A scope type in a query.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum ScopeType {
+    Platform,
+    Tenant,
+    Agent,
+}
+
+impl ScopeType {
+    fn as_str(self) -> &'static str {
+        match self {
+            ScopeType::Platform => "platform",
+            ScopeType::Tenant => "tenant",
+            ScopeType::Agent => "agent",
+        }
+    }
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -96,7 +112,8 @@ struct ListQuery {
     #[param(value_type = Option<crate::schemas::CoreStatus>)]
     status: Option<Status>,
     /// Only this scope type: `platform`, `tenant` or `agent`.
-    scope_type: Option<String>,
+    #[param(value_type = Option<String>)]
+    scope_type: Option<ScopeType>,
     /// Only this tenant's.
     tenant_id: Option<String>,
     /// Only this agent's.
@@ -122,13 +139,12 @@ struct ListQuery {
 )]
 async fn list<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Params(q): Params<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Read)?;
     let filter = PolicyFilter {
         status: q.status,
-        scope_type: q.scope_type,
+        scope_type: q.scope_type.map(|t| t.as_str().to_owned()),
         tenant_id: q.tenant_id,
         agent_id: q.agent_id,
         q: q.q,
@@ -161,10 +177,9 @@ async fn list<S: Store + Clone>(
 )]
 async fn show<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Read)?;
     let stored = state.store.get_policy(&caller.principal, &id).await?;
     Ok(Json(view(&state.store, &caller.principal, &stored).await?))
 }
@@ -225,12 +240,11 @@ fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
 )]
 async fn update<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path(id): Path<String>,
     IfMatch(revision): IfMatch,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Write)?;
     let edit = parse_edit(&body)?;
     let stored = state
         .store
@@ -258,11 +272,10 @@ async fn update<S: Store + Clone>(
 )]
 async fn remove<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path(id): Path<String>,
     IfMatch(revision): IfMatch,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Write)?;
     state
         .store
         .delete_policy(&caller.change(state.clock.now()), &id, revision)
@@ -291,12 +304,11 @@ async fn remove<S: Store + Clone>(
 )]
 async fn add_rule<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path(id): Path<String>,
     IfMatch(revision): IfMatch,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(KeyScope::Write)?;
     let rule = Rule::parse(&body)?;
     let stored = state
         .store
@@ -327,11 +339,10 @@ async fn add_rule<S: Store + Clone>(
 )]
 async fn remove_rule<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path((id, rule_id)): Path<(String, String)>,
     IfMatch(revision): IfMatch,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Write)?;
     let rule_id = RuleId::new(rule_id.as_str())
         .map_err(|_| ApiError::not_found(format!("rule {rule_id} in policy {id}")))?;
     let stored = state
@@ -374,12 +385,11 @@ struct ActivateBody {
 )]
 async fn activate<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path(id): Path<String>,
     IfMatch(revision): IfMatch,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Write)?;
     let how: ActivateBody = parse(&body)?;
     let stored = state
         .store
@@ -423,11 +433,10 @@ struct Empty {}
 )]
 async fn deprecate<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Write)?;
     let _: Empty = parse(&body)?;
     let stored = state
         .store
@@ -456,7 +465,7 @@ async fn deprecate<S: Store + Clone>(
 )]
 async fn clone<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -466,7 +475,6 @@ async fn clone<S: Store + Clone>(
         scope: Option<Value>,
         name: Option<String>,
     }
-    caller.require(KeyScope::Write)?;
     let raw: Raw = parse(&body)?;
     let scope = raw
         .scope
@@ -500,10 +508,9 @@ async fn clone<S: Store + Clone>(
 )]
 async fn versions<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Read)?;
     let (lineage, found) = state.store.versions(&caller.principal, &id).await?;
     let mut items = Vec::with_capacity(found.len());
     for stored in &found {
@@ -529,10 +536,9 @@ async fn versions<S: Store + Clone>(
 )]
 async fn export<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Read)?;
     let now = state.clock.now();
     let stored = state.store.record_export(&caller.change(now), &id).await?;
     let document = PolicyDocument::export(&stored.policy, now);
@@ -559,10 +565,9 @@ async fn export<S: Store + Clone>(
 )]
 async fn import<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(KeyScope::Write)?;
     let documents = match &body {
         Value::Array(items) => items
             .iter()

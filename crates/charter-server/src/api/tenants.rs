@@ -5,13 +5,13 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use charter_core::{AgentId, TenantId};
-use charter_store::{KeyScope, Store};
+use charter_store::Store;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{items, json, parse};
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody};
+use crate::extract::{JsonBody, Reader, Writer};
 use crate::state::AppState;
 
 pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -56,10 +56,9 @@ struct NewTenant {
 )]
 async fn create_tenant<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(KeyScope::Write)?;
     let new: NewTenant = parse(&body)?;
     let tenant = state
         .store
@@ -83,9 +82,8 @@ async fn create_tenant<S: Store + Clone>(
 )]
 async fn list_tenants<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Reader(caller): Reader,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Read)?;
     items(&state.store.list_tenants(&caller.principal).await?)
 }
 
@@ -124,11 +122,10 @@ struct NewAgent {
 )]
 async fn create_agent<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path(tenant_id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(KeyScope::Write)?;
     let tenant = TenantId::new(tenant_id.as_str())
         .map_err(|_| ApiError::not_found(format!("tenant {tenant_id}")))?;
     let new: NewAgent = parse(&body)?;
@@ -162,10 +159,9 @@ async fn create_agent<S: Store + Clone>(
 )]
 async fn list_agents<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(tenant_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(KeyScope::Read)?;
     items(
         &state
             .store

@@ -392,3 +392,142 @@ async fn tenants_agents_and_keys_refuse_bad_input() {
         .await;
     assert_eq!(agents.body["items"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn review_findings_stay_fixed() {
+    let (app, acme, globex) = App::seeded().await;
+    let admin = app.admin.clone();
+    // A key cannot grant scopes it does not hold.
+    let r = app
+        .call(
+            "POST",
+            "/v1/keys",
+            Some(&acme),
+            Some(json!({"name": "w", "scopes": ["write"]})),
+        )
+        .await;
+    let writer = r.body["key"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            "POST",
+            "/v1/keys",
+            Some(&writer),
+            Some(json!({"name": "x", "scopes": ["read", "write", "execute"]})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "{:?}",
+        r.body
+    );
+    // The scope is checked before the body is read.
+    let r = app
+        .call(
+            "POST",
+            "/v1/keys",
+            Some(&acme),
+            Some(json!({"name": "viewer", "scopes": ["read"]})),
+        )
+        .await;
+    let viewer = r.body["key"].as_str().unwrap().to_owned();
+    let huge = json!({"name": "n", "description": "x".repeat(1_100_000), "scope": {"type": "tenant", "tenant_id": "acme"}});
+    assert_eq!(
+        app.call("POST", "/v1/policies", Some(&viewer), Some(huge))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.raw("POST", "/v1/policies", Some(&viewer), Some("{bad"), &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // A platform draft does not exist for tenants, whatever they try.
+    let secret = json!({"name": "Platform secret", "scope": {"type": "platform"},
+                        "rules": [{"id": "secret-rule", "type": "tool", "effect": "deny", "tools": ["x"]}]});
+    let draft = app
+        .call("POST", "/v1/policies", Some(&admin), Some(secret))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (method, path, body) in [
+        ("GET", format!("/v1/policies/{draft}"), None),
+        (
+            "PUT",
+            format!("/v1/policies/{draft}"),
+            Some(json!({"name": "mine"})),
+        ),
+        ("DELETE", format!("/v1/policies/{draft}"), None),
+        (
+            "POST",
+            format!("/v1/policies/{draft}/clone"),
+            Some(json!({"scope": {"type": "tenant", "tenant_id": "globex"}})),
+        ),
+    ] {
+        let r = app.call(method, &path, Some(&globex), body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {:?}",
+            r.body
+        );
+        assert!(
+            !r.body.to_string().contains("secret"),
+            "{method} {path} leaked"
+        );
+    }
+    // Bodies must be objects.
+    let r = app
+        .raw(
+            "POST",
+            "/v1/tenants",
+            Some(&admin),
+            Some(r#"["t4", "T4"]"#),
+            &[],
+        )
+        .await;
+    assert_eq!((r.status, error_path(&r)), (StatusCode::BAD_REQUEST, ""));
+    let r = app
+        .raw("POST", "/v1/policies", Some(&acme), Some("[1]"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Unknown routes and methods answer in the error format.
+    let r = app.call("GET", "/v1/nothing", Some(&acme), None).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let r = app.call("PATCH", "/v1/tenants", Some(&acme), None).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    // The scheme is case-insensitive.
+    let r = app
+        .raw(
+            "GET",
+            "/v1/policies",
+            None,
+            None,
+            &[("authorization", &format!("bearer {acme}"))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Listing the agents of a tenant that does not exist is a 404, as creating one is.
+    assert_eq!(
+        app.call("GET", "/v1/tenants/nope/agents", Some(&admin), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.call("GET", "/v1/policies?scope_type=bogus", Some(&acme), None)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
