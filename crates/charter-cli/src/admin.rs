@@ -11,7 +11,7 @@ use crate::client::Failure;
 use crate::output::table;
 use crate::policy::encode;
 
-/// Tenant commands.
+/// Tenant commands (`list` when none is given).
 #[derive(Debug, Subcommand)]
 pub(crate) enum TenantCommand {
     /// List tenants.
@@ -70,6 +70,9 @@ pub(crate) enum AuditCommand {
         action: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// Continue after this cursor (printed at the end of a full page).
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// Recompute the hash chains and name the first bad entry.
     Verify {
@@ -187,12 +190,14 @@ pub(crate) async fn audit(ctx: &Ctx, command: AuditCommand) -> Result<(), Failur
             policy,
             action,
             limit,
+            cursor,
         } => {
             let mut path = format!("/v1/audit?limit={limit}");
             for (k, v) in [
                 ("tenant_id", tenant),
                 ("policy_id", policy),
                 ("action", action),
+                ("cursor", cursor),
             ] {
                 if let Some(v) = v {
                     let _ = write!(path, "&{k}={}", encode(&v));
@@ -200,7 +205,7 @@ pub(crate) async fn audit(ctx: &Ctx, command: AuditCommand) -> Result<(), Failur
             }
             let answer = ctx.client.call(Method::GET, &path, None).await?;
             ctx.print(&answer, |v| {
-                table(
+                let mut out = table(
                     v["items"].as_array().map_or(&[][..], |a| a),
                     &[
                         ("SEQ", "/seq"),
@@ -211,7 +216,11 @@ pub(crate) async fn audit(ctx: &Ctx, command: AuditCommand) -> Result<(), Failur
                         ("VERSION", "/version"),
                         ("ACTOR", "/actor/name"),
                     ],
-                )
+                );
+                if let Some(next) = v["next_cursor"].as_str() {
+                    let _ = writeln!(out, "more: --cursor {next}");
+                }
+                out
             });
         }
         AuditCommand::Verify { tenant } => {

@@ -59,10 +59,10 @@ enum Command {
         #[command(subcommand)]
         command: admin::KeyCommand,
     },
-    /// Manage tenants.
+    /// Manage tenants (`charter tenants` lists them).
     Tenants {
         #[command(subcommand)]
-        command: admin::TenantCommand,
+        command: Option<admin::TenantCommand>,
     },
     /// Manage agents.
     Agents {
@@ -152,7 +152,9 @@ fn main() -> ExitCode {
             Command::Policy { command } => policy::run(&ctx, command).await,
             Command::Audit { command } => admin::audit(&ctx, command).await,
             Command::Keys { command } => admin::keys(&ctx, command).await,
-            Command::Tenants { command } => admin::tenants(&ctx, command).await,
+            Command::Tenants { command } => {
+                admin::tenants(&ctx, command.unwrap_or(admin::TenantCommand::List)).await
+            }
             Command::Agents { command } => admin::agents(&ctx, command).await,
             Command::Serve(_) | Command::Demo(_) => Ok(()),
         }

@@ -177,6 +177,30 @@ fn the_authoring_story_through_the_cli() {
     assert!(cli.ok(&["keys", "list"]).stdout.contains("viewer"));
     cli.ok(&["keys", "revoke", &key_id]);
 
+    // Ids are path segments, never paths.
+    assert_eq!(cli.run(&["policy", "show", "x/../../keys"]).code, 1);
+    // Validate is not served yet: a usage error that says so, not a 404.
+    let validate = cli.run(&["policy", "validate", &id]);
+    assert_eq!(validate.code, 2);
+    assert!(
+        validate.stderr.contains("not available yet"),
+        "{}",
+        validate.stderr
+    );
+    // Paging through the audit log.
+    let page = cli.ok(&["audit", "list", "--tenant", "acme", "--limit", "2"]);
+    let cursor = page
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("more: --cursor "))
+        .unwrap()
+        .to_owned();
+    let next = cli.ok(&[
+        "audit", "list", "--tenant", "acme", "--limit", "2", "--cursor", &cursor,
+    ]);
+    assert_ne!(page.stdout, next.stdout);
+    assert!(cli.ok(&["tenants"]).stdout.contains("acme"));
+
     // Usage errors: exit 2.
     assert_eq!(cli.run(&["policy"]).code, 2);
     assert_eq!(cli.run(&["policy", "create", "/nonexistent.json"]).code, 2);
