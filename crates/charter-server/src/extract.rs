@@ -157,6 +157,24 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Par
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|q| Params(q.0))
-            .map_err(|e| ApiError::invalid("query", e.body_text()))
+            .map_err(|e| {
+                let text = e.body_text();
+                // Name the parameter when serde does (an unknown one, or one it could not read).
+                let field = ["unknown field `", "missing field `", "field `"]
+                    .iter()
+                    .find_map(|lead| {
+                        let rest = &text[text.find(lead)? + lead.len()..];
+                        rest.find('`').map(|end| rest[..end].to_owned())
+                    });
+                match field {
+                    Some(field) => ApiError::invalid(&format!("query.{field}"), text),
+                    None => ApiError::invalid("query", text),
+                }
+            })
     }
 }
+
+/// The query of a route that takes no parameters: any parameter is refused.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoQuery {}

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{items, json, parse};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, Reader, Writer};
+use crate::extract::{JsonBody, NoQuery, Params, Reader, Writer};
 use crate::state::AppState;
 
 pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -120,6 +120,7 @@ async fn create_key<S: Store + Clone>(
 async fn list_keys<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
+    Params(NoQuery {}): Params<NoQuery>,
 ) -> Result<Json<Value>, ApiError> {
     items(&state.store.list_keys(&caller.principal).await?)
 }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::parse;
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody, Params, Reader, Writer};
+use crate::extract::{IfMatch, JsonBody, NoQuery, Params, Reader, Writer};
 use crate::state::AppState;
 
 pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -178,6 +178,7 @@ async fn list<S: Store + Clone>(
 async fn show<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
+    Params(NoQuery {}): Params<NoQuery>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let stored = state.store.get_policy(&caller.principal, &id).await?;
@@ -509,6 +510,7 @@ async fn clone<S: Store + Clone>(
 async fn versions<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
+    Params(NoQuery {}): Params<NoQuery>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (lineage, found) = state.store.versions(&caller.principal, &id).await?;
@@ -537,6 +539,7 @@ async fn versions<S: Store + Clone>(
 async fn export<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
+    Params(NoQuery {}): Params<NoQuery>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.clock.now();

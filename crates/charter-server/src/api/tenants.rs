@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{items, json, parse};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, Reader, Writer};
+use crate::extract::{JsonBody, NoQuery, Params, Reader, Writer};
 use crate::state::AppState;
 
 pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -83,6 +83,7 @@ async fn create_tenant<S: Store + Clone>(
 async fn list_tenants<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
+    Params(NoQuery {}): Params<NoQuery>,
 ) -> Result<Json<Value>, ApiError> {
     items(&state.store.list_tenants(&caller.principal).await?)
 }
@@ -160,6 +161,7 @@ async fn create_agent<S: Store + Clone>(
 async fn list_agents<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
+    Params(NoQuery {}): Params<NoQuery>,
     Path(tenant_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     items(

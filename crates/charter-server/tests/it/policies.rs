@@ -313,3 +313,148 @@ async fn import_is_all_or_nothing_and_names_the_document() {
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["items"][0]["scope"]["tenant_id"], "acme");
 }
+
+#[tokio::test]
+async fn every_refused_transition_is_a_409_and_changes_nothing() {
+    let (app, acme, _) = App::seeded().await;
+    let key = Some(acme.as_str());
+    let create = |name: &str| policy_body(name);
+    let draft = app
+        .call("POST", "/v1/policies", key, Some(create("draft")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let active = app
+        .call("POST", "/v1/policies", key, Some(create("active")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.call(
+        "POST",
+        &format!("/v1/policies/{active}/activate"),
+        key,
+        Some(json!({"force": true})),
+    )
+    .await;
+    let deprecated = app
+        .call("POST", "/v1/policies", key, Some(create("deprecated")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.call(
+        "POST",
+        &format!("/v1/policies/{deprecated}/activate"),
+        key,
+        Some(json!({"force": true})),
+    )
+    .await;
+    app.call(
+        "POST",
+        &format!("/v1/policies/{deprecated}/deprecate"),
+        key,
+        Some(json!({})),
+    )
+    .await;
+    let snapshot = |id: &str| {
+        let app = &app;
+        let path = format!("/v1/policies/{id}");
+        async move { app.call("GET", &path, key, None).await.body }
+    };
+    let before: Vec<_> = vec![
+        snapshot(&draft).await,
+        snapshot(&active).await,
+        snapshot(&deprecated).await,
+    ];
+    let audit_before = app.call("GET", "/v1/audit?limit=500", key, None).await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let rule = json!({"id": "r9", "type": "rate", "limit": 1, "window": "1m"});
+    let refused = [
+        (
+            "POST",
+            format!("/v1/policies/{draft}/deprecate"),
+            Some(json!({})),
+        ),
+        (
+            "PUT",
+            format!("/v1/policies/{active}"),
+            Some(json!({"name": "x"})),
+        ),
+        (
+            "POST",
+            format!("/v1/policies/{active}/rules"),
+            Some(rule.clone()),
+        ),
+        ("DELETE", format!("/v1/policies/{active}/rules/r1"), None),
+        ("DELETE", format!("/v1/policies/{active}"), None),
+        (
+            "POST",
+            format!("/v1/policies/{active}/activate"),
+            Some(json!({"force": true})),
+        ),
+        (
+            "PUT",
+            format!("/v1/policies/{deprecated}"),
+            Some(json!({"name": "x"})),
+        ),
+        (
+            "POST",
+            format!("/v1/policies/{deprecated}/rules"),
+            Some(rule),
+        ),
+        ("DELETE", format!("/v1/policies/{deprecated}"), None),
+        (
+            "POST",
+            format!("/v1/policies/{deprecated}/activate"),
+            Some(json!({"force": true})),
+        ),
+        (
+            "POST",
+            format!("/v1/policies/{deprecated}/deprecate"),
+            Some(json!({})),
+        ),
+    ];
+    for (method, path, body) in refused {
+        let r = app.call(method, &path, key, body).await;
+        assert_eq!(
+            (r.status, error_code(&r)),
+            (StatusCode::CONFLICT, "conflict"),
+            "{method} {path}: {:?}",
+            r.body
+        );
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("policy"),
+            "{:?}",
+            r.body
+        );
+    }
+    let after: Vec<_> = vec![
+        snapshot(&draft).await,
+        snapshot(&active).await,
+        snapshot(&deprecated).await,
+    ];
+    assert_eq!(before, after);
+    let audit_after = app.call("GET", "/v1/audit?limit=500", key, None).await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(audit_before, audit_after);
+    // Query parameters are strict and named.
+    let r = app
+        .call("GET", &format!("/v1/policies/{draft}?verbose=1"), key, None)
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["details"]["path"].clone()),
+        (StatusCode::BAD_REQUEST, json!("query.verbose"))
+    );
+}
