@@ -25,15 +25,25 @@ pub(crate) fn start(data_dir: &std::path::Path) -> Server {
 }
 
 pub(crate) fn start_command(command: &str, data_dir: &std::path::Path) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_charter"))
-        .args([command, "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
+    let dir = data_dir.to_string_lossy().into_owned();
+    start_with(
+        &[command, "--listen", "127.0.0.1:0", "--data-dir", &dir],
+        &[],
+    )
+}
+
+pub(crate) fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_charter"));
+    command
+        .args(args)
         .env_remove("CHARTER_BOOTSTRAP_KEY")
         .env_remove("CHARTER_DATABASE_URL")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = command.spawn().unwrap();
     let mut server = Server {
         child,
         addr: String::new(),
@@ -71,9 +81,13 @@ fn request(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16,
     (status, body)
 }
 
-pub(crate) fn stop(mut server: Server) {
+pub(crate) fn stop(server: Server) {
+    stop_with(server, "-TERM");
+}
+
+pub(crate) fn stop_with(mut server: Server, signal: &str) {
     let pid = server.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let killed = Command::new("kill").args([signal, &pid]).status().unwrap();
     assert!(killed.success());
     let status = server.child.wait().unwrap();
     assert!(status.success(), "a clean shutdown exits 0: {status:?}");
@@ -153,4 +167,78 @@ fn demo_seeds_a_workspace_once_and_prints_a_fresh_key_each_start() {
     );
     stop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// PostgreSQL for end-to-end tests: a fresh schema, or `None` when the server is unreachable
+/// and that is allowed (locally; never under CI=true or when scripts/test found it).
+fn postgres_schema() -> Option<String> {
+    let schema = format!("charter_e2e_{}", std::process::id());
+    let created = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-qc",
+            &format!("CREATE SCHEMA {schema}"),
+        ])
+        .output();
+    let required = std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("CHARTER_TEST_POSTGRES").is_ok_and(|v| v == "1");
+    match created {
+        Ok(out) if out.status.success() => Some(schema),
+        other => {
+            assert!(!required, "PostgreSQL required but unusable: {other:?}");
+            eprintln!("SKIPPED: PostgreSQL unreachable for the end-to-end test");
+            None
+        }
+    }
+}
+
+#[test]
+fn serve_on_postgres_with_a_preset_bootstrap_key_stops_on_sigint() {
+    let Some(schema) = postgres_schema() else {
+        return;
+    };
+    let url =
+        format!("postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3D{schema}");
+    let preset = "a preset key with spaces 0123456789";
+    let server = start_with(
+        &["serve", "--listen", "127.0.0.1:0", "--database", &url],
+        &[("CHARTER_BOOTSTRAP_KEY", preset)],
+    );
+    assert_eq!(server.key.as_deref(), Some(preset));
+    let (status, _) = request(
+        &server.addr,
+        "POST",
+        "/v1/tenants",
+        preset,
+        r#"{"id": "pg", "name": "On PostgreSQL"}"#,
+    );
+    assert_eq!(status, 201);
+    stop_with(server, "-INT");
+    // The data is in PostgreSQL: a second server on the same schema sees it, and makes no key.
+    let server = start_with(
+        &["serve", "--listen", "127.0.0.1:0", "--database", &url],
+        &[("CHARTER_BOOTSTRAP_KEY", "another preset key 0123456789")],
+    );
+    assert!(server.key.is_none());
+    let (status, body) = request(&server.addr, "GET", "/v1/tenants", preset, "");
+    assert_eq!(status, 200);
+    assert!(body.contains("On PostgreSQL"), "{body}");
+    stop(server);
+    let _ = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-qc",
+            &format!("DROP SCHEMA {schema} CASCADE"),
+        ])
+        .output();
 }

@@ -1,6 +1,6 @@
 //! API keys: shown once at creation, stored only as a hash.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{items, json, parse};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, NoQuery, Params, Reader, Writer};
+use crate::extract::{JsonBody, NoQuery, Params, PathParams, Reader, Writer};
 use crate::state::AppState;
 
 pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -144,7 +144,7 @@ async fn list_keys<S: Store + Clone>(
 async fn revoke_key<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Writer(caller): Writer,
-    Path(key_id): Path<String>,
+    PathParams(key_id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = state
         .store

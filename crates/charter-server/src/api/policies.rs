@@ -1,6 +1,6 @@
 //! Policies: authoring, the lifecycle, versions, export and import.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::parse;
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody, NoQuery, Params, Reader, Writer};
+use crate::extract::{IfMatch, JsonBody, NoQuery, Params, PathParams, Reader, Writer};
 use crate::state::AppState;
 
 pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -179,7 +179,7 @@ async fn show<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let stored = state.store.get_policy(&caller.principal, &id).await?;
     Ok(Json(view(&state.store, &caller.principal, &stored).await?))
@@ -242,7 +242,7 @@ fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
 async fn update<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Writer(caller): Writer,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     IfMatch(revision): IfMatch,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -274,7 +274,7 @@ async fn update<S: Store + Clone>(
 async fn remove<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Writer(caller): Writer,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     IfMatch(revision): IfMatch,
 ) -> Result<Json<Value>, ApiError> {
     state
@@ -306,7 +306,7 @@ async fn remove<S: Store + Clone>(
 async fn add_rule<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Writer(caller): Writer,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     IfMatch(revision): IfMatch,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -341,7 +341,7 @@ async fn add_rule<S: Store + Clone>(
 async fn remove_rule<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Writer(caller): Writer,
-    Path((id, rule_id)): Path<(String, String)>,
+    PathParams((id, rule_id)): PathParams<(String, String)>,
     IfMatch(revision): IfMatch,
 ) -> Result<Json<Value>, ApiError> {
     let rule_id = RuleId::new(rule_id.as_str())
@@ -387,7 +387,7 @@ struct ActivateBody {
 async fn activate<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Writer(caller): Writer,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     IfMatch(revision): IfMatch,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -435,7 +435,7 @@ struct Empty {}
 async fn deprecate<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Writer(caller): Writer,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let _: Empty = parse(&body)?;
@@ -467,7 +467,7 @@ async fn deprecate<S: Store + Clone>(
 async fn clone<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Writer(caller): Writer,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     #[derive(Deserialize)]
@@ -511,7 +511,7 @@ async fn versions<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (lineage, found) = state.store.versions(&caller.principal, &id).await?;
     let mut items = Vec::with_capacity(found.len());
@@ -540,7 +540,7 @@ async fn export<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.clock.now();
     let stored = state.store.record_export(&caller.change(now), &id).await?;

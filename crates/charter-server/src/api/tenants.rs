@@ -1,6 +1,6 @@
 //! Tenants and agents.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{items, json, parse};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, NoQuery, Params, Reader, Writer};
+use crate::extract::{JsonBody, NoQuery, Params, PathParams, Reader, Writer};
 use crate::state::AppState;
 
 pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -124,7 +124,7 @@ struct NewAgent {
 async fn create_agent<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Writer(caller): Writer,
-    Path(tenant_id): Path<String>,
+    PathParams(tenant_id): PathParams<String>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let tenant = TenantId::new(tenant_id.as_str())
@@ -162,7 +162,7 @@ async fn list_agents<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
-    Path(tenant_id): Path<String>,
+    PathParams(tenant_id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     items(
         &state

@@ -531,3 +531,15 @@ async fn review_findings_stay_fixed() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn unreadable_path_segments_answer_in_the_error_format() {
+    let (app, acme, _) = App::seeded().await;
+    let r = app.call("GET", "/v1/policies/%FF", Some(&acme), None).await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::BAD_REQUEST, "invalid"),
+        "{:?}",
+        r.body
+    );
+}
