@@ -16,6 +16,6 @@ pub use error::ApiError;
 pub use extract::Caller;
 pub use metrics::Metrics;
 pub use schemas::openapi;
-pub use serve::{bootstrap, serve};
+pub use serve::{SHUTDOWN_GRACE, bootstrap, serve};
 pub use state::{AppState, Clock, DEFAULT_BODY_LIMIT, SystemClock};
 pub use usage::Usage;

@@ -39,6 +39,9 @@ pub async fn bootstrap<S: Store>(
     Ok(Some(key))
 }
 
+/// How long requests in flight may take to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Serves API v1 on `listener` until `shutdown` resolves, then finishes the requests in flight.
 pub async fn serve<S: Store + Clone>(
     state: AppState<S>,
@@ -64,9 +67,28 @@ pub async fn serve<S: Store + Clone>(
             .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
             .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
     );
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // Requests in flight get a grace period to finish; a client that never completes its
+    // request cannot hold the process up past it.
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let deadline = async {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let served = tokio::select! {
+        served = server => served,
+        () = deadline => {
+            tracing::warn!("requests still open after the shutdown grace period; stopping anyway");
+            Ok(())
+        }
+    };
     flusher.abort();
     // What was counted since the last tick is not lost on a clean shutdown.
     if let Err(e) = usage.flush(&store).await {

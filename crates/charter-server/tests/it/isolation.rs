@@ -56,11 +56,23 @@ async fn another_tenants_resources_do_not_exist() {
             Some(json!({"id": "spy", "name": "spy"})),
         ),
         ("DELETE", format!("/v1/keys/{key_id}"), None),
+        (
+            "POST",
+            "/v1/keys".to_owned(),
+            Some(json!({"name": "spy", "tenant_id": "acme", "scopes": ["read"]})),
+        ),
+        (
+            "POST",
+            "/v1/policies".to_owned(),
+            Some(policy_body("planted")),
+        ),
     ];
     for (method, path, body) in routes {
         let r = app.call(method, &path, Some(&globex), body).await;
         assert!(
-            r.status == StatusCode::NOT_FOUND || r.status == StatusCode::FORBIDDEN,
+            r.status == StatusCode::NOT_FOUND
+                || r.status == StatusCode::FORBIDDEN
+                || r.status == StatusCode::BAD_REQUEST,
             "{method} {path}: {} {:?}",
             r.status,
             r.body
@@ -86,6 +98,26 @@ async fn another_tenants_resources_do_not_exist() {
             "{path} leaked: {text}"
         );
     }
+    // Verifying "acme's" chain with globex's key verifies globex's own.
+    let r = app
+        .call(
+            "GET",
+            "/v1/audit/verify?tenant_id=acme",
+            Some(&globex),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["ok"], true);
+    let own = app
+        .call("GET", "/v1/audit/verify", Some(&globex), None)
+        .await;
+    assert_eq!(r.body, own.body);
+    // An exported document naming acme, imported with globex's key, lands in globex.
+    let doc = json!({"format": "charter.policy/v1", "name": "moved", "scope": {"type": "tenant", "tenant_id": "acme"}, "rules": []});
+    let r = app
+        .call("POST", "/v1/policies/import", Some(&globex), Some(doc))
+        .await;
+    assert_eq!(r.body["items"][0]["scope"]["tenant_id"], "globex");
     // A's policy is untouched.
     let r = app
         .call("GET", &format!("/v1/policies/{id}"), Some(&acme), None)
