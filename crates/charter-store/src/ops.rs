@@ -983,10 +983,16 @@ fn require_status(stored: &StoredPolicy, wanted: Status, doing: &str) -> Result<
         Ok(())
     } else {
         Err(StoreError::conflict(format!(
-            "cannot {doing} policy {}: it is {}, and only {} policies can be",
+            "cannot {doing} policy {}: it is {}; only {} policies can be {}",
             stored.policy.id,
             stored.policy.status.as_str(),
-            wanted.as_str()
+            wanted.as_str(),
+            match doing {
+                "edit" => "edited",
+                "delete" => "deleted",
+                "activate" => "activated",
+                _ => "deprecated",
+            }
         )))
     }
 }
