@@ -1954,6 +1954,70 @@ fn parse_cursor(cursor: &str) -> Result<(i64, String)> {
     Ok((at.parse().map_err(|_| bad_cursor())?, id.to_owned()))
 }
 
+/// A list read newest first by (`time`, id): its table, time column, row reader and the key
+/// of an item (for the next cursor).
+struct Listing<T> {
+    table: &'static str,
+    time: &'static str,
+    row: fn(&<Db as sqlx::Database>::Row) -> Result<T>,
+    key: fn(&T) -> (i64, &str),
+}
+
+const VIOLATIONS: Listing<ViolationEvent> = Listing {
+    table: "violations",
+    time: "at",
+    row: violation_row,
+    key: |v| (v.at.as_millisecond(), v.id.as_str()),
+};
+
+const RUNS: Listing<Run> = Listing {
+    table: "runs",
+    time: "started_at",
+    row: run_row,
+    key: |r| (r.started_at.as_millisecond(), r.id.as_str()),
+};
+
+/// One page of a listing, after `cursor` (`<time>~<id>`).
+async fn newest_first<T>(
+    pool: &Pool<Db>,
+    listing: &Listing<T>,
+    mut f: Filters,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<T>> {
+    let Listing {
+        table,
+        time,
+        row,
+        key,
+    } = listing;
+    let limit = limit.clamp(1, 500);
+    if let Some(cursor) = cursor {
+        let (at, id) = parse_cursor(cursor)?;
+        f.row(
+            &format!("({time} < ?1 OR ({time} = ?2 AND id < ?3))"),
+            vec![Bind::Int(at), Bind::Int(at), Bind::Text(id)],
+        );
+    }
+    let sql = format!(
+        "SELECT * FROM {table} WHERE {} ORDER BY {time} DESC, id DESC LIMIT {}",
+        f.sql(),
+        u64::from(limit) + 1
+    );
+    let rows = f.query(sql).fetch_all(pool).await?;
+    let mut items = rows.iter().map(row).collect::<Result<Vec<_>>>()?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|item| {
+            let (at, id) = key(item);
+            format!("{at}~{id}")
+        })
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
 pub(crate) async fn list_violations(
     pool: &Pool<Db>,
     principal: &Principal,
@@ -1961,29 +2025,8 @@ pub(crate) async fn list_violations(
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<Page<ViolationEvent>> {
-    let limit = limit.clamp(1, 500);
-    let mut f = violation_filters(principal, filter);
-    if let Some(cursor) = cursor {
-        let (at, id) = parse_cursor(cursor)?;
-        f.row(
-            "(at < ?1 OR (at = ?2 AND id < ?3))",
-            vec![Bind::Int(at), Bind::Int(at), Bind::Text(id)],
-        );
-    }
-    let sql = format!(
-        "SELECT * FROM violations WHERE {} ORDER BY at DESC, id DESC LIMIT {}",
-        f.sql(),
-        u64::from(limit) + 1
-    );
-    let rows = f.query(sql).fetch_all(pool).await?;
-    let mut items = rows.iter().map(violation_row).collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|v| format!("{}~{}", ms(v.at), v.id))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let f = violation_filters(principal, filter);
+    newest_first(pool, &VIOLATIONS, f, cursor, limit).await
 }
 
 /// The most buckets one stats call returns.
@@ -2105,35 +2148,12 @@ pub(crate) async fn list_runs(
         Principal::Tenant(own) => Some(own.as_str()),
         Principal::Platform => filter.tenant_id.as_deref(),
     };
-    let limit = limit.clamp(1, 500);
     let mut f = Filters::default();
     f.text("tenant_id = ?", tenant);
     f.text("agent_id = ?", filter.agent_id.as_deref());
     f.text("status = ?", filter.status.map(RunStatus::as_str));
     f.int("started_at >= ?", filter.since.map(ms));
-    if let Some(cursor) = cursor {
-        let (at, id) = parse_cursor(cursor)?;
-        f.row(
-            "(started_at < ?1 OR (started_at = ?2 AND id < ?3))",
-            vec![Bind::Int(at), Bind::Int(at), Bind::Text(id)],
-        );
-    }
-    let sql = format!(
-        "SELECT * FROM runs WHERE {} ORDER BY started_at DESC, id DESC LIMIT {}",
-        f.sql(),
-        u64::from(limit) + 1
-    );
-    let rows = f.query(sql).fetch_all(pool).await?;
-    let mut items = rows.iter().map(run_row).collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|r| format!("{}~{}", ms(r.started_at), r.id))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    newest_first(pool, &RUNS, f, cursor, limit).await
 }
 
 pub(crate) async fn run_actions(
