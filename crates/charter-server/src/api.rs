@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod keys;
 pub(crate) mod policies;
+mod runs;
 pub(crate) mod tenants;
 
 use axum::Router;
@@ -28,6 +29,7 @@ pub fn router<S: Store + Clone>(state: AppState<S>) -> Router {
         .merge(tenants::router())
         .merge(keys::router())
         .merge(policies::router())
+        .merge(runs::router())
         .merge(audit::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

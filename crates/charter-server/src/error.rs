@@ -69,6 +69,16 @@ impl ApiError {
         }
     }
 
+    /// 409 `conflict`.
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: message.into(),
+            details: json!({}),
+        }
+    }
+
     /// 413 `too_large`.
     pub fn too_large(limit: usize) -> ApiError {
         ApiError {

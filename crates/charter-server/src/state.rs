@@ -37,12 +37,16 @@ pub struct AppState<S> {
     pub metrics: crate::metrics::Metrics,
     /// Key usage not yet flushed to the store.
     pub usage: crate::usage::Usage,
+    /// Compiled sets and the action writer.
+    pub runtime: crate::runtime::Runtime,
 }
 
-impl<S> AppState<S> {
-    /// State over `store` with the system clock and the default body limit.
+impl<S: charter_store::Store + Clone> AppState<S> {
+    /// State over `store` with the system clock and the default body limit (starts the action
+    /// writer: call inside a Tokio runtime).
     pub fn new(store: S) -> AppState<S> {
         AppState {
+            runtime: crate::runtime::Runtime::new(store.clone()),
             store,
             clock: Arc::new(SystemClock),
             body_limit: DEFAULT_BODY_LIMIT,

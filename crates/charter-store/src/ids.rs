@@ -17,3 +17,8 @@ pub fn new_key_secret() -> String {
     }
     key
 }
+
+/// A fresh time-ordered id suffix (UUID v7, hex), for ids made outside the store (`evt_...`).
+pub fn new_id_suffix() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 pub use audit::GENESIS;
 pub use error::StoreError;
-pub use ids::new_key_secret;
+pub use ids::{new_id_suffix, new_key_secret};
 pub use model::{
     Activation, Actor, Agent, ApiKey, AuditEntry, Change, KeyScope, PolicyFilter, Principal,
     StoredPolicy, Tenant, Verification,

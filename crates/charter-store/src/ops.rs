@@ -1560,6 +1560,10 @@ fn run_row(row: &<Db as sqlx::Database>::Row) -> Result<Run> {
             policies: serde_json::from_str(&policies)?,
         },
         imported: imported != 0,
+        halted_by: {
+            let text: Option<String> = row.try_get("halted_by")?;
+            text.as_deref().map(serde_json::from_str).transpose()?
+        },
     })
 }
 
@@ -1657,6 +1661,7 @@ pub(crate) async fn start_run(
             policies: pinned,
         },
         imported: false,
+        halted_by: None,
     };
     insert_run(&mut tx, &run).await?;
     tx.commit().await?;
@@ -2249,6 +2254,7 @@ pub(crate) async fn import_runs(
                 policies: Vec::new(),
             },
             imported: true,
+            halted_by: None,
         };
         insert_run(&mut tx, &run).await?;
         for a in &imported.actions {

@@ -82,6 +82,9 @@ pub struct Run {
     pub policy_set: PinnedSet,
     /// Loaded as recorded history rather than run live.
     pub imported: bool,
+    /// The violations that halted it, when it is halted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halted_by: Option<Value>,
 }
 
 /// One checked action, ready to be recorded with its decision and violations.

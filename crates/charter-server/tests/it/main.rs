@@ -13,3 +13,4 @@ mod isolation;
 mod openapi;
 mod policies;
 mod requests;
+mod runs;

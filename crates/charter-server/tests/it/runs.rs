@@ -1,0 +1,195 @@
+//! Runs and checks over HTTP: pinning, blocks with their violations recorded for the Monitor,
+//! halts, ended runs.
+
+use axum::http::StatusCode;
+use charter_store::{Principal, Store, ViolationFilter};
+use serde_json::json;
+
+use crate::app::{App, error_code, policy_body};
+
+#[tokio::test]
+async fn checks_decide_record_and_respect_pinning() {
+    let (app, acme, _) = App::seeded().await;
+    let key = Some(acme.as_str());
+    let mut body = policy_body("Guard");
+    body["rules"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "cap", "type": "cost", "max_usd": "1.00", "period": "run"}));
+    let id = app.call("POST", "/v1/policies", key, Some(body)).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A run started before activation keeps its (empty) set.
+    let before = app
+        .call(
+            "POST",
+            "/v1/runs",
+            key,
+            Some(json!({"agent_id": "support"})),
+        )
+        .await;
+    assert_eq!(before.status, StatusCode::CREATED, "{:?}", before.body);
+    let before = before.body["id"].as_str().unwrap().to_owned();
+    app.call(
+        "POST",
+        &format!("/v1/policies/{id}/activate"),
+        key,
+        Some(json!({"force": true})),
+    )
+    .await;
+    let run = app
+        .call(
+            "POST",
+            "/v1/runs",
+            key,
+            Some(json!({"agent_id": "support", "metadata": {"ticket": 1}})),
+        )
+        .await;
+    assert_eq!(run.body["policy_set"]["policies"][0]["id"], json!(id));
+    let run = run.body["id"].as_str().unwrap().to_owned();
+    let external =
+        json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": "bob@gmail.com"}});
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/runs/{before}/check"),
+            key,
+            Some(external.clone()),
+        )
+        .await;
+    assert_eq!(
+        r.body["decision"], "allow",
+        "the earlier run keeps its set: {:?}",
+        r.body
+    );
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/runs/{run}/check"),
+            key,
+            Some(external),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["decision"].clone()),
+        (StatusCode::OK, json!("block")),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body["violations"][0]["rule_id"], "r1");
+    assert_eq!(r.body["violations"][0]["matching_input"], "bob@gmail.com");
+    assert!(r.body["action_id"].as_str().unwrap().starts_with("evt_"));
+    // The block is in the Monitor's store, with rule, agent, run and input.
+    let events = app
+        .store
+        .violations(
+            &Principal::Platform,
+            &ViolationFilter {
+                policy_id: Some(id.clone()),
+                ..ViolationFilter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.items.len(), 1);
+    assert_eq!(
+        (
+            events.items[0].run_id.as_str(),
+            events.items[0].agent_id.as_str()
+        ),
+        (run.as_str(), "support")
+    );
+    // Spending past the cap halts the run; later checks are halted and record nothing.
+    let spend = json!({"kind": "model_call", "model": "m", "cost_usd": "2.00"});
+    let r = app
+        .call("POST", &format!("/v1/runs/{run}/check"), key, Some(spend))
+        .await;
+    assert_eq!(r.body["decision"], "halt");
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/runs/{run}/check"),
+            key,
+            Some(json!({"kind": "model_call", "model": "m"})),
+        )
+        .await;
+    assert_eq!(
+        (r.body["decision"].clone(), r.body["action_id"].clone()),
+        (json!("halt"), json!(null))
+    );
+    assert_eq!(r.body["violations"][0]["rule_id"], "cap");
+    let shown = app.call("GET", &format!("/v1/runs/{run}"), key, None).await;
+    assert_eq!(shown.body["status"], "halted");
+    assert_eq!(shown.body["actions"].as_array().unwrap().len(), 2);
+    // Ending: a halted run stays halted; a check on an ended run is a 409 that changes nothing.
+    let ended = app
+        .call(
+            "POST",
+            &format!("/v1/runs/{before}/end"),
+            key,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(ended.body["status"], "completed");
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/runs/{before}/check"),
+            key,
+            Some(json!({"kind": "model_call", "model": "m"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (StatusCode::CONFLICT, "conflict")
+    );
+    assert_eq!(
+        app.call(
+            "POST",
+            &format!("/v1/runs/{before}/end"),
+            key,
+            Some(json!({}))
+        )
+        .await
+        .status,
+        StatusCode::CONFLICT
+    );
+    let listed = app.call("GET", "/v1/runs?status=halted", key, None).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    // Bad actions name their field; a key without `execute` is refused.
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/runs/{run}/check"),
+            key,
+            Some(json!({"kind": "tool_call", "tool": "x", "cost_usd": "-1"})),
+        )
+        .await;
+    assert_eq!(r.body["error"]["details"]["path"], "cost_usd");
+    let viewer = app
+        .call(
+            "POST",
+            "/v1/keys",
+            key,
+            Some(json!({"name": "v", "scopes": ["read"]})),
+        )
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/runs",
+            Some(&viewer),
+            Some(json!({"agent_id": "support"}))
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+}
