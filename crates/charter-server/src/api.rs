@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod keys;
+mod monitor;
 pub(crate) mod policies;
 mod runs;
 pub(crate) mod tenants;
@@ -30,6 +31,7 @@ pub fn router<S: Store + Clone>(state: AppState<S>) -> Router {
         .merge(keys::router())
         .merge(policies::router())
         .merge(runs::router())
+        .merge(monitor::router())
         .merge(audit::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

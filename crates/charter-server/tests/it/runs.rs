@@ -193,3 +193,116 @@ async fn checks_decide_record_and_respect_pinning() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn the_monitor_lists_and_counts_blocks() {
+    let (app, acme, globex) = App::seeded().await;
+    let key = Some(acme.as_str());
+    let id = app
+        .call("POST", "/v1/policies", key, Some(policy_body("Guard")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.call(
+        "POST",
+        &format!("/v1/policies/{id}/activate"),
+        key,
+        Some(json!({"force": true})),
+    )
+    .await;
+    let run = app
+        .call(
+            "POST",
+            "/v1/runs",
+            key,
+            Some(json!({"agent_id": "support"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for to in ["a@gmail.com", "b@gmail.com", "ann@acme.com", "c@evil.io"] {
+        app.call(
+            "POST",
+            &format!("/v1/runs/{run}/check"),
+            key,
+            Some(json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": to}})),
+        )
+        .await;
+    }
+    let r = app
+        .call(
+            "GET",
+            &format!("/v1/violations?policy_id={id}&limit=2"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
+    let first = &r.body["items"][0];
+    for field in [
+        "id",
+        "at",
+        "decision",
+        "policy_id",
+        "policy_name",
+        "policy_version",
+        "lineage_id",
+        "rule_id",
+        "rule_type",
+        "tenant_id",
+        "agent_id",
+        "run_id",
+        "action_id",
+        "matching_input",
+        "message",
+    ] {
+        assert!(first.get(field).is_some(), "{field} missing from {first}");
+    }
+    assert_eq!(first["action"]["kind"], "tool_call");
+    let cursor = r.body["next_cursor"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            "GET",
+            &format!("/v1/violations?policy_id={id}&limit=2&cursor={cursor}"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            r.body["items"].as_array().unwrap().len(),
+            r.body["next_cursor"].clone()
+        ),
+        (1, json!(null))
+    );
+    let r = app
+        .call("GET", "/v1/violations/stats?bucket=1h", key, None)
+        .await;
+    assert_eq!(r.body["buckets"][0]["count"], 3, "{:?}", r.body);
+    // Another tenant sees none of it; bad filters are refused by name.
+    let r = app
+        .call(
+            "GET",
+            &format!("/v1/violations?run_id={run}"),
+            Some(&globex),
+            None,
+        )
+        .await;
+    assert!(r.body["items"].as_array().unwrap().is_empty());
+    let r = app
+        .call("GET", "/v1/violations?rule_type=nope", key, None)
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["details"]["path"].clone()),
+        (StatusCode::BAD_REQUEST, json!("query.rule_type"))
+    );
+    let r = app
+        .call("GET", "/v1/violations/stats?bucket=0m", key, None)
+        .await;
+    assert_eq!(r.body["error"]["details"]["path"], "query.bucket");
+}
