@@ -202,14 +202,28 @@ pub(crate) async fn run(ctx: &Ctx, command: PolicyCommand) -> Result<(), Failure
                 .await?;
             ctx.print(&answer, one);
         }
-        PolicyCommand::Validate { .. } => {
-            // The server answers validate with runs and checks (issue 5); until then, say so
-            // rather than show a 404.
-            return Err(Failure::Usage(
-                "policy validate: not available yet (it arrives with runs and checks); \
-                 activate with --force meanwhile"
-                    .to_owned(),
-            ));
+        PolicyCommand::Validate { id, lookback } => {
+            let body = json!({ "lookback": lookback });
+            let answer = c
+                .call(
+                    Method::POST,
+                    &format!("/v1/policies/{}/validate", encode(&id)),
+                    Some(&body),
+                )
+                .await?;
+            ctx.print(&answer, |v| {
+                format!(
+                    "runs scanned {}, actions scanned {}\nwould block {} actions in {} runs ({} halted); new {}, already blocked {}, not replayable {}\n",
+                    v["runs_scanned"],
+                    v["actions_scanned"],
+                    v["actions_blocked"],
+                    v["runs_blocked"],
+                    v["actions_halted"],
+                    v["actions_new"],
+                    v["actions_already_blocked"],
+                    v["actions_not_replayable"]
+                )
+            });
         }
         PolicyCommand::Activate {
             id,

@@ -6,6 +6,7 @@ mod monitor;
 pub(crate) mod policies;
 mod runs;
 pub(crate) mod tenants;
+pub(crate) mod validate;
 
 use axum::Router;
 use axum::routing::get;
@@ -32,6 +33,7 @@ pub fn router<S: Store + Clone>(state: AppState<S>) -> Router {
         .merge(policies::router())
         .merge(runs::router())
         .merge(monitor::router())
+        .merge(validate::router())
         .merge(audit::router())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

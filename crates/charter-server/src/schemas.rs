@@ -453,6 +453,7 @@ fn core_schema(name: &str) -> Schema {
         api::policies::versions,
         api::policies::export,
         api::policies::import,
+        api::validate::validate,
         api::audit::list,
         api::audit::verify,
     ),

@@ -35,13 +35,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/policies/{id}/versions"),
     ("get", "/v1/policies/{id}/export"),
     ("post", "/v1/policies/import"),
+    ("post", "/v1/policies/{id}/validate"),
     ("get", "/v1/audit"),
     ("get", "/v1/audit/verify"),
 ];
 
 /// Routes of those sections that the router does not serve yet, so the document must not list
 /// them. When one is routed, this test fails: move it to [`ROUTES`] and document it.
-const NOT_ROUTED_YET: &[(&str, &str)] = &[("post", "/v1/policies/{id}/validate")];
+const NOT_ROUTED_YET: &[(&str, &str)] = &[];
 
 /// Routes that need no key.
 const PUBLIC: &[&str] = &["/healthz", "/metrics", "/v1/openapi.json"];

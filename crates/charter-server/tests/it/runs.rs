@@ -306,3 +306,150 @@ async fn the_monitor_lists_and_counts_blocks() {
         .await;
     assert_eq!(r.body["error"]["details"]["path"], "query.bucket");
 }
+
+#[tokio::test]
+async fn validate_replays_history_and_unlocks_activation() {
+    use charter_core::engine::Outcome;
+    use charter_store::{ImportedAction, ImportedRun, RunStatus};
+    let (app, acme, _) = App::seeded().await;
+    let key = Some(acme.as_str());
+    // Recorded history from before Charter: 3 runs of support, 2 external emails (one already
+    // refused by the source system), and one run of billing that the agent policy ignores.
+    let at = |s: i64| jiff::Timestamp::from_second(1_795_000_000 - 86_400 + s).unwrap();
+    let email = |to: &str| {
+        charter_core::Action::parse(
+            &json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": to}}),
+        )
+        .unwrap()
+    };
+    let run = |agent: &str, start: i64, actions: Vec<(i64, &str, Option<Outcome>)>| ImportedRun {
+        tenant_id: "acme".into(),
+        agent_id: agent.into(),
+        started_at: at(start),
+        ended_at: None,
+        status: RunStatus::Completed,
+        metadata: json!({}),
+        actions: actions
+            .into_iter()
+            .map(|(s, to, d)| ImportedAction {
+                at: at(s),
+                action: email(to),
+                decision: d,
+            })
+            .collect(),
+    };
+    let history = [
+        run(
+            "support",
+            0,
+            vec![(1, "ann@acme.com", None), (2, "bob@gmail.com", None)],
+        ),
+        run(
+            "support",
+            10,
+            vec![(11, "eve@evil.io", Some(Outcome::Block))],
+        ),
+        run(
+            "support",
+            20,
+            vec![(21, "joe@acme.com", Some(Outcome::Allow))],
+        ),
+        run("billing", 30, vec![(31, "x@gmail.com", None)]),
+    ];
+    let principal = Principal::Tenant(charter_core::TenantId::new("acme").unwrap());
+    app.store.import_runs(&principal, &history).await.unwrap();
+    let id = app
+        .call("POST", "/v1/policies", key, Some(policy_body("Guard")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{id}/validate"),
+            key,
+            Some(json!({"lookback": "2d"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let report = &r.body;
+    assert_eq!(
+        (
+            report["runs_scanned"].clone(),
+            report["actions_scanned"].clone()
+        ),
+        (json!(3), json!(4))
+    );
+    assert_eq!(
+        (
+            report["actions_blocked"].clone(),
+            report["runs_blocked"].clone()
+        ),
+        (json!(2), json!(2))
+    );
+    assert_eq!(
+        (
+            report["actions_new"].clone(),
+            report["actions_already_blocked"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    assert_eq!(report["by_rule"][0], json!({"rule_id": "r1", "blocked": 2}));
+    assert_eq!(report["samples"][0]["matching_input"], "bob@gmail.com");
+    assert_eq!(report["revision"], 1);
+    // The validation of the current revision unlocks activation without force...
+    let shown = app
+        .call("GET", &format!("/v1/policies/{id}"), key, None)
+        .await;
+    assert_eq!(shown.body["last_validation"]["revision"], 1);
+    // ...until the draft changes.
+    app.call(
+        "PUT",
+        &format!("/v1/policies/{id}"),
+        key,
+        Some(json!({"description": "edited"})),
+    )
+    .await;
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{id}/activate"),
+            key,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(error_code(&r), "validation_required");
+    app.call(
+        "POST",
+        &format!("/v1/policies/{id}/validate"),
+        key,
+        Some(json!({})),
+    )
+    .await;
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{id}/activate"),
+            key,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["status"].clone()),
+        (StatusCode::OK, json!("active")),
+        "{:?}",
+        r.body
+    );
+    // Bad ranges name their field.
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{id}/validate"),
+            key,
+            Some(json!({"lookback": "2d", "since": "2026-11-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(r.body["error"]["details"]["path"], "lookback");
+}
