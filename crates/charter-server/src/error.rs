@@ -101,6 +101,24 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Places a 400's path under `prefix` (an import's `runs[2]` or `line 7`).
+    #[must_use]
+    pub fn under(mut self, prefix: &str) -> ApiError {
+        if self.code == "invalid" {
+            let path = self.details["path"].as_str().unwrap_or_default();
+            let joined = match (prefix.is_empty(), path.is_empty()) {
+                (_, true) => prefix.to_owned(),
+                (true, _) => path.to_owned(),
+                _ if path.starts_with('[') => format!("{prefix}{path}"),
+                _ => format!("{prefix}.{path}"),
+            };
+            self.details["path"] = Value::String(joined);
+        }
+        self
+    }
+}
+
 impl From<ParseError> for ApiError {
     fn from(e: ParseError) -> ApiError {
         ApiError::invalid(&e.path, e.message)

@@ -21,6 +21,7 @@ use crate::state::AppState;
 pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
     Router::new()
         .route("/v1/runs", post(start::<S>).get(list::<S>))
+        .route("/v1/runs/import", post(import::<S>))
         .route("/v1/runs/{run_id}", get(show::<S>))
         .route("/v1/runs/{run_id}/check", post(check::<S>))
         .route("/v1/runs/{run_id}/end", post(end::<S>))
@@ -240,4 +241,168 @@ async fn show<S: Store + Clone>(
     view["actions"] =
         serde_json::to_value(actions).map_err(|e| ApiError::internal(&e.to_string()))?;
     Ok(Json(view))
+}
+
+/// A JSON import body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    runs: Vec<Value>,
+}
+
+/// One recorded run of an import body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportRun {
+    agent_id: String,
+    #[serde(default)]
+    tenant_id: Option<String>,
+    started_at: jiff::Timestamp,
+    #[serde(default)]
+    ended_at: Option<jiff::Timestamp>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+    #[serde(default)]
+    actions: Vec<Value>,
+}
+
+/// Parses one imported run; error paths are relative to it.
+fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRun, ApiError> {
+    let run: ImportRun = parse(value)?;
+    let tenant_id = match (&caller.principal, run.tenant_id) {
+        // A tenant key imports into its own tenant; naming another is refused by the store.
+        (Principal::Tenant(own), None) => own.to_string(),
+        (_, Some(t)) => t,
+        (Principal::Platform, None) => {
+            return Err(ApiError::invalid(
+                "tenant_id",
+                "a platform key names each run's tenant",
+            ));
+        }
+    };
+    let status = match run.status.as_deref() {
+        None | Some("completed") => RunStatus::Completed,
+        Some("failed") => RunStatus::Failed,
+        Some("halted") => RunStatus::Halted,
+        Some(_) => return Err(ApiError::invalid("status", "completed, failed or halted")),
+    };
+    let mut actions = Vec::with_capacity(run.actions.len());
+    for (i, value) in run.actions.iter().enumerate() {
+        let path = format!("actions[{i}]");
+        let mut object = match value {
+            Value::Object(map) => map.clone(),
+            _ => return Err(ApiError::invalid(&path, "an action is a JSON object")),
+        };
+        let at: jiff::Timestamp = match object.remove("at") {
+            Some(at) => charter_core::parse::from_value(&at)
+                .map_err(|e| ApiError::from(e.under(&format!("{path}.at"))))?,
+            None => {
+                return Err(ApiError::invalid(
+                    &format!("{path}.at"),
+                    "missing field `at`",
+                ));
+            }
+        };
+        let decision = match object.remove("decision") {
+            None => None,
+            Some(Value::String(d)) if d == "allow" => Some(charter_core::Outcome::Allow),
+            Some(Value::String(d)) if d == "block" => Some(charter_core::Outcome::Block),
+            Some(Value::String(d)) if d == "halt" => Some(charter_core::Outcome::Halt),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    &format!("{path}.decision"),
+                    "allow, block or halt",
+                ));
+            }
+        };
+        let action =
+            Action::parse(&Value::Object(object)).map_err(|e| ApiError::from(e.under(&path)))?;
+        actions.push(charter_store::ImportedAction {
+            at,
+            action,
+            decision,
+        });
+    }
+    let metadata = run.metadata.unwrap_or_else(|| json!({}));
+    Ok(charter_store::ImportedRun {
+        tenant_id,
+        agent_id: run.agent_id,
+        started_at: run.started_at,
+        ended_at: run.ended_at,
+        status,
+        metadata,
+        actions,
+    })
+}
+
+/// `POST /v1/runs/import`: recorded runs with their own timestamps, all or nothing. A JSON
+/// body `{"runs": [...]}`, or `application/x-ndjson` with one run per line (each line within
+/// the body limit).
+pub(crate) async fn import<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    crate::extract::Writer(caller): crate::extract::Writer,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let ndjson = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson"));
+    let mut runs = Vec::new();
+    if ndjson {
+        // Lines are parsed as they arrive; only the parsed runs are kept.
+        use http_body_util::BodyExt as _;
+        let mut body = body;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut line_no = 0usize;
+        let handle = |line: &[u8], line_no: usize, runs: &mut Vec<_>| -> Result<(), ApiError> {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
+            }
+            let value: Value = serde_json::from_slice(line).map_err(|e| {
+                ApiError::invalid(&format!("line {line_no}"), format!("malformed JSON: {e}"))
+            })?;
+            let run =
+                parse_run(&value, &caller).map_err(|e| e.under(&format!("line {line_no}")))?;
+            runs.push(run);
+            Ok(())
+        };
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| ApiError::invalid("", format!("reading the body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                line_no += 1;
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                handle(&line, line_no, &mut runs)?;
+            }
+            if pending.len() > state.body_limit {
+                return Err(ApiError::too_large(state.body_limit));
+            }
+        }
+        if !pending.is_empty() {
+            line_no += 1;
+            handle(&pending, line_no, &mut runs)?;
+        }
+    } else {
+        let bytes = axum::body::to_bytes(body, state.body_limit)
+            .await
+            .map_err(|_| ApiError::too_large(state.body_limit))?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::invalid("", format!("malformed JSON: {e}")))?;
+        let parsed: ImportBody = parse(&value)?;
+        for (i, run) in parsed.runs.iter().enumerate() {
+            runs.push(parse_run(run, &caller).map_err(|e| e.under(&format!("runs[{i}]")))?);
+        }
+    }
+    let (count, actions) = state.store.import_runs(&caller.principal, &runs).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"runs": count, "actions": actions})),
+    ))
 }

@@ -453,3 +453,70 @@ async fn validate_replays_history_and_unlocks_activation() {
         .await;
     assert_eq!(r.body["error"]["details"]["path"], "lookback");
 }
+
+#[tokio::test]
+async fn recorded_runs_are_imported_whole_or_not_at_all() {
+    let (app, acme, _) = App::seeded().await;
+    let key = Some(acme.as_str());
+    let run = |to: &str| {
+        json!({"agent_id": "support", "started_at": "2026-11-20T09:00:00Z", "status": "completed",
+        "actions": [{"at": "2026-11-20T09:00:03Z", "kind": "tool_call", "tool": "gmail.send_email", "args": {"to": to}, "cost_usd": "0.02", "decision": "allow"}]})
+    };
+    let r = app
+        .call(
+            "POST",
+            "/v1/runs/import",
+            key,
+            Some(json!({"runs": [run("a@acme.com"), run("b@gmail.com")]})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (StatusCode::CREATED, json!({"runs": 2, "actions": 2}))
+    );
+    let ndjson = format!(
+        "{}\n{}\n",
+        run("c@acme.com"),
+        json!({"agent_id": "support", "started_at": "2026-11-20T09:00:00Z", "actions": [{"kind": "tool_call", "tool": "x"}]})
+    );
+    let r = app
+        .raw(
+            "POST",
+            "/v1/runs/import",
+            key,
+            Some(&ndjson),
+            &[("content-type", "application/x-ndjson")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["details"]["path"].clone()),
+        (StatusCode::BAD_REQUEST, json!("line 2.actions[0].at")),
+        "{:?}",
+        r.body
+    );
+    let r = app
+        .raw(
+            "POST",
+            "/v1/runs/import",
+            key,
+            Some(&format!("{}\n", run("d@acme.com"))),
+            &[("content-type", "application/x-ndjson")],
+        )
+        .await;
+    assert_eq!(r.body, json!({"runs": 1, "actions": 1}));
+    let listed = app.call("GET", "/v1/runs", key, None).await;
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        3,
+        "the bad NDJSON import added nothing"
+    );
+    let r = app
+        .call(
+            "POST",
+            "/v1/runs/import",
+            key,
+            Some(json!({"runs": [{"agent_id": "ghost", "started_at": "2026-11-20T09:00:00Z"}]})),
+        )
+        .await;
+    assert_eq!(r.body["error"]["details"]["path"], "runs[0].agent_id");
+}
