@@ -154,6 +154,32 @@ fn demo_seeds_a_workspace_once_and_prints_a_fresh_key_each_start() {
     for status in ["draft", "active", "deprecated"] {
         assert!(statuses.contains(&status), "{status}: {statuses:?}");
     }
+    // The Monitor has blocks to show, and Validate has a week of history to replay.
+    let (_, body) = request(&server.addr, "GET", "/v1/violations?limit=5", &key, "");
+    let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(events["items"].as_array().unwrap().len(), 5, "{body}");
+    let draft = policies["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["status"] == "draft")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = request(
+        &server.addr,
+        "POST",
+        &format!("/v1/policies/{draft}/validate"),
+        &key,
+        "{}",
+    );
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        report["actions_scanned"].as_u64().unwrap() > 1_000,
+        "{report}"
+    );
     stop(server);
     let server = start_command("demo", &dir);
     let second = server.key.clone().unwrap();
