@@ -21,9 +21,16 @@ use crate::state::AppState;
 pub fn router<S: Store + Clone>(state: AppState<S>) -> Router {
     let metrics = state.metrics.clone();
     let render = metrics.clone();
+    let writer = state.runtime.writer.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(move || async move { render.render() }))
+        .route(
+            "/metrics",
+            get(move || async move {
+                let stats = writer.stats();
+                render.render_with((stats.batches, stats.records))
+            }),
+        )
         .route(
             "/v1/openapi.json",
             get(|| async { axum::Json(crate::schemas::openapi()) }),

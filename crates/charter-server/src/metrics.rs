@@ -28,6 +28,8 @@ struct Histogram {
 struct Registry {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<(String, String), Histogram>,
+    decisions: BTreeMap<&'static str, u64>,
+    decision_latency: Histogram,
 }
 
 /// The server's metrics.
@@ -56,6 +58,61 @@ impl Metrics {
         }
         histogram.count += 1;
         histogram.sum += seconds;
+    }
+
+    /// Counts one decision of a check and how long the check took (evaluation, limits and the
+    /// durable record).
+    pub fn observe_decision(&self, outcome: &'static str, seconds: f64) {
+        let Ok(mut registry) = self.inner.lock() else {
+            return;
+        };
+        *registry.decisions.entry(outcome).or_default() += 1;
+        let h = &mut registry.decision_latency;
+        for (bound, count) in BUCKETS.iter().zip(h.counts.iter_mut()) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+
+    /// The Prometheus text exposition of every metric; `writer` is the group-commit writer's
+    /// (commits, actions) so far.
+    pub fn render_with(&self, writer: (u64, u64)) -> String {
+        let mut out = self.render();
+        let Ok(registry) = self.inner.lock() else {
+            return out;
+        };
+        out.push_str("# HELP charter_decisions_total Decisions of checks by outcome.\n");
+        out.push_str("# TYPE charter_decisions_total counter\n");
+        for outcome in ["allow", "block", "halt"] {
+            let n = registry.decisions.get(outcome).copied().unwrap_or(0);
+            let _ = writeln!(out, "charter_decisions_total{{decision=\"{outcome}\"}} {n}");
+        }
+        out.push_str("# HELP charter_check_duration_seconds Latency of checks, record included.\n");
+        out.push_str("# TYPE charter_check_duration_seconds histogram\n");
+        let h = &registry.decision_latency;
+        for (bound, count) in BUCKETS.iter().zip(h.counts) {
+            let _ = writeln!(
+                out,
+                "charter_check_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "charter_check_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            h.count
+        );
+        let _ = writeln!(out, "charter_check_duration_seconds_sum {}", h.sum);
+        let _ = writeln!(out, "charter_check_duration_seconds_count {}", h.count);
+        out.push_str("# HELP charter_action_commits_total Group commits of checked actions.\n");
+        out.push_str("# TYPE charter_action_commits_total counter\n");
+        let _ = writeln!(out, "charter_action_commits_total {}", writer.0);
+        out.push_str("# HELP charter_actions_committed_total Checked actions committed (actions / commits = the batch size).\n");
+        out.push_str("# TYPE charter_actions_committed_total counter\n");
+        let _ = writeln!(out, "charter_actions_committed_total {}", writer.1);
+        out
     }
 
     /// The Prometheus text exposition of every metric.

@@ -89,6 +89,7 @@ async fn check<S: Store + Clone>(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let caller = executor(caller)?;
+    let started = std::time::Instant::now();
     let action = Action::parse(&body)?;
     let run = state.store.get_run(&caller.principal, &run_id).await?;
     if run.ended_at.is_some() {
@@ -143,6 +144,9 @@ async fn check<S: Store + Clone>(
             policy_set_hash: run.policy_set.hash.clone(),
         })
         .await?;
+    state
+        .metrics
+        .observe_decision(decision.outcome.as_str(), started.elapsed().as_secs_f64());
     Ok(Json(answer))
 }
 

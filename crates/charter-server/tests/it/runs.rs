@@ -520,3 +520,107 @@ async fn recorded_runs_are_imported_whole_or_not_at_all() {
         .await;
     assert_eq!(r.body["error"]["details"]["path"], "runs[0].agent_id");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_never_pass_a_cap_or_a_rate_limit() {
+    let (app, acme, _) = App::seeded().await;
+    let key = acme.clone();
+    let body = json!({"name": "Limits", "scope": {"type": "tenant", "tenant_id": "acme"}, "rules": [
+        {"id": "cap", "type": "cost", "max_usd": "10.00", "period": "day", "per": "tenant"},
+        {"id": "rate", "type": "rate", "limit": 5, "window": "1m", "per": "agent", "match": {"tools": ["kb.search"]}}]});
+    let id = app
+        .call("POST", "/v1/policies", Some(&key), Some(body))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.call(
+        "POST",
+        &format!("/v1/policies/{id}/activate"),
+        Some(&key),
+        Some(json!({"force": true})),
+    )
+    .await;
+    let app = std::sync::Arc::new(app);
+    // 64 clients, each in its own run, spending 1.00 against a 10.00 tenant cap.
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (app, key) = (app.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let run = app
+                .call(
+                    "POST",
+                    "/v1/runs",
+                    Some(&key),
+                    Some(json!({"agent_id": "billing"})),
+                )
+                .await
+                .body["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let r = app
+                .call(
+                    "POST",
+                    &format!("/v1/runs/{run}/check"),
+                    Some(&key),
+                    Some(json!({"kind": "model_call", "model": "m", "cost_usd": "1.00"})),
+                )
+                .await;
+            r.body["decision"].as_str().unwrap().to_owned()
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        if t.await.unwrap() == "allow" {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 10);
+    // 32 concurrent searches by one agent against 5 per minute.
+    let run = app
+        .call(
+            "POST",
+            "/v1/runs",
+            Some(&key),
+            Some(json!({"agent_id": "support"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (app, key, run) = (app.clone(), key.clone(), run.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = app
+                .call(
+                    "POST",
+                    &format!("/v1/runs/{run}/check"),
+                    Some(&key),
+                    Some(json!({"kind": "tool_call", "tool": "kb.search"})),
+                )
+                .await;
+            r.body["decision"].as_str().unwrap().to_owned()
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        if t.await.unwrap() == "allow" {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 5);
+    let metrics = app.raw("GET", "/metrics", None, None, &[]).await;
+    let text = metrics.body.as_str().unwrap();
+    assert!(
+        text.contains("charter_decisions_total{decision=\"allow\"} 15"),
+        "{text}"
+    );
+    assert!(
+        text.contains("charter_actions_committed_total 96"),
+        "{text}"
+    );
+}
