@@ -345,6 +345,7 @@ async fn live<S: Store + Clone>(store: &S, now: jiff::Timestamp) -> anyhow::Resu
                         decision: decision.outcome,
                         violations: decision.violations,
                         policy_set_hash: run.policy_set.hash.clone(),
+                        violation_ids: Vec::new(),
                     })
                     .await?;
                 if halted {

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use charter_core::CompiledSet;
-use charter_store::{ActionWriter, Run, Store};
+use charter_store::{ActionWriter, Run, Store, ViolationEvent};
+use tokio::sync::broadcast;
 
 use crate::error::ApiError;
 
@@ -15,6 +16,8 @@ pub struct Runtime {
     sets: Arc<Mutex<HashMap<String, Arc<CompiledSet>>>>,
     /// Records checked actions, one commit per batch.
     pub writer: ActionWriter,
+    /// Violation events as they are committed, for the Monitor's live stream.
+    pub events: broadcast::Sender<Arc<ViolationEvent>>,
 }
 
 /// The most actions one group commit holds.
@@ -26,6 +29,8 @@ impl Runtime {
         Runtime {
             sets: Arc::default(),
             writer: ActionWriter::spawn(store, MAX_BATCH),
+            // A subscriber more than this many events behind misses the oldest (it is told).
+            events: broadcast::channel(4_096).0,
         }
     }
 

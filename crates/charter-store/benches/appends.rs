@@ -40,6 +40,7 @@ fn record(run: &str, i: usize) -> ActionRecord {
         decision: Outcome::Allow,
         violations: Vec::new(),
         policy_set_hash: "h".into(),
+        violation_ids: Vec::new(),
     }
 }
 

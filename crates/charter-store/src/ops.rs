@@ -1795,15 +1795,20 @@ pub(crate) async fn record_actions(pool: &Pool<Db>, batch: &[ActionRecord]) -> R
         .execute(&mut *tx)
         .await?;
         let summary = record.action.summary();
-        for v in &record.violations {
+        for (k, v) in record.violations.iter().enumerate() {
             let policy = &v.source.policy;
+            let violation_id = record
+                .violation_ids
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| ids::new("vio"));
             sqlx::query(
                 "INSERT INTO violations (id, at, decision, policy_id, policy_name, policy_version, \
                  lineage_id, rule_id, rule_type, tenant_id, agent_id, run_id, action_id, action_kind, \
                  action_summary, matching_input, message) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             )
-            .bind(ids::new("vio"))
+            .bind(violation_id)
             .bind(ms(record.at))
             .bind(v.outcome.as_str())
             .bind(policy.id.as_str())

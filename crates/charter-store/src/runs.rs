@@ -108,6 +108,9 @@ pub struct ActionRecord {
     pub violations: Vec<Violation>,
     /// The hash of the policy set that decided.
     pub policy_set_hash: String,
+    /// Ids for the violation events, in the order of `violations` (fresh ones where missing),
+    /// so a live stream can name events as the Monitor's list does.
+    pub violation_ids: Vec<String>,
 }
 
 /// A block or halt, as the Monitor shows it (one per violated rule of a refused action).

@@ -18,6 +18,71 @@ pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
     Router::new()
         .route("/v1/violations", get(list::<S>))
         .route("/v1/violations/stats", get(stats::<S>))
+        .route("/v1/violations/stream", get(stream::<S>))
+}
+
+/// Whether a live event passes the caller's tenant and the stream's filters.
+fn passes(
+    event: &charter_store::ViolationEvent,
+    principal: &charter_store::Principal,
+    f: &ViolationFilter,
+) -> bool {
+    let is = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+    principal.sees(Some(&event.tenant_id))
+        && is(&f.tenant_id, &event.tenant_id)
+        && is(&f.policy_id, &event.policy_id)
+        && is(&f.lineage_id, &event.lineage_id)
+        && is(&f.agent_id, &event.agent_id)
+        && is(&f.run_id, &event.run_id)
+        && is(&f.rule_type, &event.rule_type)
+        && f.since.is_none_or(|s| event.at >= s)
+        && f.until.is_none_or(|u| event.at < u)
+}
+
+/// Server-sent events, one per new violation matching the filters, as they are committed.
+async fn stream<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    Reader(caller): Reader,
+    Params(q): Params<Filters>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    if q.cursor.is_some() || q.limit.is_some() || q.bucket.is_some() {
+        return Err(ApiError::invalid("query", "a stream takes only filters"));
+    }
+    let filter = q.filter()?;
+    let principal = caller.principal;
+    let receiver = state.runtime.events.subscribe();
+    let events = futures_util::stream::unfold(receiver, move |mut receiver| {
+        let (filter, principal) = (filter.clone(), principal.clone());
+        async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(event) if passes(&event, &principal, &filter) => {
+                        let data = serde_json::to_string(&*event).unwrap_or_default();
+                        let frame = Event::default()
+                            .event("violation")
+                            .id(event.id.clone())
+                            .data(data);
+                        return Some((Ok(frame), receiver));
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(missed)) => {
+                        let frame = Event::default()
+                            .comment(format!("missed {missed} events: read /v1/violations"));
+                        return Some((Ok(frame), receiver));
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 #[derive(Deserialize)]

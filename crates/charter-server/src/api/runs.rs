@@ -123,6 +123,38 @@ async fn check<S: Store + Clone>(
     let exceeded = state.store.settle(&evaluation.claims, now, mode).await?;
     let decision = decide(evaluation, &exceeded);
     let action_id = format!("evt_{}", uuid_like());
+    let violation_ids: Vec<String> = decision
+        .violations
+        .iter()
+        .map(|_| format!("vio_{}", uuid_like()))
+        .collect();
+    let summary = charter_store::ActionSummary {
+        kind: action.kind().as_str().to_owned(),
+        summary: action.summary(),
+    };
+    let events: Vec<charter_store::ViolationEvent> = decision
+        .violations
+        .iter()
+        .zip(&violation_ids)
+        .map(|(v, id)| charter_store::ViolationEvent {
+            id: id.clone(),
+            at: now,
+            decision: v.outcome.as_str().to_owned(),
+            policy_id: v.source.policy.id.to_string(),
+            policy_name: v.source.policy.name.clone(),
+            policy_version: v.source.policy.version,
+            lineage_id: v.source.policy.lineage_id.to_string(),
+            rule_id: v.source.rule_id.to_string(),
+            rule_type: v.source.rule_type.as_str().to_owned(),
+            tenant_id: run.tenant_id.clone(),
+            agent_id: run.agent_id.clone(),
+            run_id: run.id.clone(),
+            action_id: action_id.clone(),
+            action: summary.clone(),
+            matching_input: v.matching_input.clone(),
+            message: v.message.clone(),
+        })
+        .collect();
     let answer = json!({
         "decision": decision.outcome,
         "run_id": run.id,
@@ -142,8 +174,13 @@ async fn check<S: Store + Clone>(
             decision: decision.outcome,
             violations: decision.violations,
             policy_set_hash: run.policy_set.hash.clone(),
+            violation_ids,
         })
         .await?;
+    // Only committed events are streamed; nobody listening is fine.
+    for event in events {
+        let _ = state.runtime.events.send(std::sync::Arc::new(event));
+    }
     state
         .metrics
         .observe_decision(decision.outcome.as_str(), started.elapsed().as_secs_f64());

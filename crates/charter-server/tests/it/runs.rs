@@ -624,3 +624,93 @@ async fn concurrent_checks_never_pass_a_cap_or_a_rate_limit() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_stream_tails_new_violations_with_the_same_filters() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let (app, acme, globex) = App::seeded().await;
+    let key = Some(acme.as_str());
+    let id = app
+        .call("POST", "/v1/policies", key, Some(policy_body("Guard")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.call(
+        "POST",
+        &format!("/v1/policies/{id}/activate"),
+        key,
+        Some(json!({"force": true})),
+    )
+    .await;
+    let open = |k: &str, q: &str| {
+        Request::builder()
+            .uri(format!("/v1/violations/stream{q}"))
+            .header("authorization", format!("Bearer {k}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let response = app
+        .router
+        .clone()
+        .oneshot(open(&acme, &format!("?policy_id={id}")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut acme_stream = response.into_body();
+    let mut globex_stream = app
+        .router
+        .clone()
+        .oneshot(open(&globex, ""))
+        .await
+        .unwrap()
+        .into_body();
+    let run = app
+        .call(
+            "POST",
+            "/v1/runs",
+            key,
+            Some(json!({"agent_id": "support"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app.call("POST", &format!("/v1/runs/{run}/check"), key, Some(json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": "bob@gmail.com"}}))).await;
+    assert_eq!(r.body["decision"], "block");
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), acme_stream.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap();
+    assert!(text.starts_with("event: violation\n"), "{text}");
+    assert!(text.contains("\nid: vio_"), "{text}");
+    let data: serde_json::Value =
+        serde_json::from_str(text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap();
+    assert_eq!(
+        (
+            data["rule_id"].clone(),
+            data["run_id"].clone(),
+            data["matching_input"].clone()
+        ),
+        (json!("r1"), json!(run), json!("bob@gmail.com"))
+    );
+    // The same event, by id, in the Monitor's list.
+    let listed = app
+        .call("GET", &format!("/v1/violations?run_id={run}"), key, None)
+        .await;
+    let id_line = text.lines().find_map(|l| l.strip_prefix("id: ")).unwrap();
+    assert_eq!(listed.body["items"][0]["id"], json!(id_line));
+    // Another tenant's stream stays silent.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), globex_stream.frame())
+            .await
+            .is_err()
+    );
+}

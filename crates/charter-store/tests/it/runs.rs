@@ -171,6 +171,7 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
                         decision: decision.outcome,
                         violations: decision.violations,
                         policy_set_hash: run.policy_set.hash.clone(),
+                        violation_ids: Vec::new(),
                     })
                     .await
                     .unwrap();
@@ -350,6 +351,7 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
             decision: decision.outcome,
             violations: decision.violations,
             policy_set_hash: run.policy_set.hash.clone(),
+            violation_ids: Vec::new(),
         })
         .await
         .unwrap();
