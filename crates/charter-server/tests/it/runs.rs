@@ -714,3 +714,144 @@ async fn the_stream_tails_new_violations_with_the_same_filters() {
             .is_err()
     );
 }
+
+/// Starts a run of `agent` and checks `action` in it.
+async fn check_once(
+    app: &App,
+    key: &str,
+    agent: &str,
+    action: serde_json::Value,
+) -> serde_json::Value {
+    let run = app
+        .call(
+            "POST",
+            "/v1/runs",
+            Some(key),
+            Some(json!({"agent_id": agent})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.call(
+        "POST",
+        &format!("/v1/runs/{run}/check"),
+        Some(key),
+        Some(action),
+    )
+    .await
+    .body
+}
+
+#[tokio::test]
+async fn precedence_windows_and_masking_through_the_api() {
+    let (app, acme, _) = App::seeded().await;
+    let admin = app.admin.clone();
+    let activate = |key: String, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let r = app
+                .call("POST", "/v1/policies", Some(&key), Some(body))
+                .await;
+            let id = r.body["id"].as_str().unwrap().to_owned();
+            let r = app
+                .call(
+                    "POST",
+                    &format!("/v1/policies/{id}/activate"),
+                    Some(&key),
+                    Some(json!({"force": true})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+    };
+    // Platform denies shell; an agent allow-list cannot lift it; both are reported.
+    activate(
+        admin.clone(),
+        json!({"name": "no shell", "scope": {"type": "platform"},
+        "rules": [{"id": "no-shell", "type": "tool", "effect": "deny", "tools": ["shell.**"]}]}),
+    )
+    .await;
+    activate(acme.clone(), json!({"name": "support tools", "scope": {"type": "agent", "tenant_id": "acme", "agent_id": "support"},
+        "rules": [{"id": "allow-list", "type": "tool", "effect": "allow", "tools": ["shell.exec", "kb.search"]}]})).await;
+    let d = check_once(
+        &app,
+        &acme,
+        "support",
+        json!({"kind": "tool_call", "tool": "shell.exec"}),
+    )
+    .await;
+    assert_eq!(d["decision"], "block");
+    let rules: Vec<&str> = d["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["rule_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        ["no-shell"],
+        "the allow-list only fails to deny; the platform deny stands"
+    );
+    // The lowest cap wins: tenant 5.00, agent 2.00.
+    activate(
+        acme.clone(),
+        json!({"name": "tenant cap", "scope": {"type": "tenant", "tenant_id": "acme"},
+        "rules": [{"id": "tenant-cap", "type": "cost", "max_usd": "5.00", "period": "run"}]}),
+    )
+    .await;
+    activate(acme.clone(), json!({"name": "agent cap", "scope": {"type": "agent", "tenant_id": "acme", "agent_id": "billing"},
+        "rules": [{"id": "agent-cap", "type": "cost", "max_usd": "2.00", "period": "run"}]})).await;
+    let d = check_once(
+        &app,
+        &acme,
+        "billing",
+        json!({"kind": "model_call", "model": "m", "cost_usd": "3.00"}),
+    )
+    .await;
+    assert_eq!(
+        (d["decision"].clone(), d["violations"][0]["rule_id"].clone()),
+        (json!("halt"), json!("agent-cap"))
+    );
+    // A time window in the tenant's zone: the test clock reads Wednesday 2026-11-18 11:06:40 UTC,
+    // 06:06 in New York, before a 09:00-17:00 window.
+    activate(acme.clone(), json!({"name": "office hours", "scope": {"type": "agent", "tenant_id": "acme", "agent_id": "billing"},
+        "rules": [{"id": "hours", "type": "time", "timezone": "America/New_York",
+                   "allow": [{"days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00"}]}]})).await;
+    let d = check_once(
+        &app,
+        &acme,
+        "billing",
+        json!({"kind": "model_call", "model": "m"}),
+    )
+    .await;
+    assert_eq!(d["decision"], "block");
+    assert_eq!(
+        d["violations"][0]["matching_input"],
+        "Wed 06:06 America/New_York"
+    );
+    // Output PII: the matching input is masked, here and in the Monitor.
+    activate(
+        acme.clone(),
+        json!({"name": "no cards", "scope": {"type": "tenant", "tenant_id": "acme"},
+        "rules": [{"id": "pii", "type": "output", "pii": ["credit_card"]}]}),
+    )
+    .await;
+    let d = check_once(
+        &app,
+        &acme,
+        "support",
+        json!({"kind": "output", "text": "your card 4111 1111 1111 1111 is fine"}),
+    )
+    .await;
+    assert_eq!(d["violations"][0]["matching_input"], "4111 **** **** 1111");
+    let listed = app
+        .call("GET", "/v1/violations?rule_type=output", Some(&acme), None)
+        .await;
+    assert_eq!(
+        listed.body["items"][0]["matching_input"],
+        "4111 **** **** 1111"
+    );
+    assert!(!listed.body.to_string().contains("4111 1111 1111 1111"));
+}
