@@ -9,3 +9,4 @@
 
 mod cli;
 mod serve;
+mod walkthrough;

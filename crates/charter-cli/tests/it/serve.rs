@@ -63,7 +63,13 @@ pub(crate) fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
 }
 
 /// One HTTP/1.1 request; returns the status code and the body.
-fn request(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, String) {
+pub(crate) fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
