@@ -106,6 +106,20 @@ impl<S: Store + Clone> FromRequestParts<AppState<S>> for Writer {
     }
 }
 
+/// A caller whose key has the `execute` scope (runs and checks).
+#[derive(Debug, Clone)]
+pub(crate) struct Executor(pub(crate) Caller);
+
+impl<S: Store + Clone> FromRequestParts<AppState<S>> for Executor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(KeyScope::Execute)?;
+        Ok(Executor(caller))
+    }
+}
+
 /// A JSON body within the body limit (413 beyond it), parsed as JSON (400 otherwise); the
 /// handler then parses it strictly into its typed request.
 #[derive(Debug, Clone)]

@@ -1363,16 +1363,7 @@ pub(crate) async fn clone_policy(
     let mut tx = begin(pool).await?;
     // Reading suffices: cloning changes nothing of the source, and a tenant key may clone a
     // platform policy into its own tenant.
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {POLICY_COLUMNS} FROM policies WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let source = match row {
-        Some(row) => policy_row(&row)?,
-        None => return Err(StoreError::not_found(format!("policy {id}"))),
-    };
+    let source = peek_policy(&mut tx, id).await?;
     if !visible(&change.principal, &source) {
         return Err(StoreError::not_found(format!("policy {id}")));
     }

@@ -9,13 +9,13 @@ use axum::{Json, Router};
 use charter_core::Action;
 use charter_core::engine::{RunContext, decide};
 use charter_core::limits::Settle;
-use charter_store::{ActionRecord, KeyScope, Principal, RunFilter, RunStatus, Store};
+use charter_store::{ActionRecord, Principal, RunFilter, RunStatus, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{json, parse};
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody, Params, PathParams, Reader};
+use crate::extract::{Caller, Executor, JsonBody, Params, PathParams, Reader};
 use crate::state::AppState;
 
 pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -25,12 +25,6 @@ pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
         .route("/v1/runs/{run_id}", get(show::<S>))
         .route("/v1/runs/{run_id}/check", post(check::<S>))
         .route("/v1/runs/{run_id}/end", post(end::<S>))
-}
-
-/// A caller whose key has the `execute` scope.
-fn executor(caller: Caller) -> Result<Caller, ApiError> {
-    caller.require(KeyScope::Execute)?;
-    Ok(caller)
 }
 
 #[derive(Deserialize)]
@@ -50,10 +44,9 @@ fn run_view(run: &charter_store::Run) -> Result<Value, ApiError> {
 
 async fn start<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Executor(caller): Executor,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let caller = executor(caller)?;
     let new: NewRun = parse(&body)?;
     let tenant = match (&caller.principal, new.tenant_id) {
         (Principal::Tenant(own), None) => own.to_string(),
@@ -84,11 +77,10 @@ async fn start<S: Store + Clone>(
 
 async fn check<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Executor(caller): Executor,
     PathParams(run_id): PathParams<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = executor(caller)?;
     let started = std::time::Instant::now();
     let action = Action::parse(&body)?;
     let run = state.store.get_run(&caller.principal, &run_id).await?;
@@ -122,11 +114,11 @@ async fn check<S: Store + Clone>(
     };
     let exceeded = state.store.settle(&evaluation.claims, now, mode).await?;
     let decision = decide(evaluation, &exceeded);
-    let action_id = format!("evt_{}", uuid_like());
+    let action_id = format!("evt_{}", charter_store::new_id_suffix());
     let violation_ids: Vec<String> = decision
         .violations
         .iter()
-        .map(|_| format!("vio_{}", uuid_like()))
+        .map(|_| format!("vio_{}", charter_store::new_id_suffix()))
         .collect();
     let summary = charter_store::ActionSummary {
         kind: action.kind().as_str().to_owned(),
@@ -187,11 +179,6 @@ async fn check<S: Store + Clone>(
     Ok(Json(answer))
 }
 
-/// A time-ordered unique suffix for action ids.
-fn uuid_like() -> String {
-    charter_store::new_id_suffix()
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct EndBody {
@@ -201,11 +188,10 @@ struct EndBody {
 
 async fn end<S: Store + Clone>(
     State(state): State<AppState<S>>,
-    caller: Caller,
+    Executor(caller): Executor,
     PathParams(run_id): PathParams<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = executor(caller)?;
     let end: EndBody = parse(&body)?;
     let status = match end.status.as_deref() {
         None | Some("completed") => RunStatus::Completed,
