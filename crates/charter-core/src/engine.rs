@@ -103,6 +103,13 @@ impl Outcome {
         }
     }
 
+    /// Reads an outcome from its JSON name.
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        [Outcome::Allow, Outcome::Block, Outcome::Halt]
+            .into_iter()
+            .find(|o| o.as_str() == name)
+    }
+
     /// Whether the action is refused.
     pub fn is_refused(self) -> bool {
         self != Outcome::Allow

@@ -2127,12 +2127,7 @@ pub(crate) async fn actions_page(
                 action: input.and_then(|i| {
                     charter_core::Action::parse(&serde_json::from_str(&i).ok()?).ok()
                 }),
-                decision: decision.as_deref().and_then(|d| match d {
-                    "allow" => Some(Outcome::Allow),
-                    "block" => Some(Outcome::Block),
-                    "halt" => Some(Outcome::Halt),
-                    _ => None,
-                }),
+                decision: decision.as_deref().and_then(Outcome::from_name),
             })
         })
         .collect()

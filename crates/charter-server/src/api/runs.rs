@@ -334,15 +334,13 @@ fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRu
         };
         let decision = match object.remove("decision") {
             None => None,
-            Some(Value::String(d)) if d == "allow" => Some(charter_core::Outcome::Allow),
-            Some(Value::String(d)) if d == "block" => Some(charter_core::Outcome::Block),
-            Some(Value::String(d)) if d == "halt" => Some(charter_core::Outcome::Halt),
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    &format!("{path}.decision"),
-                    "allow, block or halt",
-                ));
-            }
+            Some(d) => Some(
+                d.as_str()
+                    .and_then(charter_core::Outcome::from_name)
+                    .ok_or_else(|| {
+                        ApiError::invalid(&format!("{path}.decision"), "allow, block or halt")
+                    })?,
+            ),
         };
         let action =
             Action::parse(&Value::Object(object)).map_err(|e| ApiError::from(e.under(&path)))?;
