@@ -319,7 +319,6 @@ async fn live<S: Store + Clone>(store: &S, now: jiff::Timestamp) -> anyhow::Resu
                 )
                 .await?;
             let set = charter_core::CompiledSet::compile(&policies)?;
-            let mut enforcer = charter_core::Enforcer::in_memory();
             for step in 0..(2 + dice.below(5)) {
                 let action = charter_core::Action::parse(&action(&mut dice, agent))?;
                 let at = jiff::Timestamp::from_millisecond(
@@ -332,22 +331,25 @@ async fn live<S: Store + Clone>(store: &S, now: jiff::Timestamp) -> anyhow::Resu
                     run_started_at: run.started_at,
                     now: at,
                 };
-                let decision = enforcer.check(&set, &action, &ctx);
-                let halted = decision.outcome == charter_core::Outcome::Halt;
-                writer
-                    .record(charter_store::ActionRecord {
+                let evaluation = set.evaluate(&action, &ctx);
+                // Settled against the store's counters and recorded as the server would.
+                let outcome = writer
+                    .check(charter_store::PendingCheck {
                         id: format!("evt_{}", charter_store::new_id_suffix()),
                         run_id: run.id.clone(),
                         tenant_id: tenant.to_owned(),
                         agent_id: agent.to_owned(),
                         at,
                         action,
-                        decision: decision.outcome,
-                        violations: decision.violations,
+                        evaluation,
                         policy_set_hash: run.policy_set.hash.clone(),
-                        violation_ids: Vec::new(),
                     })
                     .await?;
+                let halted = !matches!(
+                    outcome,
+                    charter_store::CheckOutcome::Decided { ref decision, .. }
+                        if decision.outcome != charter_core::Outcome::Halt
+                );
                 if halted {
                     break;
                 }

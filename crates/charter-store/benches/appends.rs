@@ -15,10 +15,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use charter_core::engine::Outcome;
+use charter_core::engine::Evaluation;
 use charter_core::{Action, TenantId};
 use charter_store::{
-    ActionRecord, ActionWriter, Actor, Change, PgStore, Principal, SqliteStore, Store, Sync,
+    ActionWriter, Actor, Change, PendingCheck, PgStore, Principal, SqliteStore, Store, Sync,
 };
 use jiff::Timestamp;
 use serde_json::json;
@@ -26,8 +26,9 @@ use serde_json::json;
 const CLIENTS: usize = 64;
 const ACTIONS: usize = 6_400;
 
-fn record(run: &str, i: usize) -> ActionRecord {
-    ActionRecord {
+/// An allowed check that no rule concerns (the run's status is still read and locked).
+fn record(run: &str, i: usize) -> PendingCheck {
+    PendingCheck {
         id: format!("evt_{}", uuid::Uuid::now_v7().simple()),
         run_id: run.to_owned(),
         tenant_id: "acme".into(),
@@ -37,10 +38,8 @@ fn record(run: &str, i: usize) -> ActionRecord {
             &json!({"kind": "tool_call", "tool": "crm.lookup", "args": {"customer": i}}),
         )
         .unwrap(),
-        decision: Outcome::Allow,
-        violations: Vec::new(),
+        evaluation: Evaluation::default(),
         policy_set_hash: "h".into(),
-        violation_ids: Vec::new(),
     }
 }
 
@@ -88,7 +87,7 @@ async fn one_commit_each<S: Store + Clone>(store: &S, run: &str) -> Duration {
         tasks.push(tokio::spawn(async move {
             for i in 0..ACTIONS / CLIENTS {
                 store
-                    .record_actions(&[record(&run, c * 1000 + i)])
+                    .commit_checks(vec![record(&run, c * 1000 + i)])
                     .await
                     .unwrap();
             }
@@ -109,7 +108,7 @@ async fn group_commit<S: Store + Clone>(store: &S, run: &str) -> (Duration, u64)
         let run = run.to_owned();
         tasks.push(tokio::spawn(async move {
             for i in 0..ACTIONS / CLIENTS {
-                writer.record(record(&run, c * 1000 + i)).await.unwrap();
+                writer.check(record(&run, c * 1000 + i)).await.unwrap();
             }
         }));
     }

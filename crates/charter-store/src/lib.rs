@@ -7,8 +7,10 @@
 //! write takes a [`Principal`], so a query cannot forget whose data it touches.
 
 mod audit;
+mod book;
 mod error;
 mod ids;
+mod key_cache;
 mod model;
 mod postgres;
 mod runs;
@@ -34,8 +36,8 @@ pub use model::{
 };
 pub use postgres::PgStore;
 pub use runs::{
-    ActionRecord, ActionSummary, ImportedAction, ImportedRun, Page, PinnedPolicy, PinnedSet, Run,
-    RunAction, RunFilter, RunStatus, ViolationEvent, ViolationFilter,
+    ActionSummary, CheckOutcome, ImportedAction, ImportedRun, Page, PendingCheck, PinnedPolicy,
+    PinnedSet, Run, RunAction, RunFilter, RunStatus, ViolationEvent, ViolationFilter,
 };
 pub use sqlite::{SqliteStore, Sync};
 pub use writer::{ActionWriter, WriterStats};
@@ -285,8 +287,12 @@ pub trait Store: Send + std::marker::Sync + 'static {
         status: RunStatus,
         at: Timestamp,
     ) -> impl Future<Output = Result<Run>> + Send;
-    /// Records checked actions, their decisions and violations, in one transaction.
-    fn record_actions(&self, batch: &[ActionRecord]) -> impl Future<Output = Result<()>> + Send;
+    /// Settles, decides and records a batch of evaluated checks in one transaction, in order:
+    /// one outcome per check. Used through [`ActionWriter`], which batches concurrent checks.
+    fn commit_checks(
+        &self,
+        batch: Vec<PendingCheck>,
+    ) -> impl Future<Output = Result<Vec<CheckOutcome>>> + Send;
     /// Violation events, newest first, one page.
     fn violations(
         &self,
@@ -420,16 +426,32 @@ macro_rules! store_impl {
                 }
             }
             async fn revoke_key(&self, change: &Change, id: &str) -> Result<ApiKey> {
-                {
+                let revoked = {
                     use $ops as ops;
                     ops::revoke_key(&self.pool, change, id).await
+                };
+                if let Some(cache) = self.keys.as_deref() {
+                    cache.clear();
                 }
+                revoked
             }
             async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>> {
-                {
+                let hash = audit::sha256_hex(secret);
+                let generation = match self.keys.as_deref().map(|c| c.get(&hash)) {
+                    Some(Ok(key)) => return Ok(Some(key)),
+                    Some(Err(generation)) => Some(generation),
+                    None => None,
+                };
+                let key = {
                     use $ops as ops;
-                    ops::authenticate(&self.pool, secret).await
+                    ops::authenticate(&self.pool, &hash).await?
+                };
+                if let (Some(cache), Some(key), Some(generation)) =
+                    (self.keys.as_deref(), &key, generation)
+                {
+                    cache.put(hash, key, generation);
                 }
+                Ok(key)
             }
             async fn create_policy(
                 &self,
@@ -617,10 +639,10 @@ macro_rules! store_impl {
                     ops::end_run(&self.pool, principal, id, status, at).await
                 }
             }
-            async fn record_actions(&self, batch: &[ActionRecord]) -> Result<()> {
+            async fn commit_checks(&self, batch: Vec<PendingCheck>) -> Result<Vec<CheckOutcome>> {
                 {
                     use $ops as ops;
-                    ops::record_actions(&self.pool, batch).await
+                    ops::commit_checks(&self.pool, batch).await
                 }
             }
             async fn violations(

@@ -3,7 +3,7 @@
 //! SQL fragments that differ. Placeholders are `$1, $2, ...` in order of first use, which both
 //! SQLite and PostgreSQL read the same way.
 
-use charter_core::engine::{Outcome, Violation};
+use charter_core::engine::{Outcome, Violation, decide};
 use charter_core::limits::{Claim, Exceeded, Settle};
 use charter_core::policy::{Policy, PolicyDefinition, Status};
 use charter_core::rule::{Rule, check_unique_ids};
@@ -14,6 +14,7 @@ use sqlx::{AssertSqlSafe, Pool, Row, Transaction};
 
 use super::{Db, FOR_UPDATE, LOCK_COUNTER, begin};
 use crate::audit::{self, GENESIS, Hashed};
+use crate::book::Book;
 use crate::error::StoreError;
 use crate::ids;
 use crate::model::{
@@ -21,8 +22,8 @@ use crate::model::{
     StoredPolicy, Tenant, Verification,
 };
 use crate::runs::{
-    ActionRecord, ActionSummary, ImportedRun, Page, PinnedPolicy, PinnedSet, Run, RunAction,
-    RunFilter, RunStatus, ViolationEvent, ViolationFilter,
+    ActionRecord, ActionSummary, CheckOutcome, ImportedRun, Page, PendingCheck, PinnedPolicy,
+    PinnedSet, Run, RunAction, RunFilter, RunStatus, ViolationEvent, ViolationFilter,
 };
 use crate::{AuditFilter, PolicyEdit, RecordedRow};
 
@@ -631,10 +632,10 @@ pub(crate) async fn revoke_key(pool: &Pool<Db>, change: &Change, id: &str) -> Re
     })
 }
 
-/// The live key whose whole text is `secret`, if any.
-pub(crate) async fn authenticate(pool: &Pool<Db>, secret: &str) -> Result<Option<ApiKey>> {
+/// The live key whose whole text hashes to `secret_hash`, if any.
+pub(crate) async fn authenticate(pool: &Pool<Db>, secret_hash: &str) -> Result<Option<ApiKey>> {
     let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL")
-        .bind(audit::sha256_hex(secret))
+        .bind(secret_hash)
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(key_row).transpose()
@@ -1449,84 +1450,69 @@ pub(crate) async fn settle(
     if claims.is_empty() {
         return Ok(Vec::new());
     }
-    let keys: Vec<String> = claims.iter().map(|c| c.key.storage_key()).collect();
     let mut tx = begin(pool).await?;
-    if !LOCK_COUNTER.is_empty() {
-        // In one order everywhere, so two settlements never wait on each other in a cycle.
-        let mut distinct: Vec<&String> = keys.iter().collect();
-        distinct.sort();
-        distinct.dedup();
-        for key in distinct {
-            sqlx::query(LOCK_COUNTER)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    let mut exceeded = Vec::new();
-    if mode != Settle::Record {
-        for (i, (claim, key)) in claims.iter().zip(&keys).enumerate() {
-            let buckets = claim.window.buckets(at);
-            let used = sqlx::query(
-                "SELECT CAST(SUM(CASE WHEN bucket >= $1 AND bucket <= $2 THEN amount ELSE 0 END) AS BIGINT) \
-                 AS used, MAX(bucket) AS top FROM limit_counters WHERE counter = $3",
-            )
-            .bind(buckets.first)
-            .bind(buckets.last)
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
-            let top: Option<i64> = used.try_get("top")?;
-            let used: Option<i64> = used.try_get("used")?;
-            let mut used = u64::try_from(used.unwrap_or(0)).unwrap_or(u64::MAX);
-            // History older than what the counter keeps was pruned: a claim reaching back
-            // there (a node whose clock lags) cannot be counted and fails closed.
-            if let (Some(top), Some(kept)) = (top, buckets.kept)
-                && buckets.first < top.saturating_sub(kept)
-            {
-                used = u64::MAX;
-            }
-            if used.saturating_add(claim.amount) > claim.cap {
-                exceeded.push(Exceeded { claim: i, used });
-            }
-        }
-    }
-    let commit = match mode {
-        Settle::CommitIfWithin => exceeded.is_empty(),
-        Settle::CheckOnly => false,
-        Settle::Record => true,
-    };
-    if commit {
-        let mut done: Vec<&String> = Vec::with_capacity(keys.len());
-        for (claim, key) in claims.iter().zip(&keys) {
-            // Several rules may claim one counter: the action still counts once.
-            if done.contains(&key) {
-                continue;
-            }
-            done.push(key);
-            let buckets = claim.window.buckets(at);
-            let amount = i64::try_from(claim.amount)
-                .map_err(|_| StoreError::Backend("claim amount out of range".into()))?;
-            sqlx::query(
-                "INSERT INTO limit_counters (counter, bucket, amount) VALUES ($1, $2, $3) \
-                 ON CONFLICT (counter, bucket) DO UPDATE SET amount = limit_counters.amount + excluded.amount",
-            )
-            .bind(key)
-            .bind(buckets.commit)
-            .bind(amount)
-            .execute(&mut *tx)
-            .await?;
-            if let Some(before) = buckets.prune_before {
-                sqlx::query("DELETE FROM limit_counters WHERE counter = $1 AND bucket < $2")
-                    .bind(key)
-                    .bind(before)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-    }
+    let mut book = Book::default();
+    load_counters(&mut tx, &mut book, Book::wanted([(claims, at)])).await?;
+    let exceeded = book.settle(claims, at, mode);
+    store_counters(&mut tx, &book).await?;
     tx.commit().await?;
     Ok(exceeded)
+}
+
+/// Locks (on PostgreSQL) and loads the counters a transaction will claim, in key order
+/// everywhere, so two transactions never wait on each other in a cycle.
+async fn load_counters(
+    tx: &mut Tx,
+    book: &mut Book,
+    wanted: std::collections::BTreeMap<String, i64>,
+) -> Result<()> {
+    for (key, first) in wanted {
+        if !LOCK_COUNTER.is_empty() {
+            sqlx::query(LOCK_COUNTER)
+                .bind(&key)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let rows = sqlx::query(
+            "SELECT bucket, amount FROM limit_counters WHERE counter = $1 AND bucket >= $2",
+        )
+        .bind(&key)
+        .bind(first)
+        .fetch_all(&mut **tx)
+        .await?;
+        let rows = rows
+            .iter()
+            .map(|row| Ok((row.try_get("bucket")?, row.try_get("amount")?)))
+            .collect::<Result<Vec<(i64, i64)>>>()?;
+        book.load(key, rows);
+    }
+    Ok(())
+}
+
+/// Writes back what a transaction added to its counters, and drops buckets that can no longer
+/// count.
+async fn store_counters(tx: &mut Tx, book: &Book) -> Result<()> {
+    for (key, bucket, amount) in book.additions() {
+        let amount = i64::try_from(amount)
+            .map_err(|_| StoreError::Backend("counter amount out of range".into()))?;
+        sqlx::query(
+            "INSERT INTO limit_counters (counter, bucket, amount) VALUES ($1, $2, $3) \
+             ON CONFLICT (counter, bucket) DO UPDATE SET amount = limit_counters.amount + excluded.amount",
+        )
+        .bind(key)
+        .bind(bucket)
+        .bind(amount)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (key, before) in book.prunes() {
+        sqlx::query("DELETE FROM limit_counters WHERE counter = $1 AND bucket < $2")
+            .bind(key)
+            .bind(before)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- runs, actions, violations
@@ -1762,77 +1748,181 @@ pub(crate) async fn end_run(
     })
 }
 
-/// Records checked actions with their decisions and violations in one transaction (the
-/// group commit of many concurrent checks); a halting decision halts its run.
-pub(crate) async fn record_actions(pool: &Pool<Db>, batch: &[ActionRecord]) -> Result<()> {
+/// A run's state as a batch of checks sees it.
+struct RunState {
+    ended: bool,
+    halted_by: Option<Value>,
+}
+
+/// Settles, decides and records a batch of evaluated checks in one transaction (the group
+/// commit). Each check's run is read first (and locked, on PostgreSQL), so a check racing the
+/// end or the halt of its run is answered from the run's state and records nothing; the limit
+/// counters of the whole batch are locked and loaded once, settled in memory in arrival order,
+/// and written back together: exact across concurrent checks and nodes, and a check's spend is
+/// counted if and only if the check is recorded as allowed.
+pub(crate) async fn commit_checks(
+    pool: &Pool<Db>,
+    batch: Vec<PendingCheck>,
+) -> Result<Vec<CheckOutcome>> {
     if batch.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut tx = begin(pool).await?;
-    for record in batch {
-        sqlx::query(
-            "INSERT INTO actions (id, run_id, tenant_id, agent_id, at, kind, input, decision, policy_set_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&record.id)
-        .bind(&record.run_id)
-        .bind(&record.tenant_id)
-        .bind(&record.agent_id)
-        .bind(ms(record.at))
-        .bind(record.action.kind().as_str())
-        .bind(serde_json::to_string(&record.action)?)
-        .bind(record.decision.as_str())
-        .bind(&record.policy_set_hash)
-        .execute(&mut *tx)
+    let mut run_ids: Vec<&str> = batch.iter().map(|c| c.run_id.as_str()).collect();
+    run_ids.sort_unstable();
+    run_ids.dedup();
+    let mut runs: std::collections::HashMap<String, RunState> =
+        std::collections::HashMap::with_capacity(run_ids.len());
+    for id in run_ids {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT status, ended_at, halted_by FROM runs WHERE id = $1{FOR_UPDATE}"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
         .await?;
-        let summary = record.action.summary();
-        for (k, v) in record.violations.iter().enumerate() {
-            let policy = &v.source.policy;
-            let violation_id = record
-                .violation_ids
-                .get(k)
-                .cloned()
-                .unwrap_or_else(|| ids::new("vio"));
-            sqlx::query(
-                "INSERT INTO violations (id, at, decision, policy_id, policy_name, policy_version, \
-                 lineage_id, rule_id, rule_type, tenant_id, agent_id, run_id, action_id, action_kind, \
-                 action_summary, matching_input, message) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-            )
-            .bind(violation_id)
-            .bind(ms(record.at))
-            .bind(v.outcome.as_str())
-            .bind(policy.id.as_str())
-            .bind(&policy.name)
-            .bind(i64::from(policy.version))
-            .bind(policy.lineage_id.as_str())
-            .bind(v.source.rule_id.as_str())
-            .bind(v.source.rule_type.as_str())
-            .bind(&record.tenant_id)
-            .bind(&record.agent_id)
-            .bind(&record.run_id)
-            .bind(&record.id)
-            .bind(record.action.kind().as_str())
-            .bind(&summary)
-            .bind(v.matching_input.as_deref())
-            .bind(&v.message)
-            .execute(&mut *tx)
-            .await?;
+        if let Some(row) = row {
+            let status: String = row.try_get("status")?;
+            let ended: Option<i64> = row.try_get("ended_at")?;
+            let halted_by: Option<String> = row.try_get("halted_by")?;
+            let halted_by = if status == RunStatus::Halted.as_str() {
+                Some(match halted_by {
+                    Some(text) => serde_json::from_str(&text)?,
+                    None => json!([]),
+                })
+            } else {
+                None
+            };
+            runs.insert(
+                id.to_owned(),
+                RunState {
+                    ended: ended.is_some(),
+                    halted_by,
+                },
+            );
         }
-        if record.decision == Outcome::Halt {
-            let halting: Vec<&Violation> = record
+    }
+    let mut book = Book::default();
+    let wanted = Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)));
+    load_counters(&mut tx, &mut book, wanted).await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for check in batch {
+        let Some(run) = runs.get_mut(&check.run_id) else {
+            outcomes.push(CheckOutcome::NoRun);
+            continue;
+        };
+        if run.ended {
+            outcomes.push(CheckOutcome::Ended);
+            continue;
+        }
+        if let Some(halted_by) = &run.halted_by {
+            outcomes.push(CheckOutcome::Halted {
+                halted_by: halted_by.clone(),
+            });
+            continue;
+        }
+        // Only actions no other rule refuses consume budget.
+        let mode = if check.evaluation.violations.is_empty() {
+            Settle::CommitIfWithin
+        } else {
+            Settle::CheckOnly
+        };
+        let exceeded = book.settle(&check.evaluation.claims, check.at, mode);
+        let decision = decide(check.evaluation, &exceeded);
+        let violation_ids: Vec<String> = decision
+            .violations
+            .iter()
+            .map(|_| ids::new("vio"))
+            .collect();
+        insert_action(
+            &mut tx,
+            &ActionRecord {
+                id: &check.id,
+                run_id: &check.run_id,
+                tenant_id: &check.tenant_id,
+                agent_id: &check.agent_id,
+                at: check.at,
+                action: &check.action,
+                decision: decision.outcome,
+                violations: &decision.violations,
+                policy_set_hash: &check.policy_set_hash,
+                violation_ids: &violation_ids,
+            },
+        )
+        .await?;
+        if decision.outcome == Outcome::Halt {
+            let halting: Vec<&Violation> = decision
                 .violations
                 .iter()
                 .filter(|v| v.outcome == Outcome::Halt)
                 .collect();
-            sqlx::query("UPDATE runs SET status = 'halted', halted_by = $1 WHERE id = $2 AND status = 'running'")
-                .bind(serde_json::to_string(&halting)?)
-                .bind(&record.run_id)
+            let halting = serde_json::to_value(&halting)?;
+            sqlx::query("UPDATE runs SET status = 'halted', halted_by = $1 WHERE id = $2")
+                .bind(halting.to_string())
+                .bind(&check.run_id)
                 .execute(&mut *tx)
                 .await?;
+            // Later checks of this run in the same batch are refused as any later one is.
+            run.halted_by = Some(halting);
         }
+        outcomes.push(CheckOutcome::Decided {
+            decision,
+            violation_ids,
+        });
     }
+    store_counters(&mut tx, &book).await?;
     tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// Writes one decided action and its violation events.
+async fn insert_action(tx: &mut Tx, record: &ActionRecord<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO actions (id, run_id, tenant_id, agent_id, at, kind, input, decision, policy_set_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(record.id)
+    .bind(record.run_id)
+    .bind(record.tenant_id)
+    .bind(record.agent_id)
+    .bind(ms(record.at))
+    .bind(record.action.kind().as_str())
+    .bind(serde_json::to_string(record.action)?)
+    .bind(record.decision.as_str())
+    .bind(record.policy_set_hash)
+    .execute(&mut **tx)
+    .await?;
+    if record.violations.is_empty() {
+        return Ok(());
+    }
+    let summary = record.action.summary();
+    for (v, violation_id) in record.violations.iter().zip(record.violation_ids) {
+        let policy = &v.source.policy;
+        sqlx::query(
+            "INSERT INTO violations (id, at, decision, policy_id, policy_name, policy_version, \
+             lineage_id, rule_id, rule_type, tenant_id, agent_id, run_id, action_id, action_kind, \
+             action_summary, matching_input, message) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(violation_id)
+        .bind(ms(record.at))
+        .bind(v.outcome.as_str())
+        .bind(policy.id.as_str())
+        .bind(&policy.name)
+        .bind(i64::from(policy.version))
+        .bind(policy.lineage_id.as_str())
+        .bind(v.source.rule_id.as_str())
+        .bind(v.source.rule_type.as_str())
+        .bind(record.tenant_id)
+        .bind(record.agent_id)
+        .bind(record.run_id)
+        .bind(record.id)
+        .bind(record.action.kind().as_str())
+        .bind(&summary)
+        .bind(v.matching_input.as_deref())
+        .bind(&v.message)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Runs, their actions and decisions, and violation events, as the store keeps them.
 
-use charter_core::engine::{Outcome, Violation};
+use charter_core::engine::{Decision, Evaluation, Outcome, Violation};
 use charter_core::{Action, PolicyId};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -87,9 +87,10 @@ pub struct Run {
     pub halted_by: Option<Value>,
 }
 
-/// One checked action, ready to be recorded with its decision and violations.
+/// A check the engine has evaluated, waiting to be settled, decided and recorded in a group
+/// commit ([`crate::ActionWriter`]).
 #[derive(Debug, Clone)]
-pub struct ActionRecord {
+pub struct PendingCheck {
     /// The action's id (`evt_...`).
     pub id: String,
     /// Its run.
@@ -102,15 +103,46 @@ pub struct ActionRecord {
     pub at: Timestamp,
     /// The action, kept whole so it can be replayed.
     pub action: Action,
-    /// What was decided.
-    pub decision: Outcome,
-    /// Every violated rule.
-    pub violations: Vec<Violation>,
-    /// The hash of the policy set that decided.
+    /// What the run's pinned set found: violations that need no state, and limit claims.
+    pub evaluation: Evaluation,
+    /// The hash of the policy set that evaluated it.
     pub policy_set_hash: String,
-    /// Ids for the violation events, in the order of `violations` (fresh ones where missing),
-    /// so a live stream can name events as the Monitor's list does.
-    pub violation_ids: Vec<String>,
+}
+
+/// What became of a pending check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckOutcome {
+    /// Its limits were settled and it was recorded with this decision.
+    Decided {
+        /// The decision, with every violation.
+        decision: Decision,
+        /// The Monitor's ids of the violations, in order.
+        violation_ids: Vec<String>,
+    },
+    /// The run was halted before this check was committed: nothing was recorded.
+    Halted {
+        /// The violations that halted the run.
+        halted_by: Value,
+    },
+    /// The run had ended before this check was committed: nothing was recorded.
+    Ended,
+    /// No such run.
+    NoRun,
+}
+
+/// One decided action as it is written.
+#[derive(Debug, Clone)]
+pub(crate) struct ActionRecord<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) run_id: &'a str,
+    pub(crate) tenant_id: &'a str,
+    pub(crate) agent_id: &'a str,
+    pub(crate) at: Timestamp,
+    pub(crate) action: &'a Action,
+    pub(crate) decision: Outcome,
+    pub(crate) violations: &'a [Violation],
+    pub(crate) policy_set_hash: &'a str,
+    pub(crate) violation_ids: &'a [String],
 }
 
 /// A block or halt, as the Monitor shows it (one per violated rule of a refused action).

@@ -1,14 +1,17 @@
 //! The SQLite backend: one file in the data directory, WAL mode, writes serialised by
 //! `BEGIN IMMEDIATE` (a deferred transaction that reads then writes fails at once with BUSY).
 
+use std::fs::{File, TryLockError};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite, Transaction};
 
 use crate::error::StoreError;
+use crate::key_cache::KeyCache;
 
 #[path = "ops.rs"]
 #[allow(
@@ -23,14 +26,46 @@ pub(crate) type Db = Sqlite;
 pub(crate) const LOCK_COUNTER: &str = "";
 pub(crate) const FOR_UPDATE: &str = "";
 
+/// Takes the lock file beside the database at `path` (`charter.db` → `charter.db.lock`),
+/// held until the store is dropped: a second process on the same database would break the
+/// cache of keys and could not be told about revocations.
+fn lock(path: &Path) -> Result<File, StoreError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| StoreError::Backend(format!("opening {}: {e}", Path::new(&name).display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Backend(format!(
+            "{} is in use by another Charter process (its lock {} is held)",
+            path.display(),
+            Path::new(&name).display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(StoreError::Backend(format!(
+            "locking {}: {e}",
+            Path::new(&name).display()
+        ))),
+    }
+}
+
 pub(crate) async fn begin(pool: &Pool<Db>) -> Result<Transaction<'static, Db>, StoreError> {
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
 /// Charter's store on SQLite.
+///
+/// A database file is used by one process at a time (its `.lock` file is held while the store
+/// is open), so the store can keep authenticated keys in memory and still revoke at once.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: Pool<Db>,
+    pub(crate) keys: Option<Arc<KeyCache>>,
+    /// The held lock of the database file (none for an in-memory database).
+    held_lock: Option<Arc<File>>,
 }
 
 /// How durable a commit is.
@@ -44,12 +79,16 @@ pub enum Sync {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file at `path` and migrates it.
+    /// Opens (creating if needed) the database file at `path` and migrates it. Fails if
+    /// another process has it open.
     pub async fn open(path: &Path, sync: Sync) -> Result<SqliteStore, StoreError> {
+        let lock = lock(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        Self::connect(options, sync, 8).await
+        let mut store = Self::connect(options, sync, 8).await?;
+        store.held_lock = Some(Arc::new(lock));
+        Ok(store)
     }
 
     /// A private in-memory database (tests, demos that keep nothing).
@@ -83,10 +122,15 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            keys: Some(Arc::default()),
+            held_lock: None,
+        })
     }
 
-    /// Opens the same database anew, as a restarted process would.
+    /// Opens the same database anew, as a restarted process would (or another node: in this
+    /// process, sharing its lock and its cache of keys).
     pub async fn reopen(&self) -> Result<SqliteStore, StoreError> {
         let options = (*self.pool.connect_options()).clone();
         let connections = self.pool.options().get_max_connections();
@@ -94,7 +138,11 @@ impl SqliteStore {
             .max_connections(connections)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            keys: self.keys.clone(),
+            held_lock: self.held_lock.clone(),
+        })
     }
 
     /// Closes the pool (every connection), as a process would on shutdown.

@@ -1,6 +1,7 @@
-//! The group-commit writer: many concurrent checks hand their action to one task, which
-//! commits whatever has queued up in one transaction and then acknowledges each. A check is
-//! answered only after its commit, and a busy server pays one commit per batch, not per check.
+//! The group-commit writer: many concurrent checks hand their evaluated action to one task,
+//! which settles, decides and records whatever has queued up in one transaction and then
+//! answers each. A check is answered only after its commit, and a busy server pays one commit
+//! per batch, not per check.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
-use crate::runs::ActionRecord;
+use crate::runs::{CheckOutcome, PendingCheck};
 use crate::{Result, Store};
 
-type Pending = (ActionRecord, oneshot::Sender<Result<()>>);
+type Pending = (PendingCheck, oneshot::Sender<Result<CheckOutcome>>);
 
 /// A handle for recording actions through the group-commit task. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -31,7 +32,7 @@ struct Counters {
 pub struct WriterStats {
     /// Commits made.
     pub batches: u64,
-    /// Actions committed.
+    /// Checks committed.
     pub records: u64,
 }
 
@@ -54,26 +55,35 @@ impl ActionWriter {
                         Err(_) => break,
                     }
                 }
-                let (records, acks): (Vec<ActionRecord>, Vec<_>) = batch.drain(..).unzip();
-                let result = store.record_actions(&records).await;
+                let (checks, acks): (Vec<PendingCheck>, Vec<_>) = batch.drain(..).unzip();
+                let size = checks.len() as u64;
+                let result = store.commit_checks(checks).await;
                 counters.batches.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .records
-                    .fetch_add(records.len() as u64, Ordering::Relaxed);
-                for ack in acks {
-                    // A check that gave up waiting has nobody to tell.
-                    let _ = ack.send(result.clone());
+                counters.records.fetch_add(size, Ordering::Relaxed);
+                // A check that gave up waiting has nobody to tell.
+                match result {
+                    Ok(outcomes) => {
+                        for (ack, outcome) in acks.into_iter().zip(outcomes) {
+                            let _ = ack.send(Ok(outcome));
+                        }
+                    }
+                    Err(e) => {
+                        for ack in acks {
+                            let _ = ack.send(Err(e.clone()));
+                        }
+                    }
                 }
             }
         });
         ActionWriter { queue, stats }
     }
 
-    /// Records one action; returns once it is durably committed (or the commit failed).
-    pub async fn record(&self, record: ActionRecord) -> Result<()> {
+    /// Settles, decides and records one check; returns its outcome once it is durably
+    /// committed (or the commit failed).
+    pub async fn check(&self, check: PendingCheck) -> Result<CheckOutcome> {
         let (ack, done) = oneshot::channel();
         self.queue
-            .send((record, ack))
+            .send((check, ack))
             .await
             .map_err(|_| StoreError::Backend("the action writer has stopped".into()))?;
         done.await

@@ -7,15 +7,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use charter_core::Action;
-use charter_core::engine::{RunContext, decide};
-use charter_core::limits::Settle;
-use charter_store::{ActionRecord, Principal, RunFilter, RunStatus, Store};
+use charter_core::engine::RunContext;
+use charter_store::{CheckOutcome, PendingCheck, Principal, RunFilter, RunStatus, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{json, parse};
 use crate::error::ApiError;
 use crate::extract::{Caller, Executor, JsonBody, Params, PathParams, Reader};
+use crate::runtime::Found;
 use crate::state::AppState;
 
 pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -83,21 +83,14 @@ async fn check<S: Store + Clone>(
 ) -> Result<Json<Value>, ApiError> {
     let started = std::time::Instant::now();
     let action = Action::parse(&body)?;
-    let run = state.store.get_run(&caller.principal, &run_id).await?;
-    if run.ended_at.is_some() {
-        return Err(ApiError::conflict(format!(
-            "run {run_id} has ended: it takes no more actions"
-        )));
-    }
-    if run.status == RunStatus::Halted {
-        // Halted: every later action is refused with the violations that halted the run, and
-        // nothing is recorded.
-        return Ok(Json(json!({
-            "decision": "halt", "run_id": run.id, "action_id": null,
-            "violations": run.halted_by.clone().unwrap_or_else(|| json!([])),
-        })));
-    }
-    let set = state.runtime.set_of(&state.store, &run).await?;
+    let run = match state
+        .runtime
+        .find_run(&state.store, &caller.principal, &run_id)
+        .await?
+    {
+        Found::Live(run) => run,
+        Found::Stopped(run) => return stopped(&run_id, run.ended_at.is_some(), run.halted_by),
+    };
     let now = state.clock.now();
     let ctx = RunContext {
         tenant_id: &run.tenant_id,
@@ -106,77 +99,98 @@ async fn check<S: Store + Clone>(
         run_started_at: run.started_at,
         now,
     };
-    let evaluation = set.evaluate(&action, &ctx);
-    let mode = if evaluation.violations.is_empty() {
-        Settle::CommitIfWithin
-    } else {
-        Settle::CheckOnly
-    };
-    let exceeded = state.store.settle(&evaluation.claims, now, mode).await?;
-    let decision = decide(evaluation, &exceeded);
-    let action_id = format!("evt_{}", charter_store::new_id_suffix());
-    let violation_ids: Vec<String> = decision
-        .violations
-        .iter()
-        .map(|_| format!("vio_{}", charter_store::new_id_suffix()))
-        .collect();
-    let summary = charter_store::ActionSummary {
-        kind: action.kind().as_str().to_owned(),
-        summary: action.summary(),
-    };
-    let events: Vec<charter_store::ViolationEvent> = decision
-        .violations
-        .iter()
-        .zip(&violation_ids)
-        .map(|(v, id)| charter_store::ViolationEvent {
-            id: id.clone(),
-            at: now,
-            decision: v.outcome.as_str().to_owned(),
-            policy_id: v.source.policy.id.to_string(),
-            policy_name: v.source.policy.name.clone(),
-            policy_version: v.source.policy.version,
-            lineage_id: v.source.policy.lineage_id.to_string(),
-            rule_id: v.source.rule_id.to_string(),
-            rule_type: v.source.rule_type.as_str().to_owned(),
-            tenant_id: run.tenant_id.clone(),
-            agent_id: run.agent_id.clone(),
-            run_id: run.id.clone(),
-            action_id: action_id.clone(),
-            action: summary.clone(),
-            matching_input: v.matching_input.clone(),
-            message: v.message.clone(),
-        })
-        .collect();
-    let answer = json!({
-        "decision": decision.outcome,
-        "run_id": run.id,
-        "action_id": action_id,
-        "violations": decision.violations,
+    let evaluation = run.set.evaluate(&action, &ctx);
+    // What the Monitor shows of the action, taken before the action moves to the writer (only
+    // when a rule could refuse it).
+    let shown = (!evaluation.violations.is_empty() || !evaluation.claims.is_empty()).then(|| {
+        charter_store::ActionSummary {
+            kind: action.kind().as_str().to_owned(),
+            summary: action.summary(),
+        }
     });
-    state
+    let action_id = format!("evt_{}", charter_store::new_id_suffix());
+    let outcome = state
         .runtime
         .writer
-        .record(ActionRecord {
-            id: action_id,
+        .check(PendingCheck {
+            id: action_id.clone(),
             run_id: run.id.clone(),
             tenant_id: run.tenant_id.clone(),
             agent_id: run.agent_id.clone(),
             at: now,
             action,
-            decision: decision.outcome,
-            violations: decision.violations,
-            policy_set_hash: run.policy_set.hash.clone(),
-            violation_ids,
+            evaluation,
+            policy_set_hash: run.policy_set_hash.clone(),
         })
         .await?;
-    // Only committed events are streamed; nobody listening is fine.
-    for event in events {
-        let _ = state.runtime.events.send(std::sync::Arc::new(event));
+    let (decision, violation_ids) = match outcome {
+        CheckOutcome::Decided {
+            decision,
+            violation_ids,
+        } => (decision, violation_ids),
+        // The run stopped (here or on another node) before this check was committed.
+        CheckOutcome::Halted { halted_by } => {
+            state.runtime.forget_run(&run_id);
+            return stopped(&run_id, false, Some(halted_by));
+        }
+        CheckOutcome::Ended => {
+            state.runtime.forget_run(&run_id);
+            return stopped(&run_id, true, None);
+        }
+        CheckOutcome::NoRun => return Err(ApiError::not_found(format!("run {run_id}"))),
+    };
+    if decision.outcome == charter_core::Outcome::Halt {
+        state.runtime.forget_run(&run_id);
+    }
+    if let Some(shown) = shown {
+        // Only committed events are streamed; nobody listening is fine.
+        for (v, id) in decision.violations.iter().zip(violation_ids) {
+            let _ = state
+                .runtime
+                .events
+                .send(std::sync::Arc::new(charter_store::ViolationEvent {
+                    id,
+                    at: now,
+                    decision: v.outcome.as_str().to_owned(),
+                    policy_id: v.source.policy.id.to_string(),
+                    policy_name: v.source.policy.name.clone(),
+                    policy_version: v.source.policy.version,
+                    lineage_id: v.source.policy.lineage_id.to_string(),
+                    rule_id: v.source.rule_id.to_string(),
+                    rule_type: v.source.rule_type.as_str().to_owned(),
+                    tenant_id: run.tenant_id.clone(),
+                    agent_id: run.agent_id.clone(),
+                    run_id: run.id.clone(),
+                    action_id: action_id.clone(),
+                    action: shown.clone(),
+                    matching_input: v.matching_input.clone(),
+                    message: v.message.clone(),
+                }));
+        }
     }
     state
         .metrics
         .observe_decision(decision.outcome.as_str(), started.elapsed().as_secs_f64());
-    Ok(Json(answer))
+    Ok(Json(json!({
+        "decision": decision.outcome,
+        "run_id": run.id,
+        "action_id": action_id,
+        "violations": decision.violations,
+    })))
+}
+
+/// The answer to a check on a run that has stopped: 409 once it has ended; a halted run refuses
+/// every later action with the violations that halted it, and records nothing.
+fn stopped(run_id: &str, ended: bool, halted_by: Option<Value>) -> Result<Json<Value>, ApiError> {
+    if ended {
+        return Err(ApiError::conflict(format!(
+            "run {run_id} has ended: it takes no more actions"
+        )));
+    }
+    Ok(Json(json!({
+        "decision": "halt", "run_id": run_id, "action_id": null,
+        "violations": halted_by.unwrap_or_else(|| json!([])),
+    })))
 }
 
 #[derive(Deserialize, Default)]
@@ -207,6 +221,7 @@ async fn end<S: Store + Clone>(
         .store
         .end_run(&caller.principal, &run_id, status, state.clock.now())
         .await?;
+    state.runtime.forget_run(&run_id);
     Ok(Json(run_view(&run)?))
 }
 

@@ -5,8 +5,8 @@ use charter_core::limits::Settle;
 use charter_core::policy::{Policy, PolicyDefinition};
 use charter_core::{Action, LineageId, PolicyId};
 use charter_store::{
-    ImportedAction, ImportedRun, KeyScope, Principal, RunFilter, RunStatus, Store, StoreError,
-    new_key_secret,
+    ActionWriter, CheckOutcome, ImportedAction, ImportedRun, KeyScope, PendingCheck, Principal,
+    RunFilter, RunStatus, Store, StoreError, new_key_secret,
 };
 use serde_json::json;
 
@@ -16,7 +16,9 @@ use crate::limits::Reopen;
 both!(
     imported_history_is_listed_and_replayable,
     key_usage_is_flushed,
-    two_nodes_share_one_budget
+    two_nodes_share_one_budget,
+    checks_through_two_nodes_share_one_budget,
+    checks_racing_the_end_of_their_run
 );
 
 fn imported(agent: &str, start: i64, actions: usize) -> ImportedRun {
@@ -201,6 +203,131 @@ async fn two_nodes_share_one_budget<S: Store + Clone + Reopen + NewNode>(store: 
         allowed += t.await.unwrap();
     }
     assert_eq!(allowed, 10);
+}
+
+/// A tenant-wide cap of 5.00 a day and a check spending 0.50 in `run` at `seconds`.
+fn capped_spend(run: &charter_store::Run, seconds: i64) -> PendingCheck {
+    let definition = PolicyDefinition::parse(&json!({"name": "cap", "scope": {"type": "platform"},
+        "rules": [{"id": "c", "type": "cost", "max_usd": "5.00", "period": "day", "per": "tenant"}]})).unwrap();
+    let policy = Policy::draft(
+        PolicyId::new("pol_c").unwrap(),
+        LineageId::new("lin_c").unwrap(),
+        definition,
+        at(0),
+    );
+    let set = CompiledSet::compile([&policy]).unwrap();
+    let action =
+        Action::parse(&json!({"kind": "model_call", "model": "m", "cost_usd": "0.50"})).unwrap();
+    let ctx = RunContext {
+        tenant_id: "acme",
+        agent_id: "support",
+        run_id: &run.id,
+        run_started_at: run.started_at,
+        now: at(seconds),
+    };
+    PendingCheck {
+        id: format!("evt_{}", charter_store::new_id_suffix()),
+        run_id: run.id.clone(),
+        tenant_id: "acme".into(),
+        agent_id: "support".into(),
+        at: at(seconds),
+        evaluation: set.evaluate(&action, &ctx),
+        action,
+        policy_set_hash: run.policy_set.hash.clone(),
+    }
+}
+
+/// 64 checks from 8 runs through two nodes' group-commit writers, each spending 0.50 against a
+/// 5.00 tenant cap: exactly 10 are allowed (the rest halt their runs), and the counters hold
+/// exactly what was allowed.
+async fn checks_through_two_nodes_share_one_budget<S: Store + Clone + NewNode>(store: S, _: Kind) {
+    seed(&store).await;
+    let other = store.new_node().await;
+    let writers = [
+        ActionWriter::spawn(store.clone(), 16),
+        ActionWriter::spawn(other.clone(), 16),
+    ];
+    let mut tasks = Vec::new();
+    for r in 0..8 {
+        let (run, _) = store
+            .start_run(&Principal::Platform, "acme", "support", &json!({}), at(5))
+            .await
+            .unwrap();
+        for i in 0..8 {
+            let writer = writers[(r + i) % 2].clone();
+            let check = capped_spend(&run, 10);
+            tasks.push(tokio::spawn(async move { writer.check(check).await }));
+        }
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            CheckOutcome::Decided { decision, .. } if decision.outcome == Outcome::Allow => {
+                allowed += 1;
+            }
+            // A cost cap reached halts the run: its later checks are refused as halted.
+            CheckOutcome::Decided { decision, .. } => {
+                assert_eq!(decision.outcome, Outcome::Halt);
+                assert_eq!(decision.violations[0].source.rule_id.as_str(), "c");
+            }
+            CheckOutcome::Halted { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(allowed, 10);
+    // The budget is spent: one more settlement finds it exhausted.
+    let probe = capped_spend(
+        &store
+            .start_run(&Principal::Platform, "acme", "support", &json!({}), at(5))
+            .await
+            .unwrap()
+            .0,
+        20,
+    );
+    let exceeded = store
+        .settle(&probe.evaluation.claims, at(20), Settle::CheckOnly)
+        .await
+        .unwrap();
+    assert_eq!(exceeded.len(), 1);
+    assert_eq!(exceeded[0].used, 5_000_000);
+}
+
+/// Checks racing the end of their run: every check answered with a decision is recorded, and
+/// once the end is committed no check is recorded or decided any more.
+async fn checks_racing_the_end_of_their_run<S: Store + Clone + NewNode>(store: S, _: Kind) {
+    seed(&store).await;
+    let writer = ActionWriter::spawn(store.clone(), 8);
+    let (run, _) = store
+        .start_run(&Principal::Platform, "acme", "support", &json!({}), at(5))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        let writer = writer.clone();
+        let check = capped_spend(&run, 10 + i);
+        tasks.push(tokio::spawn(async move { writer.check(check).await }));
+    }
+    tokio::task::yield_now().await;
+    store
+        .end_run(&Principal::Platform, &run.id, RunStatus::Completed, at(60))
+        .await
+        .unwrap();
+    let after = writer.check(capped_spend(&run, 61)).await.unwrap();
+    assert_eq!(after, CheckOutcome::Ended);
+    let mut decided = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            CheckOutcome::Decided { .. } => decided += 1,
+            // Past the cap the run halts; after the end it takes nothing.
+            CheckOutcome::Ended | CheckOutcome::Halted { .. } => {}
+            CheckOutcome::NoRun => panic!("the run was not found"),
+        }
+    }
+    let recorded = store
+        .run_actions(&Principal::Platform, &run.id)
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), decided);
 }
 
 /// A second connection pool to the same database: another node.

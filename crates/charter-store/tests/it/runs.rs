@@ -1,10 +1,10 @@
 //! Runs pin their policy set; actions, decisions and violations are recorded (group commit)
 //! and read back by the Monitor's and Validate's queries.
 
+use charter_core::Action;
 use charter_core::engine::{CompiledSet, Outcome, RunContext};
-use charter_core::{Action, Enforcer};
 use charter_store::{
-    ActionRecord, ActionWriter, Activation, Principal, RunStatus, Store, StoreError,
+    ActionWriter, Activation, CheckOutcome, PendingCheck, Principal, RunStatus, Store, StoreError,
     ViolationFilter,
 };
 use serde_json::json;
@@ -140,7 +140,6 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
                 .await
                 .unwrap();
             let set = CompiledSet::compile(&policies).unwrap();
-            let mut enforcer = Enforcer::in_memory();
             for i in 0..8 {
                 let to = if i % 2 == 0 {
                     "ann@acme.com"
@@ -159,22 +158,29 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
                     run_started_at: run.started_at,
                     now,
                 };
-                let decision = enforcer.check(&set, &action, &ctx);
-                writer
-                    .record(ActionRecord {
+                let evaluation = set.evaluate(&action, &ctx);
+                let outcome = writer
+                    .check(PendingCheck {
                         id: format!("evt_{r}_{i}"),
                         run_id: run.id.clone(),
                         tenant_id: "acme".into(),
                         agent_id: "support".into(),
                         at: now,
                         action,
-                        decision: decision.outcome,
-                        violations: decision.violations,
+                        evaluation,
                         policy_set_hash: run.policy_set.hash.clone(),
-                        violation_ids: Vec::new(),
                     })
                     .await
                     .unwrap();
+                let CheckOutcome::Decided { decision, .. } = outcome else {
+                    panic!("{outcome:?}");
+                };
+                let expected = if i % 2 == 0 {
+                    Outcome::Allow
+                } else {
+                    Outcome::Block
+                };
+                assert_eq!(decision.outcome, expected);
             }
             run.id
         }));
@@ -338,23 +344,45 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
         run_started_at: run.started_at,
         now: at(501),
     };
-    let decision = Enforcer::in_memory().check(&set, &spend, &ctx);
-    assert_eq!(decision.outcome, Outcome::Halt);
-    writer
-        .record(ActionRecord {
-            id: "evt_halt".into(),
-            run_id: run.id.clone(),
-            tenant_id: "acme".into(),
-            agent_id: "support".into(),
-            at: at(501),
-            action: spend,
-            decision: decision.outcome,
-            violations: decision.violations,
-            policy_set_hash: run.policy_set.hash.clone(),
-            violation_ids: Vec::new(),
-        })
+    let pending = |id: &str| PendingCheck {
+        id: id.into(),
+        run_id: run.id.clone(),
+        tenant_id: "acme".into(),
+        agent_id: "support".into(),
+        at: at(501),
+        action: spend.clone(),
+        evaluation: set.evaluate(&spend, &ctx),
+        policy_set_hash: run.policy_set.hash.clone(),
+    };
+    // Two checks of one run in one batch: the first halts it, the second is refused with the
+    // halting violations and not recorded.
+    let outcomes = store
+        .commit_checks(vec![pending("evt_halt"), pending("evt_after")])
         .await
         .unwrap();
+    let CheckOutcome::Decided {
+        decision,
+        violation_ids,
+    } = &outcomes[0]
+    else {
+        panic!("{outcomes:?}");
+    };
+    assert_eq!(decision.outcome, Outcome::Halt);
+    assert_eq!(violation_ids.len(), decision.violations.len());
+    let CheckOutcome::Halted { halted_by } = &outcomes[1] else {
+        panic!("{outcomes:?}");
+    };
+    let halting: Vec<_> = decision
+        .violations
+        .iter()
+        .filter(|v| v.outcome == Outcome::Halt)
+        .collect();
+    assert_eq!(halted_by, &serde_json::to_value(&halting).unwrap());
+    // A later check (another batch) is refused the same way.
+    assert_eq!(
+        writer.check(pending("evt_later")).await.unwrap(),
+        outcomes[1]
+    );
     assert_eq!(
         store
             .get_run(&acme.principal, &run.id)
@@ -377,6 +405,16 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
             .await,
         Err(StoreError::Conflict { .. })
     ));
+    // An ended run takes no check, and an unknown run is named as such; neither is recorded.
+    assert_eq!(
+        writer.check(pending("evt_ended")).await.unwrap(),
+        CheckOutcome::Ended
+    );
+    let mut ghost = pending("evt_ghost");
+    ghost.run_id = "run_nope".into();
+    assert_eq!(writer.check(ghost).await.unwrap(), CheckOutcome::NoRun);
+    let recorded = store.run_actions(&acme.principal, &run.id).await.unwrap();
+    assert_eq!(recorded.len(), 1, "only the halting check is recorded");
     let done = store
         .end_run(&acme.principal, &runs[0], RunStatus::Failed, at(504))
         .await

@@ -124,6 +124,13 @@ async fn tenants_agents_and_keys<S: Store + Clone>(store: S, _: Kind) {
         store.revoke_key(&tenant("globex"), &key.id).await,
         Err(StoreError::NotFound { .. })
     ));
+    // Authenticated twice (a store may keep it in memory), then revoked.
+    for _ in 0..2 {
+        assert_eq!(
+            store.authenticate(&secret).await.unwrap().map(|k| k.id),
+            Some(key.id.clone())
+        );
+    }
     store.revoke_key(&tenant("acme"), &key.id).await.unwrap();
     assert_eq!(
         store.authenticate(&secret).await.unwrap(),
@@ -327,4 +334,30 @@ async fn platform_policies_are_read_only_to_tenants<S: Store + Clone>(store: S, 
             .iter()
             .any(|e| e.policy_id.as_deref() == Some(id.as_str()))
     );
+}
+
+/// A SQLite database is used by one process at a time: a second open of the same file is
+/// refused with a clear error (the first keeps keys in memory and could not see revocations
+/// made elsewhere), and the file can be opened again once the first store is gone.
+#[tokio::test]
+async fn a_sqlite_database_is_opened_by_one_process_at_a_time() {
+    let dir = std::env::temp_dir().join("charter-store-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
+    let first = charter_store::SqliteStore::open(&path, charter_store::Sync::Normal)
+        .await
+        .unwrap();
+    let second = charter_store::SqliteStore::open(&path, charter_store::Sync::Normal).await;
+    let Err(StoreError::Backend(message)) = second else {
+        panic!("a second open succeeded");
+    };
+    assert!(
+        message.contains("in use by another Charter process"),
+        "{message}"
+    );
+    first.close().await;
+    drop(first);
+    charter_store::SqliteStore::open(&path, charter_store::Sync::Normal)
+        .await
+        .unwrap();
 }
