@@ -2,9 +2,9 @@
 
 pub(crate) mod audit;
 pub(crate) mod keys;
-mod monitor;
+pub(crate) mod monitor;
 pub(crate) mod policies;
-mod runs;
+pub(crate) mod runs;
 pub(crate) mod tenants;
 pub(crate) mod validate;
 

@@ -2,8 +2,10 @@
 //!
 //! Response bodies are built from store types (which know nothing of OpenAPI), so their shapes
 //! are described here by hand, field for field from the `Serialize` derives in
-//! `charter_store::model` and `charter_core::policy`; request bodies derive their schemas on the
-//! very types the handlers parse, where those types are plain. Rules, scopes and policy
+//! `charter_store::model`, `charter_store::runs`, `charter_core::policy` and
+//! `charter_core::engine` (a decision's violations); request bodies derive their schemas on the
+//! very types the handlers parse, where those types are plain (an action, parsed by
+//! `charter_core::Action::parse`, is described here too). Rules, scopes and policy
 //! documents are not redescribed: their JSON Schema is the one `charter_core` generates
 //! (`charter_core::document::json_schema()`, also committed as `docs/policy.schema.json`), whose
 //! `$defs` become components of this document.
@@ -16,10 +18,12 @@
 use std::borrow::Cow;
 
 use serde_json::Value;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, SchemaType};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, SchemaType,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::api;
 
@@ -382,6 +386,474 @@ impl ToSchema for ImportBody {
     }
 }
 
+/// A run's status.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub(crate) enum RunStatus {
+    /// Checks are answered.
+    Running,
+    /// A cost rule or the run duration stopped it: every later action is refused.
+    Halted,
+    /// Ended normally.
+    Completed,
+    /// Ended in failure.
+    Failed,
+}
+
+/// How `POST /v1/runs/{run_id}/end` ends a run.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub(crate) enum EndStatus {
+    /// Ended normally (the default).
+    Completed,
+    /// Ended in failure.
+    Failed,
+}
+
+/// How an imported run ended.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub(crate) enum ImportedStatus {
+    /// Ended normally (the default).
+    Completed,
+    /// Ended in failure.
+    Failed,
+    /// Stopped by a rule.
+    Halted,
+}
+
+/// The answer to an action: `allow`, `block` (this action is refused, the run may go on) or
+/// `halt` (the run is stopped: this and every later action is refused).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub(crate) enum Outcome {
+    /// The action may proceed.
+    Allow,
+    /// The action is refused; the run may go on.
+    Block,
+    /// The action is refused and the run is stopped.
+    Halt,
+}
+
+/// A rule's type.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub(crate) enum RuleType {
+    /// Which tools may be called, with which arguments.
+    Tool,
+    /// Which resources may be read, written or deleted.
+    DataAccess,
+    /// How many matching actions in a rolling window.
+    Rate,
+    /// How much spend in a period.
+    Cost,
+    /// When, and for how long.
+    Time,
+    /// What text may leave the platform.
+    Output,
+}
+
+/// Declares an action's schema (product.md §3): one object per kind, tagged by `kind`, each
+/// closed to unknown fields as the parser is (see [`closed`]); the fields given are added to
+/// every kind (an imported action's `at` and `decision`). `$kinds` is the derived enum, `$name`
+/// the component.
+macro_rules! action_schema {
+    ($(#[$meta:meta])* $name:ident / $kinds:ident { $($extra:tt)* }) => {
+        $(#[$meta])*
+        pub(crate) struct $name;
+
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                closed($kinds::schema())
+            }
+        }
+
+        impl ToSchema for $name {
+            fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+                <$kinds as ToSchema>::schemas(schemas);
+            }
+        }
+
+        $(#[$meta])*
+        #[derive(ToSchema)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub(crate) enum $kinds {
+            /// A call to a tool.
+            ToolCall {
+                $($extra)*
+                /// The tool's name, e.g. `gmail.send_email` (1–256 bytes).
+                tool: String,
+                /// The call's arguments (default `{}`).
+                #[serde(default)]
+                #[schema(value_type = Object)]
+                args: Value,
+                /// The spend the action will incur (default 0).
+                #[serde(default)]
+                #[schema(value_type = CoreMoney)]
+                cost_usd: Value,
+            },
+            /// A read, write or delete of a resource.
+            DataAccess {
+                $($extra)*
+                /// The resource, a `/`-separated path, e.g. `crm/customers/42/ssn` (at most
+                /// 2048 bytes; normalised).
+                resource: String,
+                /// What the access does.
+                #[schema(value_type = CoreOperation)]
+                operation: Value,
+                /// Labels of the data, e.g. `pii`, `region:us` (at most 64).
+                #[serde(default)]
+                labels: Vec<String>,
+                /// The spend the action will incur (default 0).
+                #[serde(default)]
+                #[schema(value_type = CoreMoney)]
+                cost_usd: Value,
+            },
+            /// Text about to leave the platform.
+            Output {
+                $($extra)*
+                /// The text.
+                text: String,
+                /// Where it goes, e.g. `email`, `chat`.
+                channel: Option<String>,
+                /// The spend the action will incur (default 0).
+                #[serde(default)]
+                #[schema(value_type = CoreMoney)]
+                cost_usd: Value,
+            },
+            /// A call to a model.
+            ModelCall {
+                $($extra)*
+                /// The model, e.g. `openai/gpt-4o` (1–256 bytes).
+                model: String,
+                /// Tokens sent (default 0).
+                #[serde(default)]
+                input_tokens: u64,
+                /// Tokens received (default 0).
+                #[serde(default)]
+                output_tokens: u64,
+                /// The spend the action will incur (default 0).
+                #[serde(default)]
+                #[schema(value_type = CoreMoney)]
+                cost_usd: Value,
+            },
+        }
+    };
+}
+
+action_schema! {
+    /// One step of a run, as asked about: a `kind` and the kind's fields. `cost_usd` is a
+    /// decimal string (or JSON number) at least 0 with at most 6 decimal places; recorded
+    /// actions show it as a string, and only when it is not 0.
+    Action / ActionKinds {}
+}
+
+action_schema! {
+    /// One recorded action of an imported run: an action with the time it happened and,
+    /// optionally, what the source system decided.
+    ImportedAction / ImportedActionKinds {
+        /// When it happened (RFC 3339): actions are in time order, none before the run's
+        /// `started_at`.
+        #[schema(value_type = String, format = DateTime)]
+        at: String,
+        /// What the source system decided, if known (feeds Validate's "already blocked").
+        #[serde(default)]
+        #[schema(value_type = Outcome)]
+        decision: Value,
+    }
+}
+
+/// A `oneOf` whose objects take no other fields: utoipa closes a struct with
+/// `deny_unknown_fields`, not the variants of an enum.
+fn closed(schema: RefOr<Schema>) -> RefOr<Schema> {
+    let RefOr::T(Schema::OneOf(mut one_of)) = schema else {
+        return schema;
+    };
+    for item in &mut one_of.items {
+        if let RefOr::T(Schema::Object(object)) = item {
+            object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        }
+    }
+    RefOr::T(Schema::OneOf(one_of))
+}
+
+/// One violated rule of a refused action.
+#[derive(ToSchema)]
+pub(crate) struct Violation {
+    /// The policy version.
+    policy_id: String,
+    /// Its name.
+    policy_name: String,
+    /// Its version number.
+    policy_version: u32,
+    /// Its lineage.
+    lineage_id: String,
+    /// The rule's id.
+    rule_id: String,
+    /// The rule's type.
+    rule_type: RuleType,
+    /// The policy's scope.
+    #[schema(value_type = CoreScope)]
+    scope: Value,
+    /// `block` or `halt`.
+    decision: Outcome,
+    /// Why, for people.
+    message: String,
+    /// The part of the input that matched, with personal data masked.
+    matching_input: Option<String>,
+}
+
+/// `POST /v1/runs/{run_id}/check`: the decision on one action, with every violated rule.
+#[derive(ToSchema)]
+#[allow(
+    clippy::struct_field_names,
+    reason = "the field is named as the API names it"
+)]
+pub(crate) struct Decision {
+    /// The strongest of the violations (`allow` when there are none).
+    decision: Outcome,
+    /// The run.
+    run_id: String,
+    /// The recorded action's id (`evt_...`); `null` when the run was already halted (nothing
+    /// is recorded then).
+    action_id: Option<String>,
+    /// Every violated rule, in policy and rule order (limits last); on a halted run, the
+    /// violations that halted it.
+    violations: Vec<Violation>,
+}
+
+/// One pinned policy version.
+#[derive(ToSchema)]
+pub(crate) struct PinnedPolicy {
+    /// The version's id.
+    id: String,
+    /// Its version number.
+    version: u32,
+}
+
+/// The policy versions a run pinned at its start.
+#[derive(ToSchema)]
+pub(crate) struct PinnedSet {
+    /// A hash of the pinned versions (empty for an imported run).
+    hash: String,
+    /// The pinned versions (none for an imported run).
+    policies: Vec<PinnedPolicy>,
+}
+
+/// A run.
+#[derive(ToSchema)]
+pub(crate) struct Run {
+    /// Its id (`run_...`).
+    id: String,
+    /// Its tenant.
+    tenant_id: String,
+    /// Its agent.
+    agent_id: String,
+    /// When it started.
+    #[schema(format = DateTime)]
+    started_at: String,
+    /// When it ended; `null` while it runs.
+    #[schema(format = DateTime)]
+    ended_at: Option<String>,
+    /// Where it is.
+    status: RunStatus,
+    /// What the caller attached.
+    #[schema(value_type = Object)]
+    metadata: Value,
+    /// The policy set it pinned.
+    policy_set: PinnedSet,
+    /// Loaded by `POST /v1/runs/import` rather than run live.
+    imported: bool,
+    /// The violations that halted it: present only on a run a check halted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<Violation>)]
+    halted_by: Option<Value>,
+}
+
+/// A page of runs, newest first, with the cursor of the next page (`null` on the last).
+#[derive(ToSchema)]
+pub(crate) struct RunPage {
+    items: Vec<Run>,
+    next_cursor: Option<String>,
+}
+
+/// An action of a run, with its decision.
+#[derive(ToSchema)]
+pub(crate) struct RunAction {
+    /// The action's id (`evt_...`).
+    id: String,
+    /// When it was checked (or, imported, when it happened).
+    #[schema(format = DateTime)]
+    at: String,
+    /// The action as checked; `null` when its input was not kept.
+    #[schema(value_type = Option<Action>)]
+    action: Option<Value>,
+    /// What was decided; `null` for an imported action without a recorded decision.
+    #[schema(value_type = Option<Outcome>)]
+    decision: Option<Value>,
+}
+
+/// A run with its actions, in order, each with its decision.
+#[derive(ToSchema)]
+pub(crate) struct RunWithActions {
+    /// Its id (`run_...`).
+    id: String,
+    /// Its tenant.
+    tenant_id: String,
+    /// Its agent.
+    agent_id: String,
+    /// When it started.
+    #[schema(format = DateTime)]
+    started_at: String,
+    /// When it ended; `null` while it runs.
+    #[schema(format = DateTime)]
+    ended_at: Option<String>,
+    /// Where it is.
+    status: RunStatus,
+    /// What the caller attached.
+    #[schema(value_type = Object)]
+    metadata: Value,
+    /// The policy set it pinned.
+    policy_set: PinnedSet,
+    /// Loaded by `POST /v1/runs/import` rather than run live.
+    imported: bool,
+    /// The violations that halted it: present only on a run a check halted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<Violation>)]
+    halted_by: Option<Value>,
+    /// Its actions, in order.
+    actions: Vec<RunAction>,
+}
+
+/// What `POST /v1/runs/import` imported.
+#[derive(ToSchema)]
+pub(crate) struct RunsImported {
+    /// Runs imported.
+    runs: u64,
+    /// Actions imported.
+    actions: u64,
+}
+
+/// An action in a violation event.
+#[derive(ToSchema)]
+pub(crate) struct ActionSummary {
+    /// The action's kind.
+    #[schema(value_type = CoreActionKind)]
+    kind: String,
+    /// The tool, the operation and resource, the output's channel and length, or the model.
+    summary: String,
+}
+
+/// A block or halt, as the Monitor shows it: one per violated rule of a refused action.
+#[derive(ToSchema)]
+pub(crate) struct ViolationEvent {
+    /// Its id (`vio_...`).
+    id: String,
+    /// When the action was checked.
+    #[schema(format = DateTime)]
+    at: String,
+    /// `block` or `halt`.
+    #[schema(value_type = Outcome)]
+    decision: String,
+    /// The policy version.
+    policy_id: String,
+    /// Its name.
+    policy_name: String,
+    /// Its version number.
+    policy_version: u32,
+    /// Its lineage.
+    lineage_id: String,
+    /// The rule's id.
+    rule_id: String,
+    /// The rule's type.
+    rule_type: RuleType,
+    /// The run's tenant.
+    tenant_id: String,
+    /// The run's agent.
+    agent_id: String,
+    /// The run.
+    run_id: String,
+    /// The refused action (`evt_...`).
+    action_id: String,
+    /// The action's kind and a summary.
+    action: ActionSummary,
+    /// What matched, with personal data masked.
+    matching_input: Option<String>,
+    /// Why, for people.
+    message: String,
+}
+
+/// A page of violation events, newest first, with the cursor of the next page (`null` on the
+/// last).
+#[derive(ToSchema)]
+pub(crate) struct ViolationPage {
+    items: Vec<ViolationEvent>,
+    next_cursor: Option<String>,
+}
+
+/// The violations of one time bucket.
+#[derive(ToSchema)]
+pub(crate) struct StatsBucket {
+    /// The bucket's start (buckets are aligned to the Unix epoch).
+    #[schema(format = DateTime)]
+    start: String,
+    /// Violations in it.
+    count: u64,
+}
+
+/// Violation counts per time bucket, oldest first; buckets without violations are left out.
+#[derive(ToSchema)]
+pub(crate) struct ViolationStats {
+    buckets: Vec<StatsBucket>,
+}
+
+/// The Monitor's filters, shared by `GET /v1/violations`, its stats and its stream (whose
+/// handlers read one query struct and refuse, each, the parameters that are not theirs: so
+/// each route's parameters are listed here).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ViolationFilters {
+    /// Only this policy version.
+    policy_id: Option<String>,
+    /// Only this lineage.
+    lineage_id: Option<String>,
+    /// Only this agent's.
+    agent_id: Option<String>,
+    /// Only this tenant's (platform keys; a tenant key always sees only its own).
+    tenant_id: Option<String>,
+    /// Only this run's.
+    run_id: Option<String>,
+    /// Only this rule type.
+    #[param(value_type = Option<RuleType>)]
+    rule_type: Option<String>,
+    /// At or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    until: Option<String>,
+}
+
+/// The page of `GET /v1/violations`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ViolationPaging {
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Page size: 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// The bucket of `GET /v1/violations/stats`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct StatsParams {
+    /// The bucket's length (default `1h`); at most 10,000 buckets per answer.
+    #[param(value_type = Option<CoreSpan>)]
+    bucket: Option<String>,
+}
+
 /// Marker types naming the core's schemas, so fields and bodies can refer to them; each is the
 /// core's own schema (see [`core_schemas`]).
 macro_rules! core_schema {
@@ -408,6 +880,10 @@ core_schema! {
     CoreScope => "Scope",
     CoreStatus => "Status",
     CorePolicyDocument => "PolicyDocument",
+    CoreActionKind => "ActionKind",
+    CoreMoney => "Money",
+    CoreOperation => "Operation",
+    CoreSpan => "Span",
 }
 
 /// One of the core's schemas by name (an empty schema if there is none: the test of the
@@ -454,6 +930,15 @@ fn core_schema(name: &str) -> Schema {
         api::policies::export,
         api::policies::import,
         api::validate::validate,
+        api::runs::start,
+        api::runs::list,
+        api::runs::show,
+        api::runs::check,
+        api::runs::end,
+        api::runs::import,
+        api::monitor::list,
+        api::monitor::stats,
+        api::monitor::stream,
         api::audit::list,
         api::audit::verify,
     ),
@@ -464,6 +949,8 @@ fn core_schema(name: &str) -> Schema {
         (name = "tenants", description = "Tenants and their agents."),
         (name = "keys", description = "API keys: shown once at creation, stored only as a hash."),
         (name = "policies", description = "Authoring, the lifecycle, versions, export and import."),
+        (name = "runs", description = "Runs and checks, the hot path (keys with `execute`); importing recorded history."),
+        (name = "monitor", description = "Violations: listed, counted per time bucket, tailed live."),
         (name = "audit", description = "The tamper-evident audit log."),
     )
 )]

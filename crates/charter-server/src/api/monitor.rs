@@ -40,6 +40,21 @@ fn passes(
 }
 
 /// Server-sent events, one per new violation matching the filters, as they are committed.
+#[utoipa::path(
+    get,
+    path = "/v1/violations/stream",
+    operation_id = "stream_violations",
+    summary = "Tail new violations live (server-sent events).",
+    tag = "monitor",
+    params(crate::schemas::ViolationFilters),
+    responses(
+        (status = 200, description = "Server-sent events, one per new violation matching the filters, as it is committed: `event: violation`, `id: <violation id>`, and one line of `data`, a `ViolationEvent` as JSON. A subscriber that falls behind gets the comment `missed N events: read /v1/violations`; keep-alive comments are sent while idle.", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "`invalid`: a bad filter (`details.path` names it), or `cursor`, `limit` or `bucket`, which a stream does not take (`details.path` is `query`).", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn stream<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
@@ -124,6 +139,21 @@ impl Filters {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/violations",
+    operation_id = "list_violations",
+    summary = "List violations, newest first.",
+    tag = "monitor",
+    params(crate::schemas::ViolationFilters, crate::schemas::ViolationPaging),
+    responses(
+        (status = 200, description = "A page of violation events, newest first.", body = crate::schemas::ViolationPage),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn list<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
@@ -150,6 +180,21 @@ async fn list<S: Store + Clone>(
     json(&page)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/violations/stats",
+    operation_id = "violation_stats",
+    summary = "Count violations per time bucket.",
+    tag = "monitor",
+    params(crate::schemas::ViolationFilters, crate::schemas::StatsParams),
+    responses(
+        (status = 200, description = "Counts per bucket, oldest first; empty buckets are left out.", body = crate::schemas::ViolationStats),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn stats<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,

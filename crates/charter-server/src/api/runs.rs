@@ -27,13 +27,18 @@ pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
         .route("/v1/runs/{run_id}/end", post(end::<S>))
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/runs`: a new run of an agent, which pins the active policies that govern it.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRun {
+    /// The agent; it must exist in the run's tenant.
     agent_id: String,
+    /// The run's tenant: a platform key must name it; a tenant key's runs are its own.
     #[serde(default)]
     tenant_id: Option<String>,
+    /// Anything the caller attaches: a JSON object (default `{}`).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
@@ -42,6 +47,22 @@ fn run_view(run: &charter_store::Run) -> Result<Value, ApiError> {
     serde_json::to_value(run).map_err(|e| ApiError::internal(&e.to_string()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/runs",
+    operation_id = "start_run",
+    summary = "Start a run, pinning the active policies that govern it.",
+    tag = "runs",
+    request_body = NewRun,
+    responses(
+        (status = 201, description = "The run, `running`, with the policy set it pinned.", body = crate::schemas::Run),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn start<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Executor(caller): Executor,
@@ -75,6 +96,25 @@ async fn start<S: Store + Clone>(
     Ok((StatusCode::CREATED, Json(run_view(&run)?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{run_id}/check",
+    operation_id = "check_action",
+    summary = "Check one action of a run; answers once the action and its decision are recorded.",
+    tag = "runs",
+    params(("run_id" = String, Path, description = "A run's id (`run_...`).")),
+    request_body(content = crate::schemas::Action, description = "The action; it is stamped with the server's clock."),
+    responses(
+        (status = 200, description = "The decision, with every violated rule. On a halted run: `halt` with `action_id: null` and the violations that halted it, and nothing is recorded.", body = crate::schemas::Decision),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: the run has ended; nothing changes.", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn check<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Executor(caller): Executor,
@@ -193,13 +233,35 @@ fn stopped(run_id: &str, ended: bool, halted_by: Option<Value>) -> Result<Json<V
     })))
 }
 
-#[derive(Deserialize, Default)]
+/// `POST /v1/runs/{run_id}/end`: how the run ended; the body may be empty.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EndBody {
+    /// `completed` (the default) or `failed`; a halted run stays `halted`.
     #[serde(default)]
+    #[schema(value_type = Option<crate::schemas::EndStatus>)]
     status: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/runs/{run_id}/end",
+    operation_id = "end_run",
+    summary = "End a run.",
+    tag = "runs",
+    params(("run_id" = String, Path, description = "A run's id (`run_...`).")),
+    request_body(content = EndBody, description = "How the run ended; an empty body is the same as `{}`."),
+    responses(
+        (status = 200, description = "The ended run.", body = crate::schemas::Run),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: the run has already ended.", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn end<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Executor(caller): Executor,
@@ -225,17 +287,41 @@ async fn end<S: Store + Clone>(
     Ok(Json(run_view(&run)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this agent's.
     agent_id: Option<String>,
+    /// Only this tenant's (platform keys; a tenant key always lists its own).
     tenant_id: Option<String>,
+    /// Only runs in this status.
+    #[param(value_type = Option<crate::schemas::RunStatus>)]
     status: Option<String>,
+    /// Runs started at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<jiff::Timestamp>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size (default 50); a value outside 1 to 500 is taken as the nearest bound.
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs",
+    operation_id = "list_runs",
+    summary = "List runs, newest first.",
+    tag = "runs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of runs (live and imported), newest first.", body = crate::schemas::RunPage),
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn list<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
@@ -272,6 +358,21 @@ async fn list<S: Store + Clone>(
     json(&page)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}",
+    operation_id = "get_run",
+    summary = "Get a run with its actions and their decisions.",
+    tag = "runs",
+    params(("run_id" = String, Path, description = "A run's id (`run_...`).")),
+    responses(
+        (status = 200, description = "The run, with `actions` in order.", body = crate::schemas::RunWithActions),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 async fn show<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
@@ -286,27 +387,43 @@ async fn show<S: Store + Clone>(
 }
 
 /// A JSON import body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RunImportBody)]
 struct ImportBody {
+    /// The runs, imported all or nothing.
+    #[schema(value_type = Vec<ImportRun>)]
     runs: Vec<Value>,
 }
 
 /// One recorded run of an import body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ImportedRun)]
 struct ImportRun {
+    /// The agent; it must exist in the run's tenant.
     agent_id: String,
+    /// The run's tenant: a platform key must name it; a tenant key's runs are its own.
     #[serde(default)]
     tenant_id: Option<String>,
+    /// When it started (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
     started_at: jiff::Timestamp,
+    /// When it ended (default: at its last action).
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     ended_at: Option<jiff::Timestamp>,
+    /// How it ended (default `completed`).
     #[serde(default)]
+    #[schema(value_type = Option<crate::schemas::ImportedStatus>)]
     status: Option<String>,
+    /// What the source attached (default `{}`).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Its actions, in time order, none before `started_at`.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::schemas::ImportedAction>)]
     actions: Vec<Value>,
 }
 
@@ -380,6 +497,28 @@ fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRu
 /// `POST /v1/runs/import`: recorded runs with their own timestamps, all or nothing. A JSON
 /// body `{"runs": [...]}`, or `application/x-ndjson` with one run per line (each line within
 /// the body limit).
+#[utoipa::path(
+    post,
+    path = "/v1/runs/import",
+    operation_id = "import_runs",
+    summary = "Import recorded runs (history for Validate), all or nothing.",
+    tag = "runs",
+    request_body(
+        description = "`{\"runs\": [...]}` within the body limit, or, with `Content-Type: application/x-ndjson`, one run per line (blank lines skipped), streamed: no overall size limit, each line within the body limit. Imported runs are ended and never enforced.",
+        content(
+            (ImportBody = "application/json"),
+            (ImportRun = "application/x-ndjson")
+        )
+    ),
+    responses(
+        (status = 201, description = "How many runs and actions were imported.", body = crate::schemas::RunsImported),
+        (status = 400, description = "`invalid`: a bad body; `details.path` names the first bad run and field: `runs[2].actions[0].at`, or for NDJSON `line 7.agent_id` (but a run refused when stored, for an unknown agent or tenant or actions out of order, is named `runs[i]`, counting the non-blank lines from 0).", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn import<S: Store + Clone>(
     State(state): State<AppState<S>>,
     crate::extract::Writer(caller): crate::extract::Writer,

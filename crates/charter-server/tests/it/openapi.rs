@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::app::App;
 
-/// The routes of api-v1.md's sections "Tenants, agents, keys", "Policies", "Audit" and
-/// "Operations" that the router serves.
+/// The routes of api-v1.md's sections "Tenants, agents, keys", "Policies", "Runs and checks",
+/// "Monitor", "Audit" and "Operations" that the router serves.
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/metrics"),
@@ -36,6 +36,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/policies/{id}/export"),
     ("post", "/v1/policies/import"),
     ("post", "/v1/policies/{id}/validate"),
+    ("post", "/v1/runs"),
+    ("get", "/v1/runs"),
+    ("get", "/v1/runs/{run_id}"),
+    ("post", "/v1/runs/{run_id}/check"),
+    ("post", "/v1/runs/{run_id}/end"),
+    ("post", "/v1/runs/import"),
+    ("get", "/v1/violations"),
+    ("get", "/v1/violations/stats"),
+    ("get", "/v1/violations/stream"),
     ("get", "/v1/audit"),
     ("get", "/v1/audit/verify"),
 ];
@@ -143,6 +152,7 @@ async fn the_documented_routes_are_the_routers() {
         path.replace("{tenant_id}", "acme")
             .replace("{key_id}", "key_x")
             .replace("{rule_id}", "r1")
+            .replace("{run_id}", "run_x")
             .replace("{id}", "pol_x")
     };
     for (method, path) in ROUTES {
