@@ -24,10 +24,17 @@ struct Histogram {
     sum: f64,
 }
 
+/// One route's requests: counts by status and the latency histogram.
+#[derive(Debug, Default)]
+struct RouteStats {
+    statuses: BTreeMap<u16, u64>,
+    latency: Histogram,
+}
+
 #[derive(Debug, Default)]
 struct Registry {
-    requests: BTreeMap<(String, String, u16), u64>,
-    latency: BTreeMap<(String, String), Histogram>,
+    /// Method → route template → stats (nested so a request is counted without allocating).
+    requests: BTreeMap<String, BTreeMap<String, RouteStats>>,
     decisions: BTreeMap<&'static str, u64>,
     decision_latency: Histogram,
 }
@@ -43,14 +50,20 @@ impl Metrics {
         let Ok(mut registry) = self.inner.lock() else {
             return;
         };
-        *registry
-            .requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        let histogram = registry
-            .latency
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
+        if !registry.requests.contains_key(method) {
+            registry.requests.insert(method.to_owned(), BTreeMap::new());
+        }
+        let Some(routes) = registry.requests.get_mut(method) else {
+            return;
+        };
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), RouteStats::default());
+        }
+        let Some(stats) = routes.get_mut(route) else {
+            return;
+        };
+        *stats.statuses.entry(status).or_default() += 1;
+        let histogram = &mut stats.latency;
         for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter_mut()) {
             if seconds <= *bound {
                 *count += 1;
@@ -123,17 +136,26 @@ impl Metrics {
         };
         out.push_str("# HELP charter_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE charter_http_requests_total counter\n");
-        for ((method, route, status), n) in &registry.requests {
-            let _ = writeln!(
-                out,
-                "charter_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+        for (method, routes) in &registry.requests {
+            for (route, stats) in routes {
+                for (status, n) in &stats.statuses {
+                    let _ = writeln!(
+                        out,
+                        "charter_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
         }
         out.push_str(
             "# HELP charter_http_request_duration_seconds HTTP request latency by route.\n",
         );
         out.push_str("# TYPE charter_http_request_duration_seconds histogram\n");
-        for ((method, route), h) in &registry.latency {
+        let latencies = registry.requests.iter().flat_map(|(method, routes)| {
+            routes
+                .iter()
+                .map(move |(route, stats)| (method, route, &stats.latency))
+        });
+        for (method, route, h) in latencies {
             let labels = format!("method=\"{method}\",route=\"{route}\"");
             for (bound, count) in BUCKETS.iter().zip(h.counts) {
                 let _ = writeln!(
@@ -168,16 +190,13 @@ pub(crate) async fn track(
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let start = Instant::now();
     let response = next.run(request).await;
     metrics.observe(
-        &method,
-        &route,
+        method.as_str(),
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
         response.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );

@@ -17,9 +17,13 @@ impl Usage {
     /// Counts one call with `key_id` at `at`.
     pub fn count(&self, key_id: &str, at: Timestamp) {
         if let Ok(mut pending) = self.pending.lock() {
-            let entry = pending.entry(key_id.to_owned()).or_insert((0, at));
-            entry.0 += 1;
-            entry.1 = entry.1.max(at);
+            // Every request counts: allocate only for a key's first call since the last flush.
+            if let Some(entry) = pending.get_mut(key_id) {
+                entry.0 += 1;
+                entry.1 = entry.1.max(at);
+            } else {
+                pending.insert(key_id.to_owned(), (1, at));
+            }
         }
     }
 

@@ -642,7 +642,7 @@ macro_rules! store_impl {
             async fn commit_checks(&self, batch: Vec<PendingCheck>) -> Result<Vec<CheckOutcome>> {
                 {
                     use $ops as ops;
-                    ops::commit_checks(&self.pool, batch).await
+                    ops::commit_checks(&self.writer, batch).await
                 }
             }
             async fn violations(

@@ -10,7 +10,7 @@ use charter_core::rule::{Rule, check_unique_ids};
 use charter_core::{LineageId, PolicyId, RuleId, Scope, TenantId};
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Pool, Row, Transaction};
+use sqlx::{AssertSqlSafe, Pool, QueryBuilder, Row, Transaction};
 
 use super::{Db, FOR_UPDATE, LOCK_COUNTER, begin};
 use crate::audit::{self, GENESIS, Hashed};
@@ -1754,6 +1754,57 @@ struct RunState {
     halted_by: Option<Value>,
 }
 
+/// Rows per multi-row statement. Every statement is a round trip (on SQLite, to its
+/// connection's thread): a batch of checks is written in a handful of statements, and the
+/// chunking keeps the number of distinct statement texts (each prepared once) small.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// The state of the runs of `ids` (sorted, distinct), locked on PostgreSQL in id order.
+async fn run_states(
+    tx: &mut Tx,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, RunState>> {
+    let mut states = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Db>::new(
+            "SELECT id, status, ended_at, halted_by FROM runs WHERE id IN (",
+        );
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        query.push(format_args!(") ORDER BY id{FOR_UPDATE}"));
+        for row in query.build().fetch_all(&mut **tx).await? {
+            let status: String = row.try_get("status")?;
+            let ended: Option<i64> = row.try_get("ended_at")?;
+            let halted_by: Option<String> = row.try_get("halted_by")?;
+            let halted_by = if status == RunStatus::Halted.as_str() {
+                Some(match halted_by {
+                    Some(text) => serde_json::from_str(&text)?,
+                    None => json!([]),
+                })
+            } else {
+                None
+            };
+            states.insert(
+                row.try_get("id")?,
+                RunState {
+                    ended: ended.is_some(),
+                    halted_by,
+                },
+            );
+        }
+    }
+    Ok(states)
+}
+
+/// A check decided in a batch, before it is written.
+struct Decided {
+    check: PendingCheck,
+    decision: charter_core::engine::Decision,
+    violation_ids: Vec<String>,
+}
+
 /// Settles, decides and records a batch of evaluated checks in one transaction (the group
 /// commit). Each check's run is read first (and locked, on PostgreSQL), so a check racing the
 /// end or the halt of its run is answered from the run's state and records nothing; the limit
@@ -1771,53 +1822,27 @@ pub(crate) async fn commit_checks(
     let mut run_ids: Vec<&str> = batch.iter().map(|c| c.run_id.as_str()).collect();
     run_ids.sort_unstable();
     run_ids.dedup();
-    let mut runs: std::collections::HashMap<String, RunState> =
-        std::collections::HashMap::with_capacity(run_ids.len());
-    for id in run_ids {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT status, ended_at, halted_by FROM runs WHERE id = $1{FOR_UPDATE}"
-        )))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = row {
-            let status: String = row.try_get("status")?;
-            let ended: Option<i64> = row.try_get("ended_at")?;
-            let halted_by: Option<String> = row.try_get("halted_by")?;
-            let halted_by = if status == RunStatus::Halted.as_str() {
-                Some(match halted_by {
-                    Some(text) => serde_json::from_str(&text)?,
-                    None => json!([]),
-                })
-            } else {
-                None
-            };
-            runs.insert(
-                id.to_owned(),
-                RunState {
-                    ended: ended.is_some(),
-                    halted_by,
-                },
-            );
-        }
-    }
+    let mut runs = run_states(&mut tx, &run_ids).await?;
     let mut book = Book::default();
     let wanted = Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)));
     load_counters(&mut tx, &mut book, wanted).await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for check in batch {
+    // Decided checks are written together after the loop; the others are answered from
+    // their run.
+    let mut decided: Vec<Decided> = Vec::with_capacity(batch.len());
+    let mut refused: Vec<Option<CheckOutcome>> = Vec::with_capacity(batch.len());
+    for mut check in batch {
         let Some(run) = runs.get_mut(&check.run_id) else {
-            outcomes.push(CheckOutcome::NoRun);
+            refused.push(Some(CheckOutcome::NoRun));
             continue;
         };
         if run.ended {
-            outcomes.push(CheckOutcome::Ended);
+            refused.push(Some(CheckOutcome::Ended));
             continue;
         }
         if let Some(halted_by) = &run.halted_by {
-            outcomes.push(CheckOutcome::Halted {
+            refused.push(Some(CheckOutcome::Halted {
                 halted_by: halted_by.clone(),
-            });
+            }));
             continue;
         }
         // Only actions no other rule refuses consume budget.
@@ -1827,28 +1852,7 @@ pub(crate) async fn commit_checks(
             Settle::CheckOnly
         };
         let exceeded = book.settle(&check.evaluation.claims, check.at, mode);
-        let decision = decide(check.evaluation, &exceeded);
-        let violation_ids: Vec<String> = decision
-            .violations
-            .iter()
-            .map(|_| ids::new("vio"))
-            .collect();
-        insert_action(
-            &mut tx,
-            &ActionRecord {
-                id: &check.id,
-                run_id: &check.run_id,
-                tenant_id: &check.tenant_id,
-                agent_id: &check.agent_id,
-                at: check.at,
-                action: &check.action,
-                decision: decision.outcome,
-                violations: &decision.violations,
-                policy_set_hash: &check.policy_set_hash,
-                violation_ids: &violation_ids,
-            },
-        )
-        .await?;
+        let decision = decide(std::mem::take(&mut check.evaluation), &exceeded);
         if decision.outcome == Outcome::Halt {
             let halting: Vec<&Violation> = decision
                 .violations
@@ -1864,64 +1868,109 @@ pub(crate) async fn commit_checks(
             // Later checks of this run in the same batch are refused as any later one is.
             run.halted_by = Some(halting);
         }
-        outcomes.push(CheckOutcome::Decided {
+        let violation_ids = decision
+            .violations
+            .iter()
+            .map(|_| ids::new("vio"))
+            .collect();
+        decided.push(Decided {
+            check,
             decision,
             violation_ids,
         });
+        refused.push(None);
     }
+    let records: Vec<ActionRecord<'_>> = decided
+        .iter()
+        .map(|d| ActionRecord {
+            id: &d.check.id,
+            run_id: &d.check.run_id,
+            tenant_id: &d.check.tenant_id,
+            agent_id: &d.check.agent_id,
+            at: d.check.at,
+            action: &d.check.action,
+            decision: d.decision.outcome,
+            violations: &d.decision.violations,
+            policy_set_hash: &d.check.policy_set_hash,
+            violation_ids: &d.violation_ids,
+        })
+        .collect();
+    insert_actions(&mut tx, &records).await?;
     store_counters(&mut tx, &book).await?;
     tx.commit().await?;
-    Ok(outcomes)
+
+    let mut decided = decided.into_iter();
+    Ok(refused
+        .into_iter()
+        .filter_map(|slot| match slot {
+            Some(outcome) => Some(outcome),
+            None => decided.next().map(|d| CheckOutcome::Decided {
+                decision: d.decision,
+                violation_ids: d.violation_ids,
+            }),
+        })
+        .collect())
 }
 
-/// Writes one decided action and its violation events.
-async fn insert_action(tx: &mut Tx, record: &ActionRecord<'_>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO actions (id, run_id, tenant_id, agent_id, at, kind, input, decision, policy_set_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(record.id)
-    .bind(record.run_id)
-    .bind(record.tenant_id)
-    .bind(record.agent_id)
-    .bind(ms(record.at))
-    .bind(record.action.kind().as_str())
-    .bind(serde_json::to_string(record.action)?)
-    .bind(record.decision.as_str())
-    .bind(record.policy_set_hash)
-    .execute(&mut **tx)
-    .await?;
-    if record.violations.is_empty() {
-        return Ok(());
+/// Writes decided actions and their violation events, many rows per statement.
+async fn insert_actions(tx: &mut Tx, records: &[ActionRecord<'_>]) -> Result<()> {
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let inputs = chunk
+            .iter()
+            .map(|r| serde_json::to_string(r.action))
+            .collect::<std::result::Result<Vec<String>, _>>()?;
+        let mut query = QueryBuilder::<Db>::new(
+            "INSERT INTO actions (id, run_id, tenant_id, agent_id, at, kind, input, decision, policy_set_hash) ",
+        );
+        query.push_values(chunk.iter().zip(inputs), |mut row, (r, input)| {
+            row.push_bind(r.id.to_owned())
+                .push_bind(r.run_id.to_owned())
+                .push_bind(r.tenant_id.to_owned())
+                .push_bind(r.agent_id.to_owned())
+                .push_bind(ms(r.at))
+                .push_bind(r.action.kind().as_str())
+                .push_bind(input)
+                .push_bind(r.decision.as_str())
+                .push_bind(r.policy_set_hash.to_owned());
+        });
+        query.build().execute(&mut **tx).await?;
     }
-    let summary = record.action.summary();
-    for (v, violation_id) in record.violations.iter().zip(record.violation_ids) {
-        let policy = &v.source.policy;
-        sqlx::query(
+    let violations: Vec<(&ActionRecord<'_>, &Violation, &String)> = records
+        .iter()
+        .flat_map(|r| {
+            r.violations
+                .iter()
+                .zip(r.violation_ids)
+                .map(move |(v, id)| (r, v, id))
+        })
+        .collect();
+    for chunk in violations.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Db>::new(
             "INSERT INTO violations (id, at, decision, policy_id, policy_name, policy_version, \
              lineage_id, rule_id, rule_type, tenant_id, agent_id, run_id, action_id, action_kind, \
-             action_summary, matching_input, message) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-        )
-        .bind(violation_id)
-        .bind(ms(record.at))
-        .bind(v.outcome.as_str())
-        .bind(policy.id.as_str())
-        .bind(&policy.name)
-        .bind(i64::from(policy.version))
-        .bind(policy.lineage_id.as_str())
-        .bind(v.source.rule_id.as_str())
-        .bind(v.source.rule_type.as_str())
-        .bind(record.tenant_id)
-        .bind(record.agent_id)
-        .bind(record.run_id)
-        .bind(record.id)
-        .bind(record.action.kind().as_str())
-        .bind(&summary)
-        .bind(v.matching_input.as_deref())
-        .bind(&v.message)
-        .execute(&mut **tx)
-        .await?;
+             action_summary, matching_input, message) ",
+        );
+        query.push_values(chunk, |mut row, (r, v, id)| {
+            let policy = &v.source.policy;
+            row.push_bind((*id).clone())
+                .push_bind(ms(r.at))
+                .push_bind(v.outcome.as_str())
+                .push_bind(policy.id.as_str().to_owned())
+                .push_bind(policy.name.clone())
+                .push_bind(i64::from(policy.version))
+                .push_bind(policy.lineage_id.as_str().to_owned())
+                .push_bind(v.source.rule_id.as_str().to_owned())
+                .push_bind(v.source.rule_type.as_str())
+                .push_bind(r.tenant_id.to_owned())
+                .push_bind(r.agent_id.to_owned())
+                .push_bind(r.run_id.to_owned())
+                .push_bind(r.id.to_owned())
+                .push_bind(r.action.kind().as_str())
+                .push_bind(r.action.summary())
+                .push_bind(v.matching_input.clone())
+                .push_bind(v.message.clone());
+        });
+        query.build().execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -26,6 +26,8 @@ pub(crate) async fn begin(pool: &Pool<Db>) -> Result<Transaction<'static, Db>, S
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pub(crate) pool: Pool<Db>,
+    /// The pool that commits checks: the same pool (PostgreSQL writes concurrently).
+    pub(crate) writer: Pool<Db>,
     /// Always `None`: keys are read from the database on every request, since another node
     /// may revoke them.
     pub(crate) keys: Option<std::sync::Arc<crate::key_cache::KeyCache>>,
@@ -48,7 +50,11 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
-        Ok(PgStore { pool, keys: None })
+        Ok(PgStore {
+            writer: pool.clone(),
+            pool,
+            keys: None,
+        })
     }
 
     /// Connects anew with the same options, as a restarted process (or another node) would.

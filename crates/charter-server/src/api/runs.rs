@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use charter_core::Action;
@@ -120,7 +121,7 @@ async fn check<S: Store + Clone>(
     Executor(caller): Executor,
     PathParams(run_id): PathParams<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let started = std::time::Instant::now();
     let action = Action::parse(&body)?;
     let run = match state
@@ -211,17 +212,32 @@ async fn check<S: Store + Clone>(
     state
         .metrics
         .observe_decision(decision.outcome.as_str(), started.elapsed().as_secs_f64());
-    Ok(Json(json!({
-        "decision": decision.outcome,
-        "run_id": run.id,
-        "action_id": action_id,
-        "violations": decision.violations,
-    })))
+    // Serialized straight from the decision, not through a JSON tree.
+    Ok(Json(Answer {
+        decision: decision.outcome,
+        run_id: &run.id,
+        action_id: &action_id,
+        violations: &decision.violations,
+    })
+    .into_response())
+}
+
+/// The answer to a check.
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    decision: charter_core::Outcome,
+    run_id: &'a str,
+    action_id: &'a str,
+    violations: &'a [charter_core::engine::Violation],
 }
 
 /// The answer to a check on a run that has stopped: 409 once it has ended; a halted run refuses
 /// every later action with the violations that halted it, and records nothing.
-fn stopped(run_id: &str, ended: bool, halted_by: Option<Value>) -> Result<Json<Value>, ApiError> {
+fn stopped(
+    run_id: &str,
+    ended: bool,
+    halted_by: Option<Value>,
+) -> Result<axum::response::Response, ApiError> {
     if ended {
         return Err(ApiError::conflict(format!(
             "run {run_id} has ended: it takes no more actions"
@@ -230,7 +246,8 @@ fn stopped(run_id: &str, ended: bool, halted_by: Option<Value>) -> Result<Json<V
     Ok(Json(json!({
         "decision": "halt", "run_id": run_id, "action_id": null,
         "violations": halted_by.unwrap_or_else(|| json!([])),
-    })))
+    }))
+    .into_response())
 }
 
 /// `POST /v1/runs/{run_id}/end`: how the run ended; the body may be empty.
