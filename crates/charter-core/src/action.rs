@@ -101,8 +101,8 @@ impl Operation {
 pub struct ToolCall {
     /// The tool's name, e.g. `gmail.send_email`.
     pub tool: String,
-    /// The call's arguments.
-    #[serde(default)]
+    /// The call's arguments (`null` or absent: none).
+    #[serde(default, deserialize_with = "parse::null_as_default")]
     pub args: Map<String, Value>,
 }
 
@@ -114,8 +114,12 @@ pub struct DataAccess {
     pub resource: String,
     /// What the access does.
     pub operation: Operation,
-    /// Labels of the data, e.g. `pii`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Labels of the data, e.g. `pii` (`null` or absent: none).
+    #[serde(
+        default,
+        deserialize_with = "parse::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub labels: Vec<String>,
 }
 
@@ -136,11 +140,11 @@ pub struct Output {
 pub struct ModelCall {
     /// The model, e.g. `openai/gpt-4o`.
     pub model: String,
-    /// Tokens sent.
-    #[serde(default)]
+    /// Tokens sent (`null` or absent: 0).
+    #[serde(default, deserialize_with = "parse::null_as_default")]
     pub input_tokens: u64,
-    /// Tokens received.
-    #[serde(default)]
+    /// Tokens received (`null` or absent: 0).
+    #[serde(default, deserialize_with = "parse::null_as_default")]
     pub output_tokens: u64,
 }
 
@@ -219,12 +223,13 @@ impl Action {
     }
 
     /// Parses an action strictly; error paths are relative to the action (`args`, `cost_usd`).
+    /// `null` for an optional field is the same as leaving it out.
     pub fn parse(value: &Value) -> Result<Action, ParseError> {
         let mut object = parse::object(value, "an action")?;
         let kind = parse::take_tag(&mut object, "kind")?;
         let cost_usd = match object.remove("cost_usd") {
+            None | Some(Value::Null) => Money::ZERO,
             Some(cost) => parse::from_value(&cost).map_err(|e| e.under("cost_usd"))?,
-            None => Money::ZERO,
         };
         let rest = Value::Object(object);
         let detail = match kind.as_str() {

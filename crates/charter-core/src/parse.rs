@@ -5,6 +5,7 @@
 //! by `type`, actions keyed by `kind`) are dispatched by hand, because serde's buffering of tagged
 //! enums would lose the path inside them.
 
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -95,6 +96,16 @@ fn to_error(path: &str, message: &str) -> ParseError {
     }
     // serde_json appends " at line L column C" for text input; keep it, it helps people.
     ParseError::new(path, message)
+}
+
+/// Reads an optional field whose absence means its type's default, taking `null` as absent
+/// (`#[serde(default, deserialize_with = "...")]`); any other value must be of the field's type.
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 /// Takes the string tag `name` out of a JSON object (for `type` or `kind` dispatch).

@@ -113,6 +113,18 @@ fn parse<T: DeserializeOwned>(body: &Value) -> Result<T, ApiError> {
     Ok(charter_core::parse::from_value(body)?)
 }
 
+/// The page size of a list: `limit` is 1 to 500, 50 when absent.
+fn page_limit(limit: Option<&str>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=500).contains(l))
+            .ok_or_else(|| ApiError::invalid("query.limit", "a limit is 1 to 500")),
+    }
+}
+
 /// `{"items": [...]}`.
 fn items<T: serde::Serialize>(items: &[T]) -> Result<axum::Json<Value>, ApiError> {
     let items = serde_json::to_value(items).map_err(|e| ApiError::internal(&e.to_string()))?;

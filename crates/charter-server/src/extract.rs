@@ -173,13 +173,25 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Par
             .map(|q| Params(q.0))
             .map_err(|e| {
                 let text = e.body_text();
-                // Name the parameter when serde does (an unknown one, or one it could not read).
-                let field = ["unknown field `", "missing field `", "field `"]
-                    .iter()
-                    .find_map(|lead| {
-                        let rest = &text[text.find(lead)? + lead.len()..];
-                        rest.find('`').map(|end| rest[..end].to_owned())
-                    });
+                // Name the parameter when serde does: the path of a value it could not read
+                // (`since: failed to parse ...`), or an unknown or missing field.
+                let at_path = text
+                    .split_once("query string: ")
+                    .and_then(|(_, rest)| rest.split_once(": "))
+                    .map(|(name, _)| name)
+                    .filter(|name| {
+                        !name.is_empty()
+                            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    })
+                    .map(str::to_owned);
+                let field = at_path.or_else(|| {
+                    ["unknown field `", "missing field `", "field `"]
+                        .iter()
+                        .find_map(|lead| {
+                            let rest = &text[text.find(lead)? + lead.len()..];
+                            rest.find('`').map(|end| rest[..end].to_owned())
+                        })
+                });
                 match field {
                     Some(field) => ApiError::invalid(&format!("query.{field}"), text),
                     None => ApiError::invalid("query", text),

@@ -485,11 +485,11 @@ macro_rules! action_schema {
                 tool: String,
                 /// The call's arguments (default `{}`).
                 #[serde(default)]
-                #[schema(value_type = Object)]
+                #[schema(value_type = Option<Object>)]
                 args: Value,
                 /// The spend the action will incur (default 0).
                 #[serde(default)]
-                #[schema(value_type = CoreMoney)]
+                #[schema(value_type = Option<CoreMoney>)]
                 cost_usd: Value,
             },
             /// A read, write or delete of a resource.
@@ -503,10 +503,10 @@ macro_rules! action_schema {
                 operation: Value,
                 /// Labels of the data, e.g. `pii`, `region:us` (at most 64).
                 #[serde(default)]
-                labels: Vec<String>,
+                labels: Option<Vec<String>>,
                 /// The spend the action will incur (default 0).
                 #[serde(default)]
-                #[schema(value_type = CoreMoney)]
+                #[schema(value_type = Option<CoreMoney>)]
                 cost_usd: Value,
             },
             /// Text about to leave the platform.
@@ -518,7 +518,7 @@ macro_rules! action_schema {
                 channel: Option<String>,
                 /// The spend the action will incur (default 0).
                 #[serde(default)]
-                #[schema(value_type = CoreMoney)]
+                #[schema(value_type = Option<CoreMoney>)]
                 cost_usd: Value,
             },
             /// A call to a model.
@@ -528,13 +528,13 @@ macro_rules! action_schema {
                 model: String,
                 /// Tokens sent (default 0).
                 #[serde(default)]
-                input_tokens: u64,
+                input_tokens: Option<u64>,
                 /// Tokens received (default 0).
                 #[serde(default)]
-                output_tokens: u64,
+                output_tokens: Option<u64>,
                 /// The spend the action will incur (default 0).
                 #[serde(default)]
-                #[schema(value_type = CoreMoney)]
+                #[schema(value_type = Option<CoreMoney>)]
                 cost_usd: Value,
             },
         }
@@ -558,7 +558,7 @@ action_schema! {
         at: String,
         /// What the source system decided, if known (feeds Validate's "already blocked").
         #[serde(default)]
-        #[schema(value_type = Outcome)]
+        #[schema(value_type = Option<Outcome>)]
         decision: Value,
     }
 }
@@ -819,7 +819,7 @@ pub(crate) struct ViolationFilters {
     lineage_id: Option<String>,
     /// Only this agent's.
     agent_id: Option<String>,
-    /// Only this tenant's (platform keys; a tenant key always sees only its own).
+    /// Only this tenant's (a tenant key sees only its own: another tenant's id matches nothing).
     tenant_id: Option<String>,
     /// Only this run's.
     run_id: Option<String>,

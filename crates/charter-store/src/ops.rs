@@ -1612,6 +1612,8 @@ pub(crate) async fn start_run(
         .await?
         .is_some();
     if !exists || !principal.sees(Some(tenant)) {
+        // A tenant the key cannot name is refused as one that exists nowhere.
+        visible_tenant(&mut tx, principal, tenant, "tenant_id").await?;
         return Err(StoreError::invalid(
             "agent_id",
             format!("no agent `{agent}` in tenant `{tenant}`"),
@@ -2067,13 +2069,19 @@ impl Filters {
     }
 }
 
+/// The principal's own tenant, and the one a filter names: a tenant key naming another
+/// tenant matches nothing (never its own items, never a hint that the other exists).
+fn tenant_filters(f: &mut Filters, principal: &Principal, named: Option<&str>) {
+    let own = principal.tenant().map(TenantId::as_str);
+    f.text("tenant_id = ?", own);
+    if named != own {
+        f.text("tenant_id = ?", named);
+    }
+}
+
 fn violation_filters(principal: &Principal, filter: &ViolationFilter) -> Filters {
-    let tenant = match principal {
-        Principal::Tenant(own) => Some(own.as_str()),
-        Principal::Platform => filter.tenant_id.as_deref(),
-    };
     let mut f = Filters::default();
-    f.text("tenant_id = ?", tenant);
+    tenant_filters(&mut f, principal, filter.tenant_id.as_deref());
     f.text("policy_id = ?", filter.policy_id.as_deref());
     f.text("lineage_id = ?", filter.lineage_id.as_deref());
     f.text("agent_id = ?", filter.agent_id.as_deref());
@@ -2279,12 +2287,8 @@ pub(crate) async fn list_runs(
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<Page<Run>> {
-    let tenant = match principal {
-        Principal::Tenant(own) => Some(own.as_str()),
-        Principal::Platform => filter.tenant_id.as_deref(),
-    };
     let mut f = Filters::default();
-    f.text("tenant_id = ?", tenant);
+    tenant_filters(&mut f, principal, filter.tenant_id.as_deref());
     f.text("agent_id = ?", filter.agent_id.as_deref());
     f.text("status = ?", filter.status.map(RunStatus::as_str));
     f.int("started_at >= ?", filter.since.map(ms));
@@ -2327,19 +2331,15 @@ pub(crate) async fn import_runs(
     let mut actions = 0u64;
     for (i, imported) in runs.iter().enumerate() {
         let path = |field: &str| format!("runs[{i}].{field}");
-        if !principal.sees(Some(&imported.tenant_id)) {
-            return Err(StoreError::invalid(
-                path("tenant_id"),
-                format!("no tenant `{}`", imported.tenant_id),
-            ));
-        }
         let exists = sqlx::query("SELECT 1 AS one FROM agents WHERE tenant_id = $1 AND id = $2")
             .bind(&imported.tenant_id)
             .bind(&imported.agent_id)
             .fetch_optional(&mut *tx)
             .await?
             .is_some();
-        if !exists {
+        if !exists || !principal.sees(Some(&imported.tenant_id)) {
+            // A tenant the key cannot name is refused as one that exists nowhere.
+            visible_tenant(&mut tx, principal, &imported.tenant_id, &path("tenant_id")).await?;
             return Err(StoreError::invalid(
                 path("agent_id"),
                 format!(

@@ -200,7 +200,7 @@ pub struct ViolationFilter {
     pub lineage_id: Option<String>,
     /// One agent.
     pub agent_id: Option<String>,
-    /// One tenant (platform keys; a tenant key always sees only its own).
+    /// One tenant (a tenant key sees only its own: another tenant's id matches nothing).
     pub tenant_id: Option<String>,
     /// One run.
     pub run_id: Option<String>,
@@ -224,7 +224,7 @@ pub struct Page<T> {
 /// Filters of a run list; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
-    /// One tenant (platform keys; a tenant key always lists its own).
+    /// One tenant (a tenant key lists only its own: another tenant's id matches nothing).
     pub tenant_id: Option<String>,
     /// One agent.
     pub agent_id: Option<String>,

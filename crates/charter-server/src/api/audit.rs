@@ -7,7 +7,7 @@ use charter_store::{AuditFilter, Store};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::json;
+use super::{json, page_limit};
 use crate::error::ApiError;
 use crate::extract::{Params, Reader};
 use crate::state::AppState;
@@ -37,8 +37,9 @@ struct AuditQuery {
     since: Option<jiff::Timestamp>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
-    /// Page size (default 50).
-    limit: Option<u32>,
+    /// Page size: 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
 }
 
 #[utoipa::path(
@@ -69,15 +70,12 @@ async fn list<S: Store + Clone>(
         actor: q.actor,
         since: q.since,
     };
+    let limit = page_limit(q.limit.as_deref())?;
     let page = state
         .store
-        .audit(
-            &caller.principal,
-            &filter,
-            q.cursor.as_deref(),
-            q.limit.unwrap_or(50),
-        )
-        .await?;
+        .audit(&caller.principal, &filter, q.cursor.as_deref(), limit)
+        .await
+        .map_err(|e| ApiError::from(e).under("query"))?;
     json(&page)
 }
 

@@ -9,7 +9,7 @@ use charter_store::{Store, ViolationFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::json;
+use super::{json, page_limit};
 use crate::error::ApiError;
 use crate::extract::{Params, Reader};
 use crate::state::AppState;
@@ -49,7 +49,7 @@ fn passes(
     params(crate::schemas::ViolationFilters),
     responses(
         (status = 200, description = "Server-sent events, one per new violation matching the filters, as it is committed: `event: violation`, `id: <violation id>`, and one line of `data`, a `ViolationEvent` as JSON. A subscriber that falls behind gets the comment `missed N events: read /v1/violations`; keep-alive comments are sent while idle.", body = String, content_type = "text/event-stream"),
-        (status = 400, description = "`invalid`: a bad filter (`details.path` names it), or `cursor`, `limit` or `bucket`, which a stream does not take (`details.path` is `query`).", body = crate::schemas::ErrorBody),
+        (status = 400, description = "`invalid`: a bad filter (`details.path` names it), or `cursor`, `limit` or `bucket`, which a stream does not take (`details.path` is `query.cursor`, `query.limit` or `query.bucket`).", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
     ),
@@ -67,8 +67,11 @@ async fn stream<S: Store + Clone>(
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
-    if q.cursor.is_some() || q.limit.is_some() || q.bucket.is_some() {
-        return Err(ApiError::invalid("query", "a stream takes only filters"));
+    if let Some(name) = q.paging(true) {
+        return Err(ApiError::invalid(
+            &format!("query.{name}"),
+            format!("a stream takes only filters, not `{name}`"),
+        ));
     }
     let filter = q.filter()?;
     let principal = caller.principal;
@@ -112,11 +115,23 @@ struct Filters {
     since: Option<jiff::Timestamp>,
     until: Option<jiff::Timestamp>,
     cursor: Option<String>,
-    limit: Option<u32>,
+    limit: Option<String>,
     bucket: Option<String>,
 }
 
 impl Filters {
+    /// The first paging parameter given, `cursor` or `limit` (and `bucket` when `bucket` is
+    /// true), for the routes that take none.
+    fn paging(&self, bucket: bool) -> Option<&'static str> {
+        [
+            ("cursor", self.cursor.is_some()),
+            ("limit", self.limit.is_some()),
+            ("bucket", bucket && self.bucket.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, given)| given.then_some(name))
+    }
+
     fn filter(&self) -> Result<ViolationFilter, ApiError> {
         if let Some(t) = &self.rule_type
             && charter_core::RuleType::from_name(t).is_none()
@@ -165,18 +180,12 @@ async fn list<S: Store + Clone>(
             "`bucket` belongs to /v1/violations/stats",
         ));
     }
-    if q.limit.is_some_and(|l| l == 0 || l > 500) {
-        return Err(ApiError::invalid("query.limit", "a limit is 1 to 500"));
-    }
+    let limit = page_limit(q.limit.as_deref())?;
     let page = state
         .store
-        .violations(
-            &caller.principal,
-            &q.filter()?,
-            q.cursor.as_deref(),
-            q.limit.unwrap_or(50),
-        )
-        .await?;
+        .violations(&caller.principal, &q.filter()?, q.cursor.as_deref(), limit)
+        .await
+        .map_err(|e| ApiError::from(e).under("query"))?;
     json(&page)
 }
 
@@ -200,8 +209,11 @@ async fn stats<S: Store + Clone>(
     Reader(caller): Reader,
     Params(q): Params<Filters>,
 ) -> Result<Json<Value>, ApiError> {
-    if q.cursor.is_some() || q.limit.is_some() {
-        return Err(ApiError::invalid("query", "stats take no cursor or limit"));
+    if let Some(name) = q.paging(false) {
+        return Err(ApiError::invalid(
+            &format!("query.{name}"),
+            format!("stats take no `{name}`"),
+        ));
     }
     let bucket = Span::parse(q.bucket.as_deref().unwrap_or("1h"))
         .map_err(|e| ApiError::invalid("query.bucket", e.to_string()))?;
@@ -210,7 +222,8 @@ async fn stats<S: Store + Clone>(
     let counts = state
         .store
         .violation_stats(&caller.principal, &q.filter()?, bucket_ms)
-        .await?;
+        .await
+        .map_err(|e| ApiError::from(e).under("query"))?;
     let buckets: Vec<Value> = counts
         .into_iter()
         .map(|(start, count)| json!({"start": start, "count": count}))

@@ -9,13 +9,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use charter_core::Action;
 use charter_core::engine::RunContext;
-use charter_store::{CheckOutcome, PendingCheck, Principal, RunFilter, RunStatus, Store};
+use charter_store::{
+    CheckOutcome, PendingCheck, Principal, RunFilter, RunStatus, Store, StoreError,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{json, parse};
+use super::{json, page_limit, parse};
 use crate::error::ApiError;
-use crate::extract::{Caller, Executor, JsonBody, Params, PathParams, Reader};
+use crate::extract::{Caller, Executor, JsonBody, NoQuery, Params, PathParams, Reader};
 use crate::runtime::Found;
 use crate::state::AppState;
 
@@ -310,7 +312,7 @@ async fn end<S: Store + Clone>(
 struct ListQuery {
     /// Only this agent's.
     agent_id: Option<String>,
-    /// Only this tenant's (platform keys; a tenant key always lists its own).
+    /// Only this tenant's (a tenant key lists only its own: another tenant's id lists nothing).
     tenant_id: Option<String>,
     /// Only runs in this status.
     #[param(value_type = Option<crate::schemas::RunStatus>)]
@@ -320,8 +322,9 @@ struct ListQuery {
     since: Option<jiff::Timestamp>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
-    /// Page size (default 50); a value outside 1 to 500 is taken as the nearest bound.
-    limit: Option<u32>,
+    /// Page size: 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
 }
 
 #[utoipa::path(
@@ -357,6 +360,7 @@ async fn list<S: Store + Clone>(
             ));
         }
     };
+    let limit = page_limit(q.limit.as_deref())?;
     let filter = RunFilter {
         tenant_id: q.tenant_id,
         agent_id: q.agent_id,
@@ -365,13 +369,9 @@ async fn list<S: Store + Clone>(
     };
     let page = state
         .store
-        .runs(
-            &caller.principal,
-            &filter,
-            q.cursor.as_deref(),
-            q.limit.unwrap_or(50),
-        )
-        .await?;
+        .runs(&caller.principal, &filter, q.cursor.as_deref(), limit)
+        .await
+        .map_err(|e| ApiError::from(e).under("query"))?;
     json(&page)
 }
 
@@ -393,6 +393,7 @@ async fn list<S: Store + Clone>(
 async fn show<S: Store + Clone>(
     State(state): State<AppState<S>>,
     Reader(caller): Reader,
+    Params(NoQuery {}): Params<NoQuery>,
     PathParams(run_id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let run = state.store.get_run(&caller.principal, &run_id).await?;
@@ -438,9 +439,9 @@ struct ImportRun {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
-    /// Its actions, in time order, none before `started_at`.
-    #[serde(default)]
-    #[schema(value_type = Vec<crate::schemas::ImportedAction>)]
+    /// Its actions, in time order, none before `started_at` (default none).
+    #[serde(default, deserialize_with = "charter_core::parse::null_as_default")]
+    #[schema(value_type = Option<Vec<crate::schemas::ImportedAction>>)]
     actions: Vec<Value>,
 }
 
@@ -464,6 +465,10 @@ fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRu
         Some("halted") => RunStatus::Halted,
         Some(_) => return Err(ApiError::invalid("status", "completed, failed or halted")),
     };
+    let metadata = run.metadata.unwrap_or_else(|| json!({}));
+    if !metadata.is_object() {
+        return Err(ApiError::invalid("metadata", "metadata is a JSON object"));
+    }
     let mut actions = Vec::with_capacity(run.actions.len());
     for (i, value) in run.actions.iter().enumerate() {
         let path = format!("actions[{i}]");
@@ -482,7 +487,7 @@ fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRu
             }
         };
         let decision = match object.remove("decision") {
-            None => None,
+            None | Some(Value::Null) => None,
             Some(d) => Some(
                 d.as_str()
                     .and_then(charter_core::Outcome::from_name)
@@ -499,7 +504,6 @@ fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRu
             decision,
         });
     }
-    let metadata = run.metadata.unwrap_or_else(|| json!({}));
     Ok(charter_store::ImportedRun {
         tenant_id,
         agent_id: run.agent_id,
@@ -509,6 +513,23 @@ fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRu
         metadata,
         actions,
     })
+}
+
+/// Names a run the store refused (`runs[3].agent_id`: the store counts runs) by its line in
+/// an NDJSON body (`line 7.agent_id`), as parse errors are named.
+fn on_line(e: StoreError, lines: &[usize]) -> StoreError {
+    let StoreError::Invalid { path, message } = e else {
+        return e;
+    };
+    let renamed = path.strip_prefix("runs[").and_then(|rest| {
+        let (index, field) = rest.split_once(']')?;
+        let line = lines.get(index.parse::<usize>().ok()?)?;
+        Some(format!("line {line}{field}"))
+    });
+    StoreError::Invalid {
+        path: renamed.unwrap_or(path),
+        message,
+    }
 }
 
 /// `POST /v1/runs/import`: recorded runs with their own timestamps, all or nothing. A JSON
@@ -529,7 +550,7 @@ fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRu
     ),
     responses(
         (status = 201, description = "How many runs and actions were imported.", body = crate::schemas::RunsImported),
-        (status = 400, description = "`invalid`: a bad body; `details.path` names the first bad run and field: `runs[2].actions[0].at`, or for NDJSON `line 7.agent_id` (but a run refused when stored, for an unknown agent or tenant or actions out of order, is named `runs[i]`, counting the non-blank lines from 0).", body = crate::schemas::ErrorBody),
+        (status = 400, description = "`invalid`: a bad body; `details.path` names the first bad run and field: `runs[2].actions[0].at`, or for NDJSON `line 7.agent_id` (the run's line in the body, counting from 1, blank lines included).", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
@@ -547,13 +568,15 @@ pub(crate) async fn import<S: Store + Clone>(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-ndjson"));
     let mut runs = Vec::new();
+    // For NDJSON, the line of each run (1-based, blank lines counted).
+    let mut lines = Vec::new();
     if ndjson {
         // Lines are parsed as they arrive; only the parsed runs are kept.
         use http_body_util::BodyExt as _;
         let mut body = body;
         let mut pending: Vec<u8> = Vec::new();
         let mut line_no = 0usize;
-        let handle = |line: &[u8], line_no: usize, runs: &mut Vec<_>| -> Result<(), ApiError> {
+        let mut handle = |line: &[u8], line_no: usize| -> Result<(), ApiError> {
             if line.iter().all(u8::is_ascii_whitespace) {
                 return Ok(());
             }
@@ -563,6 +586,7 @@ pub(crate) async fn import<S: Store + Clone>(
             let run =
                 parse_run(&value, &caller).map_err(|e| e.under(&format!("line {line_no}")))?;
             runs.push(run);
+            lines.push(line_no);
             Ok(())
         };
         while let Some(frame) = body.frame().await {
@@ -575,7 +599,7 @@ pub(crate) async fn import<S: Store + Clone>(
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 line_no += 1;
                 let line: Vec<u8> = pending.drain(..=end).collect();
-                handle(&line, line_no, &mut runs)?;
+                handle(&line, line_no)?;
             }
             if pending.len() > state.body_limit {
                 return Err(ApiError::too_large(state.body_limit));
@@ -583,7 +607,7 @@ pub(crate) async fn import<S: Store + Clone>(
         }
         if !pending.is_empty() {
             line_no += 1;
-            handle(&pending, line_no, &mut runs)?;
+            handle(&pending, line_no)?;
         }
     } else {
         let bytes = axum::body::to_bytes(body, state.body_limit)
@@ -596,7 +620,11 @@ pub(crate) async fn import<S: Store + Clone>(
             runs.push(parse_run(run, &caller).map_err(|e| e.under(&format!("runs[{i}]")))?);
         }
     }
-    let (count, actions) = state.store.import_runs(&caller.principal, &runs).await?;
+    let (count, actions) = state
+        .store
+        .import_runs(&caller.principal, &runs)
+        .await
+        .map_err(|e| if ndjson { on_line(e, &lines) } else { e })?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"runs": count, "actions": actions})),

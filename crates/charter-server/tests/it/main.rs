@@ -9,6 +9,7 @@
 )]
 
 mod app;
+mod consistency;
 mod isolation;
 mod openapi;
 mod policies;

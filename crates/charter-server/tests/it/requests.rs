@@ -362,7 +362,7 @@ async fn tenants_agents_and_keys_refuse_bad_input() {
             "",
             StatusCode::BAD_REQUEST,
             "invalid",
-            "query",
+            "query.limit",
         ),
     ];
     for (method, path, key, body, status, code, field) in cases {

@@ -72,6 +72,22 @@ async fn imported_history_is_listed_and_replayable<S: Store + Clone>(store: S, _
         matches!(e, StoreError::Invalid { ref path, .. } if path == "runs[0].tenant_id"),
         "{e:?}"
     );
+    // A tenant that exists nowhere is named the same way, also for the platform.
+    let mut nowhere = imported("support", 300, 1);
+    nowhere.tenant_id = "nowhere".into();
+    for principal in [&acme.principal, &Principal::Platform] {
+        let e = store
+            .import_runs(principal, &[imported("support", 300, 1), nowhere.clone()])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            StoreError::Invalid {
+                path: "runs[1].tenant_id".into(),
+                message: "no tenant `nowhere`".into()
+            }
+        );
+    }
     let page = store
         .runs(&acme.principal, &RunFilter::default(), None, 1)
         .await

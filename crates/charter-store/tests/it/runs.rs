@@ -4,8 +4,8 @@
 use charter_core::Action;
 use charter_core::engine::{CompiledSet, Outcome, RunContext};
 use charter_store::{
-    ActionWriter, Activation, CheckOutcome, PendingCheck, Principal, RunStatus, Store, StoreError,
-    ViolationFilter,
+    ActionWriter, Activation, CheckOutcome, PendingCheck, Principal, RunFilter, RunStatus, Store,
+    StoreError, ViolationFilter,
 };
 use serde_json::json;
 
@@ -84,18 +84,23 @@ async fn runs_pin_their_policy_set<S: Store + Clone>(store: S, _: Kind) {
         store.get_run(&tenant("globex").principal, &r1.id).await,
         Err(StoreError::NotFound { .. })
     ));
-    assert!(matches!(
-        store
-            .start_run(
-                &tenant("globex").principal,
-                "acme",
-                "support",
-                &json!({}),
-                at(6)
-            )
-            .await,
-        Err(StoreError::Invalid { .. })
-    ));
+    // A tenant the principal cannot name is refused at `tenant_id`, alike whether it exists.
+    for (principal, name) in [
+        (&tenant("globex").principal, "acme"),
+        (&tenant("globex").principal, "nowhere"),
+        (&Principal::Platform, "nowhere"),
+    ] {
+        assert_eq!(
+            store
+                .start_run(principal, name, "support", &json!({}), at(6))
+                .await
+                .unwrap_err(),
+            StoreError::Invalid {
+                path: "tenant_id".into(),
+                message: format!("no tenant `{name}`"),
+            }
+        );
+    }
     assert!(matches!(
         store
             .start_run(&acme.principal, "acme", "ghost", &json!({}), at(6))
@@ -292,6 +297,47 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
         .unwrap();
     assert_eq!(stats.len(), 8);
     assert!(stats.iter().all(|(_, n)| *n == 4));
+
+    // A tenant naming another tenant (or one that exists nowhere) in the filter gets nothing,
+    // never its own events; naming its own changes nothing; the platform filters as asked.
+    for (other, principal) in [
+        ("globex", &acme.principal),
+        ("nowhere", &acme.principal),
+        ("acme", &tenant("globex").principal),
+        ("globex", &Principal::Platform),
+    ] {
+        let named = ViolationFilter {
+            tenant_id: Some(other.into()),
+            ..ViolationFilter::default()
+        };
+        let page = store.violations(principal, &named, None, 50).await.unwrap();
+        assert!(page.items.is_empty(), "{other}: {:?}", page.items);
+        let stats = store
+            .violation_stats(principal, &named, 10_000)
+            .await
+            .unwrap();
+        assert!(stats.is_empty(), "{other}: {stats:?}");
+        let runs = RunFilter {
+            tenant_id: Some(other.into()),
+            ..RunFilter::default()
+        };
+        let page = store.runs(principal, &runs, None, 50).await.unwrap();
+        assert!(page.items.is_empty(), "{other}: {:?}", page.items);
+    }
+    for principal in [&acme.principal, &Principal::Platform] {
+        let own = ViolationFilter {
+            tenant_id: Some("acme".into()),
+            ..ViolationFilter::default()
+        };
+        let page = store.violations(principal, &own, None, 500).await.unwrap();
+        assert_eq!(page.items.len(), 32);
+        let runs = RunFilter {
+            tenant_id: Some("acme".into()),
+            ..RunFilter::default()
+        };
+        let page = store.runs(principal, &runs, None, 500).await.unwrap();
+        assert_eq!(page.items.len(), 8);
+    }
 
     // Validate's stream: every action, in (time, run, id) order, across pages.
     let mut rows = Vec::new();
