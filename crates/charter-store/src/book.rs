@@ -51,7 +51,8 @@ impl Book {
     pub(crate) fn load(&mut self, key: String, rows: impl IntoIterator<Item = (i64, i64)>) {
         let counter = self.counters.entry(key).or_default();
         for (bucket, amount) in rows {
-            let amount = u64::try_from(amount).unwrap_or(0);
+            // A negative amount can only be a corrupted row: fail closed, as for lost history.
+            let amount = u64::try_from(amount).unwrap_or(u64::MAX);
             let slot = counter.buckets.entry(bucket).or_insert(0);
             *slot = slot.saturating_add(amount);
         }

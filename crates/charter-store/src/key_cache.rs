@@ -58,3 +58,15 @@ impl KeyCache {
         }
     }
 }
+
+/// Clears a cache when dropped: a revocation clears the cache even when its caller stops
+/// waiting (a dropped request) after the database has committed it.
+pub(crate) struct ClearOnDrop<'a>(pub(crate) Option<&'a KeyCache>);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.0 {
+            cache.clear();
+        }
+    }
+}

@@ -426,14 +426,13 @@ macro_rules! store_impl {
                 }
             }
             async fn revoke_key(&self, change: &Change, id: &str) -> Result<ApiKey> {
-                let revoked = {
+                // Cleared after the revocation, however the call ends (even dropped while
+                // the commit is in flight).
+                let _clear = key_cache::ClearOnDrop(self.keys.as_deref());
+                {
                     use $ops as ops;
                     ops::revoke_key(&self.pool, change, id).await
-                };
-                if let Some(cache) = self.keys.as_deref() {
-                    cache.clear();
                 }
-                revoked
             }
             async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>> {
                 let hash = audit::sha256_hex(secret);
