@@ -1937,13 +1937,25 @@ async fn insert_actions(tx: &mut Tx, records: &[ActionRecord<'_>]) -> Result<()>
         });
         query.build().execute(&mut **tx).await?;
     }
-    let violations: Vec<(&ActionRecord<'_>, &Violation, &String)> = records
+    // The action's summary once per refused action, not once per violation.
+    let summaries: Vec<String> = records
         .iter()
-        .flat_map(|r| {
+        .map(|r| {
+            if r.violations.is_empty() {
+                String::new()
+            } else {
+                r.action.summary()
+            }
+        })
+        .collect();
+    let violations: Vec<(&ActionRecord<'_>, &Violation, &String, &String)> = records
+        .iter()
+        .zip(&summaries)
+        .flat_map(|(r, summary)| {
             r.violations
                 .iter()
                 .zip(r.violation_ids)
-                .map(move |(v, id)| (r, v, id))
+                .map(move |(v, id)| (r, v, id, summary))
         })
         .collect();
     for chunk in violations.chunks(ROWS_PER_STATEMENT) {
@@ -1952,7 +1964,7 @@ async fn insert_actions(tx: &mut Tx, records: &[ActionRecord<'_>]) -> Result<()>
              lineage_id, rule_id, rule_type, tenant_id, agent_id, run_id, action_id, action_kind, \
              action_summary, matching_input, message) ",
         );
-        query.push_values(chunk, |mut row, (r, v, id)| {
+        query.push_values(chunk, |mut row, (r, v, id, summary)| {
             let policy = &v.source.policy;
             row.push_bind((*id).clone())
                 .push_bind(ms(r.at))
@@ -1968,7 +1980,7 @@ async fn insert_actions(tx: &mut Tx, records: &[ActionRecord<'_>]) -> Result<()>
                 .push_bind(r.run_id.to_owned())
                 .push_bind(r.id.to_owned())
                 .push_bind(r.action.kind().as_str())
-                .push_bind(r.action.summary())
+                .push_bind((*summary).clone())
                 .push_bind(v.matching_input.clone())
                 .push_bind(v.message.clone());
         });

@@ -31,7 +31,8 @@ impl RunStatus {
         }
     }
 
-    pub(crate) fn from_name(name: &str) -> Option<RunStatus> {
+    /// The status written `name`.
+    pub fn from_name(name: &str) -> Option<RunStatus> {
         [
             RunStatus::Running,
             RunStatus::Halted,

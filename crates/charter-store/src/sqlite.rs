@@ -78,6 +78,21 @@ async fn checkpoints(pool: Pool<Db>) {
     }
 }
 
+/// The pool that commits checks beside `pool` (which has `connections`), with the background
+/// checkpoints of a file database. A private in-memory database exists only on its one
+/// connection, which then does both.
+async fn writer_for(
+    pool: &Pool<Db>,
+    options: &SqliteConnectOptions,
+    connections: u32,
+) -> Result<Pool<Db>, StoreError> {
+    if connections == 1 {
+        return Ok(pool.clone());
+    }
+    tokio::spawn(checkpoints(pool.clone()));
+    self::pool(options, 1).await
+}
+
 /// A pool of `connections` to the database of `options`.
 async fn pool(options: &SqliteConnectOptions, connections: u32) -> Result<Pool<Db>, StoreError> {
     Ok(SqlitePoolOptions::new()
@@ -173,13 +188,7 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
-        // A private in-memory database exists only on its one connection.
-        let writer = if connections == 1 {
-            pool.clone()
-        } else {
-            tokio::spawn(checkpoints(pool.clone()));
-            self::pool(&options, 1).await?
-        };
+        let writer = writer_for(&pool, &options, connections).await?;
         Ok(SqliteStore {
             pool,
             writer,
@@ -194,12 +203,7 @@ impl SqliteStore {
         let options = (*self.pool.connect_options()).clone();
         let connections = self.pool.options().get_max_connections();
         let pool = pool(&options, connections).await?;
-        let writer = if connections == 1 {
-            pool.clone()
-        } else {
-            tokio::spawn(checkpoints(pool.clone()));
-            self::pool(&options, 1).await?
-        };
+        let writer = writer_for(&pool, &options, connections).await?;
         Ok(SqliteStore {
             pool,
             writer,

@@ -349,16 +349,9 @@ async fn list<S: Store + Clone>(
 ) -> Result<Json<Value>, ApiError> {
     let status = match q.status.as_deref() {
         None => None,
-        Some("running") => Some(RunStatus::Running),
-        Some("halted") => Some(RunStatus::Halted),
-        Some("completed") => Some(RunStatus::Completed),
-        Some("failed") => Some(RunStatus::Failed),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "query.status",
-                "running, halted, completed or failed",
-            ));
-        }
+        Some(name) => Some(RunStatus::from_name(name).ok_or_else(|| {
+            ApiError::invalid("query.status", "running, halted, completed or failed")
+        })?),
     };
     let limit = page_limit(q.limit.as_deref())?;
     let filter = RunFilter {
