@@ -39,16 +39,23 @@ fn the_seed_walkthrough() {
         .0,
         201
     );
-    // History: two external emails (one refused back then), one internal.
-    let email = |at: &str, to: &str, decision: &str| json!({"at": at, "kind": "tool_call", "tool": "gmail.send_email", "args": {"to": to}, "decision": decision});
+    // History: two external emails (one refused back then), one internal, yesterday (within
+    // Validate's default week whatever day the test runs).
+    let day = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(24))
+        .unwrap()
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let t = |time: &str| format!("{day}T{time}Z");
+    let email = |at: &str, to: &str, decision: &str| json!({"at": t(at), "kind": "tool_call", "tool": "gmail.send_email", "args": {"to": to}, "decision": decision});
     let (status, imported) = c(
         "POST",
         "/v1/runs/import",
         json!({"runs": [
-        {"agent_id": "support", "tenant_id": "acme", "started_at": "2026-11-24T09:00:00Z", "actions": [
-            email("2026-11-24T09:00:01Z", "ann@acme.com", "allow"), email("2026-11-24T09:00:02Z", "bob@gmail.com", "allow")]},
-        {"agent_id": "support", "tenant_id": "acme", "started_at": "2026-11-24T10:00:00Z", "actions": [
-            email("2026-11-24T10:00:01Z", "eve@evil.io", "block")]}]}),
+        {"agent_id": "support", "tenant_id": "acme", "started_at": t("09:00:00"), "actions": [
+            email("09:00:01", "ann@acme.com", "allow"), email("09:00:02", "bob@gmail.com", "allow")]},
+        {"agent_id": "support", "tenant_id": "acme", "started_at": t("10:00:00"), "actions": [
+            email("10:00:01", "eve@evil.io", "block")]}]}),
     );
     assert_eq!((status, imported), (201, json!({"runs": 2, "actions": 3})));
 
