@@ -225,21 +225,45 @@ impl Action {
     /// Parses an action strictly; error paths are relative to the action (`args`, `cost_usd`).
     /// `null` for an optional field is the same as leaving it out.
     pub fn parse(value: &Value) -> Result<Action, ParseError> {
-        let mut object = parse::object(value, "an action")?;
+        Action::from_value(value.clone())
+    }
+
+    /// Parses an action from JSON text (e.g. as stored), as [`Action::parse`] does.
+    pub fn from_json(text: &str) -> Result<Action, ParseError> {
+        let value = serde_json::from_str(text)
+            .map_err(|e| ParseError::new("", format!("malformed JSON: {e}")))?;
+        Action::from_value(value)
+    }
+
+    /// Parses an owned JSON value as [`Action::parse`] does, moving its strings and arguments
+    /// into the action instead of copying them (the hot path of a check).
+    pub fn from_value(value: Value) -> Result<Action, ParseError> {
+        let mut object = match value {
+            Value::Object(object) => object,
+            other => {
+                return Err(ParseError::new(
+                    "",
+                    format!(
+                        "an action must be a JSON object, found {}",
+                        parse::kind_of(&other)
+                    ),
+                ));
+            }
+        };
         let kind = parse::take_tag(&mut object, "kind")?;
         let cost_usd = match object.remove("cost_usd") {
             None | Some(Value::Null) => Money::ZERO,
-            Some(cost) => parse::from_value(&cost).map_err(|e| e.under("cost_usd"))?,
+            Some(cost) => parse::from_owned(cost).map_err(|e| e.under("cost_usd"))?,
         };
         let rest = Value::Object(object);
         let detail = match kind.as_str() {
             "tool_call" => {
-                let call: ToolCall = parse::from_value(&rest)?;
+                let call: ToolCall = parse::from_owned(rest)?;
                 check_name(&call.tool, "tool")?;
                 ActionDetail::ToolCall(call)
             }
             "data_access" => {
-                let mut access: DataAccess = parse::from_value(&rest)?;
+                let mut access: DataAccess = parse::from_owned(rest)?;
                 if access.resource.len() > MAX_RESOURCE {
                     return Err(ParseError::new(
                         "resource",
@@ -262,14 +286,14 @@ impl Action {
                 ActionDetail::DataAccess(access)
             }
             "output" => {
-                let output: Output = parse::from_value(&rest)?;
+                let output: Output = parse::from_owned(rest)?;
                 if let Some(channel) = &output.channel {
                     check_name(channel, "channel")?;
                 }
                 ActionDetail::Output(output)
             }
             "model_call" => {
-                let call: ModelCall = parse::from_value(&rest)?;
+                let call: ModelCall = parse::from_owned(rest)?;
                 check_name(&call.model, "model")?;
                 ActionDetail::ModelCall(call)
             }
@@ -282,7 +306,64 @@ impl Action {
                 ));
             }
         };
+        refuse_nul(&detail)?;
         Ok(Action { detail, cost_usd })
+    }
+}
+
+/// Refuses the NUL character in every string of an action. No tool argument, path or text an
+/// agent sends needs one, and PostgreSQL cannot store it in text: accepted, it would fail the
+/// commit of the check (and of the other checks committed with it) instead of this request.
+fn refuse_nul(detail: &ActionDetail) -> Result<(), ParseError> {
+    const MESSAGE: &str = "cannot hold the NUL character (\\u0000)";
+    match detail {
+        ActionDetail::ToolCall(call) => {
+            for (key, value) in &call.args {
+                let path = parse::join("args", key);
+                if key.contains('\0') {
+                    return Err(ParseError::new(path, MESSAGE));
+                }
+                if let Some(at) = nul_in(value, path) {
+                    return Err(ParseError::new(at, MESSAGE));
+                }
+            }
+        }
+        ActionDetail::DataAccess(access) => {
+            if access.resource.contains('\0') {
+                return Err(ParseError::new("resource", MESSAGE));
+            }
+            if let Some(i) = access.labels.iter().position(|l| l.contains('\0')) {
+                return Err(ParseError::new(parse::index("labels", i), MESSAGE));
+            }
+        }
+        ActionDetail::Output(output) => {
+            if output.text.contains('\0') {
+                return Err(ParseError::new("text", MESSAGE));
+            }
+        }
+        // Names are checked for every control character.
+        ActionDetail::ModelCall(_) => {}
+    }
+    Ok(())
+}
+
+/// The path of the first string (or object key) holding NUL in `value`, found at `path`.
+fn nul_in(value: &Value, path: String) -> Option<String> {
+    match value {
+        Value::String(text) => text.contains('\0').then_some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_in(item, parse::index(&path, i))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let inner = parse::join(&path, key);
+            if key.contains('\0') {
+                Some(inner)
+            } else {
+                nul_in(item, inner)
+            }
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }
 
@@ -311,7 +392,7 @@ fn check_name(name: &str, field: &str) -> Result<(), ParseError> {
 impl<'de> Deserialize<'de> for Action {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
-        Action::parse(&value).map_err(serde::de::Error::custom)
+        Action::from_value(value).map_err(serde::de::Error::custom)
     }
 }
 
@@ -357,6 +438,45 @@ mod tests {
         assert_eq!(e.path, "tool");
         let e = Action::parse(&json!({"kind": "tool_call", "tool": "t", "args": []})).unwrap_err();
         assert_eq!(e.path, "args");
+    }
+
+    #[test]
+    fn refuses_nul_wherever_it_is() {
+        let cases = [
+            (
+                json!({"kind": "tool_call", "tool": "t", "args": {"to": "a\u{0}b"}}),
+                "args.to",
+            ),
+            (
+                json!({"kind": "tool_call", "tool": "t", "args": {"x": {"list": [1, "ok", "\u{0}"]}}}),
+                "args.x.list[2]",
+            ),
+            (
+                json!({"kind": "tool_call", "tool": "t", "args": {"k\u{0}": 1}}),
+                "args.k\u{0}",
+            ),
+            (json!({"kind": "tool_call", "tool": "t\u{0}"}), "tool"),
+            (
+                json!({"kind": "data_access", "resource": "a/\u{0}", "operation": "read"}),
+                "resource",
+            ),
+            (
+                json!({"kind": "data_access", "resource": "a", "operation": "read", "labels": ["pii", "x\u{0}"]}),
+                "labels[1]",
+            ),
+            (json!({"kind": "output", "text": "hi\u{0}"}), "text"),
+            (
+                json!({"kind": "output", "text": "hi", "channel": "\u{0}"}),
+                "channel",
+            ),
+            (json!({"kind": "model_call", "model": "m\u{0}"}), "model"),
+        ];
+        for (action, path) in cases {
+            let e = Action::parse(&action).unwrap_err();
+            assert_eq!(e.path, path, "{action}");
+        }
+        // Other control characters are ordinary text.
+        assert!(Action::parse(&json!({"kind": "output", "text": "a\nb\tc"})).is_ok());
     }
 
     #[test]

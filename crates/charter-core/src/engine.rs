@@ -156,6 +156,20 @@ pub struct Evaluation {
     pub claims: Vec<Claim>,
 }
 
+impl Evaluation {
+    /// The decision, as [`decide`] makes it, leaving this evaluation whole (a caller that may
+    /// settle the same evaluation again, e.g. when a commit is retried).
+    pub fn decision(&self, exceeded: &[Exceeded]) -> Decision {
+        let mut violations = self.violations.clone();
+        for e in exceeded {
+            if let Some(claim) = self.claims.get(e.claim) {
+                violations.push(claim.violation(e.used));
+            }
+        }
+        Decision::from_violations(violations)
+    }
+}
+
 /// The answer to an action, with every violated rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
@@ -167,6 +181,19 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The decision of these violations: the strongest of their outcomes (allow when none).
+    fn from_violations(violations: Vec<Violation>) -> Decision {
+        let outcome = violations
+            .iter()
+            .map(|v| v.outcome)
+            .max()
+            .unwrap_or(Outcome::Allow);
+        Decision {
+            outcome,
+            violations,
+        }
+    }
+
     /// An allow with no violations.
     pub fn allow() -> Decision {
         Decision {
@@ -187,15 +214,7 @@ pub fn decide(evaluation: Evaluation, exceeded: &[Exceeded]) -> Decision {
             violations.push(claim.violation(e.used));
         }
     }
-    let outcome = violations
-        .iter()
-        .map(|v| v.outcome)
-        .max()
-        .unwrap_or(Outcome::Allow);
-    Decision {
-        outcome,
-        violations,
-    }
+    Decision::from_violations(violations)
 }
 
 /// A set of policies compiled for evaluation. Built once per pinned set and shared (it is

@@ -59,6 +59,14 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
     })
 }
 
+/// Deserializes an owned JSON value into `T`, moving its strings instead of copying them.
+pub fn from_owned<T: DeserializeOwned>(value: Value) -> Result<T, ParseError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        to_error(&path, &e.into_inner().to_string())
+    })
+}
+
 /// Parses JSON text into `T`, naming the path of the first problem (syntax errors carry their
 /// line and column in the message).
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {

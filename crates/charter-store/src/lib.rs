@@ -291,7 +291,7 @@ pub trait Store: Send + std::marker::Sync + 'static {
     /// one outcome per check. Used through [`ActionWriter`], which batches concurrent checks.
     fn commit_checks(
         &self,
-        batch: Vec<PendingCheck>,
+        batch: &[PendingCheck],
     ) -> impl Future<Output = Result<Vec<CheckOutcome>>> + Send;
     /// Violation events, newest first, one page.
     fn violations(
@@ -638,10 +638,12 @@ macro_rules! store_impl {
                     ops::end_run(&self.pool, principal, id, status, at).await
                 }
             }
-            async fn commit_checks(&self, batch: Vec<PendingCheck>) -> Result<Vec<CheckOutcome>> {
+            async fn commit_checks(&self, batch: &[PendingCheck]) -> Result<Vec<CheckOutcome>> {
                 {
                     use $ops as ops;
-                    ops::commit_checks(&self.writer, batch).await
+                    let outcomes = ops::commit_checks(&self.writer, batch).await;
+                    self.after_checks().await;
+                    outcomes
                 }
             }
             async fn violations(

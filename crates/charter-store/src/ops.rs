@@ -3,7 +3,7 @@
 //! SQL fragments that differ. Placeholders are `$1, $2, ...` in order of first use, which both
 //! SQLite and PostgreSQL read the same way.
 
-use charter_core::engine::{Outcome, Violation, decide};
+use charter_core::engine::{Outcome, Violation};
 use charter_core::limits::{Claim, Exceeded, Settle};
 use charter_core::policy::{Policy, PolicyDefinition, Status};
 use charter_core::rule::{Rule, check_unique_ids};
@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Pool, QueryBuilder, Row, Transaction};
 
-use super::{Db, FOR_UPDATE, LOCK_COUNTER, begin};
+use super::{BYTE_ORDER, Db, FOR_UPDATE, LOCK_COUNTER, begin};
 use crate::audit::{self, GENESIS, Hashed};
 use crate::book::Book;
 use crate::error::StoreError;
@@ -1775,7 +1775,9 @@ async fn run_states(
         for id in chunk {
             list.push_bind(*id);
         }
-        query.push(format_args!(") ORDER BY id{FOR_UPDATE}"));
+        // Locked in the byte order the chunks were cut in (PostgreSQL's default collation
+        // may order ids otherwise), so two nodes always lock shared runs in the same order.
+        query.push(format_args!(") ORDER BY id{BYTE_ORDER}{FOR_UPDATE}"));
         for row in query.build().fetch_all(&mut **tx).await? {
             let status: String = row.try_get("status")?;
             let ended: Option<i64> = row.try_get("ended_at")?;
@@ -1801,8 +1803,8 @@ async fn run_states(
 }
 
 /// A check decided in a batch, before it is written.
-struct Decided {
-    check: PendingCheck,
+struct Decided<'a> {
+    check: &'a PendingCheck,
     decision: charter_core::engine::Decision,
     violation_ids: Vec<String>,
 }
@@ -1815,7 +1817,7 @@ struct Decided {
 /// counted if and only if the check is recorded as allowed.
 pub(crate) async fn commit_checks(
     pool: &Pool<Db>,
-    batch: Vec<PendingCheck>,
+    batch: &[PendingCheck],
 ) -> Result<Vec<CheckOutcome>> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -1832,7 +1834,7 @@ pub(crate) async fn commit_checks(
     // their run.
     let mut decided: Vec<Decided> = Vec::with_capacity(batch.len());
     let mut refused: Vec<Option<CheckOutcome>> = Vec::with_capacity(batch.len());
-    for mut check in batch {
+    for check in batch {
         let Some(run) = runs.get_mut(&check.run_id) else {
             refused.push(Some(CheckOutcome::NoRun));
             continue;
@@ -1854,7 +1856,8 @@ pub(crate) async fn commit_checks(
             Settle::CheckOnly
         };
         let exceeded = book.settle(&check.evaluation.claims, check.at, mode);
-        let decision = decide(std::mem::take(&mut check.evaluation), &exceeded);
+        // The batch stays whole: the writer retries its checks one by one if it fails.
+        let decision = check.evaluation.decision(&exceeded);
         if decision.outcome == Outcome::Halt {
             let halting: Vec<&Violation> = decision
                 .violations
@@ -2091,17 +2094,41 @@ fn tenant_filters(f: &mut Filters, principal: &Principal, named: Option<&str>) {
     }
 }
 
-fn violation_filters(principal: &Principal, filter: &ViolationFilter) -> Filters {
+async fn violation_filters(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &ViolationFilter,
+) -> Result<Filters> {
     let mut f = Filters::default();
     tenant_filters(&mut f, principal, filter.tenant_id.as_deref());
     f.text("policy_id = ?", filter.policy_id.as_deref());
     f.text("lineage_id = ?", filter.lineage_id.as_deref());
     f.text("agent_id = ?", filter.agent_id.as_deref());
-    f.text("run_id = ?", filter.run_id.as_deref());
+    if let Some(run_id) = filter.run_id.as_deref() {
+        // A run's violations are its agent's, from its start on: bounded so the agent's
+        // index finds them (there is no index by run). The caller's tenant filter above still
+        // decides whether it may see them.
+        let run = sqlx::query("SELECT tenant_id, agent_id, started_at FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await?;
+        match run {
+            Some(run) => {
+                let tenant: String = run.try_get("tenant_id")?;
+                let agent: String = run.try_get("agent_id")?;
+                f.text("tenant_id = ?", Some(&tenant));
+                f.text("agent_id = ?", Some(&agent));
+                f.int("at >= ?", Some(run.try_get("started_at")?));
+            }
+            // No such run: it has no violations.
+            None => f.int("0 = ?", Some(1)),
+        }
+        f.text("run_id = ?", Some(run_id));
+    }
     f.text("rule_type = ?", filter.rule_type.as_deref());
     f.int("at >= ?", filter.since.map(ms));
     f.int("at < ?", filter.until.map(ms));
-    f
+    Ok(f)
 }
 
 fn bad_cursor() -> StoreError {
@@ -2185,7 +2212,7 @@ pub(crate) async fn list_violations(
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<Page<ViolationEvent>> {
-    let f = violation_filters(principal, filter);
+    let f = violation_filters(pool, principal, filter).await?;
     newest_first(pool, &VIOLATIONS, f, cursor, limit).await
 }
 
@@ -2204,7 +2231,7 @@ pub(crate) async fn violation_stats(
             "a bucket is a positive duration",
         ));
     }
-    let f = violation_filters(principal, filter);
+    let f = violation_filters(pool, principal, filter).await?;
     // The bucket width is a number we checked, written into the text so the filters keep
     // their placeholders in order.
     let sql = format!(
@@ -2283,9 +2310,7 @@ pub(crate) async fn actions_page(
                 at_ms: r.try_get("at")?,
                 run_started_at: time(r.try_get("started_at")?)?,
                 // An input this version cannot read is "not replayable", never guessed.
-                action: input.and_then(|i| {
-                    charter_core::Action::parse(&serde_json::from_str(&i).ok()?).ok()
-                }),
+                action: input.and_then(|i| charter_core::Action::from_json(&i).ok()),
                 decision: decision.as_deref().and_then(Outcome::from_name),
             })
         })
@@ -2312,10 +2337,15 @@ pub(crate) async fn run_actions(
     principal: &Principal,
     run_id: &str,
 ) -> Result<Vec<RunAction>> {
-    get_run(pool, principal, run_id).await?;
+    let run = get_run(pool, principal, run_id).await?;
+    // Through the agent's index: a run's actions are its agent's, from its start on.
     let rows = sqlx::query(
-        "SELECT id, at, input, decision FROM actions WHERE run_id = $1 ORDER BY at, id",
+        "SELECT id, at, input, decision FROM actions \
+         WHERE tenant_id = $1 AND agent_id = $2 AND at >= $3 AND run_id = $4 ORDER BY at, id",
     )
+    .bind(&run.tenant_id)
+    .bind(&run.agent_id)
+    .bind(ms(run.started_at))
     .bind(run_id)
     .fetch_all(pool)
     .await?;
@@ -2429,6 +2459,9 @@ pub(crate) async fn record_key_usage(
     if usage.is_empty() {
         return Ok(());
     }
+    // In id order: two nodes flushing the same keys lock their rows in the same order.
+    let mut usage: Vec<&(String, u64, Timestamp)> = usage.iter().collect();
+    usage.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut tx = begin(pool).await?;
     for (id, calls, last) in usage {
         sqlx::query(

@@ -17,6 +17,8 @@ pub(crate) type Db = Postgres;
 /// Serialises settlements of one counter across every node, until the transaction ends.
 pub(crate) const LOCK_COUNTER: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
+/// Orders text by its bytes, as Rust sorts it, whatever the database's default collation.
+pub(crate) const BYTE_ORDER: &str = " COLLATE \"C\"";
 
 pub(crate) async fn begin(pool: &Pool<Db>) -> Result<Transaction<'static, Db>, StoreError> {
     Ok(pool.begin().await?)
@@ -42,6 +44,9 @@ impl PgStore {
 
     /// Connects with explicit options (a test gives each run its own `search_path` schema).
     pub async fn connect_with(options: PgConnectOptions) -> Result<PgStore, StoreError> {
+        // Multi-row inserts have one statement text per row count and table: more than the
+        // default cache of 100 prepared statements holds.
+        let options = options.statement_cache_capacity(512);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .connect_with(options)
@@ -67,6 +72,13 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Called by the group commit after each batch: nothing to do on PostgreSQL.
+    #[expect(
+        clippy::unused_async,
+        reason = "the same call as SqliteStore::after_checks"
+    )]
+    pub(crate) async fn after_checks(&self) {}
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.
     #[doc(hidden)]

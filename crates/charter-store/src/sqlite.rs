@@ -5,6 +5,7 @@ use std::fs::{File, TryLockError};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -25,12 +26,26 @@ pub(crate) type Db = Sqlite;
 /// SQLite serialises write transactions already: no per-counter lock is needed.
 pub(crate) const LOCK_COUNTER: &str = "";
 pub(crate) const FOR_UPDATE: &str = "";
+/// SQLite's default collation already orders text by its bytes.
+pub(crate) const BYTE_ORDER: &str = "";
 
 /// Takes the lock file beside the database at `path` (`charter.db` → `charter.db.lock`),
 /// held until the store is dropped: a second process on the same database would break the
 /// cache of keys and could not be told about revocations.
 fn lock(path: &Path) -> Result<File, StoreError> {
-    let mut name = path.as_os_str().to_owned();
+    // Beside the real file, however the path was spelled (relative, through a symbolic link
+    // to the directory): two processes find the same lock.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| StoreError::Backend(format!("{} names no file", path.display())))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| StoreError::Backend(format!("opening {}: {e}", dir.display())))?;
+    let mut name = dir.join(file_name).into_os_string();
     name.push(".lock");
     let file = File::options()
         .create(true)
@@ -52,28 +67,58 @@ fn lock(path: &Path) -> Result<File, StoreError> {
     }
 }
 
-/// How often the write-ahead log is checkpointed into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 512;
+
+/// How often the write-ahead log is checkpointed while it holds frames to copy, and while it
+/// is empty.
+const CHECKPOINT_BUSY: Duration = Duration::from_millis(10);
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(250);
+
+/// The log's length (in pages) past which the writer is asked to let it restart.
+const RESTART_AT: i64 = 4_096;
 
 /// Checkpoints the write-ahead log in the background until `pool` closes. `PASSIVE` copies
-/// what no reader still needs and never blocks the writer, so commits never wait for a
-/// checkpoint's copying and syncing; the log restarts from its beginning (cut back to
-/// `journal_size_limit`) once a checkpoint has caught up. (A `TRUNCATE` checkpoint was tried:
-/// it holds the writer while it waits for readers, 1.5 s under load.)
-async fn checkpoints(pool: Pool<Db>) {
+/// what no reader still needs and never blocks the writer, so commits never wait for the
+/// copying and syncing. (A `TRUNCATE` checkpoint was tried: it holds the writer while it waits
+/// for readers, 1.5 s under load.)
+///
+/// Copying alone never shortens the log: SQLite restarts it from its beginning only when a
+/// write transaction begins after every frame was copied, and under steady load the writer
+/// has always committed more frames by the time a checkpoint finishes. Once the log is long,
+/// this task therefore asks the writer (`restart`) to copy the last few frames itself between
+/// two commits (`SqliteStore::after_checks`): cheap, since this task already copied and
+/// synced the rest, and the writer's next transaction then restarts the log. Without that the
+/// log grows until the automatic checkpoint at 10,000 pages, which stalls a commit for tens of
+/// milliseconds while it copies and syncs what accumulated.
+async fn checkpoints(pool: Pool<Db>, restart: Arc<AtomicBool>) {
+    let mut pause = CHECKPOINT_IDLE;
     loop {
-        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        tokio::time::sleep(pause).await;
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
             .await
         {
-            if pool.is_closed() {
-                return;
+            Ok((_, log, _)) => {
+                pause = if log > 0 {
+                    CHECKPOINT_BUSY
+                } else {
+                    CHECKPOINT_IDLE
+                };
+                if log >= RESTART_AT {
+                    restart.store(true, Ordering::Relaxed);
+                }
             }
-            tracing::warn!(error = %e, "checkpointing the write-ahead log");
+            Err(e) => {
+                if pool.is_closed() {
+                    return;
+                }
+                pause = CHECKPOINT_IDLE;
+                tracing::warn!(error = %e, "checkpointing the write-ahead log");
+            }
         }
     }
 }
@@ -85,12 +130,29 @@ async fn writer_for(
     pool: &Pool<Db>,
     options: &SqliteConnectOptions,
     connections: u32,
-) -> Result<Pool<Db>, StoreError> {
+) -> Result<(Pool<Db>, Option<Arc<Checkpointer>>), StoreError> {
     if connections == 1 {
-        return Ok(pool.clone());
+        return Ok((pool.clone(), None));
     }
-    tokio::spawn(checkpoints(pool.clone()));
-    self::pool(options, 1).await
+    let writer = self::pool(options, 1).await?;
+    let restart = Arc::new(AtomicBool::new(false));
+    let task = tokio::spawn(checkpoints(pool.clone(), Arc::clone(&restart)));
+    Ok((writer, Some(Arc::new(Checkpointer { task, restart }))))
+}
+
+/// The background checkpoint task, stopped when the last handle of its store is dropped (a
+/// store dropped without `close` would otherwise keep it, and its pool, alive).
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    task: tokio::task::JoinHandle<()>,
+    /// Set when the log is long enough that the writer should let it restart.
+    restart: Arc<AtomicBool>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// A pool of `connections` to the database of `options`.
@@ -122,6 +184,8 @@ pub struct SqliteStore {
     pub(crate) keys: Option<Arc<KeyCache>>,
     /// The held lock of the database file (none for an in-memory database).
     held_lock: Option<Arc<File>>,
+    /// The background checkpoints of a file database.
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
 /// How durable a commit is.
@@ -166,6 +230,9 @@ impl SqliteStore {
                 Sync::Full => SqliteSynchronous::Full,
             })
             .busy_timeout(Duration::from_secs(5))
+            // Multi-row inserts have one statement text per row count and table: more than
+            // the default cache of 100 prepared statements holds.
+            .statement_cache_capacity(STATEMENT_CACHE)
             .foreign_keys(true)
             // REPLACE deletes the row it conflicts with; only with recursive triggers does
             // that delete meet the triggers that keep active policies and the audit log intact.
@@ -188,12 +255,13 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
-        let writer = writer_for(&pool, &options, connections).await?;
+        let (writer, checkpointer) = writer_for(&pool, &options, connections).await?;
         Ok(SqliteStore {
             pool,
             writer,
             keys: Some(Arc::default()),
             held_lock: None,
+            checkpointer,
         })
     }
 
@@ -203,19 +271,39 @@ impl SqliteStore {
         let options = (*self.pool.connect_options()).clone();
         let connections = self.pool.options().get_max_connections();
         let pool = pool(&options, connections).await?;
-        let writer = writer_for(&pool, &options, connections).await?;
+        let (writer, checkpointer) = writer_for(&pool, &options, connections).await?;
         Ok(SqliteStore {
             pool,
             writer,
             keys: self.keys.clone(),
             held_lock: self.held_lock.clone(),
+            checkpointer,
         })
     }
 
     /// Closes the pools (every connection), as a process would on shutdown.
     pub async fn close(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.task.abort();
+        }
         self.writer.close().await;
         self.pool.close().await;
+    }
+
+    /// Called by the group commit after each batch: when the background checkpoints ask for
+    /// it, copies the log's last frames on the writer's own connection, between two commits,
+    /// so that the next transaction restarts the log (see `checkpoints`).
+    pub(crate) async fn after_checks(&self) {
+        let Some(checkpointer) = &self.checkpointer else {
+            return;
+        };
+        if checkpointer.restart.swap(false, Ordering::Relaxed)
+            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.writer)
+                .await
+        {
+            tracing::warn!(error = %e, "checkpointing the write-ahead log");
+        }
     }
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.

@@ -57,21 +57,12 @@ impl ActionWriter {
                 }
                 let (checks, acks): (Vec<PendingCheck>, Vec<_>) = batch.drain(..).unzip();
                 let size = checks.len() as u64;
-                let result = store.commit_checks(checks).await;
+                let outcomes = commit(&store, checks.into()).await;
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters.records.fetch_add(size, Ordering::Relaxed);
                 // A check that gave up waiting has nobody to tell.
-                match result {
-                    Ok(outcomes) => {
-                        for (ack, outcome) in acks.into_iter().zip(outcomes) {
-                            let _ = ack.send(Ok(outcome));
-                        }
-                    }
-                    Err(e) => {
-                        for ack in acks {
-                            let _ = ack.send(Err(e.clone()));
-                        }
-                    }
+                for (ack, outcome) in acks.into_iter().zip(outcomes) {
+                    let _ = ack.send(outcome);
                 }
             }
         });
@@ -97,4 +88,61 @@ impl ActionWriter {
             records: self.stats.records.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Commits `checks` in one transaction, one outcome each. If that fails, each check is committed
+/// alone, in order, so a check that cannot be committed (or a transient failure) fails only
+/// itself, not the checks that happened to share its batch. Retrying is safe: a failed
+/// transaction changed nothing, and one whose commit was acknowledged but reported as failed
+/// (a connection lost at the last moment) makes the retry fail on the actions' primary keys
+/// instead of recording or spending twice.
+async fn commit<S: Store + Clone>(
+    store: &S,
+    checks: Arc<[PendingCheck]>,
+) -> Vec<Result<CheckOutcome>> {
+    let error = match guarded(store, &checks, 0..checks.len()).await {
+        Ok(outcomes) if outcomes.len() == checks.len() => {
+            return outcomes.into_iter().map(Ok).collect();
+        }
+        Ok(outcomes) => StoreError::Backend(format!(
+            "a commit of {} checks answered {} outcomes",
+            checks.len(),
+            outcomes.len()
+        )),
+        Err(e) => e,
+    };
+    if checks.len() == 1 {
+        return vec![Err(error)];
+    }
+    tracing::warn!(%error, checks = checks.len(), "a group commit failed: committing its checks one by one");
+    let mut outcomes = Vec::with_capacity(checks.len());
+    for i in 0..checks.len() {
+        outcomes.push(match guarded(store, &checks, i..i + 1).await {
+            Ok(mut one) if one.len() == 1 => Ok(one.remove(0)),
+            Ok(_) => Err(StoreError::Backend(
+                "a commit of one check answered no outcome".into(),
+            )),
+            Err(e) => Err(e),
+        });
+    }
+    outcomes
+}
+
+/// Commits `checks[range]` in a task of its own, so a panic while committing fails these checks
+/// and leaves the writer running.
+async fn guarded<S: Store + Clone>(
+    store: &S,
+    checks: &Arc<[PendingCheck]>,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<CheckOutcome>> {
+    let store = store.clone();
+    let checks = Arc::clone(checks);
+    tokio::spawn(async move {
+        match checks.get(range) {
+            Some(part) => store.commit_checks(part).await,
+            None => Ok(Vec::new()),
+        }
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("committing checks: {e}")))?
 }

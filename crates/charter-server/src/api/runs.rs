@@ -125,7 +125,7 @@ async fn check<S: Store + Clone>(
     JsonBody(body): JsonBody,
 ) -> Result<axum::response::Response, ApiError> {
     let started = std::time::Instant::now();
-    let action = Action::parse(&body)?;
+    let action = Action::from_value(body)?;
     let run = match state
         .runtime
         .find_run(&state.store, &caller.principal, &run_id)
@@ -134,7 +134,9 @@ async fn check<S: Store + Clone>(
         Found::Live(run) => run,
         Found::Stopped(run) => return stopped(&run_id, run.ended_at.is_some(), run.halted_by),
     };
-    let now = state.clock.now();
+    // Never before the run's start, even if this node's clock is behind the one that started
+    // it (or stepped back): a run's actions are found from its start on.
+    let now = state.clock.now().max(run.started_at);
     let ctx = RunContext {
         tenant_id: &run.tenant_id,
         agent_id: &run.agent_id,
@@ -489,8 +491,8 @@ fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRu
                     })?,
             ),
         };
-        let action =
-            Action::parse(&Value::Object(object)).map_err(|e| ApiError::from(e.under(&path)))?;
+        let action = Action::from_value(Value::Object(object))
+            .map_err(|e| ApiError::from(e.under(&path)))?;
         actions.push(charter_store::ImportedAction {
             at,
             action,

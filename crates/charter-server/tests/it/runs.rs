@@ -169,6 +169,19 @@ async fn checks_decide_record_and_respect_pinning() {
         )
         .await;
     assert_eq!(r.body["error"]["details"]["path"], "cost_usd");
+    // NUL cannot be stored by PostgreSQL: refused at the edge, not at the commit.
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/runs/{run}/check"),
+            key,
+            Some(json!({"kind": "tool_call", "tool": "x", "args": {"to": ["ok", "a\u{0}b"]}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["details"]["path"].clone()),
+        (StatusCode::BAD_REQUEST, json!("args.to[1]"))
+    );
     let viewer = app
         .call(
             "POST",

@@ -362,3 +362,82 @@ impl NewNode for charter_store::PgStore {
         self.reopen().await.unwrap()
     }
 }
+
+/// A check that cannot be committed (here: an action id already recorded) fails alone; the
+/// checks that shared its batch are committed. A current-thread runtime makes the batch
+/// deterministic: all 32 checks are queued before the writer runs.
+async fn a_failing_check_fails_only_itself<S: Store + Clone>(store: S) {
+    seed(&store).await;
+    let writer = ActionWriter::spawn(store.clone(), 64);
+    let (run, _) = store
+        .start_run(&Principal::Platform, "acme", "support", &json!({}), at(5))
+        .await
+        .unwrap();
+    let first = capped_spend(&run, 6);
+    let taken = first.id.clone();
+    assert!(matches!(
+        writer.check(first).await.unwrap(),
+        CheckOutcome::Decided { .. }
+    ));
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let mut check = capped_spend(&run, 10 + i);
+        if i == 4 {
+            check.id.clone_from(&taken);
+        }
+        let writer = writer.clone();
+        tasks.push(tokio::spawn(async move { writer.check(check).await }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    assert_eq!(
+        writer.stats(),
+        charter_store::WriterStats {
+            batches: 2,
+            records: 33
+        },
+        "the 32 checks shared one batch"
+    );
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i == 4 {
+            assert!(outcome.is_err(), "the duplicate id cannot be committed");
+        } else {
+            // 0.50 each against a 5.00 cap: the first check and nine of these are allowed, then
+            // the run halts. The failed check spent nothing, so i = 9 is still allowed.
+            match outcome.as_ref().unwrap() {
+                CheckOutcome::Decided { decision, .. } if i <= 9 => {
+                    assert_eq!(decision.outcome, Outcome::Allow, "check {i}");
+                }
+                CheckOutcome::Decided { decision, .. } if i == 10 => {
+                    assert_eq!(decision.outcome, Outcome::Halt, "check {i}");
+                }
+                CheckOutcome::Halted { .. } if i > 10 => {}
+                other => panic!("check {i}: {other:?}"),
+            }
+        }
+    }
+    let recorded = store
+        .run_actions(&Principal::Platform, &run.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded.len(),
+        1 + 9 + 1,
+        "the first check, nine allowed, one halt"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_check_fails_only_itself_sqlite() {
+    a_failing_check_fails_only_itself(crate::harness::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_failing_check_fails_only_itself_postgres() {
+    if let Some((store, schema)) = crate::harness::postgres().await {
+        a_failing_check_fails_only_itself(store).await;
+        crate::harness::drop_schema(&schema).await;
+    }
+}

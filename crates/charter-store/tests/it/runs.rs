@@ -403,7 +403,7 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
     // Two checks of one run in one batch: the first halts it, the second is refused with the
     // halting violations and not recorded.
     let outcomes = store
-        .commit_checks(vec![pending("evt_halt"), pending("evt_after")])
+        .commit_checks(&[pending("evt_halt"), pending("evt_after")])
         .await
         .unwrap();
     let CheckOutcome::Decided {
