@@ -123,18 +123,44 @@ pub(crate) async fn validate<S: Store + Clone>(
     } else {
         caller.principal.clone()
     };
+    // The next page is read while this one is replayed: the store's work (on SQLite, its own
+    // thread) and the replay overlap.
+    let fetch = |after: Option<(i64, String, String)>| {
+        let store = state.store.clone();
+        let reader = reader.clone();
+        let (tenant, agent) = (tenant.map(str::to_owned), agent.map(str::to_owned));
+        tokio::spawn(async move {
+            store
+                .actions_page(
+                    &reader,
+                    tenant.as_deref(),
+                    agent.as_deref(),
+                    since,
+                    until,
+                    after.as_ref(),
+                    PAGE,
+                )
+                .await
+        })
+    };
     let mut runs = std::collections::HashSet::new();
     let mut capped = false;
-    let mut after: Option<(i64, String, String)> = None;
-    loop {
-        let page = state
-            .store
-            .actions_page(&reader, tenant, agent, since, until, after.as_ref(), PAGE)
-            .await?;
+    let mut next = Some(fetch(None));
+    while let Some(reading) = next.take() {
+        let page = reading
+            .await
+            .map_err(|e| ApiError::internal(&format!("reading recorded actions: {e}")))??;
         let Some(last) = page.last() else { break };
-        after = Some((last.at_ms, last.run_id.clone(), last.id.clone()));
+        // A short page is the last one.
+        if page.len() >= PAGE as usize {
+            next = Some(fetch(Some((
+                last.at_ms,
+                last.run_id.clone(),
+                last.id.clone(),
+            ))));
+        }
         for row in page {
-            if !runs.contains(&row.run_id) {
+            if !runs.contains(row.run_id.as_str()) {
                 if runs.len() as u64 >= max_runs {
                     capped = true;
                     continue;
