@@ -16,6 +16,12 @@ use serde_json::Value;
 
 use crate::client::{Client, Failure};
 
+/// mimalloc instead of the system allocator: a check and a replayed action allocate many small
+/// values (JSON trees, strings), and glibc's allocator spent a fifth of Validate's time in
+/// malloc, free and their consolidation (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Charter: the control plane that keeps AI agents within bounds.
 #[derive(Debug, Parser)]
 #[command(name = "charter", version, about)]

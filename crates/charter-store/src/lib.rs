@@ -679,13 +679,8 @@ macro_rules! store_impl {
                 after: Option<&(i64, String, String)>,
                 limit: u32,
             ) -> Result<Vec<RecordedRow>> {
-                {
-                    use $ops as ops;
-                    ops::actions_page(
-                        &self.pool, principal, tenant, agent, since, until, after, limit,
-                    )
+                self.recorded_page(principal, tenant, agent, since, until, after, limit)
                     .await
-                }
             }
             async fn import_policies(
                 &self,

@@ -20,6 +20,7 @@ use crate::key_cache::KeyCache;
     reason = "ops.rs is compiled once per backend, on purpose"
 )]
 pub(crate) mod ops;
+mod reader;
 
 pub(crate) type Db = Sqlite;
 /// SQLite has no row locks: `BEGIN IMMEDIATE` already holds the database's write lock.
@@ -186,6 +187,8 @@ pub struct SqliteStore {
     held_lock: Option<Arc<File>>,
     /// The background checkpoints of a file database.
     checkpointer: Option<Arc<Checkpointer>>,
+    /// Validate's reads of a file database (an in-memory one is read through `pool`).
+    reader: Option<reader::Reader>,
 }
 
 /// How durable a commit is.
@@ -208,6 +211,7 @@ impl SqliteStore {
             .create_if_missing(true);
         let mut store = Self::connect(options, sync, 8).await?;
         store.held_lock = Some(Arc::new(lock));
+        store.reader = Some(reader::Reader::new(path));
         Ok(store)
     }
 
@@ -262,6 +266,7 @@ impl SqliteStore {
             keys: Some(Arc::default()),
             held_lock: None,
             checkpointer,
+            reader: None,
         })
     }
 
@@ -278,6 +283,7 @@ impl SqliteStore {
             keys: self.keys.clone(),
             held_lock: self.held_lock.clone(),
             checkpointer,
+            reader: self.reader.clone(),
         })
     }
 
@@ -288,6 +294,37 @@ impl SqliteStore {
         }
         self.writer.close().await;
         self.pool.close().await;
+    }
+
+    /// Validate's page of recorded actions: through rusqlite for a file database (see
+    /// `reader`), through the pool for an in-memory one.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a keyset page needs its whole key"
+    )]
+    pub(crate) async fn recorded_page(
+        &self,
+        principal: &crate::Principal,
+        tenant: Option<&str>,
+        agent: Option<&str>,
+        since: jiff::Timestamp,
+        until: jiff::Timestamp,
+        after: Option<&(i64, String, String)>,
+        limit: u32,
+    ) -> Result<Vec<crate::RecordedRow>, StoreError> {
+        match &self.reader {
+            Some(reader) => {
+                reader
+                    .actions_page(principal, tenant, agent, since, until, after, limit)
+                    .await
+            }
+            None => {
+                ops::actions_page(
+                    &self.pool, principal, tenant, agent, since, until, after, limit,
+                )
+                .await
+            }
+        }
     }
 
     /// Called by the group commit after each batch: when the background checkpoints ask for
