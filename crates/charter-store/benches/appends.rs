@@ -87,7 +87,10 @@ async fn one_commit_each<S: Store + Clone>(store: &S, run: &str) -> Duration {
         tasks.push(tokio::spawn(async move {
             for i in 0..ACTIONS / CLIENTS {
                 store
-                    .commit_checks(&[record(&run, c * 1000 + i)])
+                    .commit_checks(charter_store::CheckBatch::new(vec![record(
+                        &run,
+                        c * 1000 + i,
+                    )]))
                     .await
                     .unwrap();
             }

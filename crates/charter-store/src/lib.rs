@@ -36,8 +36,8 @@ pub use model::{
 };
 pub use postgres::PgStore;
 pub use runs::{
-    ActionSummary, CheckOutcome, ImportedAction, ImportedRun, Page, PendingCheck, PinnedPolicy,
-    PinnedSet, Run, RunAction, RunFilter, RunStatus, ViolationEvent, ViolationFilter,
+    ActionSummary, CheckBatch, CheckOutcome, ImportedAction, ImportedRun, Page, PendingCheck,
+    PinnedPolicy, PinnedSet, Run, RunAction, RunFilter, RunStatus, ViolationEvent, ViolationFilter,
 };
 pub use sqlite::{SqliteStore, Sync};
 pub use writer::{ActionWriter, WriterStats};
@@ -291,7 +291,7 @@ pub trait Store: Send + std::marker::Sync + 'static {
     /// one outcome per check. Used through [`ActionWriter`], which batches concurrent checks.
     fn commit_checks(
         &self,
-        batch: &[PendingCheck],
+        batch: CheckBatch,
     ) -> impl Future<Output = Result<Vec<CheckOutcome>>> + Send;
     /// Violation events, newest first, one page.
     fn violations(
@@ -638,13 +638,10 @@ macro_rules! store_impl {
                     ops::end_run(&self.pool, principal, id, status, at).await
                 }
             }
-            async fn commit_checks(&self, batch: &[PendingCheck]) -> Result<Vec<CheckOutcome>> {
-                {
-                    use $ops as ops;
-                    let outcomes = ops::commit_checks(&self.writer, batch).await;
-                    self.after_checks().await;
-                    outcomes
-                }
+            async fn commit_checks(&self, batch: CheckBatch) -> Result<Vec<CheckOutcome>> {
+                let outcomes = self.commit_batch(batch).await;
+                self.after_checks().await;
+                outcomes
             }
             async fn violations(
                 &self,

@@ -94,6 +94,14 @@ impl PgStore {
         .await
     }
 
+    /// The group commit of `batch`.
+    pub(crate) async fn commit_batch(
+        &self,
+        batch: crate::CheckBatch,
+    ) -> Result<Vec<crate::CheckOutcome>, StoreError> {
+        ops::commit_checks(&self.writer, batch.checks()).await
+    }
+
     /// Called by the group commit after each batch: nothing to do on PostgreSQL.
     #[expect(
         clippy::unused_async,

@@ -110,6 +110,47 @@ pub struct PendingCheck {
     pub policy_set_hash: String,
 }
 
+/// Checks to commit together: a part of the writer's queue, shared with it, so a failed commit
+/// can be retried one check at a time without copying the checks.
+#[derive(Debug, Clone)]
+pub struct CheckBatch {
+    checks: std::sync::Arc<[PendingCheck]>,
+    range: std::ops::Range<usize>,
+}
+
+impl CheckBatch {
+    /// All of `checks`, in order.
+    pub fn new(checks: Vec<PendingCheck>) -> CheckBatch {
+        let checks: std::sync::Arc<[PendingCheck]> = checks.into();
+        let range = 0..checks.len();
+        CheckBatch { checks, range }
+    }
+
+    /// The checks, in order.
+    pub fn checks(&self) -> &[PendingCheck] {
+        self.checks.get(self.range.clone()).unwrap_or_default()
+    }
+
+    /// How many checks.
+    pub fn len(&self) -> usize {
+        self.range.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty()
+    }
+
+    /// The `index`th check alone.
+    pub(crate) fn one(&self, index: usize) -> CheckBatch {
+        let at = self.range.start + index;
+        CheckBatch {
+            checks: std::sync::Arc::clone(&self.checks),
+            range: at..(at + 1).min(self.range.end),
+        }
+    }
+}
+
 /// What became of a pending check.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckOutcome {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
-use crate::runs::{CheckOutcome, PendingCheck};
+use crate::runs::{CheckBatch, CheckOutcome, PendingCheck};
 use crate::{Result, Store};
 
 type Pending = (PendingCheck, oneshot::Sender<Result<CheckOutcome>>);
@@ -57,7 +57,7 @@ impl ActionWriter {
                 }
                 let (checks, acks): (Vec<PendingCheck>, Vec<_>) = batch.drain(..).unzip();
                 let size = checks.len() as u64;
-                let outcomes = commit(&store, checks.into()).await;
+                let outcomes = commit(&store, CheckBatch::new(checks)).await;
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters.records.fetch_add(size, Ordering::Relaxed);
                 // A check that gave up waiting has nobody to tell.
@@ -96,11 +96,8 @@ impl ActionWriter {
 /// transaction changed nothing, and one whose commit was acknowledged but reported as failed
 /// (a connection lost at the last moment) makes the retry fail on the actions' primary keys
 /// instead of recording or spending twice.
-async fn commit<S: Store + Clone>(
-    store: &S,
-    checks: Arc<[PendingCheck]>,
-) -> Vec<Result<CheckOutcome>> {
-    let error = match guarded(store, &checks, 0..checks.len()).await {
+async fn commit<S: Store + Clone>(store: &S, checks: CheckBatch) -> Vec<Result<CheckOutcome>> {
+    let error = match guarded(store, checks.clone()).await {
         Ok(outcomes) if outcomes.len() == checks.len() => {
             return outcomes.into_iter().map(Ok).collect();
         }
@@ -117,7 +114,7 @@ async fn commit<S: Store + Clone>(
     tracing::warn!(%error, checks = checks.len(), "a group commit failed: committing its checks one by one");
     let mut outcomes = Vec::with_capacity(checks.len());
     for i in 0..checks.len() {
-        outcomes.push(match guarded(store, &checks, i..i + 1).await {
+        outcomes.push(match guarded(store, checks.one(i)).await {
             Ok(mut one) if one.len() == 1 => Ok(one.remove(0)),
             Ok(_) => Err(StoreError::Backend(
                 "a commit of one check answered no outcome".into(),
@@ -128,21 +125,11 @@ async fn commit<S: Store + Clone>(
     outcomes
 }
 
-/// Commits `checks[range]` in a task of its own, so a panic while committing fails these checks
-/// and leaves the writer running.
-async fn guarded<S: Store + Clone>(
-    store: &S,
-    checks: &Arc<[PendingCheck]>,
-    range: std::ops::Range<usize>,
-) -> Result<Vec<CheckOutcome>> {
+/// Commits `checks` in a task of its own, so a panic while committing fails these checks and
+/// leaves the writer running.
+async fn guarded<S: Store + Clone>(store: &S, checks: CheckBatch) -> Result<Vec<CheckOutcome>> {
     let store = store.clone();
-    let checks = Arc::clone(checks);
-    tokio::spawn(async move {
-        match checks.get(range) {
-            Some(part) => store.commit_checks(part).await,
-            None => Ok(Vec::new()),
-        }
-    })
-    .await
-    .map_err(|e| StoreError::Backend(format!("committing checks: {e}")))?
+    tokio::spawn(async move { store.commit_checks(checks).await })
+        .await
+        .map_err(|e| StoreError::Backend(format!("committing checks: {e}")))?
 }

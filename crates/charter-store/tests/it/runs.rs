@@ -4,8 +4,8 @@
 use charter_core::Action;
 use charter_core::engine::{CompiledSet, Outcome, RunContext};
 use charter_store::{
-    ActionWriter, Activation, CheckOutcome, PendingCheck, Principal, RunFilter, RunStatus, Store,
-    StoreError, ViolationFilter,
+    ActionWriter, Activation, CheckBatch, CheckOutcome, PendingCheck, Principal, RunFilter,
+    RunStatus, Store, StoreError, ViolationFilter,
 };
 use serde_json::json;
 
@@ -403,7 +403,10 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
     // Two checks of one run in one batch: the first halts it, the second is refused with the
     // halting violations and not recorded.
     let outcomes = store
-        .commit_checks(&[pending("evt_halt"), pending("evt_after")])
+        .commit_checks(CheckBatch::new(vec![
+            pending("evt_halt"),
+            pending("evt_after"),
+        ]))
         .await
         .unwrap();
     let CheckOutcome::Decided {

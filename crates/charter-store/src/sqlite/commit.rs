@@ -1,0 +1,308 @@
+//! The group commit on a SQLite file, through rusqlite on a blocking thread: the same
+//! transaction as `ops::commit_checks` (which PostgreSQL and an in-memory SQLite database use),
+//! written against SQLite's own interface.
+//!
+//! Through sqlx, each statement of a batch (begin, the batch's runs, each counter, the inserts,
+//! commit) is a round trip to the connection's thread, and every bound value is copied into an
+//! owned argument first: on two cores, the writer's cycle was mostly waiting for those hops.
+//! Here the whole batch runs in one call on one thread, with prepared statements kept by the
+//! connection. The rules it keeps are the same: the batch's runs are read first (a check whose
+//! run has ended or halted records nothing), counters are loaded once, settled in arrival order
+//! and written back as additions, and budget is spent if and only if the check is recorded as
+//! allowed. The store's conformance tests run against this path (every SQLite store they open
+//! is a file).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use charter_core::engine::{Decision, Outcome, Violation};
+use charter_core::limits::Settle;
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+use serde_json::{Value, json};
+
+use super::Sync;
+use crate::book::Book;
+use crate::error::StoreError;
+use crate::ids;
+use crate::runs::{CheckBatch, CheckOutcome, PendingCheck};
+
+/// The writing connection, used by one batch at a time.
+#[derive(Debug, Clone)]
+pub(crate) struct Committer {
+    connection: Arc<Mutex<Connection>>,
+}
+
+fn backend(e: &rusqlite::Error) -> StoreError {
+    // SQLite still busy after its timeout: nothing changed, and the caller may retry.
+    if let rusqlite::Error::SqliteFailure(failure, _) = e
+        && matches!(
+            failure.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        )
+    {
+        return StoreError::Conflict {
+            message: "the change raced another one; retry".into(),
+            current_revision: None,
+        };
+    }
+    StoreError::Backend(format!("committing checks: {e}"))
+}
+
+impl Committer {
+    /// Opens the writing connection to the (already migrated) database at `path`, with the
+    /// settings of the store's own connections.
+    pub(crate) fn open(path: &Path, sync: Sync) -> Result<Committer, StoreError> {
+        let connection = Connection::open(path).map_err(|e| backend(&e))?;
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(|e| backend(&e))?;
+        let synchronous = match sync {
+            Sync::Normal => "NORMAL",
+            Sync::Full => "FULL",
+        };
+        // As `SqliteStore::connect` sets them (see the reasons there).
+        connection
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
+                 PRAGMA foreign_keys = ON; PRAGMA recursive_triggers = ON; \
+                 PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; \
+                 PRAGMA wal_autocheckpoint = 100000; PRAGMA journal_size_limit = 134217728;"
+            ))
+            .map_err(|e| backend(&e))?;
+        connection.set_prepared_statement_cache_capacity(64);
+        Ok(Committer {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Settles, decides and records `batch` in one transaction: one outcome per check.
+    pub(crate) async fn commit(&self, batch: CheckBatch) -> Result<Vec<CheckOutcome>, StoreError> {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection
+                .lock()
+                .map_err(|_| StoreError::Backend("the writing connection was poisoned".into()))?;
+            commit(&mut connection, batch.checks())
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("committing checks: {e}")))?
+    }
+}
+
+/// A run as the batch finds it.
+struct RunState {
+    ended: bool,
+    halted_by: Option<Value>,
+}
+
+fn commit(
+    connection: &mut Connection,
+    batch: &[PendingCheck],
+) -> Result<Vec<CheckOutcome>, StoreError> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| backend(&e))?;
+    let mut runs: HashMap<&str, RunState> = HashMap::new();
+    {
+        let mut read = tx
+            .prepare_cached("SELECT status, ended_at, halted_by FROM runs WHERE id = ?1")
+            .map_err(|e| backend(&e))?;
+        for check in batch {
+            if runs.contains_key(check.run_id.as_str()) {
+                continue;
+            }
+            let row = read
+                .query_row([&check.run_id], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, Option<i64>>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .optional()
+                .map_err(|e| backend(&e))?;
+            if let Some((status, ended, halted_by)) = row {
+                let halted_by = if status == "halted" {
+                    Some(match halted_by {
+                        Some(text) => serde_json::from_str(&text)?,
+                        None => json!([]),
+                    })
+                } else {
+                    None
+                };
+                runs.insert(
+                    check.run_id.as_str(),
+                    RunState {
+                        ended: ended.is_some(),
+                        halted_by,
+                    },
+                );
+            }
+        }
+    }
+    let mut book = Book::default();
+    {
+        let mut load = tx
+            .prepare_cached(
+                "SELECT bucket, amount FROM limit_counters WHERE counter = ?1 AND bucket >= ?2",
+            )
+            .map_err(|e| backend(&e))?;
+        for (key, first) in
+            Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)))
+        {
+            let rows = load
+                .query_map(params![key, first], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(|e| backend(&e))?
+                .collect::<Result<Vec<(i64, i64)>, _>>()
+                .map_err(|e| backend(&e))?;
+            book.load(key, rows);
+        }
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    {
+        let mut halt = tx
+            .prepare_cached("UPDATE runs SET status = 'halted', halted_by = ?1 WHERE id = ?2")
+            .map_err(|e| backend(&e))?;
+        let mut insert_action = tx
+            .prepare_cached(
+                "INSERT INTO actions (id, run_id, tenant_id, agent_id, at, kind, input, decision, policy_set_hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(|e| backend(&e))?;
+        let mut insert_violation = tx
+            .prepare_cached(
+                "INSERT INTO violations (id, at, decision, policy_id, policy_name, policy_version, \
+                 lineage_id, rule_id, rule_type, tenant_id, agent_id, run_id, action_id, action_kind, \
+                 action_summary, matching_input, message) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )
+            .map_err(|e| backend(&e))?;
+        for check in batch {
+            let Some(run) = runs.get_mut(check.run_id.as_str()) else {
+                outcomes.push(CheckOutcome::NoRun);
+                continue;
+            };
+            if run.ended {
+                outcomes.push(CheckOutcome::Ended);
+                continue;
+            }
+            if let Some(halted_by) = &run.halted_by {
+                outcomes.push(CheckOutcome::Halted {
+                    halted_by: halted_by.clone(),
+                });
+                continue;
+            }
+            // Only actions no other rule refuses consume budget.
+            let mode = if check.evaluation.violations.is_empty() {
+                Settle::CommitIfWithin
+            } else {
+                Settle::CheckOnly
+            };
+            let exceeded = book.settle(&check.evaluation.claims, check.at, mode);
+            let decision = check.evaluation.decision(&exceeded);
+            if decision.outcome == Outcome::Halt {
+                let halting: Vec<&Violation> = decision
+                    .violations
+                    .iter()
+                    .filter(|v| v.outcome == Outcome::Halt)
+                    .collect();
+                let halting = serde_json::to_value(&halting)?;
+                halt.execute(params![halting.to_string(), check.run_id])
+                    .map_err(|e| backend(&e))?;
+                // Later checks of this run in the same batch are refused as any later one is.
+                run.halted_by = Some(halting);
+            }
+            let at = check.at.as_millisecond();
+            let kind = check.action.kind().as_str();
+            insert_action
+                .execute(params![
+                    check.id,
+                    check.run_id,
+                    check.tenant_id,
+                    check.agent_id,
+                    at,
+                    kind,
+                    serde_json::to_string(&check.action)?,
+                    decision.outcome.as_str(),
+                    check.policy_set_hash,
+                ])
+                .map_err(|e| backend(&e))?;
+            let violation_ids = record_violations(&mut insert_violation, check, &decision)?;
+            outcomes.push(CheckOutcome::Decided {
+                decision,
+                violation_ids,
+            });
+        }
+    }
+    {
+        let mut add = tx
+            .prepare_cached(
+                "INSERT INTO limit_counters (counter, bucket, amount) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (counter, bucket) DO UPDATE SET amount = limit_counters.amount + excluded.amount",
+            )
+            .map_err(|e| backend(&e))?;
+        for (key, bucket, amount) in book.additions() {
+            let amount = i64::try_from(amount)
+                .map_err(|_| StoreError::Backend("counter amount out of range".into()))?;
+            add.execute(params![key, bucket, amount])
+                .map_err(|e| backend(&e))?;
+        }
+        let mut prune = tx
+            .prepare_cached("DELETE FROM limit_counters WHERE counter = ?1 AND bucket < ?2")
+            .map_err(|e| backend(&e))?;
+        for (key, before) in book.prunes() {
+            prune
+                .execute(params![key, before])
+                .map_err(|e| backend(&e))?;
+        }
+    }
+    tx.commit().map_err(|e| backend(&e))?;
+    Ok(outcomes)
+}
+
+/// Writes the violation events of one decided check; returns their ids, in order.
+fn record_violations(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    check: &PendingCheck,
+    decision: &Decision,
+) -> Result<Vec<String>, StoreError> {
+    if decision.violations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let summary = check.action.summary();
+    let at = check.at.as_millisecond();
+    let kind = check.action.kind().as_str();
+    let mut ids = Vec::with_capacity(decision.violations.len());
+    for v in &decision.violations {
+        let id = ids::new("vio");
+        let policy = &v.source.policy;
+        insert
+            .execute(params![
+                id,
+                at,
+                v.outcome.as_str(),
+                policy.id.as_str(),
+                policy.name,
+                i64::from(policy.version),
+                policy.lineage_id.as_str(),
+                v.source.rule_id.as_str(),
+                v.source.rule_type.as_str(),
+                check.tenant_id,
+                check.agent_id,
+                check.run_id,
+                check.id,
+                kind,
+                summary,
+                v.matching_input,
+                v.message,
+            ])
+            .map_err(|e| backend(&e))?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
