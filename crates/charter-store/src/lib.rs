@@ -14,6 +14,7 @@ mod key_cache;
 mod model;
 mod postgres;
 mod runs;
+mod settle;
 mod sqlite;
 mod writer;
 

@@ -25,6 +25,7 @@ use crate::runs::{
     ActionRecord, ActionSummary, CheckOutcome, ImportedRun, Page, PendingCheck, PinnedPolicy,
     PinnedSet, Run, RunAction, RunFilter, RunStatus, ViolationEvent, ViolationFilter,
 };
+use crate::settle::{RunState, Step, step};
 use crate::{AuditFilter, PolicyEdit, RecordedRow};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -1750,12 +1751,6 @@ pub(crate) async fn end_run(
     })
 }
 
-/// A run's state as a batch of checks sees it.
-struct RunState {
-    ended: bool,
-    halted_by: Option<Value>,
-}
-
 /// Rows per multi-row statement. Every statement is a round trip (on SQLite, to its
 /// connection's thread): a batch of checks is written in a handful of statements, and the
 /// chunking keeps the number of distinct statement texts (each prepared once) small.
@@ -1782,20 +1777,9 @@ async fn run_states(
             let status: String = row.try_get("status")?;
             let ended: Option<i64> = row.try_get("ended_at")?;
             let halted_by: Option<String> = row.try_get("halted_by")?;
-            let halted_by = if status == RunStatus::Halted.as_str() {
-                Some(match halted_by {
-                    Some(text) => serde_json::from_str(&text)?,
-                    None => json!([]),
-                })
-            } else {
-                None
-            };
             states.insert(
                 row.try_get("id")?,
-                RunState {
-                    ended: ended.is_some(),
-                    halted_by,
-                },
+                RunState::read(&status, ended.is_some(), halted_by.as_deref())?,
             );
         }
     }
@@ -1835,43 +1819,19 @@ pub(crate) async fn commit_checks(
     let mut decided: Vec<Decided> = Vec::with_capacity(batch.len());
     let mut refused: Vec<Option<CheckOutcome>> = Vec::with_capacity(batch.len());
     for check in batch {
-        let Some(run) = runs.get_mut(&check.run_id) else {
-            refused.push(Some(CheckOutcome::NoRun));
-            continue;
+        let (decision, halting) = match step(runs.get_mut(&check.run_id), &mut book, check)? {
+            Step::Refused(outcome) => {
+                refused.push(Some(outcome));
+                continue;
+            }
+            Step::Decided { decision, halting } => (decision, halting),
         };
-        if run.ended {
-            refused.push(Some(CheckOutcome::Ended));
-            continue;
-        }
-        if let Some(halted_by) = &run.halted_by {
-            refused.push(Some(CheckOutcome::Halted {
-                halted_by: halted_by.clone(),
-            }));
-            continue;
-        }
-        // Only actions no other rule refuses consume budget.
-        let mode = if check.evaluation.violations.is_empty() {
-            Settle::CommitIfWithin
-        } else {
-            Settle::CheckOnly
-        };
-        let exceeded = book.settle(&check.evaluation.claims, check.at, mode);
-        // The batch stays whole: the writer retries its checks one by one if it fails.
-        let decision = check.evaluation.decision(&exceeded);
-        if decision.outcome == Outcome::Halt {
-            let halting: Vec<&Violation> = decision
-                .violations
-                .iter()
-                .filter(|v| v.outcome == Outcome::Halt)
-                .collect();
-            let halting = serde_json::to_value(&halting)?;
+        if let Some(halting) = halting {
             sqlx::query("UPDATE runs SET status = 'halted', halted_by = $1 WHERE id = $2")
                 .bind(halting.to_string())
                 .bind(&check.run_id)
                 .execute(&mut *tx)
                 .await?;
-            // Later checks of this run in the same batch are refused as any later one is.
-            run.halted_by = Some(halting);
         }
         let violation_ids = decision
             .violations

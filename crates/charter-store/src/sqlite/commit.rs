@@ -17,16 +17,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use charter_core::engine::{Decision, Outcome, Violation};
-use charter_core::limits::Settle;
+use charter_core::engine::Decision;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
-use serde_json::{Value, json};
 
 use super::Sync;
 use crate::book::Book;
 use crate::error::StoreError;
 use crate::ids;
 use crate::runs::{CheckBatch, CheckOutcome, PendingCheck};
+use crate::settle::{RunState, Step, step};
 
 /// The writing connection, used by one batch at a time.
 #[derive(Debug, Clone)]
@@ -91,12 +90,6 @@ impl Committer {
     }
 }
 
-/// A run as the batch finds it.
-struct RunState {
-    ended: bool,
-    halted_by: Option<Value>,
-}
-
 fn commit(
     connection: &mut Connection,
     batch: &[PendingCheck],
@@ -127,20 +120,9 @@ fn commit(
                 .optional()
                 .map_err(|e| backend(&e))?;
             if let Some((status, ended, halted_by)) = row {
-                let halted_by = if status == "halted" {
-                    Some(match halted_by {
-                        Some(text) => serde_json::from_str(&text)?,
-                        None => json!([]),
-                    })
-                } else {
-                    None
-                };
                 runs.insert(
                     check.run_id.as_str(),
-                    RunState {
-                        ended: ended.is_some(),
-                        halted_by,
-                    },
+                    RunState::read(&status, ended.is_some(), halted_by.as_deref())?,
                 );
             }
         }
@@ -183,39 +165,17 @@ fn commit(
             )
             .map_err(|e| backend(&e))?;
         for check in batch {
-            let Some(run) = runs.get_mut(check.run_id.as_str()) else {
-                outcomes.push(CheckOutcome::NoRun);
-                continue;
-            };
-            if run.ended {
-                outcomes.push(CheckOutcome::Ended);
-                continue;
-            }
-            if let Some(halted_by) = &run.halted_by {
-                outcomes.push(CheckOutcome::Halted {
-                    halted_by: halted_by.clone(),
-                });
-                continue;
-            }
-            // Only actions no other rule refuses consume budget.
-            let mode = if check.evaluation.violations.is_empty() {
-                Settle::CommitIfWithin
-            } else {
-                Settle::CheckOnly
-            };
-            let exceeded = book.settle(&check.evaluation.claims, check.at, mode);
-            let decision = check.evaluation.decision(&exceeded);
-            if decision.outcome == Outcome::Halt {
-                let halting: Vec<&Violation> = decision
-                    .violations
-                    .iter()
-                    .filter(|v| v.outcome == Outcome::Halt)
-                    .collect();
-                let halting = serde_json::to_value(&halting)?;
+            let (decision, halting) =
+                match step(runs.get_mut(check.run_id.as_str()), &mut book, check)? {
+                    Step::Refused(outcome) => {
+                        outcomes.push(outcome);
+                        continue;
+                    }
+                    Step::Decided { decision, halting } => (decision, halting),
+                };
+            if let Some(halting) = halting {
                 halt.execute(params![halting.to_string(), check.run_id])
                     .map_err(|e| backend(&e))?;
-                // Later checks of this run in the same batch are refused as any later one is.
-                run.halted_by = Some(halting);
             }
             let at = check.at.as_millisecond();
             let kind = check.action.kind().as_str();
