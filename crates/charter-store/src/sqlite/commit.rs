@@ -80,9 +80,11 @@ impl Committer {
     pub(crate) async fn commit(&self, batch: CheckBatch) -> Result<Vec<CheckOutcome>, StoreError> {
         let connection = Arc::clone(&self.connection);
         tokio::task::spawn_blocking(move || {
+            // A commit that panicked rolled its transaction back as it unwound (rusqlite's
+            // `Transaction` rolls back on drop): the connection is fine to use again.
             let mut connection = connection
                 .lock()
-                .map_err(|_| StoreError::Backend("the writing connection was poisoned".into()))?;
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             commit(&mut connection, batch.checks())
         })
         .await
