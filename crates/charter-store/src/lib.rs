@@ -640,9 +640,7 @@ macro_rules! store_impl {
                 }
             }
             async fn commit_checks(&self, batch: CheckBatch) -> Result<Vec<CheckOutcome>> {
-                let outcomes = self.commit_batch(batch).await;
-                self.after_checks().await;
-                outcomes
+                self.commit_batch(batch).await
             }
             async fn violations(
                 &self,

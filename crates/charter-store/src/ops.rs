@@ -1985,9 +1985,25 @@ struct Filters {
     binds: Vec<Bind>,
 }
 
-enum Bind {
+/// A value bound to a placeholder of a built query.
+pub(crate) enum Bind {
     Text(String),
     Int(i64),
+}
+
+/// `sql` with `binds` bound to its placeholders, in order.
+fn bound(
+    sql: String,
+    binds: Vec<Bind>,
+) -> sqlx::query::Query<'static, Db, <Db as sqlx::Database>::Arguments> {
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for bind in binds {
+        query = match bind {
+            Bind::Text(v) => query.bind(v),
+            Bind::Int(v) => query.bind(v),
+        };
+    }
+    query
 }
 
 impl Filters {
@@ -2033,14 +2049,7 @@ impl Filters {
         self,
         sql: String,
     ) -> sqlx::query::Query<'static, Db, <Db as sqlx::Database>::Arguments> {
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for bind in self.binds {
-            query = match bind {
-                Bind::Text(v) => query.bind(v),
-                Bind::Int(v) => query.bind(v),
-            };
-        }
-        query
+        bound(sql, self.binds)
     }
 }
 
@@ -2234,6 +2243,43 @@ pub(crate) async fn actions_page(
     after: Option<&(i64, String, String)>,
     limit: u32,
 ) -> Result<Vec<RecordedRow>> {
+    let (sql, binds) = actions_page_query(principal, tenant, agent, since, until, after, limit);
+    let rows = bound(sql, binds).fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| {
+            let input: Option<String> = r.try_get("input")?;
+            let decision: Option<String> = r.try_get("decision")?;
+            Ok(RecordedRow {
+                id: r.try_get("id")?,
+                run_id: r.try_get("run_id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                agent_id: r.try_get("agent_id")?,
+                at_ms: r.try_get("at")?,
+                run_started_at: time(r.try_get("started_at")?)?,
+                // An input this version cannot read is "not replayable", never guessed.
+                action: input.and_then(|i| charter_core::Action::from_json(&i).ok()),
+                decision: decision.as_deref().and_then(Outcome::from_name),
+            })
+        })
+        .collect()
+}
+
+/// The query of one page of `actions_page` and its bound values, in placeholder order (SQLite's
+/// Validate reader runs the same text through rusqlite). Columns: `id`, `run_id`,
+/// `tenant_id`, `agent_id`, `at`, `input`, `decision`, the run's `started_at`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a keyset page needs its whole key"
+)]
+pub(crate) fn actions_page_query(
+    principal: &Principal,
+    tenant: Option<&str>,
+    agent: Option<&str>,
+    since: Timestamp,
+    until: Timestamp,
+    after: Option<&(i64, String, String)>,
+    limit: u32,
+) -> (String, Vec<Bind>) {
     let tenant = match principal {
         Principal::Tenant(own) => Some(own.as_str()),
         Principal::Platform => tenant,
@@ -2257,24 +2303,7 @@ pub(crate) async fn actions_page(
         f.sql(),
         limit.clamp(1, 10_000)
     );
-    let rows = f.query(sql).fetch_all(pool).await?;
-    rows.iter()
-        .map(|r| {
-            let input: Option<String> = r.try_get("input")?;
-            let decision: Option<String> = r.try_get("decision")?;
-            Ok(RecordedRow {
-                id: r.try_get("id")?,
-                run_id: r.try_get("run_id")?,
-                tenant_id: r.try_get("tenant_id")?,
-                agent_id: r.try_get("agent_id")?,
-                at_ms: r.try_get("at")?,
-                run_started_at: time(r.try_get("started_at")?)?,
-                // An input this version cannot read is "not replayable", never guessed.
-                action: input.and_then(|i| charter_core::Action::from_json(&i).ok()),
-                decision: decision.as_deref().and_then(Outcome::from_name),
-            })
-        })
-        .collect()
+    (sql, f.binds)
 }
 
 pub(crate) async fn list_runs(

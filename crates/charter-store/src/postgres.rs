@@ -28,8 +28,6 @@ pub(crate) async fn begin(pool: &Pool<Db>) -> Result<Transaction<'static, Db>, S
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pub(crate) pool: Pool<Db>,
-    /// The pool that commits checks: the same pool (PostgreSQL writes concurrently).
-    pub(crate) writer: Pool<Db>,
     /// Always `None`: keys are read from the database on every request, since another node
     /// may revoke them.
     pub(crate) keys: Option<std::sync::Arc<crate::key_cache::KeyCache>>,
@@ -55,11 +53,7 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
-        Ok(PgStore {
-            writer: pool.clone(),
-            pool,
-            keys: None,
-        })
+        Ok(PgStore { pool, keys: None })
     }
 
     /// Connects anew with the same options, as a restarted process (or another node) would.
@@ -99,15 +93,8 @@ impl PgStore {
         &self,
         batch: crate::CheckBatch,
     ) -> Result<Vec<crate::CheckOutcome>, StoreError> {
-        ops::commit_checks(&self.writer, batch.checks()).await
+        ops::commit_checks(&self.pool, batch.checks()).await
     }
-
-    /// Called by the group commit after each batch: nothing to do on PostgreSQL.
-    #[expect(
-        clippy::unused_async,
-        reason = "the same call as SqliteStore::after_checks"
-    )]
-    pub(crate) async fn after_checks(&self) {}
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.
     #[doc(hidden)]

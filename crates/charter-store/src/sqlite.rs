@@ -72,6 +72,29 @@ fn lock(path: &Path) -> Result<File, StoreError> {
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 512;
 
+/// Settings of every connection, sqlx's and rusqlite's alike (besides the journal mode, the
+/// sync level, the busy timeout and foreign keys, which both set through their own calls).
+const PRAGMAS: [(&str, &str); 5] = [
+    // REPLACE deletes the row it conflicts with; only with recursive triggers does that
+    // delete meet the triggers that keep active policies and the audit log intact.
+    ("recursive_triggers", "ON"),
+    // A multi-row insert keeps a statement journal; on disk it is a temporary file created
+    // and deleted per statement.
+    ("temp_store", "MEMORY"),
+    // 16 MiB of pages per connection: the indexes a batch of checks touches stay in memory
+    // instead of being read back per statement.
+    ("cache_size", "-16384"),
+    // Checkpoints run in the background (`checkpoints`), not inside commits: an automatic
+    // checkpoint copies and syncs what accumulated while every waiting check stalls. A
+    // backstop only, past `RESTART_AT`: if the writer's restarts keep failing (a reader
+    // holding an old snapshot), a commit checkpoints once the log passes 100,000 pages.
+    ("wal_autocheckpoint", "100000"),
+    // The write-ahead log is cut back to this size when it restarts: above `RESTART_AT`, so a
+    // restarted log reuses its blocks instead of truncating and growing the file again
+    // (truncating made restarts pause several times longer).
+    ("journal_size_limit", "134217728"),
+];
+
 /// How often the write-ahead log is checkpointed while it holds frames to copy, and while it
 /// is empty.
 const CHECKPOINT_BUSY: Duration = Duration::from_millis(10);
@@ -93,8 +116,8 @@ const RESTART_AT: i64 = 16_384;
 /// Copying alone never shortens the log: SQLite restarts it from its beginning only when a
 /// write transaction begins after every frame was copied, and under steady load the writer
 /// has always committed more frames by the time a checkpoint finishes. Once the log is long,
-/// this task therefore asks the writer (`restart`) to copy the last few frames itself between
-/// two commits (`SqliteStore::after_checks`), and the writer's next transaction restarts the
+/// this task therefore asks the writer (`restart`) to copy the last few frames itself right
+/// after a commit (`commit::Committer`), and the writer's next transaction restarts the
 /// log. Without that the log grows until the automatic checkpoint (the backstop, at 100,000
 /// pages), which then stalls one commit the same way.
 async fn checkpoints(pool: Pool<Db>, restart: Arc<AtomicBool>) {
@@ -143,21 +166,10 @@ async fn checkpoints(pool: Pool<Db>, restart: Arc<AtomicBool>) {
     }
 }
 
-/// The pool that commits checks beside `pool` (which has `connections`), with the background
-/// checkpoints of a file database. A private in-memory database exists only on its one
-/// connection, which then does both.
-async fn writer_for(
-    pool: &Pool<Db>,
-    options: &SqliteConnectOptions,
-    connections: u32,
-) -> Result<(Pool<Db>, Option<Arc<Checkpointer>>), StoreError> {
-    if connections == 1 {
-        return Ok((pool.clone(), None));
-    }
-    let writer = self::pool(options, 1).await?;
-    let restart = Arc::new(AtomicBool::new(false));
-    let task = tokio::spawn(checkpoints(pool.clone(), Arc::clone(&restart)));
-    Ok((writer, Some(Arc::new(Checkpointer { task, restart }))))
+/// Starts the background checkpoints of a file database; `restart` is shared with its writer.
+fn checkpointer(pool: &Pool<Db>, restart: &Arc<AtomicBool>) -> Arc<Checkpointer> {
+    let task = tokio::spawn(checkpoints(pool.clone(), Arc::clone(restart)));
+    Arc::new(Checkpointer { task })
 }
 
 /// The background checkpoint task, stopped when the last handle of its store is dropped (a
@@ -165,8 +177,6 @@ async fn writer_for(
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     task: tokio::task::JoinHandle<()>,
-    /// Set when the log is long enough that the writer should let it restart.
-    restart: Arc<AtomicBool>,
 }
 
 impl Drop for Checkpointer {
@@ -195,12 +205,9 @@ pub(crate) async fn begin(pool: &Pool<Db>) -> Result<Transaction<'static, Db>, S
 /// is open), so the store can keep authenticated keys in memory and still revoke at once.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Every operation but the group commit and Validate's reads of a file database; all of
+    /// them for an in-memory one (a single connection).
     pub(crate) pool: Pool<Db>,
-    /// One connection that commits checks. SQLite writes one transaction at a time anyway,
-    /// and a connection keeps its page cache only while no other connection writes: the
-    /// group commit always on the same connection finds the pages it touched last time still
-    /// cached, instead of reading them back after every batch.
-    pub(crate) writer: Pool<Db>,
     pub(crate) keys: Option<Arc<KeyCache>>,
     /// The held lock of the database file (none for an in-memory database).
     held_lock: Option<Arc<File>>,
@@ -208,7 +215,7 @@ pub struct SqliteStore {
     checkpointer: Option<Arc<Checkpointer>>,
     /// Validate's reads of a file database (an in-memory one is read through `pool`).
     reader: Option<reader::Reader>,
-    /// The group commit of a file database (an in-memory one commits through `writer`).
+    /// The group commit of a file database (an in-memory one commits through `pool`).
     committer: Option<commit::Committer>,
 }
 
@@ -233,7 +240,9 @@ impl SqliteStore {
         let mut store = Self::connect(options, sync, 8).await?;
         store.held_lock = Some(Arc::new(lock));
         store.reader = Some(reader::Reader::new(path));
-        store.committer = Some(commit::Committer::open(path, sync)?);
+        let restart = Arc::default();
+        store.committer = Some(commit::Committer::open(path, sync, Arc::clone(&restart))?);
+        store.checkpointer = Some(checkpointer(&store.pool, &restart));
         Ok(store)
     }
 
@@ -259,38 +268,20 @@ impl SqliteStore {
             // Multi-row inserts have one statement text per row count and table: more than
             // the default cache of 100 prepared statements holds.
             .statement_cache_capacity(STATEMENT_CACHE)
-            .foreign_keys(true)
-            // REPLACE deletes the row it conflicts with; only with recursive triggers does
-            // that delete meet the triggers that keep active policies and the audit log intact.
-            .pragma("recursive_triggers", "ON")
-            // A multi-row insert keeps a statement journal; on disk it is a temporary file
-            // created and deleted per statement.
-            .pragma("temp_store", "MEMORY")
-            // 16 MiB of pages per connection: the indexes a batch of checks touches stay
-            // in memory instead of being read back per statement.
-            .pragma("cache_size", "-16384")
-            // Checkpoints run in the background (`checkpoints`), not inside commits: an
-            // automatic checkpoint copies and syncs what accumulated while every waiting check
-            // stalls. A backstop only, past `RESTART_AT`: if the writer's restarts keep failing
-            // (a reader holding an old snapshot), a commit checkpoints once the log passes
-            // 100,000 pages (400 MiB).
-            .pragma("wal_autocheckpoint", "100000")
-            // The write-ahead log is cut back to this size when it restarts: above
-            // `RESTART_AT`, so a restarted log reuses its blocks instead of truncating and
-            // growing the file again (truncating made restarts pause several times longer).
-            .pragma("journal_size_limit", "134217728");
+            .foreign_keys(true);
+        let options = PRAGMAS.iter().fold(options, |options, (name, value)| {
+            options.pragma(*name, *value)
+        });
         let pool = pool(&options, connections).await?;
         sqlx::migrate!("migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
-        let (writer, checkpointer) = writer_for(&pool, &options, connections).await?;
         Ok(SqliteStore {
             pool,
-            writer,
             keys: Some(Arc::default()),
             held_lock: None,
-            checkpointer,
+            checkpointer: None,
             reader: None,
             committer: None,
         })
@@ -302,15 +293,21 @@ impl SqliteStore {
         let options = (*self.pool.connect_options()).clone();
         let connections = self.pool.options().get_max_connections();
         let pool = pool(&options, connections).await?;
-        let (writer, checkpointer) = writer_for(&pool, &options, connections).await?;
+        let restart = Arc::default();
+        // Its own writing connection and checkpoints, as a restarted process would have.
+        let committer = self
+            .committer
+            .as_ref()
+            .map(|c| c.reopen(Arc::clone(&restart)))
+            .transpose()?;
+        let checkpointer = committer.as_ref().map(|_| checkpointer(&pool, &restart));
         Ok(SqliteStore {
             pool,
-            writer,
             keys: self.keys.clone(),
             held_lock: self.held_lock.clone(),
             checkpointer,
             reader: self.reader.clone(),
-            committer: self.committer.clone(),
+            committer,
         })
     }
 
@@ -319,7 +316,6 @@ impl SqliteStore {
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.task.abort();
         }
-        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -355,30 +351,14 @@ impl SqliteStore {
     }
 
     /// The group commit of `batch`: through rusqlite for a file database (see `commit`),
-    /// through the writer pool for an in-memory one.
+    /// through the pool for an in-memory one.
     pub(crate) async fn commit_batch(
         &self,
         batch: crate::CheckBatch,
     ) -> Result<Vec<crate::CheckOutcome>, StoreError> {
         match &self.committer {
             Some(committer) => committer.commit(batch).await,
-            None => ops::commit_checks(&self.writer, batch.checks()).await,
-        }
-    }
-
-    /// Called by the group commit after each batch: when the background checkpoints ask for
-    /// it, copies the log's last frames on the writer's own connection, between two commits,
-    /// so that the next transaction restarts the log (see `checkpoints`).
-    pub(crate) async fn after_checks(&self) {
-        let Some(checkpointer) = &self.checkpointer else {
-            return;
-        };
-        if checkpointer.restart.swap(false, Ordering::Relaxed)
-            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&self.writer)
-                .await
-        {
-            tracing::warn!(error = %e, "checkpointing the write-ahead log");
+            None => ops::commit_checks(&self.pool, batch.checks()).await,
         }
     }
 

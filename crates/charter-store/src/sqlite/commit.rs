@@ -13,14 +13,16 @@
 //! is a file).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use charter_core::engine::Decision;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
-use super::Sync;
+use super::{PRAGMAS, Sync};
 use crate::book::Book;
 use crate::error::StoreError;
 use crate::ids;
@@ -31,6 +33,10 @@ use crate::settle::{RunState, Step, step};
 #[derive(Debug, Clone)]
 pub(crate) struct Committer {
     connection: Arc<Mutex<Connection>>,
+    path: PathBuf,
+    sync: Sync,
+    /// Set by the background checkpoints when the log should restart (see `checkpoints`).
+    restart: Arc<AtomicBool>,
 }
 
 fn backend(e: &rusqlite::Error) -> StoreError {
@@ -52,7 +58,11 @@ fn backend(e: &rusqlite::Error) -> StoreError {
 impl Committer {
     /// Opens the writing connection to the (already migrated) database at `path`, with the
     /// settings of the store's own connections.
-    pub(crate) fn open(path: &Path, sync: Sync) -> Result<Committer, StoreError> {
+    pub(crate) fn open(
+        path: &Path,
+        sync: Sync,
+        restart: Arc<AtomicBool>,
+    ) -> Result<Committer, StoreError> {
         let connection = Connection::open(path).map_err(|e| backend(&e))?;
         connection
             .busy_timeout(Duration::from_secs(5))
@@ -61,31 +71,49 @@ impl Committer {
             Sync::Normal => "NORMAL",
             Sync::Full => "FULL",
         };
-        // As `SqliteStore::connect` sets them (see the reasons there).
+        let mut settings = format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
+        );
+        for (name, value) in PRAGMAS {
+            let _ = write!(settings, " PRAGMA {name} = {value};");
+        }
         connection
-            .execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-                 PRAGMA foreign_keys = ON; PRAGMA recursive_triggers = ON; \
-                 PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; \
-                 PRAGMA wal_autocheckpoint = 100000; PRAGMA journal_size_limit = 134217728;"
-            ))
+            .execute_batch(&settings)
             .map_err(|e| backend(&e))?;
         connection.set_prepared_statement_cache_capacity(64);
         Ok(Committer {
             connection: Arc::new(Mutex::new(connection)),
+            path: path.to_owned(),
+            sync,
+            restart,
         })
+    }
+
+    /// A new writing connection to the same database, as a restarted process would open.
+    pub(crate) fn reopen(&self, restart: Arc<AtomicBool>) -> Result<Committer, StoreError> {
+        Committer::open(&self.path, self.sync, restart)
     }
 
     /// Settles, decides and records `batch` in one transaction: one outcome per check.
     pub(crate) async fn commit(&self, batch: CheckBatch) -> Result<Vec<CheckOutcome>, StoreError> {
         let connection = Arc::clone(&self.connection);
+        let restart = Arc::clone(&self.restart);
         tokio::task::spawn_blocking(move || {
             // A commit that panicked rolled its transaction back as it unwound (rusqlite's
             // `Transaction` rolls back on drop): the connection is fine to use again.
             let mut connection = connection
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            commit(&mut connection, batch.checks())
+            let outcomes = commit(&mut connection, batch.checks());
+            // Asked by the background checkpoints: copy the log's last frames here, between
+            // two commits, so the next transaction restarts the log (see `checkpoints`).
+            if restart.swap(false, Ordering::Relaxed)
+                && let Err(e) =
+                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            {
+                tracing::warn!(error = %e, "checkpointing the write-ahead log");
+            }
+            outcomes
         })
         .await
         .map_err(|e| StoreError::Backend(format!("committing checks: {e}")))?

@@ -20,6 +20,7 @@ use jiff::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags};
 
+use super::ops::{self, Bind};
 use crate::error::StoreError;
 use crate::{Principal, RecordedRow};
 
@@ -84,48 +85,15 @@ impl Reader {
         after: Option<&(i64, String, String)>,
         limit: u32,
     ) -> Result<Vec<RecordedRow>, StoreError> {
-        let tenant = match principal {
-            Principal::Tenant(own) => Some(own.as_str()),
-            Principal::Platform => tenant,
-        };
-        let mut clauses = Vec::new();
-        let mut binds: Vec<SqlValue> = Vec::new();
-        let mut bind = |clause: &str, value: SqlValue| {
-            binds.push(value);
-            clauses.push(clause.replace('?', &format!("?{}", binds.len())));
-        };
-        if let Some(tenant) = tenant {
-            bind("a.tenant_id = ?", SqlValue::Text(tenant.to_owned()));
-        }
-        if let Some(agent) = agent {
-            bind("a.agent_id = ?", SqlValue::Text(agent.to_owned()));
-        }
-        // The first page starts just before `since`: ids and run ids are never empty.
-        let (at, run, id) = match after {
-            Some((at, run, id)) => (*at, run.clone(), id.clone()),
-            None => (since.as_millisecond() - 1, String::new(), String::new()),
-        };
-        let n = binds.len();
-        binds.extend([
-            SqlValue::Integer(at),
-            SqlValue::Text(run),
-            SqlValue::Text(id),
-        ]);
-        clauses.push(format!(
-            "(a.at, a.run_id, a.id) > (?{}, ?{}, ?{})",
-            n + 1,
-            n + 2,
-            n + 3
-        ));
-        binds.push(SqlValue::Integer(until.as_millisecond()));
-        clauses.push(format!("a.at < ?{}", binds.len()));
-        let sql = format!(
-            "SELECT a.id, a.run_id, a.tenant_id, a.agent_id, a.at, a.input, a.decision, r.started_at \
-             FROM actions a JOIN runs r ON r.id = a.run_id WHERE {} \
-             ORDER BY a.at, a.run_id, a.id LIMIT {}",
-            clauses.join(" AND "),
-            limit.clamp(1, 10_000)
-        );
+        let (sql, binds) =
+            ops::actions_page_query(principal, tenant, agent, since, until, after, limit);
+        let binds: Vec<SqlValue> = binds
+            .into_iter()
+            .map(|bind| match bind {
+                Bind::Text(text) => SqlValue::Text(text),
+                Bind::Int(int) => SqlValue::Integer(int),
+            })
+            .collect();
         let reader = self.clone();
         tokio::task::spawn_blocking(move || {
             let connection = reader.connect()?;
