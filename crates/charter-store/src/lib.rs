@@ -361,7 +361,7 @@ pub trait Store: Send + std::marker::Sync + 'static {
 }
 
 /// Implements [`Store`] for a backend by calling its `ops` module: the operations are written
-/// once (`ops.rs`) and compiled per backend.
+/// once (`ops/`) and compiled per backend.
 macro_rules! store_impl {
     ($store:ty, $ops:path) => {
         impl Store for $store {

@@ -6,10 +6,10 @@ use sqlx::{Pool, Postgres, Transaction};
 
 use crate::error::StoreError;
 
-#[path = "ops.rs"]
+#[path = "ops/mod.rs"]
 #[allow(
     clippy::duplicate_mod,
-    reason = "ops.rs is compiled once per backend, on purpose"
+    reason = "ops/ is compiled once per backend, on purpose"
 )]
 pub(crate) mod ops;
 

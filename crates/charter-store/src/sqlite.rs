@@ -15,10 +15,10 @@ use crate::error::StoreError;
 use crate::key_cache::KeyCache;
 
 mod commit;
-#[path = "ops.rs"]
+#[path = "ops/mod.rs"]
 #[allow(
     clippy::duplicate_mod,
-    reason = "ops.rs is compiled once per backend, on purpose"
+    reason = "ops/ is compiled once per backend, on purpose"
 )]
 pub(crate) mod ops;
 mod reader;

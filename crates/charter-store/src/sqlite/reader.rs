@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags};
 
-use super::ops::{self, Bind};
+use super::ops::{self, query::Bind};
 use crate::error::StoreError;
 use crate::{Principal, RecordedRow};
 
@@ -86,7 +86,7 @@ impl Reader {
         limit: u32,
     ) -> Result<Vec<RecordedRow>, StoreError> {
         let (sql, binds) =
-            ops::actions_page_query(principal, tenant, agent, since, until, after, limit);
+            ops::history::actions_page_query(principal, tenant, agent, since, until, after, limit);
         let binds: Vec<SqlValue> = binds
             .into_iter()
             .map(|bind| match bind {

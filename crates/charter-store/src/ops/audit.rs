@@ -1,0 +1,251 @@
+//! The audit log: appending to a tenant's hash chain, listing it, verifying it.
+
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Pool, Row};
+
+use super::query::{Bind, Filters, bad_cursor};
+use super::{Db, FOR_UPDATE, Result, Tx, ms, time, to_u32};
+use crate::AuditFilter;
+use crate::audit::{self, GENESIS, Hashed};
+use crate::error::StoreError;
+use crate::model::{Actor, AuditEntry, Change, Principal, Verification};
+use crate::runs::Page;
+
+/// Appends one entry to the chain of `tenant` (`None`: the platform chain), inside `tx`.
+pub(super) async fn append(
+    tx: &mut Tx,
+    tenant: Option<&str>,
+    change: &Change,
+    action: &str,
+    policy: Option<(&str, &str, u32)>,
+    details: &Value,
+) -> Result<()> {
+    let chain = tenant.unwrap_or("");
+    // The head row serialises appends to one chain (a row lock on PostgreSQL; SQLite
+    // transactions are already serial).
+    sqlx::query("INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING")
+        .bind(chain)
+        .bind(GENESIS)
+        .execute(&mut **tx)
+        .await?;
+    let head = sqlx::query(AssertSqlSafe(format!(
+        "SELECT seq, hash FROM audit_heads WHERE chain = $1{FOR_UPDATE}"
+    )))
+    .bind(chain)
+    .fetch_one(&mut **tx)
+    .await?;
+    let prev_seq: i64 = head.try_get("seq")?;
+    let prev_hash: String = head.try_get("hash")?;
+    let seq =
+        u64::try_from(prev_seq + 1).map_err(|_| StoreError::Backend("bad audit seq".into()))?;
+    let details = serde_json::to_string(details)?;
+    let (policy_id, lineage_id, version) = match policy {
+        Some((p, l, v)) => (Some(p), Some(l), Some(v)),
+        None => (None, None, None),
+    };
+    let hash = audit::hash(
+        &prev_hash,
+        &Hashed {
+            seq,
+            at_ms: ms(change.at),
+            tenant_id: tenant,
+            actor_key_id: &change.actor.key_id,
+            actor_name: &change.actor.name,
+            action,
+            policy_id,
+            lineage_id,
+            version,
+            details: &details,
+        },
+    );
+    sqlx::query(
+        "INSERT INTO audit_log (chain, seq, at, tenant_id, actor_key_id, actor_name, action, \
+         policy_id, lineage_id, version, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(chain)
+    .bind(prev_seq + 1)
+    .bind(ms(change.at))
+    .bind(tenant)
+    .bind(&change.actor.key_id)
+    .bind(&change.actor.name)
+    .bind(action)
+    .bind(policy_id)
+    .bind(lineage_id)
+    .bind(version.map(i64::from))
+    .bind(&details)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE chain = $3")
+        .bind(prev_seq + 1)
+        .bind(&hash)
+        .bind(chain)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn audit_entry(row: &<Db as sqlx::Database>::Row) -> Result<(AuditEntry, String)> {
+    let details: String = row.try_get("details")?;
+    let version: Option<i64> = row.try_get("version")?;
+    let seq: i64 = row.try_get("seq")?;
+    let entry = AuditEntry {
+        seq: u64::try_from(seq).map_err(|_| StoreError::Backend("bad seq".into()))?,
+        at: time(row.try_get("at")?)?,
+        tenant_id: row.try_get("tenant_id")?,
+        actor: Actor {
+            key_id: row.try_get("actor_key_id")?,
+            name: row.try_get("actor_name")?,
+        },
+        action: row.try_get("action")?,
+        policy_id: row.try_get("policy_id")?,
+        lineage_id: row.try_get("lineage_id")?,
+        version: version.map(|v| to_u32(v, "version")).transpose()?,
+        details: serde_json::from_str(&details).unwrap_or(Value::Null),
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    };
+    Ok((entry, details))
+}
+
+/// The chain a principal reads: its own for a tenant key; for a platform key the one asked
+/// for (`Some(None)`: the platform chain), or every chain.
+fn chains_for(principal: &Principal, tenant: Option<&str>) -> Option<String> {
+    match (principal, tenant) {
+        (Principal::Tenant(own), _) => Some(own.as_str().to_owned()),
+        (Principal::Platform, Some("platform")) => Some(String::new()),
+        (Principal::Platform, Some(t)) => Some(t.to_owned()),
+        (Principal::Platform, None) => None,
+    }
+}
+
+pub(crate) async fn audit_list(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &AuditFilter,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<AuditEntry>> {
+    let chain = chains_for(principal, filter.tenant_id.as_deref());
+    let limit = limit.clamp(1, 500);
+    let mut f = Filters::default();
+    f.text("chain = ?", chain.as_deref());
+    f.text("policy_id = ?", filter.policy_id.as_deref());
+    f.text("lineage_id = ?", filter.lineage_id.as_deref());
+    f.text("action = ?", filter.action.as_deref());
+    f.text("actor_key_id = ?", filter.actor.as_deref());
+    f.int("at >= ?", filter.since.map(ms));
+    // Pages follow the chains' own order (chain, seq), which never changes once written;
+    // `at` comes from each writer's clock and may interleave.
+    if let Some(cursor) = cursor {
+        let (seq, chain) = cursor.split_once('~').ok_or_else(bad_cursor)?;
+        let seq: i64 = seq.parse().map_err(|_| bad_cursor())?;
+        f.row(
+            "(chain, seq) > (?1, ?2)",
+            vec![Bind::Text(chain.to_owned()), Bind::Int(seq)],
+        );
+    }
+    let sql = format!(
+        "SELECT * FROM audit_log WHERE {} ORDER BY chain, seq LIMIT {}",
+        f.sql(),
+        u64::from(limit) + 1
+    );
+    let rows = f.query(sql).fetch_all(pool).await?;
+    let mut items = rows
+        .iter()
+        .map(|r| audit_entry(r).map(|(e, _)| e))
+        .collect::<Result<Vec<_>>>()?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items
+            .last()
+            .map(|e| format!("{}~{}", e.seq, e.tenant_id.as_deref().unwrap_or("")))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+pub(crate) async fn audit_verify(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    tenant: Option<&str>,
+) -> Result<Verification> {
+    let chain_filter = chains_for(principal, tenant);
+    let rows =
+        sqlx::query("SELECT * FROM audit_log WHERE ($1 IS NULL OR chain = $1) ORDER BY chain, seq")
+            .bind(chain_filter.as_deref())
+            .fetch_all(pool)
+            .await?;
+    let head_rows =
+        sqlx::query("SELECT chain, seq, hash FROM audit_heads WHERE ($1 IS NULL OR chain = $1)")
+            .bind(chain_filter.as_deref())
+            .fetch_all(pool)
+            .await?;
+    let mut heads: Vec<(String, u64, String)> = Vec::with_capacity(head_rows.len());
+    for row in &head_rows {
+        let seq: i64 = row.try_get("seq")?;
+        heads.push((
+            row.try_get("chain")?,
+            u64::try_from(seq).unwrap_or(0),
+            row.try_get("hash")?,
+        ));
+    }
+    let mut entries: Vec<(String, AuditEntry, String)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let chain: String = row.try_get("chain")?;
+        let (entry, details) = audit_entry(row)?;
+        entries.push((chain, entry, details));
+    }
+    let total = entries.len() as u64;
+    let mut start = 0;
+    while start < entries.len() {
+        let chain = entries[start].0.clone();
+        let end = entries[start..]
+            .iter()
+            .position(|(c, _, _)| *c != chain)
+            .map_or(entries.len(), |n| start + n);
+        let one: Vec<(AuditEntry, String)> = entries[start..end]
+            .iter()
+            .map(|(_, e, d)| (e.clone(), d.clone()))
+            .collect();
+        let broken = audit::first_bad(&one).or_else(|| {
+            // The head records the last entry written: a chain cut short after it is broken
+            // at the first missing entry.
+            let last = one.last().map_or(0, |(e, _)| e.seq);
+            match heads.iter().find(|(c, _, _)| *c == chain) {
+                Some((_, seq, hash))
+                    if *seq != last || one.last().is_some_and(|(e, _)| e.hash != *hash) =>
+                {
+                    Some(last + 1)
+                }
+                _ => None,
+            }
+        });
+        if let Some(first_bad_seq) = broken {
+            return Ok(Verification::Broken {
+                ok: false,
+                tenant_id: (!chain.is_empty()).then_some(chain),
+                first_bad_seq,
+            });
+        }
+        start = end;
+    }
+    // A chain whose every entry is gone still has its head.
+    if let Some((chain, _, _)) = heads
+        .iter()
+        .find(|(c, seq, _)| *seq > 0 && !entries.iter().any(|(e, _, _)| e == c))
+    {
+        return Ok(Verification::Broken {
+            ok: false,
+            tenant_id: (!chain.is_empty()).then(|| chain.clone()),
+            first_bad_seq: 1,
+        });
+    }
+    Ok(Verification::Ok {
+        ok: true,
+        entries: total,
+    })
+}

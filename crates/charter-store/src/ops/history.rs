@@ -1,0 +1,185 @@
+//! Recorded history: Validate's pages of actions, and importing runs recorded elsewhere.
+
+use charter_core::engine::Outcome;
+use jiff::Timestamp;
+use sqlx::{Pool, Row};
+
+use super::accounts::visible_tenant;
+use super::query::{Bind, Filters, bound};
+use super::runs::insert_run;
+use super::{Db, Result, begin, ms, time};
+use crate::RecordedRow;
+use crate::error::StoreError;
+use crate::ids;
+use crate::model::Principal;
+use crate::runs::{ImportedRun, PinnedSet, Run, RunStatus};
+
+/// Recorded actions in `[since, until)` of the principal's tenant (or, for the platform, of
+/// `tenant` or every tenant), and of `agent` if given, in replay order (time, run, id), one
+/// page after `after`: Validate streams a range in pages, so a million actions never sit in
+/// memory at once, and each page is an index range scan.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a keyset page needs its whole key"
+)]
+pub(crate) async fn actions_page(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    tenant: Option<&str>,
+    agent: Option<&str>,
+    since: Timestamp,
+    until: Timestamp,
+    after: Option<&(i64, String, String)>,
+    limit: u32,
+) -> Result<Vec<RecordedRow>> {
+    let (sql, binds) = actions_page_query(principal, tenant, agent, since, until, after, limit);
+    let rows = bound(sql, binds).fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| {
+            let input: Option<String> = r.try_get("input")?;
+            let decision: Option<String> = r.try_get("decision")?;
+            Ok(RecordedRow {
+                id: r.try_get("id")?,
+                run_id: r.try_get("run_id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                agent_id: r.try_get("agent_id")?,
+                at_ms: r.try_get("at")?,
+                run_started_at: time(r.try_get("started_at")?)?,
+                // An input this version cannot read is "not replayable", never guessed.
+                action: input.and_then(|i| charter_core::Action::from_json(&i).ok()),
+                decision: decision.as_deref().and_then(Outcome::from_name),
+            })
+        })
+        .collect()
+}
+
+/// The query of one page of `actions_page` and its bound values, in placeholder order (SQLite's
+/// Validate reader runs the same text through rusqlite). Columns: `id`, `run_id`,
+/// `tenant_id`, `agent_id`, `at`, `input`, `decision`, the run's `started_at`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a keyset page needs its whole key"
+)]
+pub(crate) fn actions_page_query(
+    principal: &Principal,
+    tenant: Option<&str>,
+    agent: Option<&str>,
+    since: Timestamp,
+    until: Timestamp,
+    after: Option<&(i64, String, String)>,
+    limit: u32,
+) -> (String, Vec<Bind>) {
+    let tenant = match principal {
+        Principal::Tenant(own) => Some(own.as_str()),
+        Principal::Platform => tenant,
+    };
+    let mut f = Filters::default();
+    f.text("a.tenant_id = ?", tenant);
+    f.text("a.agent_id = ?", agent);
+    // The first page starts just before `since`: ids and run ids are never empty.
+    let (at, run, id) = match after {
+        Some((at, run, id)) => (*at, run.clone(), id.clone()),
+        None => (ms(since) - 1, String::new(), String::new()),
+    };
+    f.row(
+        "(a.at, a.run_id, a.id) > (?1, ?2, ?3)",
+        vec![Bind::Int(at), Bind::Text(run), Bind::Text(id)],
+    );
+    f.int("a.at < ?", Some(ms(until)));
+    let sql = format!(
+        "SELECT a.id, a.run_id, a.tenant_id, a.agent_id, a.at, a.input, a.decision, r.started_at \
+         FROM actions a JOIN runs r ON r.id = a.run_id WHERE {} ORDER BY a.at, a.run_id, a.id LIMIT {}",
+        f.sql(),
+        limit.clamp(1, 10_000)
+    );
+    (sql, f.binds)
+}
+
+/// Imports recorded runs in one transaction: all or nothing. Each run's agent must exist in
+/// its tenant, which the principal must see; `path` of an error names the run's index.
+pub(crate) async fn import_runs(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    runs: &[ImportedRun],
+) -> Result<(u64, u64)> {
+    let mut tx = begin(pool).await?;
+    let mut actions = 0u64;
+    for (i, imported) in runs.iter().enumerate() {
+        let path = |field: &str| format!("runs[{i}].{field}");
+        let exists = sqlx::query("SELECT 1 AS one FROM agents WHERE tenant_id = $1 AND id = $2")
+            .bind(&imported.tenant_id)
+            .bind(&imported.agent_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists || !principal.sees(Some(&imported.tenant_id)) {
+            // A tenant the key cannot name is refused as one that exists nowhere.
+            visible_tenant(&mut tx, principal, &imported.tenant_id, &path("tenant_id")).await?;
+            return Err(StoreError::invalid(
+                path("agent_id"),
+                format!(
+                    "no agent `{}` in tenant `{}`",
+                    imported.agent_id, imported.tenant_id
+                ),
+            ));
+        }
+        if imported.status == RunStatus::Running {
+            return Err(StoreError::invalid(
+                path("status"),
+                "an imported run has ended",
+            ));
+        }
+        let mut last = imported.started_at;
+        for (k, a) in imported.actions.iter().enumerate() {
+            if a.at < last {
+                return Err(StoreError::invalid(
+                    format!("runs[{i}].actions[{k}].at"),
+                    "actions are in time order, none before the run's start",
+                ));
+            }
+            last = a.at;
+        }
+        let ended_at = imported.ended_at.unwrap_or(last);
+        if ended_at < last {
+            return Err(StoreError::invalid(
+                path("ended_at"),
+                "a run ends after its last action",
+            ));
+        }
+        let run = Run {
+            id: ids::new("run"),
+            tenant_id: imported.tenant_id.clone(),
+            agent_id: imported.agent_id.clone(),
+            started_at: imported.started_at,
+            ended_at: Some(ended_at),
+            status: imported.status,
+            metadata: imported.metadata.clone(),
+            policy_set: PinnedSet {
+                hash: String::new(),
+                policies: Vec::new(),
+            },
+            imported: true,
+            halted_by: None,
+        };
+        insert_run(&mut tx, &run).await?;
+        for a in &imported.actions {
+            sqlx::query(
+                "INSERT INTO actions (id, run_id, tenant_id, agent_id, at, kind, input, decision, policy_set_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)",
+            )
+            .bind(ids::new("evt"))
+            .bind(&run.id)
+            .bind(&run.tenant_id)
+            .bind(&run.agent_id)
+            .bind(ms(a.at))
+            .bind(a.action.kind().as_str())
+            .bind(serde_json::to_string(&a.action)?)
+            .bind(a.decision.map(Outcome::as_str))
+            .execute(&mut *tx)
+            .await?;
+            actions += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok((runs.len() as u64, actions))
+}

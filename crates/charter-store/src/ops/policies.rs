@@ -1,0 +1,901 @@
+//! Policies: drafts, edits, lifecycle (activate, deprecate, clone), versions, validations, import and export.
+
+use charter_core::policy::{Policy, PolicyDefinition, Status};
+use charter_core::rule::{Rule, check_unique_ids};
+use charter_core::{LineageId, PolicyId, RuleId, Scope, TenantId};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Pool, Row};
+
+use super::accounts::visible_tenant;
+use super::audit::append;
+use super::{Db, FOR_UPDATE, Result, Tx, begin, ms, time, to_u32};
+use crate::PolicyEdit;
+
+use crate::error::StoreError;
+use crate::ids;
+use crate::model::{Activation, Change, PolicyFilter, Principal, StoredPolicy};
+
+pub(super) const POLICY_COLUMNS: &str = "id, lineage_id, version, tenant_id, scope, status, revision, name, \
+     description, rules, cloned_from, created_at, created_by, activated_at, activated_by, \
+     deprecated_at, deprecated_by";
+
+pub(super) fn policy_row(row: &<Db as sqlx::Database>::Row) -> Result<StoredPolicy> {
+    let scope: String = row.try_get("scope")?;
+    let rules: String = row.try_get("rules")?;
+    let status: String = row.try_get("status")?;
+    let status = match status.as_str() {
+        "draft" => Status::Draft,
+        "active" => Status::Active,
+        "deprecated" => Status::Deprecated,
+        other => return Err(StoreError::Backend(format!("unknown status {other}"))),
+    };
+    let id: String = row.try_get("id")?;
+    let lineage: String = row.try_get("lineage_id")?;
+    let cloned_from: Option<String> = row.try_get("cloned_from")?;
+    let activated: Option<i64> = row.try_get("activated_at")?;
+    let deprecated: Option<i64> = row.try_get("deprecated_at")?;
+    let bad_id = |e: charter_core::ids::IdError| StoreError::Backend(format!("stored id: {e}"));
+    let policy = Policy {
+        id: PolicyId::new(id).map_err(bad_id)?,
+        lineage_id: LineageId::new(lineage).map_err(bad_id)?,
+        version: to_u32(row.try_get("version")?, "version")?,
+        status,
+        revision: to_u32(row.try_get("revision")?, "revision")?,
+        definition: PolicyDefinition {
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            scope: serde_json::from_str(&scope)?,
+            rules: serde_json::from_str(&rules)?,
+        },
+        cloned_from: cloned_from.map(PolicyId::new).transpose().map_err(bad_id)?,
+        created_at: time(row.try_get("created_at")?)?,
+        created_by: row.try_get("created_by")?,
+        activated_at: activated.map(time).transpose()?,
+        activated_by: row.try_get("activated_by")?,
+        deprecated_at: deprecated.map(time).transpose()?,
+        deprecated_by: row.try_get("deprecated_by")?,
+    };
+    Ok(StoredPolicy {
+        policy,
+        tenant_id: row.try_get("tenant_id")?,
+    })
+}
+
+/// Checks that the principal may author a policy in `scope`, and that its tenant and agent
+/// exist; paths name the scope field at fault.
+async fn check_scope(tx: &mut Tx, principal: &Principal, scope: &Scope) -> Result<()> {
+    match scope {
+        Scope::Platform => {
+            if *principal != Principal::Platform {
+                return Err(StoreError::Forbidden(
+                    "only platform keys author platform policies".into(),
+                ));
+            }
+        }
+        Scope::Tenant { tenant_id } => {
+            visible_tenant(tx, principal, tenant_id.as_str(), "scope.tenant_id").await?;
+        }
+        Scope::Agent {
+            tenant_id,
+            agent_id,
+        } => {
+            visible_tenant(tx, principal, tenant_id.as_str(), "scope.tenant_id").await?;
+            let exists =
+                sqlx::query("SELECT 1 AS one FROM agents WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id.as_str())
+                    .bind(agent_id.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .is_some();
+            if !exists {
+                return Err(StoreError::invalid(
+                    "scope.agent_id",
+                    format!("no agent `{agent_id}` in tenant `{tenant_id}`"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn policy_ref(p: &Policy) -> (&str, &str, u32) {
+    (p.id.as_str(), p.lineage_id.as_str(), p.version)
+}
+
+fn definition_json(d: &PolicyDefinition) -> Value {
+    json!({"name": d.name, "description": d.description, "scope": d.scope, "rules": d.rules})
+}
+
+async fn insert_policy(tx: &mut Tx, stored: &StoredPolicy, change: &Change) -> Result<()> {
+    let p = &stored.policy;
+    sqlx::query(
+        "INSERT INTO policies (id, lineage_id, version, tenant_id, scope, status, revision, name, \
+         description, rules, cloned_from, created_at, created_by, updated_at, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(p.id.as_str())
+    .bind(p.lineage_id.as_str())
+    .bind(i64::from(p.version))
+    .bind(stored.tenant_id.as_deref())
+    .bind(serde_json::to_string(&p.definition.scope)?)
+    .bind(p.status.as_str())
+    .bind(i64::from(p.revision))
+    .bind(&p.definition.name)
+    .bind(&p.definition.description)
+    .bind(serde_json::to_string(&p.definition.rules)?)
+    .bind(p.cloned_from.as_ref().map(PolicyId::as_str))
+    .bind(ms(change.at))
+    .bind(&change.actor.key_id)
+    .bind(ms(change.at))
+    .bind(&change.actor.key_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn new_draft(
+    definition: PolicyDefinition,
+    lineage: LineageId,
+    version: u32,
+    cloned_from: Option<PolicyId>,
+    change: &Change,
+) -> Result<StoredPolicy> {
+    let id = PolicyId::new(ids::new("pol")).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let tenant_id = definition.scope.tenant_id().map(ToString::to_string);
+    let mut policy = Policy::draft(id, lineage, definition, change.at);
+    policy.version = version;
+    policy.cloned_from = cloned_from;
+    policy.created_by.clone_from(&change.actor.key_id);
+    Ok(StoredPolicy { policy, tenant_id })
+}
+
+fn new_lineage() -> Result<LineageId> {
+    LineageId::new(ids::new("lin")).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// A lineage's row: its scope (fixed once a version has been active) and the next version
+/// number.
+struct Lineage {
+    scope: Scope,
+    next_version: u32,
+    fixed: bool,
+}
+
+async fn insert_lineage(tx: &mut Tx, stored: &StoredPolicy) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO lineages (id, tenant_id, scope, next_version, fixed) VALUES ($1, $2, $3, $4, 0)",
+    )
+    .bind(stored.policy.lineage_id.as_str())
+    .bind(stored.tenant_id.as_deref())
+    .bind(serde_json::to_string(&stored.policy.definition.scope)?)
+    .bind(i64::from(stored.policy.version) + 1)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Locks a lineage for the rest of `tx`. Lineage locks are always taken before policy row
+/// locks, so two lineage-level changes never wait on each other in a cycle.
+async fn lock_lineage(tx: &mut Tx, id: &str) -> Result<Lineage> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT scope, next_version, fixed FROM lineages WHERE id = $1{FOR_UPDATE}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::Backend(format!("lineage {id} has no row")))?;
+    let scope: String = row.try_get("scope")?;
+    let fixed: i64 = row.try_get("fixed")?;
+    Ok(Lineage {
+        scope: serde_json::from_str(&scope)?,
+        next_version: to_u32(row.try_get("next_version")?, "next_version")?,
+        fixed: fixed != 0,
+    })
+}
+
+/// Reads a policy without locking it, to learn its lineage before taking locks in order.
+async fn peek_policy(tx: &mut Tx, id: &str) -> Result<StoredPolicy> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        Some(row) => policy_row(&row),
+        None => Err(StoreError::not_found(format!("policy {id}"))),
+    }
+}
+
+pub(crate) async fn create_policy(
+    pool: &Pool<Db>,
+    change: &Change,
+    definition: PolicyDefinition,
+    imported: bool,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    check_scope(&mut tx, &change.principal, &definition.scope).await?;
+    let stored = new_draft(definition, new_lineage()?, 1, None, change)?;
+    insert_policy(&mut tx, &stored, change).await?;
+    insert_lineage(&mut tx, &stored).await?;
+    let action = if imported {
+        "policy.imported"
+    } else {
+        "policy.created"
+    };
+    append(
+        &mut tx,
+        stored.tenant_id.as_deref(),
+        change,
+        action,
+        Some(policy_ref(&stored.policy)),
+        &json!({"definition": definition_json(&stored.policy.definition)}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// Whether a principal may read a policy: its own tenant's, and the platform policies that
+/// can govern it (not platform drafts, which govern nothing).
+fn visible(principal: &Principal, stored: &StoredPolicy) -> bool {
+    match &stored.tenant_id {
+        Some(t) => principal.sees(Some(t)),
+        None => *principal == Principal::Platform || stored.policy.status != Status::Draft,
+    }
+}
+
+/// Reads a policy the principal may see (a tenant key also sees platform policies).
+pub(crate) async fn get_policy(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    id: &str,
+) -> Result<StoredPolicy> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let stored = match row {
+        Some(row) => policy_row(&row)?,
+        None => return Err(StoreError::not_found(format!("policy {id}"))),
+    };
+    if visible(principal, &stored) {
+        Ok(stored)
+    } else {
+        Err(StoreError::not_found(format!("policy {id}")))
+    }
+}
+
+pub(crate) async fn list_policies(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &PolicyFilter,
+) -> Result<Vec<StoredPolicy>> {
+    // A tenant key lists its own tenant's policies and the platform's.
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies \
+         WHERE ($1 IS NULL OR tenant_id = $1 OR tenant_id IS NULL) \
+         AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR tenant_id = $3) \
+         ORDER BY created_at, id"
+    )))
+    .bind(principal.tenant().map(TenantId::as_str))
+    .bind(filter.status.map(Status::as_str))
+    .bind(filter.tenant_id.as_deref())
+    .fetch_all(pool)
+    .await?;
+    let q = filter.q.as_ref().map(|q| q.to_lowercase());
+    let mut out = Vec::new();
+    for row in &rows {
+        let stored = policy_row(row)?;
+        if !visible(principal, &stored) {
+            continue;
+        }
+        let scope = stored.policy.scope();
+        if filter
+            .scope_type
+            .as_deref()
+            .is_some_and(|t| t != scope.type_name())
+        {
+            continue;
+        }
+        if let Some(agent) = &filter.agent_id
+            && !matches!(scope, Scope::Agent { agent_id, .. } if agent_id.as_str() == agent)
+        {
+            continue;
+        }
+        if let Some(q) = &q
+            && !stored.policy.name().to_lowercase().contains(q.as_str())
+        {
+            continue;
+        }
+        out.push(stored);
+    }
+    Ok(out)
+}
+
+/// Locks a policy the principal may change, for the rest of `tx`.
+async fn lock_policy(tx: &mut Tx, principal: &Principal, id: &str) -> Result<StoredPolicy> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE id = $1{FOR_UPDATE}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let stored = match row {
+        Some(row) => policy_row(&row)?,
+        None => return Err(StoreError::not_found(format!("policy {id}"))),
+    };
+    match (&stored.tenant_id, principal) {
+        // A platform draft is invisible to tenants: it answers as if it did not exist.
+        (None, Principal::Tenant(_)) if !visible(principal, &stored) => {
+            Err(StoreError::not_found(format!("policy {id}")))
+        }
+        (None, Principal::Tenant(_)) => Err(StoreError::Forbidden(
+            "platform policies can be changed only with a platform key".into(),
+        )),
+        (Some(t), _) if !principal.sees(Some(t)) => {
+            Err(StoreError::not_found(format!("policy {id}")))
+        }
+        _ => Ok(stored),
+    }
+}
+
+fn check_revision(stored: &StoredPolicy, if_revision: Option<u32>) -> Result<()> {
+    match if_revision {
+        Some(expected) if expected != stored.policy.revision => Err(StoreError::Conflict {
+            message: format!(
+                "policy {} is at revision {}, not {expected}",
+                stored.policy.id, stored.policy.revision
+            ),
+            current_revision: Some(stored.policy.revision),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn require_status(stored: &StoredPolicy, wanted: Status, doing: &str) -> Result<()> {
+    if stored.policy.status == wanted {
+        Ok(())
+    } else {
+        Err(StoreError::conflict(format!(
+            "cannot {doing} policy {}: it is {}; only {} policies can be {}",
+            stored.policy.id,
+            stored.policy.status.as_str(),
+            wanted.as_str(),
+            match doing {
+                "edit" => "edited",
+                "delete" => "deleted",
+                "activate" => "activated",
+                _ => "deprecated",
+            }
+        )))
+    }
+}
+
+/// Writes a draft's new definition, bumping its revision, and records before and after.
+async fn rewrite_draft(
+    mut tx: Tx,
+    change: &Change,
+    before: StoredPolicy,
+    definition: PolicyDefinition,
+) -> Result<StoredPolicy> {
+    let revision = before.policy.revision + 1;
+    let tenant_id = definition.scope.tenant_id().map(ToString::to_string);
+    let updated = sqlx::query(
+        "UPDATE policies SET tenant_id = $1, scope = $2, name = $3, description = $4, rules = $5, \
+         revision = $6, updated_at = $7, updated_by = $8 \
+         WHERE id = $9 AND status = 'draft' AND revision = $10",
+    )
+    .bind(tenant_id.as_deref())
+    .bind(serde_json::to_string(&definition.scope)?)
+    .bind(&definition.name)
+    .bind(&definition.description)
+    .bind(serde_json::to_string(&definition.rules)?)
+    .bind(i64::from(revision))
+    .bind(ms(change.at))
+    .bind(&change.actor.key_id)
+    .bind(before.policy.id.as_str())
+    .bind(i64::from(before.policy.revision))
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::conflict("the policy changed meanwhile; retry"));
+    }
+    let mut after = before.clone();
+    after.policy.definition = definition;
+    after.policy.revision = revision;
+    after.tenant_id = tenant_id;
+    // A scope move between tenants is recorded in the chain the policy now belongs to.
+    append(
+        &mut tx,
+        after.tenant_id.as_deref(),
+        change,
+        "policy.updated",
+        Some(policy_ref(&after.policy)),
+        &json!({
+            "revision": revision,
+            "before": definition_json(&before.policy.definition),
+            "after": definition_json(&after.policy.definition),
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+pub(crate) async fn update_policy(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    edit: PolicyEdit,
+    if_revision: Option<u32>,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    let moving = match &edit.scope {
+        Some(scope) => {
+            let peeked = peek_policy(&mut tx, id).await?;
+            (*scope != peeked.policy.definition.scope).then(|| peeked.policy.lineage_id.clone())
+        }
+        None => None,
+    };
+    let lineage = match &moving {
+        Some(lineage_id) => Some(lock_lineage(&mut tx, lineage_id.as_str()).await?),
+        None => None,
+    };
+    let before = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&before, Status::Draft, "edit")?;
+    check_revision(&before, if_revision)?;
+    let mut definition = before.policy.definition.clone();
+    if let Some(name) = edit.name {
+        PolicyDefinition::check_name(&name).map_err(|e| StoreError::invalid(e.path, e.message))?;
+        definition.name = name;
+    }
+    if let Some(description) = edit.description {
+        PolicyDefinition::check_description(&description)
+            .map_err(|e| StoreError::invalid(e.path, e.message))?;
+        definition.description = description;
+    }
+    if let (Some(scope), Some(lineage)) = (edit.scope, lineage)
+        && scope != definition.scope
+    {
+        if lineage.fixed {
+            return Err(StoreError::conflict(
+                "the scope of a lineage that has had an active version is fixed: clone into the new scope instead",
+            ));
+        }
+        // A lineage stays within one tenant: its versions, versions list and audit entries
+        // must never span two tenants' data.
+        if scope.tenant_id() != definition.scope.tenant_id() {
+            return Err(StoreError::invalid(
+                "scope",
+                "a draft's scope can move within its tenant only: clone or import it into the other scope",
+            ));
+        }
+        check_scope(&mut tx, &change.principal, &scope).await?;
+        definition.scope = scope;
+    }
+    if let Some(rules) = edit.rules {
+        definition.rules = rules;
+    }
+    rewrite_draft(tx, change, before, definition).await
+}
+
+pub(crate) async fn add_rule(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    rule: Rule,
+    if_revision: Option<u32>,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    let before = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&before, Status::Draft, "edit")?;
+    check_revision(&before, if_revision)?;
+    let mut definition = before.policy.definition.clone();
+    if definition.rules.len() >= charter_core::rule::MAX_RULES {
+        return Err(StoreError::invalid(
+            "",
+            "the policy already holds the most rules allowed",
+        ));
+    }
+    if definition.rules.iter().any(|r| r.id == rule.id) {
+        return Err(StoreError::conflict(format!(
+            "rule id `{}` is already used in this policy",
+            rule.id
+        )));
+    }
+    definition.rules.push(rule);
+    check_unique_ids(&definition.rules, "rules")
+        .map_err(|e| StoreError::invalid(e.path, e.message))?;
+    rewrite_draft(tx, change, before, definition).await
+}
+
+pub(crate) async fn remove_rule(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    rule_id: &RuleId,
+    if_revision: Option<u32>,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    let before = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&before, Status::Draft, "edit")?;
+    check_revision(&before, if_revision)?;
+    let mut definition = before.policy.definition.clone();
+    let count = definition.rules.len();
+    definition.rules.retain(|r| &r.id != rule_id);
+    if definition.rules.len() == count {
+        return Err(StoreError::not_found(format!(
+            "rule {rule_id} in policy {id}"
+        )));
+    }
+    rewrite_draft(tx, change, before, definition).await
+}
+
+pub(crate) async fn delete_policy(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    if_revision: Option<u32>,
+) -> Result<()> {
+    let mut tx = begin(pool).await?;
+    let stored = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&stored, Status::Draft, "delete")?;
+    check_revision(&stored, if_revision)?;
+    sqlx::query("DELETE FROM policies WHERE id = $1 AND status = 'draft'")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM validations WHERE policy_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    // The full definition, so the draft can be re-created from the audit log.
+    append(
+        &mut tx,
+        stored.tenant_id.as_deref(),
+        change,
+        "policy.deleted",
+        Some(policy_ref(&stored.policy)),
+        &json!({"revision": stored.policy.revision, "definition": definition_json(&stored.policy.definition)}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn record_validation(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    revision: u32,
+    report: &Value,
+) -> Result<()> {
+    let mut tx = begin(pool).await?;
+    let stored = lock_policy(&mut tx, &change.principal, id).await?;
+    if stored.policy.revision != revision {
+        return Err(StoreError::Conflict {
+            message: format!(
+                "policy {id} is at revision {}, not {revision}",
+                stored.policy.revision
+            ),
+            current_revision: Some(stored.policy.revision),
+        });
+    }
+    sqlx::query(
+        "INSERT INTO validations (policy_id, revision, at, report) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (policy_id, revision) DO UPDATE SET at = excluded.at, report = excluded.report",
+    )
+    .bind(id)
+    .bind(i64::from(revision))
+    .bind(ms(change.at))
+    .bind(serde_json::to_string(report)?)
+    .execute(&mut *tx)
+    .await?;
+    append(
+        &mut tx,
+        stored.tenant_id.as_deref(),
+        change,
+        "policy.validated",
+        Some(policy_ref(&stored.policy)),
+        &json!({"revision": revision}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The latest validation report of a policy the principal may see: (revision, when, report).
+pub(crate) async fn latest_validation(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    id: &str,
+) -> Result<Option<(u32, Timestamp, Value)>> {
+    get_policy(pool, principal, id).await?;
+    let row = sqlx::query(
+        "SELECT revision, at, report FROM validations WHERE policy_id = $1 ORDER BY revision DESC, at DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        let report: String = r.try_get("report")?;
+        Ok((
+            to_u32(r.try_get("revision")?, "revision")?,
+            time(r.try_get("at")?)?,
+            serde_json::from_str(&report)?,
+        ))
+    })
+    .transpose()
+}
+
+pub(crate) async fn activate(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    how: Activation,
+    if_revision: Option<u32>,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    let peeked = peek_policy(&mut tx, id).await?;
+    // The lineage lock makes concurrent activations (and supersedes) of one lineage take turns.
+    let lineage = lock_lineage(&mut tx, peeked.policy.lineage_id.as_str()).await?;
+    let stored = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&stored, Status::Draft, "activate")?;
+    check_revision(&stored, if_revision)?;
+    if lineage.fixed && lineage.scope != stored.policy.definition.scope {
+        return Err(StoreError::conflict(
+            "this lineage's scope is fixed by an earlier active version: clone into the new scope instead",
+        ));
+    }
+    sqlx::query("UPDATE lineages SET fixed = 1, scope = $1 WHERE id = $2")
+        .bind(serde_json::to_string(&stored.policy.definition.scope)?)
+        .bind(stored.policy.lineage_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let validated =
+        sqlx::query("SELECT 1 AS one FROM validations WHERE policy_id = $1 AND revision = $2")
+            .bind(id)
+            .bind(i64::from(stored.policy.revision))
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+    if !validated && !how.force {
+        return Err(StoreError::ValidationRequired {
+            revision: stored.policy.revision,
+        });
+    }
+    let mut superseded = Vec::new();
+    if how.supersede {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {POLICY_COLUMNS} FROM policies WHERE lineage_id = $1 AND status = 'active' AND id <> $2 ORDER BY version{FOR_UPDATE}"
+        )))
+        .bind(stored.policy.lineage_id.as_str())
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            let old = policy_row(row)?;
+            mark_deprecated(&mut tx, change, &old, Some(id)).await?;
+            superseded.push(old.policy.id.to_string());
+        }
+    }
+    let updated = sqlx::query(
+        "UPDATE policies SET status = 'active', activated_at = $1, activated_by = $2 \
+         WHERE id = $3 AND status = 'draft' AND revision = $4",
+    )
+    .bind(ms(change.at))
+    .bind(&change.actor.key_id)
+    .bind(id)
+    .bind(i64::from(stored.policy.revision))
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::conflict("the policy changed meanwhile; retry"));
+    }
+    append(
+        &mut tx,
+        stored.tenant_id.as_deref(),
+        change,
+        "policy.activated",
+        Some(policy_ref(&stored.policy)),
+        &json!({"revision": stored.policy.revision, "force": how.force, "validated": validated, "superseded": superseded}),
+    )
+    .await?;
+    tx.commit().await?;
+    let mut active = stored;
+    active.policy.status = Status::Active;
+    active.policy.activated_at = Some(change.at);
+    active.policy.activated_by = Some(change.actor.key_id.clone());
+    Ok(active)
+}
+
+async fn mark_deprecated(
+    tx: &mut Tx,
+    change: &Change,
+    stored: &StoredPolicy,
+    superseded_by: Option<&str>,
+) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE policies SET status = 'deprecated', deprecated_at = $1, deprecated_by = $2 \
+         WHERE id = $3 AND status = 'active'",
+    )
+    .bind(ms(change.at))
+    .bind(&change.actor.key_id)
+    .bind(stored.policy.id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::conflict("the policy changed meanwhile; retry"));
+    }
+    append(
+        tx,
+        stored.tenant_id.as_deref(),
+        change,
+        "policy.deprecated",
+        Some(policy_ref(&stored.policy)),
+        &json!({"superseded_by": superseded_by}),
+    )
+    .await
+}
+
+pub(crate) async fn deprecate(pool: &Pool<Db>, change: &Change, id: &str) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    let stored = lock_policy(&mut tx, &change.principal, id).await?;
+    require_status(&stored, Status::Active, "deprecate")?;
+    mark_deprecated(&mut tx, change, &stored, None).await?;
+    tx.commit().await?;
+    let mut out = stored;
+    out.policy.status = Status::Deprecated;
+    out.policy.deprecated_at = Some(change.at);
+    out.policy.deprecated_by = Some(change.actor.key_id.clone());
+    Ok(out)
+}
+
+pub(crate) async fn clone_policy(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+    scope: Option<Scope>,
+    name: Option<String>,
+) -> Result<StoredPolicy> {
+    let mut tx = begin(pool).await?;
+    // Reading suffices: cloning changes nothing of the source, and a tenant key may clone a
+    // platform policy into its own tenant.
+    let source = peek_policy(&mut tx, id).await?;
+    if !visible(&change.principal, &source) {
+        return Err(StoreError::not_found(format!("policy {id}")));
+    }
+    let mut definition = source.policy.definition.clone();
+    if let Some(name) = name {
+        PolicyDefinition::check_name(&name).map_err(|e| StoreError::invalid(e.path, e.message))?;
+        definition.name = name;
+    }
+    let new_scope = scope.filter(|s| *s != definition.scope);
+    let new_lineage_needed = new_scope.is_some();
+    let (lineage, version) = if let Some(scope) = new_scope {
+        definition.scope = scope;
+        (new_lineage()?, 1)
+    } else {
+        // The next version comes from the locked lineage row: concurrent clones get 2, 3, ...
+        // and a deleted draft's number is never given again.
+        let row = lock_lineage(&mut tx, source.policy.lineage_id.as_str()).await?;
+        sqlx::query("UPDATE lineages SET next_version = next_version + 1 WHERE id = $1")
+            .bind(source.policy.lineage_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        (source.policy.lineage_id.clone(), row.next_version)
+    };
+    check_scope(&mut tx, &change.principal, &definition.scope).await?;
+    let stored = new_draft(
+        definition,
+        lineage,
+        version,
+        Some(source.policy.id.clone()),
+        change,
+    )?;
+    insert_policy(&mut tx, &stored, change).await?;
+    if new_lineage_needed {
+        insert_lineage(&mut tx, &stored).await?;
+    }
+    append(
+        &mut tx,
+        stored.tenant_id.as_deref(),
+        change,
+        "policy.cloned",
+        Some(policy_ref(&stored.policy)),
+        &json!({"cloned_from": source.policy.id, "from_version": source.policy.version}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+pub(crate) async fn versions(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    id: &str,
+) -> Result<(LineageId, Vec<StoredPolicy>)> {
+    let one = get_policy(pool, principal, id).await?;
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE lineage_id = $1 ORDER BY version"
+    )))
+    .bind(one.policy.lineage_id.as_str())
+    .fetch_all(pool)
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let stored = policy_row(row)?;
+        if visible(principal, &stored) {
+            items.push(stored);
+        }
+    }
+    Ok((one.policy.lineage_id, items))
+}
+
+/// Imports documents as drafts, each a new lineage, in one transaction: all or nothing. With
+/// several documents, an error's path starts with the document's index.
+pub(crate) async fn import_policies(
+    pool: &Pool<Db>,
+    change: &Change,
+    definitions: Vec<PolicyDefinition>,
+) -> Result<Vec<StoredPolicy>> {
+    let many = definitions.len() > 1;
+    let mut tx = begin(pool).await?;
+    let mut out = Vec::with_capacity(definitions.len());
+    for (i, definition) in definitions.into_iter().enumerate() {
+        check_scope(&mut tx, &change.principal, &definition.scope)
+            .await
+            .map_err(|e| match e {
+                StoreError::Invalid { path, message } if many => StoreError::Invalid {
+                    path: format!("[{i}].{path}"),
+                    message,
+                },
+                other => other,
+            })?;
+        let stored = new_draft(definition, new_lineage()?, 1, None, change)?;
+        insert_policy(&mut tx, &stored, change).await?;
+        insert_lineage(&mut tx, &stored).await?;
+        append(
+            &mut tx,
+            stored.tenant_id.as_deref(),
+            change,
+            "policy.imported",
+            Some(policy_ref(&stored.policy)),
+            &json!({"definition": definition_json(&stored.policy.definition)}),
+        )
+        .await?;
+        out.push(stored);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Records that a policy the principal may see was exported.
+pub(crate) async fn record_export(
+    pool: &Pool<Db>,
+    change: &Change,
+    id: &str,
+) -> Result<StoredPolicy> {
+    let stored = get_policy(pool, &change.principal, id).await?;
+    let mut tx = begin(pool).await?;
+    // A tenant exporting a platform policy records it in its own chain.
+    let chain = stored
+        .tenant_id
+        .as_deref()
+        .or(change.principal.tenant().map(TenantId::as_str));
+    append(
+        &mut tx,
+        chain,
+        change,
+        "policy.exported",
+        Some(policy_ref(&stored.policy)),
+        &json!({"revision": stored.policy.revision}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(stored)
+}
