@@ -42,6 +42,7 @@ pub fn router<S: Store + Clone>(state: AppState<S>) -> Router {
         .merge(monitor::router())
         .merge(validate::router())
         .merge(audit::router())
+        .route_layer(axum::middleware::from_fn(refuse_write_query))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
@@ -49,6 +50,35 @@ pub fn router<S: Store + Clone>(state: AppState<S>) -> Router {
             metrics,
             crate::metrics::track,
         ))
+}
+
+/// Refuses a query string on a write: no POST, PUT or DELETE route takes parameters, and one
+/// silently ignored (`?force=true` on activate, say) would let a caller believe it was obeyed.
+/// Runs only on matched routes, so an unknown path is still a 404.
+async fn refuse_write_query(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let method = request.method();
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        return next.run(request).await;
+    }
+    match request.uri().query().filter(|q| !q.is_empty()) {
+        None => next.run(request).await,
+        Some(query) => {
+            let name = query.split(['&', '=']).next().unwrap_or_default();
+            let path = if !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                format!("query.{name}")
+            } else {
+                "query".to_owned()
+            };
+            ApiError::invalid(&path, format!("{method} routes take no query parameters"))
+                .into_response()
+        }
+    }
 }
 
 // The three operational routes are closures in `router`; utoipa documents functions, so each

@@ -516,3 +516,75 @@ async fn another_tenants_id_filters_the_monitor_to_nothing() {
         .await;
     assert_eq!(r.body["items"], json!([]));
 }
+
+#[tokio::test]
+async fn write_routes_refuse_query_parameters_and_change_nothing() {
+    let (app, acme, _) = App::seeded().await;
+    let key = Some(acme.as_str());
+    let id = app
+        .call("POST", "/v1/policies", key, Some(policy_body("Guard")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A parameter that looks meaningful must not be silently ignored.
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{id}/activate?force=true"),
+            key,
+            Some(json!({})),
+        )
+        .await;
+    assert_invalid(&r, "query.force");
+    let r = app
+        .call("GET", &format!("/v1/policies/{id}"), key, None)
+        .await;
+    assert_eq!(r.body["status"], "draft");
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/policies?dry_run=1".to_owned(),
+            Some(policy_body("Other")),
+        ),
+        (
+            "PUT",
+            format!("/v1/policies/{id}?x"),
+            Some(json!({"name": "Renamed"})),
+        ),
+        ("DELETE", format!("/v1/policies/{id}?really=yes"), None),
+        (
+            "POST",
+            "/v1/runs?%ff=1".to_owned(),
+            Some(json!({"agent_id": "support"})),
+        ),
+    ] {
+        let r = app.call(method, &path, key, body).await;
+        let name = path
+            .split_once('?')
+            .unwrap()
+            .1
+            .split(['=', '&'])
+            .next()
+            .unwrap();
+        let expected = if name.starts_with('%') {
+            "query".to_owned()
+        } else {
+            format!("query.{name}")
+        };
+        assert_invalid(&r, &expected);
+    }
+    let r = app.call("GET", "/v1/policies", key, None).await;
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["name"], "Guard");
+    assert_eq!(run_count(&app, "acme").await, 0);
+    // Reads still take their parameters, and an unknown path is still a 404.
+    let r = app.call("GET", "/v1/runs?limit=5", key, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app
+        .call("POST", "/v1/nowhere?x=1", key, Some(json!({})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
