@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +37,9 @@ pub(crate) struct Committer {
     sync: Sync,
     /// Set by the background checkpoints when the log should restart (see `checkpoints`).
     restart: Arc<AtomicBool>,
+    /// Commits so far, watched by the log's background syncs (`log_sync`), which end with
+    /// the last clone of this committer.
+    commits: Arc<AtomicU64>,
 }
 
 fn backend(e: &rusqlite::Error) -> StoreError {
@@ -81,11 +84,16 @@ impl Committer {
             .execute_batch(&settings)
             .map_err(|e| backend(&e))?;
         connection.set_prepared_statement_cache_capacity(64);
+        let commits = Arc::new(AtomicU64::new(0));
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        super::log_sync::spawn(PathBuf::from(wal), Arc::downgrade(&commits));
         Ok(Committer {
             connection: Arc::new(Mutex::new(connection)),
             path: path.to_owned(),
             sync,
             restart,
+            commits,
         })
     }
 
@@ -98,6 +106,7 @@ impl Committer {
     pub(crate) async fn commit(&self, batch: CheckBatch) -> Result<Vec<CheckOutcome>, StoreError> {
         let connection = Arc::clone(&self.connection);
         let restart = Arc::clone(&self.restart);
+        let commits = Arc::clone(&self.commits);
         tokio::task::spawn_blocking(move || {
             // A commit that panicked rolled its transaction back as it unwound (rusqlite's
             // `Transaction` rolls back on drop): the connection is fine to use again.
@@ -105,6 +114,7 @@ impl Committer {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let outcomes = commit(&mut connection, batch.checks());
+            commits.fetch_add(1, Ordering::Relaxed);
             // Asked by the background checkpoints: copy the log's last frames here, between
             // two commits, so the next transaction restarts the log (see `checkpoints`).
             if restart.swap(false, Ordering::Relaxed)
