@@ -59,6 +59,35 @@ pub struct PolicyEdit {
     pub rules: Option<Vec<Rule>>,
 }
 
+/// One page of recorded actions for `Store::actions_page`: those in `[since, until)` of a
+/// tenant and an agent, in replay order (time, run, id), after the previous page's last row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// A platform key's tenant (`None`: every tenant); a tenant key always reads its own.
+    pub tenant: Option<String>,
+    /// Only this agent's actions.
+    pub agent: Option<String>,
+    /// The first instant of the range.
+    pub since: jiff::Timestamp,
+    /// The end of the range, excluded.
+    pub until: jiff::Timestamp,
+    /// The key `(at_ms, run_id, id)` of the previous page's last row; `None` for the first.
+    pub after: Option<(i64, String, String)>,
+    /// Rows at most (clamped to 1–10,000).
+    pub limit: u32,
+}
+
+impl HistoryPage {
+    /// The page after the one that ended with `last`.
+    #[must_use]
+    pub fn following(&self, last: &RecordedRow) -> HistoryPage {
+        HistoryPage {
+            after: Some((last.at_ms, last.run_id.clone(), last.id.clone())),
+            ..self.clone()
+        }
+    }
+}
+
 /// A recorded action as Validate reads it, in replay order.
 #[derive(Debug, Clone)]
 pub struct RecordedRow {
@@ -309,22 +338,11 @@ pub trait Store: Send + std::marker::Sync + 'static {
         filter: &ViolationFilter,
         bucket_ms: i64,
     ) -> impl Future<Output = Result<Vec<(Timestamp, u64)>>> + Send;
-    /// One page of recorded actions in `[since, until)` of the principal's tenant (a platform
-    /// key: of `tenant`, or every tenant), and of `agent`, in replay order, after the key
-    /// `(at_ms, run_id, id)` of the previous page's last row.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "a keyset page needs its whole key"
-    )]
+    /// One page of recorded actions (see [`HistoryPage`]) that the principal may read.
     fn actions_page(
         &self,
         principal: &Principal,
-        tenant: Option<&str>,
-        agent: Option<&str>,
-        since: Timestamp,
-        until: Timestamp,
-        after: Option<&(i64, String, String)>,
-        limit: u32,
+        page: &HistoryPage,
     ) -> impl Future<Output = Result<Vec<RecordedRow>>> + Send;
     /// Runs the principal may see, newest first, one page.
     fn runs(
@@ -668,15 +686,9 @@ macro_rules! store_impl {
             async fn actions_page(
                 &self,
                 principal: &Principal,
-                tenant: Option<&str>,
-                agent: Option<&str>,
-                since: Timestamp,
-                until: Timestamp,
-                after: Option<&(i64, String, String)>,
-                limit: u32,
+                page: &HistoryPage,
             ) -> Result<Vec<RecordedRow>> {
-                self.recorded_page(principal, tenant, agent, since, until, after, limit)
-                    .await
+                self.recorded_page(principal, page).await
             }
             async fn import_policies(
                 &self,

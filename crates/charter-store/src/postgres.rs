@@ -68,24 +68,12 @@ impl PgStore {
     }
 
     /// Validate's page of recorded actions.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "a keyset page needs its whole key"
-    )]
     pub(crate) async fn recorded_page(
         &self,
         principal: &crate::Principal,
-        tenant: Option<&str>,
-        agent: Option<&str>,
-        since: jiff::Timestamp,
-        until: jiff::Timestamp,
-        after: Option<&(i64, String, String)>,
-        limit: u32,
+        page: &crate::HistoryPage,
     ) -> Result<Vec<crate::RecordedRow>, StoreError> {
-        ops::actions_page(
-            &self.pool, principal, tenant, agent, since, until, after, limit,
-        )
-        .await
+        ops::actions_page(&self.pool, principal, page).await
     }
 
     /// The group commit of `batch`.

@@ -323,32 +323,14 @@ impl SqliteStore {
 
     /// Validate's page of recorded actions: through rusqlite for a file database (see
     /// `reader`), through the pool for an in-memory one.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "a keyset page needs its whole key"
-    )]
     pub(crate) async fn recorded_page(
         &self,
         principal: &crate::Principal,
-        tenant: Option<&str>,
-        agent: Option<&str>,
-        since: jiff::Timestamp,
-        until: jiff::Timestamp,
-        after: Option<&(i64, String, String)>,
-        limit: u32,
+        page: &crate::HistoryPage,
     ) -> Result<Vec<crate::RecordedRow>, StoreError> {
         match &self.reader {
-            Some(reader) => {
-                reader
-                    .actions_page(principal, tenant, agent, since, until, after, limit)
-                    .await
-            }
-            None => {
-                ops::actions_page(
-                    &self.pool, principal, tenant, agent, since, until, after, limit,
-                )
-                .await
-            }
+            Some(reader) => reader.actions_page(principal, page).await,
+            None => ops::actions_page(&self.pool, principal, page).await,
         }
     }
 

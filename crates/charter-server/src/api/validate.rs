@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use charter_core::calendar::Span;
 use charter_core::replay::{RecordedAction, Replay};
 use charter_core::{CompiledSet, Scope};
-use charter_store::{Principal, Store};
+use charter_store::{HistoryPage, Principal, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -125,27 +125,22 @@ pub(crate) async fn validate<S: Store + Clone>(
     };
     // The next page is read while this one is replayed: the store's work (on SQLite, its own
     // thread) and the replay overlap.
-    let fetch = |after: Option<(i64, String, String)>| {
+    let fetch = |page: HistoryPage| {
         let store = state.store.clone();
         let reader = reader.clone();
-        let (tenant, agent) = (tenant.map(str::to_owned), agent.map(str::to_owned));
-        tokio::spawn(async move {
-            store
-                .actions_page(
-                    &reader,
-                    tenant.as_deref(),
-                    agent.as_deref(),
-                    since,
-                    until,
-                    after.as_ref(),
-                    PAGE,
-                )
-                .await
-        })
+        tokio::spawn(async move { store.actions_page(&reader, &page).await })
+    };
+    let first = HistoryPage {
+        tenant: tenant.map(str::to_owned),
+        agent: agent.map(str::to_owned),
+        since,
+        until,
+        after: None,
+        limit: PAGE,
     };
     let mut runs = std::collections::HashSet::new();
     let mut capped = false;
-    let mut next = Some(fetch(None));
+    let mut next = Some(fetch(first.clone()));
     while let Some(reading) = next.take() {
         let page = reading
             .await
@@ -153,11 +148,7 @@ pub(crate) async fn validate<S: Store + Clone>(
         let Some(last) = page.last() else { break };
         // A short page is the last one.
         if page.len() >= PAGE as usize {
-            next = Some(fetch(Some((
-                last.at_ms,
-                last.run_id.clone(),
-                last.id.clone(),
-            ))));
+            next = Some(fetch(first.following(last)));
         }
         for row in page {
             if !runs.contains(row.run_id.as_str()) {

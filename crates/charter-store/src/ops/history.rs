@@ -1,38 +1,27 @@
 //! Recorded history: Validate's pages of actions, and importing runs recorded elsewhere.
 
 use charter_core::engine::Outcome;
-use jiff::Timestamp;
 use sqlx::{Pool, Row};
 
 use super::accounts::visible_tenant;
 use super::query::{Bind, Filters, bound};
 use super::runs::insert_run;
 use super::{Db, Result, begin, ms, time};
-use crate::RecordedRow;
 use crate::error::StoreError;
 use crate::ids;
 use crate::model::Principal;
 use crate::runs::{ImportedRun, PinnedSet, Run, RunStatus};
+use crate::{HistoryPage, RecordedRow};
 
-/// Recorded actions in `[since, until)` of the principal's tenant (or, for the platform, of
-/// `tenant` or every tenant), and of `agent` if given, in replay order (time, run, id), one
-/// page after `after`: Validate streams a range in pages, so a million actions never sit in
-/// memory at once, and each page is an index range scan.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "a keyset page needs its whole key"
-)]
+/// One page of recorded actions (`HistoryPage`) the principal may read: Validate streams a
+/// range in pages, so a million actions never sit in memory at once, and each page is an
+/// index range scan.
 pub(crate) async fn actions_page(
     pool: &Pool<Db>,
     principal: &Principal,
-    tenant: Option<&str>,
-    agent: Option<&str>,
-    since: Timestamp,
-    until: Timestamp,
-    after: Option<&(i64, String, String)>,
-    limit: u32,
+    page: &HistoryPage,
 ) -> Result<Vec<RecordedRow>> {
-    let (sql, binds) = actions_page_query(principal, tenant, agent, since, until, after, limit);
+    let (sql, binds) = actions_page_query(principal, page);
     let rows = bound(sql, binds).fetch_all(pool).await?;
     rows.iter()
         .map(|r| {
@@ -56,41 +45,29 @@ pub(crate) async fn actions_page(
 /// The query of one page of `actions_page` and its bound values, in placeholder order (SQLite's
 /// Validate reader runs the same text through rusqlite). Columns: `id`, `run_id`,
 /// `tenant_id`, `agent_id`, `at`, `input`, `decision`, the run's `started_at`.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "a keyset page needs its whole key"
-)]
-pub(crate) fn actions_page_query(
-    principal: &Principal,
-    tenant: Option<&str>,
-    agent: Option<&str>,
-    since: Timestamp,
-    until: Timestamp,
-    after: Option<&(i64, String, String)>,
-    limit: u32,
-) -> (String, Vec<Bind>) {
+pub(crate) fn actions_page_query(principal: &Principal, page: &HistoryPage) -> (String, Vec<Bind>) {
     let tenant = match principal {
         Principal::Tenant(own) => Some(own.as_str()),
-        Principal::Platform => tenant,
+        Principal::Platform => page.tenant.as_deref(),
     };
     let mut f = Filters::default();
     f.text("a.tenant_id = ?", tenant);
-    f.text("a.agent_id = ?", agent);
+    f.text("a.agent_id = ?", page.agent.as_deref());
     // The first page starts just before `since`: ids and run ids are never empty.
-    let (at, run, id) = match after {
+    let (at, run, id) = match &page.after {
         Some((at, run, id)) => (*at, run.clone(), id.clone()),
-        None => (ms(since) - 1, String::new(), String::new()),
+        None => (ms(page.since) - 1, String::new(), String::new()),
     };
     f.row(
         "(a.at, a.run_id, a.id) > (?1, ?2, ?3)",
         vec![Bind::Int(at), Bind::Text(run), Bind::Text(id)],
     );
-    f.int("a.at < ?", Some(ms(until)));
+    f.int("a.at < ?", Some(ms(page.until)));
     let sql = format!(
         "SELECT a.id, a.run_id, a.tenant_id, a.agent_id, a.at, a.input, a.decision, r.started_at \
          FROM actions a JOIN runs r ON r.id = a.run_id WHERE {} ORDER BY a.at, a.run_id, a.id LIMIT {}",
         f.sql(),
-        limit.clamp(1, 10_000)
+        page.limit.clamp(1, 10_000)
     );
     (sql, f.binds)
 }

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::ops::{self, query::Bind};
 use crate::error::StoreError;
-use crate::{Principal, RecordedRow};
+use crate::{HistoryPage, Principal, RecordedRow};
 
 /// Read-only connections to one database file, kept between pages.
 #[derive(Debug, Clone)]
@@ -71,22 +71,12 @@ impl Reader {
     }
 
     /// One page of recorded actions, as `Store::actions_page` describes it.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "a keyset page needs its whole key"
-    )]
     pub(crate) async fn actions_page(
         &self,
         principal: &Principal,
-        tenant: Option<&str>,
-        agent: Option<&str>,
-        since: Timestamp,
-        until: Timestamp,
-        after: Option<&(i64, String, String)>,
-        limit: u32,
+        page: &HistoryPage,
     ) -> Result<Vec<RecordedRow>, StoreError> {
-        let (sql, binds) =
-            ops::history::actions_page_query(principal, tenant, agent, since, until, after, limit);
+        let (sql, binds) = ops::history::actions_page_query(principal, page);
         let binds: Vec<SqlValue> = binds
             .into_iter()
             .map(|bind| match bind {

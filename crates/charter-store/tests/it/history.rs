@@ -5,8 +5,8 @@ use charter_core::limits::Settle;
 use charter_core::policy::{Policy, PolicyDefinition};
 use charter_core::{Action, LineageId, PolicyId};
 use charter_store::{
-    ActionWriter, CheckOutcome, ImportedAction, ImportedRun, KeyScope, PendingCheck, Principal,
-    RunFilter, RunStatus, Store, StoreError, new_key_secret,
+    ActionWriter, CheckOutcome, HistoryPage, ImportedAction, ImportedRun, KeyScope, PendingCheck,
+    Principal, RunFilter, RunStatus, Store, StoreError, new_key_secret,
 };
 use serde_json::json;
 
@@ -140,12 +140,14 @@ async fn imported_history_is_listed_and_replayable<S: Store + Clone>(store: S, _
     let rows = store
         .actions_page(
             &Principal::Platform,
-            Some("acme"),
-            None,
-            at(0),
-            at(1000),
-            None,
-            100,
+            &HistoryPage {
+                tenant: Some("acme".into()),
+                agent: None,
+                since: at(0),
+                until: at(1000),
+                after: None,
+                limit: 100,
+            },
         )
         .await
         .unwrap();
@@ -504,22 +506,18 @@ async fn recorded_pages_read_alike_from_a_file_and_from_memory() {
             let mut pages = Vec::new();
             for store in [&file, &memory] {
                 let mut rows = Vec::new();
-                let mut after = None;
+                let mut request = HistoryPage {
+                    tenant: scope_tenant.map(str::to_owned),
+                    agent: agent.map(str::to_owned),
+                    since: at(0),
+                    until: at(1_000),
+                    after: None,
+                    limit,
+                };
                 loop {
-                    let page = store
-                        .actions_page(
-                            principal,
-                            *scope_tenant,
-                            *agent,
-                            at(0),
-                            at(1_000),
-                            after.as_ref(),
-                            limit,
-                        )
-                        .await
-                        .unwrap();
+                    let page = store.actions_page(principal, &request).await.unwrap();
                     let Some(last) = page.last() else { break };
-                    after = Some((last.at_ms, last.run_id.clone(), last.id.clone()));
+                    request = request.following(last);
                     // Generated ids differ between the two databases; everything else agrees.
                     rows.extend(page.into_iter().map(|r| {
                         (
@@ -545,7 +543,17 @@ async fn recorded_pages_read_alike_from_a_file_and_from_memory() {
     // The unreadable and the missing input are there, not replayable.
     let platform = &scopes[0];
     let all = file
-        .actions_page(&platform.0, None, None, at(0), at(1_000), None, 1_000)
+        .actions_page(
+            &platform.0,
+            &HistoryPage {
+                tenant: None,
+                agent: None,
+                since: at(0),
+                until: at(1_000),
+                after: None,
+                limit: 1_000,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(all.len(), 5 + 3 + 4 + 6 + 600 + 2);

@@ -4,8 +4,8 @@
 use charter_core::Action;
 use charter_core::engine::{CompiledSet, Outcome, RunContext};
 use charter_store::{
-    ActionWriter, Activation, CheckBatch, CheckOutcome, PendingCheck, Principal, RunFilter,
-    RunStatus, Store, StoreError, ViolationFilter,
+    ActionWriter, Activation, CheckBatch, CheckOutcome, HistoryPage, PendingCheck, Principal,
+    RunFilter, RunStatus, Store, StoreError, ViolationFilter,
 };
 use serde_json::json;
 
@@ -341,25 +341,21 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
 
     // Validate's stream: every action, in (time, run, id) order, across pages.
     let mut rows = Vec::new();
-    let mut after: Option<(i64, String, String)> = None;
+    let mut request = HistoryPage {
+        tenant: None,
+        agent: Some("support".into()),
+        since: at(0),
+        until: at(1000),
+        after: None,
+        limit: 7,
+    };
     loop {
-        let page = store
-            .actions_page(
-                &acme.principal,
-                None,
-                Some("support"),
-                at(0),
-                at(1000),
-                after.as_ref(),
-                7,
-            )
-            .await
-            .unwrap();
+        let page = store.actions_page(&acme.principal, &request).await.unwrap();
         if page.is_empty() {
             break;
         }
         let last = page.last().unwrap();
-        after = Some((last.at_ms, last.run_id.clone(), last.id.clone()));
+        request = request.following(last);
         rows.extend(page);
     }
     assert_eq!(rows.len(), 64);
