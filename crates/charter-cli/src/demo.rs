@@ -75,13 +75,11 @@ async fn start(args: &DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
-    serve(
-        AppState::new(store),
-        listener,
-        crate::serve::shutdown_signal(),
-    )
-    .await
-    .context("serving")?;
+    let mut state = AppState::new(store);
+    state.staging_dir.clone_from(&args.data_dir);
+    serve(state, listener, crate::serve::shutdown_signal())
+        .await
+        .context("serving")?;
     Ok(())
 }
 
@@ -297,7 +295,9 @@ async fn history<S: Store>(store: &S, now: jiff::Timestamp) -> anyhow::Result<()
                 actions,
             });
         }
-        store.import_runs(&Principal::Platform, &runs).await?;
+        store
+            .import_runs(&Principal::Platform, &mut runs.iter())
+            .await?;
     }
     Ok(())
 }

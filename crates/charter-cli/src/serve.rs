@@ -73,7 +73,13 @@ async fn start<S: Store + Clone>(store: S, args: &ServeArgs) -> anyhow::Result<(
     let addr = listener.local_addr().context("reading the bound address")?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, "serving");
-    serve(AppState::new(store), listener, shutdown_signal())
+    let mut state = AppState::new(store);
+    // NDJSON run imports are staged on disk beside the database (with PostgreSQL there may be
+    // no data directory: then in the system's temporary one).
+    if args.data_dir.is_dir() {
+        state.staging_dir.clone_from(&args.data_dir);
+    }
+    serve(state, listener, shutdown_signal())
         .await
         .context("serving")?;
     tracing::info!("stopped");

@@ -180,7 +180,7 @@ async fn main() {
             })
             .collect();
         store
-            .import_runs(&Principal::Platform, &runs)
+            .import_runs(&Principal::Platform, &mut runs.iter())
             .await
             .unwrap();
     }

@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod keys;
 pub(crate) mod monitor;
 pub(crate) mod policies;
+pub(crate) mod run_import;
 pub(crate) mod runs;
 pub(crate) mod tenants;
 pub(crate) mod validate;

@@ -935,7 +935,7 @@ fn core_schema(name: &str) -> Schema {
         api::runs::show,
         api::runs::check,
         api::runs::end,
-        api::runs::import,
+        api::run_import::import,
         api::monitor::list,
         api::monitor::stats,
         api::monitor::stream,

@@ -1,5 +1,6 @@
 //! What every handler shares: the store, the clock, the limits of outside input.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -39,6 +40,10 @@ pub struct AppState<S> {
     pub usage: crate::usage::Usage,
     /// Compiled sets and the action writer.
     pub runtime: crate::runtime::Runtime,
+    /// Where an NDJSON run import is kept until its transaction (unnamed files, gone with the
+    /// request): the data directory, so a long history fills the disk, not memory or a
+    /// `/tmp` that may be RAM.
+    pub staging_dir: PathBuf,
 }
 
 impl<S: charter_store::Store + Clone> AppState<S> {
@@ -52,6 +57,7 @@ impl<S: charter_store::Store + Clone> AppState<S> {
             body_limit: DEFAULT_BODY_LIMIT,
             metrics: crate::metrics::Metrics::default(),
             usage: crate::usage::Usage::default(),
+            staging_dir: std::env::temp_dir(),
         }
     }
 }

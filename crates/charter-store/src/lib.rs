@@ -38,7 +38,8 @@ pub use model::{
 pub use postgres::PgStore;
 pub use runs::{
     ActionSummary, CheckBatch, CheckOutcome, ImportedAction, ImportedRun, Page, PendingCheck,
-    PinnedPolicy, PinnedSet, Run, RunAction, RunFilter, RunStatus, ViolationEvent, ViolationFilter,
+    PinnedPolicy, PinnedSet, Run, RunAction, RunFilter, RunSource, RunStatus, ViolationEvent,
+    ViolationFilter,
 };
 pub use sqlite::{SqliteStore, Sync};
 pub use writer::{ActionWriter, WriterStats};
@@ -359,10 +360,10 @@ pub trait Store: Send + std::marker::Sync + 'static {
         run_id: &str,
     ) -> impl Future<Output = Result<Vec<RunAction>>> + Send;
     /// Imports recorded runs (history for Validate), all or nothing; returns (runs, actions).
-    fn import_runs(
+    fn import_runs<R: RunSource>(
         &self,
         principal: &Principal,
-        runs: &[ImportedRun],
+        runs: &mut R,
     ) -> impl Future<Output = Result<(u64, u64)>> + Send;
     /// Adds flushed usage (calls, last use) to keys.
     fn record_key_usage(
@@ -738,10 +739,10 @@ macro_rules! store_impl {
                     ops::run_actions(&self.pool, principal, run_id).await
                 }
             }
-            async fn import_runs(
+            async fn import_runs<R: RunSource>(
                 &self,
                 principal: &Principal,
-                runs: &[ImportedRun],
+                runs: &mut R,
             ) -> Result<(u64, u64)> {
                 {
                     use $ops as ops;

@@ -308,6 +308,23 @@ pub struct ImportedRun {
     pub actions: Vec<ImportedAction>,
 }
 
+/// Where an import's runs come from, one at a time: the store pulls them inside its one
+/// transaction, so a history of any length never sits in memory whole.
+pub trait RunSource: Send {
+    /// The next run; `Ok(None)` once every run was given. An error ends the import, which
+    /// then changes nothing.
+    fn next_run(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<ImportedRun>, crate::StoreError>> + Send;
+}
+
+/// The runs of a slice, in order.
+impl RunSource for std::slice::Iter<'_, ImportedRun> {
+    async fn next_run(&mut self) -> Result<Option<ImportedRun>, crate::StoreError> {
+        Ok(self.next().cloned())
+    }
+}
+
 /// One recorded action of an imported run.
 #[derive(Debug, Clone)]
 pub struct ImportedAction {

@@ -9,22 +9,20 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use charter_core::Action;
 use charter_core::engine::RunContext;
-use charter_store::{
-    CheckOutcome, PendingCheck, Principal, RunFilter, RunStatus, Store, StoreError,
-};
+use charter_store::{CheckOutcome, PendingCheck, Principal, RunFilter, RunStatus, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{json, page_limit, parse};
 use crate::error::ApiError;
-use crate::extract::{Caller, Executor, JsonBody, NoQuery, Params, PathParams, Reader};
+use crate::extract::{Executor, JsonBody, NoQuery, Params, PathParams, Reader};
 use crate::runtime::Found;
 use crate::state::AppState;
 
 pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
     Router::new()
         .route("/v1/runs", post(start::<S>).get(list::<S>))
-        .route("/v1/runs/import", post(import::<S>))
+        .route("/v1/runs/import", post(super::run_import::import::<S>))
         .route("/v1/runs/{run_id}", get(show::<S>))
         .route("/v1/runs/{run_id}/check", post(check::<S>))
         .route("/v1/runs/{run_id}/end", post(end::<S>))
@@ -397,231 +395,4 @@ async fn show<S: Store + Clone>(
     view["actions"] =
         serde_json::to_value(actions).map_err(|e| ApiError::internal(&e.to_string()))?;
     Ok(Json(view))
-}
-
-/// A JSON import body.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = RunImportBody)]
-struct ImportBody {
-    /// The runs, imported all or nothing.
-    #[schema(value_type = Vec<ImportRun>)]
-    runs: Vec<Value>,
-}
-
-/// One recorded run of an import body.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = ImportedRun)]
-struct ImportRun {
-    /// The agent; it must exist in the run's tenant.
-    agent_id: String,
-    /// The run's tenant: a platform key must name it; a tenant key's runs are its own.
-    #[serde(default)]
-    tenant_id: Option<String>,
-    /// When it started (RFC 3339).
-    #[schema(value_type = String, format = DateTime)]
-    started_at: jiff::Timestamp,
-    /// When it ended (default: at its last action).
-    #[serde(default)]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    ended_at: Option<jiff::Timestamp>,
-    /// How it ended (default `completed`).
-    #[serde(default)]
-    #[schema(value_type = Option<crate::schemas::ImportedStatus>)]
-    status: Option<String>,
-    /// What the source attached (default `{}`).
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    metadata: Option<Value>,
-    /// Its actions, in time order, none before `started_at` (default none).
-    #[serde(default, deserialize_with = "charter_core::parse::null_as_default")]
-    #[schema(value_type = Option<Vec<crate::schemas::ImportedAction>>)]
-    actions: Vec<Value>,
-}
-
-/// Parses one imported run; error paths are relative to it.
-fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRun, ApiError> {
-    let run: ImportRun = parse(value)?;
-    let tenant_id = match (&caller.principal, run.tenant_id) {
-        // A tenant key imports into its own tenant; naming another is refused by the store.
-        (Principal::Tenant(own), None) => own.to_string(),
-        (_, Some(t)) => t,
-        (Principal::Platform, None) => {
-            return Err(ApiError::invalid(
-                "tenant_id",
-                "a platform key names each run's tenant",
-            ));
-        }
-    };
-    let status = match run.status.as_deref() {
-        None | Some("completed") => RunStatus::Completed,
-        Some("failed") => RunStatus::Failed,
-        Some("halted") => RunStatus::Halted,
-        Some(_) => return Err(ApiError::invalid("status", "completed, failed or halted")),
-    };
-    let metadata = run.metadata.unwrap_or_else(|| json!({}));
-    if !metadata.is_object() {
-        return Err(ApiError::invalid("metadata", "metadata is a JSON object"));
-    }
-    let mut actions = Vec::with_capacity(run.actions.len());
-    for (i, value) in run.actions.iter().enumerate() {
-        let path = format!("actions[{i}]");
-        let mut object = match value {
-            Value::Object(map) => map.clone(),
-            _ => return Err(ApiError::invalid(&path, "an action is a JSON object")),
-        };
-        let at: jiff::Timestamp = match object.remove("at") {
-            Some(at) => charter_core::parse::from_value(&at)
-                .map_err(|e| ApiError::from(e.under(&format!("{path}.at"))))?,
-            None => {
-                return Err(ApiError::invalid(
-                    &format!("{path}.at"),
-                    "missing field `at`",
-                ));
-            }
-        };
-        let decision = match object.remove("decision") {
-            None | Some(Value::Null) => None,
-            Some(d) => Some(
-                d.as_str()
-                    .and_then(charter_core::Outcome::from_name)
-                    .ok_or_else(|| {
-                        ApiError::invalid(&format!("{path}.decision"), "allow, block or halt")
-                    })?,
-            ),
-        };
-        let action = Action::from_value(Value::Object(object))
-            .map_err(|e| ApiError::from(e.under(&path)))?;
-        actions.push(charter_store::ImportedAction {
-            at,
-            action,
-            decision,
-        });
-    }
-    Ok(charter_store::ImportedRun {
-        tenant_id,
-        agent_id: run.agent_id,
-        started_at: run.started_at,
-        ended_at: run.ended_at,
-        status,
-        metadata,
-        actions,
-    })
-}
-
-/// Names a run the store refused (`runs[3].agent_id`: the store counts runs) by its line in
-/// an NDJSON body (`line 7.agent_id`), as parse errors are named.
-fn on_line(e: StoreError, lines: &[usize]) -> StoreError {
-    let StoreError::Invalid { path, message } = e else {
-        return e;
-    };
-    let renamed = path.strip_prefix("runs[").and_then(|rest| {
-        let (index, field) = rest.split_once(']')?;
-        let line = lines.get(index.parse::<usize>().ok()?)?;
-        Some(format!("line {line}{field}"))
-    });
-    StoreError::Invalid {
-        path: renamed.unwrap_or(path),
-        message,
-    }
-}
-
-/// `POST /v1/runs/import`: recorded runs with their own timestamps, all or nothing. A JSON
-/// body `{"runs": [...]}`, or `application/x-ndjson` with one run per line (each line within
-/// the body limit).
-#[utoipa::path(
-    post,
-    path = "/v1/runs/import",
-    operation_id = "import_runs",
-    summary = "Import recorded runs (history for Validate), all or nothing.",
-    tag = "runs",
-    request_body(
-        description = "`{\"runs\": [...]}` within the body limit, or, with `Content-Type: application/x-ndjson`, one run per line (blank lines skipped), streamed: no overall size limit, each line within the body limit. Imported runs are ended and never enforced.",
-        content(
-            (ImportBody = "application/json"),
-            (ImportRun = "application/x-ndjson")
-        )
-    ),
-    responses(
-        (status = 201, description = "How many runs and actions were imported.", body = crate::schemas::RunsImported),
-        (status = 400, description = "`invalid`: a bad body; `details.path` names the first bad run and field: `runs[2].actions[0].at`, or for NDJSON `line 7.agent_id` (the run's line in the body, counting from 1, blank lines included).", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
-    ),
-    security(("bearer" = []))
-)]
-pub(crate) async fn import<S: Store + Clone>(
-    State(state): State<AppState<S>>,
-    crate::extract::Writer(caller): crate::extract::Writer,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let ndjson = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-ndjson"));
-    let mut runs = Vec::new();
-    // For NDJSON, the line of each run (1-based, blank lines counted).
-    let mut lines = Vec::new();
-    if ndjson {
-        // Lines are parsed as they arrive; only the parsed runs are kept.
-        use http_body_util::BodyExt as _;
-        let mut body = body;
-        let mut pending: Vec<u8> = Vec::new();
-        let mut line_no = 0usize;
-        let mut handle = |line: &[u8], line_no: usize| -> Result<(), ApiError> {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                return Ok(());
-            }
-            let value: Value = serde_json::from_slice(line).map_err(|e| {
-                ApiError::invalid(&format!("line {line_no}"), format!("malformed JSON: {e}"))
-            })?;
-            let run =
-                parse_run(&value, &caller).map_err(|e| e.under(&format!("line {line_no}")))?;
-            runs.push(run);
-            lines.push(line_no);
-            Ok(())
-        };
-        while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|e| ApiError::invalid("", format!("reading the body: {e}")))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            pending.extend_from_slice(&data);
-            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-                line_no += 1;
-                let line: Vec<u8> = pending.drain(..=end).collect();
-                handle(&line, line_no)?;
-            }
-            if pending.len() > state.body_limit {
-                return Err(ApiError::too_large(state.body_limit));
-            }
-        }
-        if !pending.is_empty() {
-            line_no += 1;
-            handle(&pending, line_no)?;
-        }
-    } else {
-        let bytes = axum::body::to_bytes(body, state.body_limit)
-            .await
-            .map_err(|_| ApiError::too_large(state.body_limit))?;
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::invalid("", format!("malformed JSON: {e}")))?;
-        let parsed: ImportBody = parse(&value)?;
-        for (i, run) in parsed.runs.iter().enumerate() {
-            runs.push(parse_run(run, &caller).map_err(|e| e.under(&format!("runs[{i}]")))?);
-        }
-    }
-    let (count, actions) = state
-        .store
-        .import_runs(&caller.principal, &runs)
-        .await
-        .map_err(|e| if ndjson { on_line(e, &lines) } else { e })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"runs": count, "actions": actions})),
-    ))
 }

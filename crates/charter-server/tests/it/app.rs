@@ -63,6 +63,7 @@ impl App {
             .unwrap();
         let mut state = AppState::new(store.clone());
         state.clock = Arc::new(Fixed);
+        state.staging_dir = dir;
         let usage = state.usage.clone();
         App {
             router: charter_server::router(state),
@@ -91,6 +92,32 @@ impl App {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Response {
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_owned()));
+        self.send(method, path, key, body, headers).await
+    }
+
+    /// A request whose body arrives in `chunks`, one frame each, as a client streams it.
+    pub(crate) async fn streamed(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        chunks: Vec<String>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let frames = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        self.send(method, path, key, Body::from_stream(frames), headers)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Body,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(key) = key {
             request = request.header("authorization", format!("Bearer {key}"));
@@ -100,7 +127,7 @@ impl App {
         }
         let request = request
             .header("content-type", "application/json")
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+            .body(body)
             .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();

@@ -3,6 +3,7 @@
 //! leaving it out; a tenant key learns nothing of another tenant.
 
 use axum::http::StatusCode;
+use charter_store::Store as _;
 use serde_json::{Value, json};
 
 use crate::app::{App, Response, error_code, error_path, policy_body};
@@ -304,6 +305,74 @@ async fn ndjson_imports_name_the_line_of_a_run_the_store_refuses() {
         .await;
     assert_invalid(&r, "runs[1].agent_id");
     assert_eq!(run_count(&app, "acme").await, 0, "nothing was imported");
+}
+
+#[tokio::test]
+async fn a_long_ndjson_import_is_streamed_and_still_all_or_nothing() {
+    let (app, acme, _) = App::seeded().await;
+    let key = Some(acme.as_str());
+    // About 4 MiB (four times the body limit, several staged pieces), in frames that cut
+    // lines anywhere.
+    let runs = 10_000;
+    let line = |i: usize, agent: &str| {
+        let mut run = imported(None, agent);
+        run["metadata"] = json!({"legacy_id": i, "note": "x".repeat(300)});
+        format!("{run}\n")
+    };
+    // ASCII only: a frame boundary never cuts a character.
+    let frames = |body: String| -> Vec<String> {
+        body.as_bytes()
+            .chunks(7_919)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect()
+    };
+    let body: String = (0..runs).map(|i| line(i, "support")).collect();
+    assert!(body.len() > 4 << 20, "{}", body.len());
+    let r = app
+        .streamed("POST", "/v1/runs/import", key, frames(body.clone()), NDJSON)
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (StatusCode::CREATED, json!({"runs": runs, "actions": runs}))
+    );
+    // A run the store refuses on the last line: named by its line; nothing more imported.
+    let bad = format!("{body}{}", line(runs, "ghost"));
+    let r = app
+        .streamed("POST", "/v1/runs/import", key, frames(bad), NDJSON)
+        .await;
+    assert_invalid(&r, &format!("line {}.agent_id", runs + 1));
+    let mut total = 0;
+    let mut cursor = None;
+    loop {
+        let page = app
+            .store
+            .runs(
+                &charter_store::Principal::Platform,
+                &charter_store::RunFilter::default(),
+                cursor.as_deref(),
+                500,
+            )
+            .await
+            .unwrap();
+        total += page.items.len();
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(total, runs, "the refused import added nothing");
+    // One line over the body limit is too large, whole or cut into frames, ended or not.
+    let mut huge = imported(None, "support");
+    huge["metadata"] = json!({"note": "x".repeat(1 << 20)});
+    for body in [format!("{}{huge}\n", line(0, "support")), huge.to_string()] {
+        for chunks in [vec![body.clone()], frames(body.clone())] {
+            let r = app
+                .streamed("POST", "/v1/runs/import", key, chunks, NDJSON)
+                .await;
+            assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{:?}", r.body);
+            assert_eq!(error_code(&r), "too_large");
+        }
+    }
 }
 
 #[tokio::test]

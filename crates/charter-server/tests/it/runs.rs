@@ -370,7 +370,10 @@ async fn validate_replays_history_and_unlocks_activation() {
         run("billing", 30, vec![(31, "x@gmail.com", None)]),
     ];
     let principal = Principal::Tenant(charter_core::TenantId::new("acme").unwrap());
-    app.store.import_runs(&principal, &history).await.unwrap();
+    app.store
+        .import_runs(&principal, &mut history.iter())
+        .await
+        .unwrap();
     let id = app
         .call("POST", "/v1/policies", key, Some(policy_body("Guard")))
         .await

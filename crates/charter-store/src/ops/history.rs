@@ -10,7 +10,7 @@ use super::{Db, Result, begin, ms, time};
 use crate::error::StoreError;
 use crate::ids;
 use crate::model::Principal;
-use crate::runs::{ImportedRun, PinnedSet, Run, RunStatus};
+use crate::runs::{PinnedSet, Run, RunSource, RunStatus};
 use crate::{HistoryPage, RecordedRow};
 
 /// One page of recorded actions (`HistoryPage`) the principal may read: Validate streams a
@@ -72,16 +72,19 @@ pub(crate) fn actions_page_query(principal: &Principal, page: &HistoryPage) -> (
     (sql, f.binds)
 }
 
-/// Imports recorded runs in one transaction: all or nothing. Each run's agent must exist in
-/// its tenant, which the principal must see; `path` of an error names the run's index.
+/// Imports recorded runs in one transaction, pulled one at a time from `runs`: all or
+/// nothing. Each run's agent must exist in its tenant, which the principal must see; `path` of
+/// an error names the run's index, always that of the run pulled last.
 pub(crate) async fn import_runs(
     pool: &Pool<Db>,
     principal: &Principal,
-    runs: &[ImportedRun],
+    runs: &mut impl RunSource,
 ) -> Result<(u64, u64)> {
     let mut tx = begin(pool).await?;
     let mut actions = 0u64;
-    for (i, imported) in runs.iter().enumerate() {
+    let mut i = 0u64;
+    while let Some(imported) = runs.next_run().await? {
+        let imported = &imported;
         let path = |field: &str| format!("runs[{i}].{field}");
         let exists = sqlx::query("SELECT 1 AS one FROM agents WHERE tenant_id = $1 AND id = $2")
             .bind(&imported.tenant_id)
@@ -156,7 +159,8 @@ pub(crate) async fn import_runs(
             .await?;
             actions += 1;
         }
+        i += 1;
     }
     tx.commit().await?;
-    Ok((runs.len() as u64, actions))
+    Ok((i, actions))
 }

@@ -45,7 +45,7 @@ async fn imported_history_is_listed_and_replayable<S: Store + Clone>(store: S, _
     let (runs, actions) = store
         .import_runs(
             &acme.principal,
-            &[imported("support", 100, 3), imported("billing", 200, 2)],
+            &mut [imported("support", 100, 3), imported("billing", 200, 2)].iter(),
         )
         .await
         .unwrap();
@@ -54,7 +54,10 @@ async fn imported_history_is_listed_and_replayable<S: Store + Clone>(store: S, _
     let mut bad = imported("support", 300, 2);
     bad.actions[1].at = at(250);
     let e = store
-        .import_runs(&acme.principal, &[imported("support", 300, 1), bad])
+        .import_runs(
+            &acme.principal,
+            &mut [imported("support", 300, 1), bad].iter(),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -65,7 +68,10 @@ async fn imported_history_is_listed_and_replayable<S: Store + Clone>(store: S, _
         }
     );
     let e = store
-        .import_runs(&tenant("globex").principal, &[imported("support", 300, 1)])
+        .import_runs(
+            &tenant("globex").principal,
+            &mut [imported("support", 300, 1)].iter(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -77,7 +83,10 @@ async fn imported_history_is_listed_and_replayable<S: Store + Clone>(store: S, _
     nowhere.tenant_id = "nowhere".into();
     for principal in [&acme.principal, &Principal::Platform] {
         let e = store
-            .import_runs(principal, &[imported("support", 300, 1), nowhere.clone()])
+            .import_runs(
+                principal,
+                &mut [imported("support", 300, 1), nowhere.clone()].iter(),
+            )
             .await
             .unwrap_err();
         assert_eq!(
@@ -458,14 +467,15 @@ async fn recorded_pages_read_alike_from_a_file_and_from_memory() {
         store
             .import_runs(
                 &Principal::Platform,
-                &[
+                &mut [
                     imported("support", 100, 5),
                     imported("billing", 102, 3),
                     globex,
                     imported("support", 101, 6),
                     // A page longer than the parser's split (512) is parsed on two threads.
                     imported("billing", 300, 600),
-                ],
+                ]
+                .iter(),
             )
             .await
             .unwrap();

@@ -1,0 +1,425 @@
+//! `POST /v1/runs/import`: recorded history from before Charter or from another installation.
+//!
+//! A JSON body is read whole (within the body limit). An NDJSON body has no overall limit, so
+//! it is never held in memory: each line is parsed and checked as it arrives (a bad one is
+//! refused at once, naming its line), then kept on disk, in an unnamed file that vanishes with
+//! the request or the process; once the body has ended, the store pulls the runs back one at a
+//! time inside its one transaction (`RunSource`). Memory holds a line and a slice of runs at
+//! a time, whatever the body's length.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Seek as _, Write as _};
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use charter_core::Action;
+use charter_store::{ImportedRun, Principal, RunSource, RunStatus, Store, StoreError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::parse;
+use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::state::AppState;
+
+/// Staged records are written to disk in pieces of this size.
+const WRITE_AT: usize = 1 << 20;
+/// The store is handed staged runs read back in pieces of about this many bytes of lines.
+const READ_AT: usize = 1 << 20;
+
+/// `POST /v1/runs/import`: recorded runs with their own timestamps, all or nothing. A JSON
+/// body `{"runs": [...]}`, or `application/x-ndjson` with one run per line (each line within
+/// the body limit).
+#[utoipa::path(
+    post,
+    path = "/v1/runs/import",
+    operation_id = "import_runs",
+    summary = "Import recorded runs (history for Validate), all or nothing.",
+    tag = "runs",
+    request_body(
+        description = "`{\"runs\": [...]}` within the body limit, or, with `Content-Type: application/x-ndjson`, one run per line (blank lines skipped), streamed: no overall size limit, each line within the body limit. Imported runs are ended and never enforced.",
+        content(
+            (ImportBody = "application/json"),
+            (ImportRun = "application/x-ndjson")
+        )
+    ),
+    responses(
+        (status = 201, description = "How many runs and actions were imported.", body = crate::schemas::RunsImported),
+        (status = 400, description = "`invalid`: a bad body; `details.path` names the first bad run and field: `runs[2].actions[0].at`, or for NDJSON `line 7.agent_id` (the run's line in the body, counting from 1, blank lines included).", body = crate::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn import<S: Store + Clone>(
+    State(state): State<AppState<S>>,
+    crate::extract::Writer(caller): crate::extract::Writer,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let ndjson = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson"));
+    let (runs, actions) = if ndjson {
+        let staged = stage(&state, &caller, body).await?;
+        let mut runs = staged.into_runs(caller.clone()).await?;
+        let imported = state.store.import_runs(&caller.principal, &mut runs).await;
+        imported.map_err(|e| runs.name_line(e))?
+    } else {
+        let bytes = axum::body::to_bytes(body, state.body_limit)
+            .await
+            .map_err(|_| ApiError::too_large(state.body_limit))?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::invalid("", format!("malformed JSON: {e}")))?;
+        let parsed: ImportBody = parse(&value)?;
+        let mut runs = Vec::with_capacity(parsed.runs.len());
+        for (i, run) in parsed.runs.iter().enumerate() {
+            runs.push(parse_run(run, &caller).map_err(|e| e.under(&format!("runs[{i}]")))?);
+        }
+        state
+            .store
+            .import_runs(&caller.principal, &mut runs.iter())
+            .await?
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"runs": runs, "actions": actions})),
+    ))
+}
+
+/// Reads an NDJSON body line by line (each within the body limit), refusing the first line
+/// that is not a valid run, and stages every run on disk.
+async fn stage<S>(
+    state: &AppState<S>,
+    caller: &Caller,
+    mut body: axum::body::Body,
+) -> Result<Staged, ApiError> {
+    use http_body_util::BodyExt as _;
+    let mut staged = Staged::create(state.staging_dir.clone()).await?;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut line_no = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::invalid("", format!("reading the body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        pending.extend_from_slice(&data);
+        let mut start = 0;
+        while let Some(length) = pending[start..].iter().position(|b| *b == b'\n') {
+            if length > state.body_limit {
+                return Err(ApiError::too_large(state.body_limit));
+            }
+            line_no += 1;
+            staged
+                .take(&pending[start..start + length], line_no, caller)
+                .await?;
+            start += length + 1;
+        }
+        pending.drain(..start);
+        if pending.len() > state.body_limit {
+            return Err(ApiError::too_large(state.body_limit));
+        }
+    }
+    if !pending.is_empty() {
+        line_no += 1;
+        staged.take(&pending, line_no, caller).await?;
+    }
+    Ok(staged)
+}
+
+/// An NDJSON import's runs, checked and kept on disk until the store pulls them back. Each
+/// record is a line: the run's line number in the body, a tab, the line as it came (a line
+/// holds no newline: the body was split on them).
+struct Staged {
+    file: Option<File>,
+    unwritten: Vec<u8>,
+}
+
+impl Staged {
+    /// An unnamed file in `dir`: nothing is left behind, whatever happens to the request.
+    async fn create(dir: PathBuf) -> Result<Staged, ApiError> {
+        let file = blocking(move || tempfile::tempfile_in(&dir))
+            .await?
+            .map_err(|e| ApiError::internal(&format!("staging the import: {e}")))?;
+        Ok(Staged {
+            file: Some(file),
+            unwritten: Vec::new(),
+        })
+    }
+
+    /// Checks one line of the body (line `line_no`) and stages it; a blank line is skipped.
+    async fn take(&mut self, line: &[u8], line_no: usize, caller: &Caller) -> Result<(), ApiError> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        read_run(line, line_no, caller)?;
+        let _ = write!(self.unwritten, "{line_no}\t");
+        self.unwritten.extend_from_slice(line);
+        self.unwritten.push(b'\n');
+        if self.unwritten.len() >= WRITE_AT {
+            self.write().await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self) -> Result<(), ApiError> {
+        let (mut file, bytes) = (self.take_file()?, std::mem::take(&mut self.unwritten));
+        let (file, result) = blocking(move || {
+            let result = file.write_all(&bytes);
+            (file, result)
+        })
+        .await?;
+        self.file = Some(file);
+        result.map_err(|e| ApiError::internal(&format!("staging the import: {e}")))
+    }
+
+    fn take_file(&mut self) -> Result<File, ApiError> {
+        self.file
+            .take()
+            .ok_or_else(|| ApiError::internal("staging the import: the file was lost"))
+    }
+
+    /// The staged runs, to be read back from the start.
+    async fn into_runs(mut self, caller: Caller) -> Result<StagedRuns, ApiError> {
+        self.write().await?;
+        let mut file = self.take_file()?;
+        let file = blocking(move || file.rewind().map(|()| file))
+            .await?
+            .map_err(|e| ApiError::internal(&format!("staging the import: {e}")))?;
+        Ok(StagedRuns {
+            reader: Some(BufReader::new(file)),
+            caller,
+            ready: VecDeque::new(),
+            given: 0,
+            last_line: 0,
+        })
+    }
+}
+
+/// The staged runs as the store pulls them, read back a piece at a time.
+struct StagedRuns {
+    /// `None` once every record was read.
+    reader: Option<BufReader<File>>,
+    caller: Caller,
+    /// Runs read back and not yet given, with their lines.
+    ready: VecDeque<(usize, ImportedRun)>,
+    given: usize,
+    /// The line of the run given last.
+    last_line: usize,
+}
+
+impl StagedRuns {
+    /// Names a run the store refused (`runs[3].agent_id`: it counts the runs it pulled, and
+    /// refuses only the one it pulled last) by its line in the body (`line 7.agent_id`), as
+    /// parse errors are named.
+    fn name_line(&self, e: StoreError) -> StoreError {
+        let StoreError::Invalid { path, message } = e else {
+            return e;
+        };
+        let renamed = path.strip_prefix("runs[").and_then(|rest| {
+            let (index, field) = rest.split_once(']')?;
+            (index.parse::<usize>().ok()? + 1 == self.given)
+                .then(|| format!("line {}{field}", self.last_line))
+        });
+        StoreError::Invalid {
+            path: renamed.unwrap_or(path),
+            message,
+        }
+    }
+
+    async fn refill(&mut self) -> Result<(), StoreError> {
+        let Some(mut reader) = self.reader.take() else {
+            return Ok(());
+        };
+        let caller = self.caller.clone();
+        let (reader, runs) = tokio::task::spawn_blocking(move || {
+            let mut runs = Vec::new();
+            let mut read = 0;
+            let mut record = Vec::new();
+            while read < READ_AT {
+                record.clear();
+                match reader.read_until(b'\n', &mut record) {
+                    Ok(0) => return (None, Ok(runs)),
+                    Ok(n) => read += n,
+                    Err(e) => return (None, Err(staging(&e))),
+                }
+                match unstage(&record, &caller) {
+                    Ok(run) => runs.push(run),
+                    Err(e) => return (None, Err(e)),
+                }
+            }
+            (Some(reader), Ok(runs))
+        })
+        .await
+        .map_err(|e| staging(&e))?;
+        self.reader = reader;
+        self.ready.extend(runs?);
+        Ok(())
+    }
+}
+
+impl RunSource for StagedRuns {
+    async fn next_run(&mut self) -> Result<Option<ImportedRun>, StoreError> {
+        if self.ready.is_empty() {
+            self.refill().await?;
+        }
+        Ok(self.ready.pop_front().map(|(line, run)| {
+            self.given += 1;
+            self.last_line = line;
+            run
+        }))
+    }
+}
+
+/// One staged record back as its line and run. The line was checked when it arrived, so a
+/// failure here is the disk's, not the caller's.
+fn unstage(record: &[u8], caller: &Caller) -> Result<(usize, ImportedRun), StoreError> {
+    let record = record.strip_suffix(b"\n").unwrap_or(record);
+    let tab = record.iter().position(|b| *b == b'\t');
+    let (line_no, line) = tab
+        .and_then(|tab| {
+            let line_no = std::str::from_utf8(&record[..tab]).ok()?.parse().ok()?;
+            Some((line_no, &record[tab + 1..]))
+        })
+        .ok_or_else(|| StoreError::Backend("reading the staged import: a damaged record".into()))?;
+    let run = read_run(line, line_no, caller)
+        .map_err(|e| StoreError::Backend(format!("reading the staged import: {e:?}")))?;
+    Ok((line_no, run))
+}
+
+fn staging(e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("reading the staged import: {e}"))
+}
+
+/// Line `line_no` of an NDJSON body as a run; errors are named `line N...`.
+fn read_run(line: &[u8], line_no: usize, caller: &Caller) -> Result<ImportedRun, ApiError> {
+    let value: Value = serde_json::from_slice(line).map_err(|e| {
+        ApiError::invalid(&format!("line {line_no}"), format!("malformed JSON: {e}"))
+    })?;
+    parse_run(&value, caller).map_err(|e| e.under(&format!("line {line_no}")))
+}
+
+/// Runs file work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(&format!("staging the import: {e}")))
+}
+
+/// A JSON import body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = RunImportBody)]
+struct ImportBody {
+    /// The runs, imported all or nothing.
+    #[schema(value_type = Vec<ImportRun>)]
+    runs: Vec<Value>,
+}
+
+/// One recorded run of an import body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ImportedRun)]
+struct ImportRun {
+    /// The agent; it must exist in the run's tenant.
+    agent_id: String,
+    /// The run's tenant: a platform key must name it; a tenant key's runs are its own.
+    #[serde(default)]
+    tenant_id: Option<String>,
+    /// When it started (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    started_at: jiff::Timestamp,
+    /// When it ended (default: at its last action).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    ended_at: Option<jiff::Timestamp>,
+    /// How it ended (default `completed`).
+    #[serde(default)]
+    #[schema(value_type = Option<crate::schemas::ImportedStatus>)]
+    status: Option<String>,
+    /// What the source attached (default `{}`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    /// Its actions, in time order, none before `started_at` (default none).
+    #[serde(default, deserialize_with = "charter_core::parse::null_as_default")]
+    #[schema(value_type = Option<Vec<crate::schemas::ImportedAction>>)]
+    actions: Vec<Value>,
+}
+
+/// Parses one imported run; error paths are relative to it.
+fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRun, ApiError> {
+    let run: ImportRun = parse(value)?;
+    let tenant_id = match (&caller.principal, run.tenant_id) {
+        // A tenant key imports into its own tenant; naming another is refused by the store.
+        (Principal::Tenant(own), None) => own.to_string(),
+        (_, Some(t)) => t,
+        (Principal::Platform, None) => {
+            return Err(ApiError::invalid(
+                "tenant_id",
+                "a platform key names each run's tenant",
+            ));
+        }
+    };
+    let status = match run.status.as_deref() {
+        None | Some("completed") => RunStatus::Completed,
+        Some("failed") => RunStatus::Failed,
+        Some("halted") => RunStatus::Halted,
+        Some(_) => return Err(ApiError::invalid("status", "completed, failed or halted")),
+    };
+    let metadata = run.metadata.unwrap_or_else(|| json!({}));
+    if !metadata.is_object() {
+        return Err(ApiError::invalid("metadata", "metadata is a JSON object"));
+    }
+    let mut actions = Vec::with_capacity(run.actions.len());
+    for (i, value) in run.actions.iter().enumerate() {
+        let path = format!("actions[{i}]");
+        let mut object = match value {
+            Value::Object(map) => map.clone(),
+            _ => return Err(ApiError::invalid(&path, "an action is a JSON object")),
+        };
+        let at: jiff::Timestamp = match object.remove("at") {
+            Some(at) => charter_core::parse::from_value(&at)
+                .map_err(|e| ApiError::from(e.under(&format!("{path}.at"))))?,
+            None => {
+                return Err(ApiError::invalid(
+                    &format!("{path}.at"),
+                    "missing field `at`",
+                ));
+            }
+        };
+        let decision = match object.remove("decision") {
+            None | Some(Value::Null) => None,
+            Some(d) => Some(
+                d.as_str()
+                    .and_then(charter_core::Outcome::from_name)
+                    .ok_or_else(|| {
+                        ApiError::invalid(&format!("{path}.decision"), "allow, block or halt")
+                    })?,
+            ),
+        };
+        let action = Action::from_value(Value::Object(object))
+            .map_err(|e| ApiError::from(e.under(&path)))?;
+        actions.push(charter_store::ImportedAction {
+            at,
+            action,
+            decision,
+        });
+    }
+    Ok(charter_store::ImportedRun {
+        tenant_id,
+        agent_id: run.agent_id,
+        started_at: run.started_at,
+        ended_at: run.ended_at,
+        status,
+        metadata,
+        actions,
+    })
+}
