@@ -296,7 +296,7 @@ async fn history<S: Store>(store: &S, now: jiff::Timestamp) -> anyhow::Result<()
             });
         }
         store
-            .import_runs(&Principal::Platform, &mut runs.iter())
+            .import_runs(&Principal::Platform, &mut runs.into_iter())
             .await?;
     }
     Ok(())

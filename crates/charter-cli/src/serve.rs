@@ -40,7 +40,9 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             let store = PgStore::connect(url)
                 .await
                 .context("connecting to PostgreSQL")?;
-            return start(store, args).await;
+            // No data directory of ours with PostgreSQL: NDJSON imports are staged in the
+            // system's temporary directory.
+            return start(store, args, std::env::temp_dir()).await;
         }
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
@@ -51,7 +53,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let store = SqliteStore::open(&args.data_dir.join("charter.db"), sync)
             .await
             .context("opening the SQLite database")?;
-        start(store, args).await
+        start(store, args, args.data_dir.clone()).await
     })
 }
 
@@ -59,7 +61,11 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
     clippy::print_stdout,
     reason = "scripts read the real port and the bootstrap key from standard output"
 )]
-async fn start<S: Store + Clone>(store: S, args: &ServeArgs) -> anyhow::Result<()> {
+async fn start<S: Store + Clone>(
+    store: S,
+    args: &ServeArgs,
+    staging_dir: std::path::PathBuf,
+) -> anyhow::Result<()> {
     let preset = std::env::var("CHARTER_BOOTSTRAP_KEY").ok();
     if let Some(key) = bootstrap(&store, preset, jiff::Timestamp::now())
         .await
@@ -74,11 +80,7 @@ async fn start<S: Store + Clone>(store: S, args: &ServeArgs) -> anyhow::Result<(
     println!("listening on http://{addr}");
     tracing::info!(%addr, "serving");
     let mut state = AppState::new(store);
-    // NDJSON run imports are staged on disk beside the database (with PostgreSQL there may be
-    // no data directory: then in the system's temporary one).
-    if args.data_dir.is_dir() {
-        state.staging_dir.clone_from(&args.data_dir);
-    }
+    state.staging_dir = staging_dir;
     serve(state, listener, shutdown_signal())
         .await
         .context("serving")?;

@@ -180,7 +180,7 @@ async fn main() {
             })
             .collect();
         store
-            .import_runs(&Principal::Platform, &mut runs.iter())
+            .import_runs(&Principal::Platform, &mut runs.into_iter())
             .await
             .unwrap();
     }

@@ -41,8 +41,9 @@ pub struct AppState<S> {
     /// Compiled sets and the action writer.
     pub runtime: crate::runtime::Runtime,
     /// Where an NDJSON run import is kept until its transaction (unnamed files, gone with the
-    /// request): the data directory, so a long history fills the disk, not memory or a
-    /// `/tmp` that may be RAM.
+    /// request). `AppState::new` puts it in the system's temporary directory; `charter serve`
+    /// and `charter demo` on SQLite put it in the data directory, on disk (a `/tmp` may be
+    /// memory).
     pub staging_dir: PathBuf,
 }
 

@@ -359,7 +359,10 @@ pub trait Store: Send + std::marker::Sync + 'static {
         principal: &Principal,
         run_id: &str,
     ) -> impl Future<Output = Result<Vec<RunAction>>> + Send;
-    /// Imports recorded runs (history for Validate), all or nothing; returns (runs, actions).
+    /// Imports recorded runs (history for Validate), all or nothing, in one transaction that
+    /// pulls them from `runs` one at a time; returns (runs, actions). An error's path names
+    /// `runs[i]`, `i` counting the runs pulled: always the one pulled last. On SQLite the
+    /// transaction holds the write lock while it inserts.
     fn import_runs<R: RunSource>(
         &self,
         principal: &Principal,

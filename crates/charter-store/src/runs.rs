@@ -318,10 +318,17 @@ pub trait RunSource: Send {
     ) -> impl Future<Output = Result<Option<ImportedRun>, crate::StoreError>> + Send;
 }
 
-/// The runs of a slice, in order.
+/// The runs of a slice, in order (each cloned as it is pulled).
 impl RunSource for std::slice::Iter<'_, ImportedRun> {
     async fn next_run(&mut self) -> Result<Option<ImportedRun>, crate::StoreError> {
         Ok(self.next().cloned())
+    }
+}
+
+/// The runs of a vector, in order, moved out as they are pulled.
+impl RunSource for std::vec::IntoIter<ImportedRun> {
+    async fn next_run(&mut self) -> Result<Option<ImportedRun>, crate::StoreError> {
+        Ok(self.next())
     }
 }
 

@@ -4,8 +4,9 @@
 //! it is never held in memory: each line is parsed and checked as it arrives (a bad one is
 //! refused at once, naming its line), then kept on disk, in an unnamed file that vanishes with
 //! the request or the process; once the body has ended, the store pulls the runs back one at a
-//! time inside its one transaction (`RunSource`). Memory holds a line and a slice of runs at
-//! a time, whatever the body's length.
+//! time inside its one transaction (`RunSource`), the next megabyte of lines read and parsed
+//! while it inserts the current one. Memory holds a line and two such pieces, whatever the
+//! body's length.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -83,7 +84,7 @@ pub(crate) async fn import<S: Store + Clone>(
         }
         state
             .store
-            .import_runs(&caller.principal, &mut runs.iter())
+            .import_runs(&caller.principal, &mut runs.into_iter())
             .await?
     };
     Ok((
@@ -101,7 +102,10 @@ async fn stage<S>(
 ) -> Result<Staged, ApiError> {
     use http_body_util::BodyExt as _;
     let mut staged = Staged::create(state.staging_dir.clone()).await?;
+    // The unfinished line, and how much of it is known to hold no newline (a line cut into
+    // many frames is scanned once, not once per frame).
     let mut pending: Vec<u8> = Vec::new();
+    let mut scanned = 0;
     let mut line_no = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::invalid("", format!("reading the body: {e}")))?;
@@ -110,17 +114,21 @@ async fn stage<S>(
         };
         pending.extend_from_slice(&data);
         let mut start = 0;
-        while let Some(length) = pending[start..].iter().position(|b| *b == b'\n') {
-            if length > state.body_limit {
+        while let Some(end) = pending[scanned..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map(|at| scanned + at)
+        {
+            if end - start > state.body_limit {
                 return Err(ApiError::too_large(state.body_limit));
             }
             line_no += 1;
-            staged
-                .take(&pending[start..start + length], line_no, caller)
-                .await?;
-            start += length + 1;
+            staged.take(&pending[start..end], line_no, caller).await?;
+            start = end + 1;
+            scanned = start;
         }
         pending.drain(..start);
+        scanned = pending.len();
         if pending.len() > state.body_limit {
             return Err(ApiError::too_large(state.body_limit));
         }
@@ -192,25 +200,59 @@ impl Staged {
             .await?
             .map_err(|e| ApiError::internal(&format!("staging the import: {e}")))?;
         Ok(StagedRuns {
-            reader: Some(BufReader::new(file)),
-            caller,
+            next: Some(read_piece(BufReader::new(file), caller.clone())),
             ready: VecDeque::new(),
+            caller,
             given: 0,
             last_line: 0,
+            failed: None,
         })
     }
 }
 
-/// The staged runs as the store pulls them, read back a piece at a time.
+/// A piece of staged runs read back: the reader (`None` once at its end) and the runs, with
+/// their lines.
+type Piece = (
+    Option<BufReader<File>>,
+    Result<Vec<(usize, ImportedRun)>, StoreError>,
+);
+
+/// Reads and parses the next piece (about `READ_AT` bytes of lines) on a blocking thread.
+fn read_piece(mut reader: BufReader<File>, caller: Caller) -> tokio::task::JoinHandle<Piece> {
+    tokio::task::spawn_blocking(move || {
+        let mut runs = Vec::new();
+        let mut read = 0;
+        let mut record = Vec::new();
+        while read < READ_AT {
+            record.clear();
+            match reader.read_until(b'\n', &mut record) {
+                Ok(0) => return (None, Ok(runs)),
+                Ok(n) => read += n,
+                Err(e) => return (None, Err(staging(&e))),
+            }
+            match unstage(&record, &caller) {
+                Ok(run) => runs.push(run),
+                Err(e) => return (None, Err(e)),
+            }
+        }
+        (Some(reader), Ok(runs))
+    })
+}
+
+/// The staged runs as the store pulls them. The next piece is read and parsed while the store
+/// inserts the current one, so the transaction (on SQLite, the write lock) waits for the disk
+/// and the parser as little as possible.
 struct StagedRuns {
-    /// `None` once every record was read.
-    reader: Option<BufReader<File>>,
-    caller: Caller,
+    /// The next piece being read; `None` once the last one was taken.
+    next: Option<tokio::task::JoinHandle<Piece>>,
     /// Runs read back and not yet given, with their lines.
     ready: VecDeque<(usize, ImportedRun)>,
+    caller: Caller,
     given: usize,
     /// The line of the run given last.
     last_line: usize,
+    /// A failure already reported, reported again rather than taken for the end.
+    failed: Option<StoreError>,
 }
 
 impl StagedRuns {
@@ -231,42 +273,21 @@ impl StagedRuns {
             message,
         }
     }
-
-    async fn refill(&mut self) -> Result<(), StoreError> {
-        let Some(mut reader) = self.reader.take() else {
-            return Ok(());
-        };
-        let caller = self.caller.clone();
-        let (reader, runs) = tokio::task::spawn_blocking(move || {
-            let mut runs = Vec::new();
-            let mut read = 0;
-            let mut record = Vec::new();
-            while read < READ_AT {
-                record.clear();
-                match reader.read_until(b'\n', &mut record) {
-                    Ok(0) => return (None, Ok(runs)),
-                    Ok(n) => read += n,
-                    Err(e) => return (None, Err(staging(&e))),
-                }
-                match unstage(&record, &caller) {
-                    Ok(run) => runs.push(run),
-                    Err(e) => return (None, Err(e)),
-                }
-            }
-            (Some(reader), Ok(runs))
-        })
-        .await
-        .map_err(|e| staging(&e))?;
-        self.reader = reader;
-        self.ready.extend(runs?);
-        Ok(())
-    }
 }
 
 impl RunSource for StagedRuns {
     async fn next_run(&mut self) -> Result<Option<ImportedRun>, StoreError> {
-        if self.ready.is_empty() {
-            self.refill().await?;
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        while self.ready.is_empty() {
+            let Some(reading) = self.next.take() else {
+                return Ok(None);
+            };
+            let (reader, runs) = reading.await.unwrap_or_else(|e| (None, Err(staging(&e))));
+            let runs = runs.inspect_err(|e| self.failed = Some(e.clone()))?;
+            self.next = reader.map(|reader| read_piece(reader, self.caller.clone()));
+            self.ready.extend(runs);
         }
         Ok(self.ready.pop_front().map(|(line, run)| {
             self.given += 1;

@@ -40,6 +40,10 @@ pub(crate) struct Committer {
     /// Commits so far, watched by the log's background syncs (`log_sync`), which end with
     /// the last clone of this committer.
     commits: Arc<AtomicU64>,
+    /// Those syncs (`synchronous=NORMAL` only): the thread ends by itself with the last
+    /// clone of this committer; tests look at what it syncs.
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by tests only"))]
+    log_sync: Option<Arc<super::log_sync::LogSync>>,
 }
 
 fn backend(e: &rusqlite::Error) -> StoreError {
@@ -85,15 +89,28 @@ impl Committer {
             .map_err(|e| backend(&e))?;
         connection.set_prepared_statement_cache_capacity(64);
         let commits = Arc::new(AtomicU64::new(0));
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        super::log_sync::spawn(PathBuf::from(wal), Arc::downgrade(&commits));
+        // With `synchronous=FULL` every commit syncs the log itself. The log's name is
+        // SQLite's own (the database's resolved path and `-wal`), not one spelled from `path`,
+        // which may be a symbolic link.
+        let log_sync = (sync == Sync::Normal)
+            .then(|| {
+                let database = connection
+                    .path()
+                    .filter(|p| !p.is_empty())
+                    .map_or_else(|| path.to_owned(), PathBuf::from);
+                let mut wal = database.into_os_string();
+                wal.push("-wal");
+                super::log_sync::spawn(PathBuf::from(wal), Arc::downgrade(&commits))
+            })
+            .flatten()
+            .map(Arc::new);
         Ok(Committer {
             connection: Arc::new(Mutex::new(connection)),
             path: path.to_owned(),
             sync,
             restart,
             commits,
+            log_sync,
         })
     }
 
@@ -305,4 +322,42 @@ fn record_violations(
         ids.push(id);
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::log_sync::tests::eventually;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_log_synced_is_sqlites_own_and_only_with_normal() {
+        let base = std::env::temp_dir().join(ids::new("commit"));
+        let (real, links) = (base.join("real"), base.join("links"));
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::create_dir_all(&links).unwrap();
+        std::fs::write(real.join("charter.db"), b"").unwrap();
+        std::os::unix::fs::symlink(real.join("charter.db"), links.join("charter.db")).unwrap();
+        let committer =
+            Committer::open(&links.join("charter.db"), Sync::Normal, Arc::default()).unwrap();
+        let sync = committer.log_sync.clone().unwrap();
+        // Beside the file the link points to, where SQLite keeps its log.
+        assert_eq!(
+            sync.wal,
+            real.canonicalize().unwrap().join("charter.db-wal")
+        );
+        {
+            let connection = committer.connection.lock().unwrap();
+            connection
+                .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+                .unwrap();
+        }
+        assert!(sync.wal.exists());
+        committer.commits.fetch_add(1, Ordering::Relaxed);
+        assert!(eventually(|| sync.syncs.load(Ordering::Relaxed) > 0));
+        let full = Committer::open(&real.join("charter.db"), Sync::Full, Arc::default()).unwrap();
+        assert!(full.log_sync.is_none());
+        drop((committer, full));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }
