@@ -359,10 +359,11 @@ pub trait Store: Send + std::marker::Sync + 'static {
         principal: &Principal,
         run_id: &str,
     ) -> impl Future<Output = Result<Vec<RunAction>>> + Send;
-    /// Imports recorded runs (history for Validate), all or nothing, in one transaction that
-    /// pulls them from `runs` one at a time; returns (runs, actions). An error's path names
-    /// `runs[i]`, `i` counting the runs pulled: always the one pulled last. On SQLite the
-    /// transaction holds the write lock while it inserts.
+    /// Imports recorded runs (history for Validate), all or nothing, pulling them from `runs`
+    /// one at a time; returns (runs, actions). An error's path names `runs[i]`, `i` counting
+    /// the runs pulled: always the one pulled last. PostgreSQL writes them in one
+    /// transaction; SQLite in pieces that take turns with the checks' commits, the runs
+    /// unseen until the last piece (`sqlite/import`).
     fn import_runs<R: RunSource>(
         &self,
         principal: &Principal,
@@ -747,10 +748,7 @@ macro_rules! store_impl {
                 principal: &Principal,
                 runs: &mut R,
             ) -> Result<(u64, u64)> {
-                {
-                    use $ops as ops;
-                    ops::import_runs(&self.pool, principal, runs).await
-                }
+                self.import_recorded(principal, runs).await
             }
             async fn record_key_usage(&self, usage: &[(String, u64, Timestamp)]) -> Result<()> {
                 {

@@ -76,6 +76,19 @@ impl PgStore {
         ops::actions_page(&self.pool, principal, page).await
     }
 
+    /// A run import, in one transaction: nothing here waits behind it (no database-wide
+    /// write lock).
+    pub(crate) async fn import_recorded(
+        &self,
+        principal: &crate::Principal,
+        runs: &mut impl crate::RunSource,
+    ) -> Result<(u64, u64), StoreError> {
+        let mut tx = begin(&self.pool).await?;
+        let piece = ops::history::import_piece(&mut tx, principal, runs, 0, u64::MAX, None).await?;
+        tx.commit().await?;
+        Ok((piece.runs, piece.actions))
+    }
+
     /// The group commit of `batch`.
     pub(crate) async fn commit_batch(
         &self,

@@ -15,6 +15,7 @@ use crate::error::StoreError;
 use crate::key_cache::KeyCache;
 
 mod commit;
+mod import;
 mod log_sync;
 #[path = "ops/mod.rs"]
 #[allow(
@@ -219,6 +220,8 @@ pub struct SqliteStore {
     reader: Option<reader::Reader>,
     /// The group commit of a file database (an in-memory one commits through `pool`).
     committer: Option<commit::Committer>,
+    /// The write slot the group commit and import pieces take in turn (`import`).
+    turn: Arc<import::WriteTurn>,
 }
 
 /// How durable a commit is.
@@ -245,6 +248,11 @@ impl SqliteStore {
         let restart = Arc::default();
         store.committer = Some(commit::Committer::open(path, sync, Arc::clone(&restart))?);
         store.checkpointer = Some(checkpointer(&store.pool, &restart));
+        // An import interrupted by a crash: unseen, and now deleted.
+        let discarded = import::discard_unfinished(&store.pool, &store.turn).await?;
+        if discarded > 0 {
+            tracing::warn!(runs = discarded, "deleted the runs of an unfinished import");
+        }
         Ok(store)
     }
 
@@ -286,6 +294,7 @@ impl SqliteStore {
             checkpointer: None,
             reader: None,
             committer: None,
+            turn: Arc::default(),
         })
     }
 
@@ -310,6 +319,7 @@ impl SqliteStore {
             checkpointer,
             reader: self.reader.clone(),
             committer,
+            turn: Arc::default(),
         })
     }
 
@@ -340,10 +350,20 @@ impl SqliteStore {
         &self,
         batch: crate::CheckBatch,
     ) -> Result<Vec<crate::CheckOutcome>, StoreError> {
+        let _turn = self.turn.lock().await;
         match &self.committer {
             Some(committer) => committer.commit(batch).await,
             None => ops::commit_checks(&self.pool, batch.checks()).await,
         }
+    }
+
+    /// A run import, in pieces (see `import`).
+    pub(crate) async fn import_recorded(
+        &self,
+        principal: &crate::Principal,
+        runs: &mut impl crate::RunSource,
+    ) -> Result<(u64, u64), StoreError> {
+        import::import_in_pieces(&self.pool, &self.turn, principal, runs).await
     }
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.

@@ -381,6 +381,17 @@ async fn a_long_ndjson_import_is_streamed_and_still_all_or_nothing() {
         }
     }
     assert_eq!(total, runs, "the refused import added nothing");
+    // Nor kept anything unseen: the pieces it had written were deleted.
+    for (sql, rows) in [
+        ("UPDATE runs SET id = id WHERE import_id IS NOT NULL", 0),
+        ("UPDATE actions SET id = id", runs),
+    ] {
+        assert_eq!(
+            app.store.execute_raw(sql).await.unwrap(),
+            rows as u64,
+            "{sql}"
+        );
+    }
     // One line over the body limit is too large, whole or cut into frames, ended or not.
     let mut huge = imported(None, "support");
     huge["metadata"] = json!({"note": "x".repeat(1 << 20)});

@@ -29,7 +29,7 @@ pub(crate) use accounts::{
 };
 pub(crate) use audit::{audit_list, audit_verify};
 pub(crate) use checks::commit_checks;
-pub(crate) use history::{actions_page, import_runs};
+pub(crate) use history::actions_page;
 pub(crate) use limits::settle;
 pub(crate) use monitor::{list_violations, violation_stats};
 pub(crate) use policies::{

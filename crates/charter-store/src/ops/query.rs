@@ -51,6 +51,11 @@ impl Filters {
         }
     }
 
+    /// A clause with no value.
+    pub(super) fn always(&mut self, clause: &str) {
+        self.clauses.push(clause.to_owned());
+    }
+
     pub(super) fn int(&mut self, clause: &str, value: Option<i64>) {
         if let Some(v) = value {
             self.clauses

@@ -148,15 +148,17 @@ pub(crate) async fn start_run(
         imported: false,
         halted_by: None,
     };
-    insert_run(&mut tx, &run).await?;
+    insert_run(&mut tx, &run, None).await?;
     tx.commit().await?;
     Ok((run, policies))
 }
 
-pub(super) async fn insert_run(tx: &mut Tx, run: &Run) -> Result<()> {
+/// Inserts `run`; one of an import in progress carries its `import_id` (and stays unseen).
+pub(super) async fn insert_run(tx: &mut Tx, run: &Run, import_id: Option<&str>) -> Result<()> {
     sqlx::query(
         "INSERT INTO runs (id, tenant_id, agent_id, started_at, ended_at, status, metadata, \
-         policy_set_hash, policy_set, imported) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         policy_set_hash, policy_set, imported, import_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&run.id)
     .bind(&run.tenant_id)
@@ -168,13 +170,15 @@ pub(super) async fn insert_run(tx: &mut Tx, run: &Run) -> Result<()> {
     .bind(&run.policy_set.hash)
     .bind(serde_json::to_string(&run.policy_set.policies)?)
     .bind(i64::from(run.imported))
+    .bind(import_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 pub(crate) async fn get_run(pool: &Pool<Db>, principal: &Principal, id: &str) -> Result<Run> {
-    let row = sqlx::query("SELECT * FROM runs WHERE id = $1")
+    // The runs of an import in progress do not exist yet.
+    let row = sqlx::query("SELECT * FROM runs WHERE id = $1 AND import_id IS NULL")
         .bind(id)
         .fetch_optional(pool)
         .await?;
@@ -221,7 +225,7 @@ pub(crate) async fn end_run(
     }
     let mut tx = begin(pool).await?;
     let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT * FROM runs WHERE id = $1{FOR_UPDATE}"
+        "SELECT * FROM runs WHERE id = $1 AND import_id IS NULL{FOR_UPDATE}"
     )))
     .bind(id)
     .fetch_optional(&mut *tx)
@@ -268,6 +272,7 @@ pub(crate) async fn list_runs(
     f.text("agent_id = ?", filter.agent_id.as_deref());
     f.text("status = ?", filter.status.map(RunStatus::as_str));
     f.int("started_at >= ?", filter.since.map(ms));
+    f.always("import_id IS NULL");
     newest_first(pool, &RUNS, f, cursor, limit).await
 }
 

@@ -575,3 +575,128 @@ async fn recorded_pages_read_alike_from_a_file_and_from_memory() {
         [true, true]
     );
 }
+
+/// Counts the rows of `table` that `filter` keeps, through a no-op update (the store's raw SQL
+/// answers a row count).
+async fn count(store: &charter_store::SqliteStore, table: &str, filter: &str) -> u64 {
+    store
+        .execute_raw(&format!("UPDATE {table} SET id = id WHERE {filter}"))
+        .await
+        .unwrap()
+}
+
+/// Every run id the platform sees, through the list's pages.
+async fn listed_runs(store: &charter_store::SqliteStore) -> Vec<String> {
+    let (mut ids, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = store
+            .runs(
+                &Principal::Platform,
+                &RunFilter::default(),
+                cursor.as_deref(),
+                500,
+            )
+            .await
+            .unwrap();
+        ids.extend(page.items.into_iter().map(|r| r.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return ids,
+        }
+    }
+}
+
+/// On SQLite an import is written in pieces (short transactions, so checks never wait behind a
+/// long one) whose runs stay unseen until the last piece: a failed import leaves nothing, and
+/// one cut short by a crash is unseen, then deleted when the database is next opened.
+#[tokio::test]
+async fn sqlite_imports_in_pieces_show_all_or_nothing() {
+    let dir = std::env::temp_dir().join("charter-store-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
+    let store = charter_store::SqliteStore::open(&path, charter_store::Sync::Normal)
+        .await
+        .unwrap();
+    seed(&store).await;
+    let acme = tenant("acme");
+    // 2,500 runs of one action each: several pieces (500 actions each).
+    let many: Vec<ImportedRun> = (0..2_500)
+        .map(|i| imported("support", 100 + i, 1))
+        .collect();
+    let mut bad = many.clone();
+    bad[2_200].agent_id = "ghost".into();
+    let e = store
+        .import_runs(&acme.principal, &mut bad.into_iter())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Invalid { path, .. } if path == "runs[2200].agent_id"),
+        "{e:?}"
+    );
+    // The first pieces were committed, then deleted.
+    assert_eq!(count(&store, "runs", "TRUE").await, 0);
+    assert_eq!(count(&store, "actions", "TRUE").await, 0);
+
+    let imported_now = store
+        .import_runs(&acme.principal, &mut many.into_iter())
+        .await
+        .unwrap();
+    assert_eq!(imported_now, (2_500, 2_500));
+    let mut ids = listed_runs(&store).await;
+    assert_eq!(ids.len(), 2_500);
+    assert_eq!(count(&store, "runs", "import_id IS NOT NULL").await, 0);
+
+    // A crash between two pieces leaves runs tagged with their import's id.
+    ids.sort();
+    let cut: Vec<String> = ids[..500].to_vec();
+    let marked = store
+        .execute_raw(
+            "UPDATE runs SET import_id = 'imp_0193b0e5c2a47c3e9c1f2d4a5b6c7d8e' \
+             WHERE id IN (SELECT id FROM runs ORDER BY id LIMIT 500)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(marked, 500);
+    // Unseen: not listed, not found, not replayed, not endable.
+    assert_eq!(listed_runs(&store).await.len(), 2_000);
+    assert!(matches!(
+        store.get_run(&Principal::Platform, &cut[0]).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .end_run(
+                &Principal::Platform,
+                &cut[0],
+                RunStatus::Completed,
+                at(9_000)
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let page = store
+        .actions_page(
+            &Principal::Platform,
+            &HistoryPage {
+                tenant: None,
+                agent: None,
+                since: at(0),
+                until: at(10_000),
+                after: None,
+                limit: 10_000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2_000);
+    assert!(page.iter().all(|row| !cut.contains(&row.run_id)));
+    // Deleted at the next open, with their actions; the rest kept.
+    store.close().await;
+    drop(store);
+    let store = charter_store::SqliteStore::open(&path, charter_store::Sync::Normal)
+        .await
+        .unwrap();
+    assert_eq!(count(&store, "runs", "TRUE").await, 2_000);
+    assert_eq!(count(&store, "actions", "TRUE").await, 2_000);
+    assert_eq!(listed_runs(&store).await.len(), 2_000);
+}

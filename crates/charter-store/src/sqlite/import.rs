@@ -1,0 +1,158 @@
+//! Run imports on SQLite, in pieces.
+//!
+//! SQLite has one writer at a time, and one transaction for a whole import held every check of
+//! the node behind it (measured with `scripts/bench-import`: about 15 s for 500,000 actions;
+//! checks that waited 5 s for the lock were answered 409). Here each piece of about `PIECE`
+//! actions is its own short transaction, and the group commit and the pieces take turns
+//! (`WriteTurn`, first come first served), so a check waits for one piece at most. The runs of
+//! an import in progress carry its id, and every read leaves them and their actions out until
+//! the last piece clears it for all at once: the import is still all or nothing to readers. A
+//! failed import deletes what its pieces wrote; so does opening the database after a crash in
+//! the middle of one (one process per database file: nothing else is importing).
+
+use sqlx::Pool;
+use tokio::sync::Mutex;
+
+use super::ops::history::import_piece;
+use super::{Db, begin};
+use crate::error::StoreError;
+use crate::ids;
+use crate::model::Principal;
+use crate::runs::RunSource;
+
+/// Actions per piece. Measured with `scripts/bench-import` (500,000 actions): 2,000 per piece
+/// kept checks waiting 52 ms at the median (117 ms at most) for an import of 29.5 s; 500, 13.5
+/// ms (358 ms at most) for 32.9 s, and with the pause after each piece for the other writers,
+/// 19.5 ms (501 ms at most) for 41.8 s (without it a key-usage flush gave up once in 32 s).
+const PIECE: u64 = 500;
+/// Rows deleted per transaction when an import is discarded.
+const DISCARD: i64 = 5_000;
+
+/// The database's one write slot as this process hands it out: the group commit and import
+/// pieces queue for it in turn, instead of polling SQLite's lock.
+pub(crate) type WriteTurn = Mutex<()>;
+
+/// Imports `runs` in pieces, all or nothing; returns (runs, actions).
+pub(crate) async fn import_in_pieces(
+    pool: &Pool<Db>,
+    turn: &WriteTurn,
+    principal: &Principal,
+    runs: &mut impl RunSource,
+) -> Result<(u64, u64), StoreError> {
+    let import_id = ids::new("imp");
+    let imported = pieces(pool, turn, principal, runs, &import_id).await;
+    if imported.is_err()
+        && let Err(e) = discard(pool, turn, &import_id).await
+    {
+        // Left for the next start to delete; unseen meanwhile.
+        tracing::warn!(error = %e, import_id, "deleting a failed import's runs");
+    }
+    imported
+}
+
+async fn pieces(
+    pool: &Pool<Db>,
+    turn: &WriteTurn,
+    principal: &Principal,
+    runs: &mut impl RunSource,
+    import_id: &str,
+) -> Result<(u64, u64), StoreError> {
+    let (mut done, mut actions) = (0, 0);
+    loop {
+        let turn = turn.lock().await;
+        let held = std::time::Instant::now();
+        let mut tx = begin(pool).await?;
+        let piece = import_piece(&mut tx, principal, runs, done, PIECE, Some(import_id)).await?;
+        done += piece.runs;
+        actions += piece.actions;
+        if piece.ended {
+            // The last piece shows the whole import at once.
+            sqlx::query("UPDATE runs SET import_id = NULL WHERE import_id = $1")
+                .bind(import_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok((done, actions));
+        }
+        tx.commit().await?;
+        drop(turn);
+        // The database's other writers (key usage, policy changes) do not queue for the turn:
+        // they poll SQLite's lock, and would rarely find it free between two pieces.
+        tokio::time::sleep(held.elapsed() / 3).await;
+    }
+}
+
+/// Deletes the runs of every unfinished import and their actions; returns how many runs.
+pub(crate) async fn discard_unfinished(
+    pool: &Pool<Db>,
+    turn: &WriteTurn,
+) -> Result<u64, StoreError> {
+    let imports: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT import_id FROM runs WHERE import_id IS NOT NULL")
+            .fetch_all(pool)
+            .await?;
+    let mut deleted = 0;
+    for import_id in imports {
+        deleted += discard(pool, turn, &import_id).await?;
+    }
+    Ok(deleted)
+}
+
+/// Deletes the runs of the import `import_id` and their actions, a piece per transaction;
+/// returns how many runs.
+pub(crate) async fn discard(
+    pool: &Pool<Db>,
+    turn: &WriteTurn,
+    import_id: &str,
+) -> Result<u64, StoreError> {
+    // Its actions were created after it began, and action ids are time-ordered (UUID v7,
+    // milliseconds first): they lie in a range of the actions' key from the import's own
+    // millisecond on, not scattered through every action ever recorded.
+    let since = match import_id.strip_prefix("imp_") {
+        Some(uuid) if uuid.len() >= 12 => format!("evt_{}", &uuid[..12]),
+        _ => "evt_".to_owned(),
+    };
+    let actions = "DELETE FROM actions WHERE id IN (SELECT id FROM actions WHERE id >= $1 \
+                   AND run_id IN (SELECT id FROM runs WHERE import_id = $2) LIMIT $3)";
+    while delete(pool, turn, actions, &[&since, import_id]).await? > 0 {}
+    let runs = "DELETE FROM runs WHERE id IN \
+                (SELECT id FROM runs WHERE import_id = $1 LIMIT $2)";
+    let mut deleted = 0;
+    loop {
+        match delete(pool, turn, runs, &[import_id]).await? {
+            0 => return Ok(deleted),
+            n => deleted += n,
+        }
+    }
+}
+
+/// Runs one piece of a discard (`sql`, its text values, then the piece's size) in its own
+/// transaction, in turn; returns the rows deleted.
+async fn delete(
+    pool: &Pool<Db>,
+    turn: &WriteTurn,
+    sql: &'static str,
+    values: &[&str],
+) -> Result<u64, StoreError> {
+    let _turn = turn.lock().await;
+    let mut connection = pool.acquire().await?;
+    // With no index of actions by run, SQLite would check each deleted run's references by
+    // reading every action; a run's actions are deleted before it, so none are left to check.
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut *connection)
+        .await?;
+    let mut query = sqlx::query(sql);
+    for value in values {
+        query = query.bind(*value);
+    }
+    let deleted = query.bind(DISCARD).execute(&mut *connection).await;
+    let restored = sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut *connection)
+        .await;
+    if restored.is_err() {
+        // Never back in the pool with its checks off.
+        connection.close_on_drop();
+    }
+    restored?;
+    Ok(deleted?.rows_affected())
+}
