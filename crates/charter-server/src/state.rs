@@ -40,7 +40,7 @@ pub struct AppState<S> {
     pub usage: crate::usage::Usage,
     /// Compiled sets and the action writer.
     pub runtime: crate::runtime::Runtime,
-    /// Where an NDJSON run import is kept until its transaction (unnamed files, gone with the
+    /// Where an NDJSON run import is kept until the store writes it (unnamed files, gone with the
     /// request). `AppState::new` puts it in the system's temporary directory; `charter serve`
     /// and `charter demo` on SQLite put it in the data directory, on disk (a `/tmp` may be
     /// memory).

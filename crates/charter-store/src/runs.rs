@@ -308,11 +308,11 @@ pub struct ImportedRun {
     pub actions: Vec<ImportedAction>,
 }
 
-/// Where an import's runs come from, one at a time: the store pulls them inside its one
-/// transaction, so a history of any length never sits in memory whole.
+/// Where an import's runs come from, one at a time: the store pulls them as it writes them,
+/// so a history of any length never sits in memory whole.
 pub trait RunSource: Send {
     /// The next run; `Ok(None)` once every run was given. An error ends the import, which
-    /// then changes nothing.
+    /// then leaves nothing behind.
     fn next_run(
         &mut self,
     ) -> impl Future<Output = Result<Option<ImportedRun>, crate::StoreError>> + Send;

@@ -248,10 +248,12 @@ impl SqliteStore {
         let restart = Arc::default();
         store.committer = Some(commit::Committer::open(path, sync, Arc::clone(&restart))?);
         store.checkpointer = Some(checkpointer(&store.pool, &restart));
-        // An import interrupted by a crash: unseen, and now deleted.
-        let discarded = import::discard_unfinished(&store.pool, &store.turn).await?;
-        if discarded > 0 {
-            tracing::warn!(runs = discarded, "deleted the runs of an unfinished import");
+        // An import interrupted by a crash: unseen, and now deleted (or at the next start:
+        // unseen meanwhile, it is no reason not to start).
+        match import::discard_unfinished(&store.pool, &store.turn).await {
+            Ok(0) => {}
+            Ok(runs) => tracing::warn!(runs, "deleted the runs of an unfinished import"),
+            Err(e) => tracing::warn!(error = %e, "deleting the runs of an unfinished import"),
         }
         Ok(store)
     }
@@ -319,7 +321,8 @@ impl SqliteStore {
             checkpointer,
             reader: self.reader.clone(),
             committer,
-            turn: Arc::default(),
+            // The same file in the same process: one write slot.
+            turn: Arc::clone(&self.turn),
         })
     }
 

@@ -4,8 +4,8 @@
 //! it is never held in memory: each line is parsed and checked as it arrives (a bad one is
 //! refused at once, naming its line), then kept on disk, in an unnamed file that vanishes with
 //! the request or the process; once the body has ended, the store pulls the runs back one at a
-//! time inside its one transaction (`RunSource`), the next megabyte of lines read and parsed
-//! while it inserts the current one. Memory holds a line and two such pieces, whatever the
+//! time as it writes them (`RunSource`; all or nothing), the next megabyte of lines read and
+//! parsed while it inserts the current one. Memory holds a line and two such pieces, whatever the
 //! body's length.
 
 use std::collections::VecDeque;
@@ -240,7 +240,7 @@ fn read_piece(mut reader: BufReader<File>, caller: Caller) -> tokio::task::JoinH
 }
 
 /// The staged runs as the store pulls them. The next piece is read and parsed while the store
-/// inserts the current one, so the transaction (on SQLite, the write lock) waits for the disk
+/// inserts the current one, so its transactions (on SQLite, the write lock) wait for the disk
 /// and the parser as little as possible.
 struct StagedRuns {
     /// The next piece being read; `None` once the last one was taken.

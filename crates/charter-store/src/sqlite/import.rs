@@ -7,8 +7,11 @@
 //! (`WriteTurn`, first come first served), so a check waits for one piece at most. The runs of
 //! an import in progress carry its id, and every read leaves them and their actions out until
 //! the last piece clears it for all at once: the import is still all or nothing to readers. A
-//! failed import deletes what its pieces wrote; so does opening the database after a crash in
-//! the middle of one (one process per database file: nothing else is importing).
+//! failed import, or one whose request was dropped half-way, deletes what its pieces wrote (in
+//! a task nothing cancels); so does opening the database after a crash in the middle of one
+//! (one process per database file: nothing else is importing).
+
+use std::sync::Arc;
 
 use sqlx::Pool;
 use tokio::sync::Mutex;
@@ -20,7 +23,8 @@ use crate::ids;
 use crate::model::Principal;
 use crate::runs::RunSource;
 
-/// Actions per piece. Measured with `scripts/bench-import` (500,000 actions): 2,000 per piece
+/// Actions per piece (about: a run is never split, so a piece ends with the run that reaches
+/// it). Measured with `scripts/bench-import` (500,000 actions): 2,000 per piece
 /// kept checks waiting 52 ms at the median (117 ms at most) for an import of 29.5 s; 500, 13.5
 /// ms (358 ms at most) for 32.9 s, and with the pause after each piece for the other writers,
 /// 19.5 ms (501 ms at most) for 41.8 s (without it a key-usage flush gave up once in 32 s).
@@ -35,24 +39,68 @@ pub(crate) type WriteTurn = Mutex<()>;
 /// Imports `runs` in pieces, all or nothing; returns (runs, actions).
 pub(crate) async fn import_in_pieces(
     pool: &Pool<Db>,
-    turn: &WriteTurn,
+    turn: &Arc<WriteTurn>,
     principal: &Principal,
     runs: &mut impl RunSource,
 ) -> Result<(u64, u64), StoreError> {
-    let import_id = ids::new("imp");
+    let unfinished = Unfinished {
+        pool: pool.clone(),
+        turn: Arc::clone(turn),
+        import_id: Some(ids::new("imp")),
+    };
+    let import_id = unfinished.import_id.clone().unwrap_or_default();
     let imported = pieces(pool, turn, principal, runs, &import_id).await;
-    if imported.is_err()
-        && let Err(e) = discard(pool, turn, &import_id).await
-    {
-        // Left for the next start to delete; unseen meanwhile.
-        tracing::warn!(error = %e, import_id, "deleting a failed import's runs");
+    match &imported {
+        Ok(_) => unfinished.finished(),
+        Err(_) => unfinished.discard().await,
     }
     imported
 }
 
+/// An import under way, whose committed pieces are deleted unless it finishes, also when the
+/// request importing it is dropped half-way (a client gone): the deletion runs as a task of
+/// its own, which nothing cancels.
+struct Unfinished {
+    pool: Pool<Db>,
+    turn: Arc<WriteTurn>,
+    /// `None` once finished or discarded.
+    import_id: Option<String>,
+}
+
+impl Unfinished {
+    fn finished(mut self) {
+        self.import_id = None;
+    }
+
+    /// Deletes what the import wrote, and waits for it.
+    async fn discard(mut self) {
+        if let Some(task) = self.spawn() {
+            let _ = task.await;
+        }
+    }
+
+    fn spawn(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        let import_id = self.import_id.take()?;
+        let (pool, turn) = (self.pool.clone(), Arc::clone(&self.turn));
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some(runtime.spawn(async move {
+            if let Err(e) = discard(&pool, &turn, &import_id).await {
+                // Unseen meanwhile; deleted when the database is next opened.
+                tracing::warn!(error = %e, import_id, "deleting an unfinished import's runs");
+            }
+        }))
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let _ = self.spawn();
+    }
+}
+
 async fn pieces(
     pool: &Pool<Db>,
-    turn: &WriteTurn,
+    turn: &Arc<WriteTurn>,
     principal: &Principal,
     runs: &mut impl RunSource,
     import_id: &str,
@@ -85,7 +133,7 @@ async fn pieces(
 /// Deletes the runs of every unfinished import and their actions; returns how many runs.
 pub(crate) async fn discard_unfinished(
     pool: &Pool<Db>,
-    turn: &WriteTurn,
+    turn: &Arc<WriteTurn>,
 ) -> Result<u64, StoreError> {
     let imports: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT import_id FROM runs WHERE import_id IS NOT NULL")
@@ -102,12 +150,14 @@ pub(crate) async fn discard_unfinished(
 /// returns how many runs.
 pub(crate) async fn discard(
     pool: &Pool<Db>,
-    turn: &WriteTurn,
+    turn: &Arc<WriteTurn>,
     import_id: &str,
 ) -> Result<u64, StoreError> {
     // Its actions were created after it began, and action ids are time-ordered (UUID v7,
-    // milliseconds first): they lie in a range of the actions' key from the import's own
-    // millisecond on, not scattered through every action ever recorded.
+    // milliseconds first; the generator never goes back within a process, even if the clock
+    // does, and an import's id and actions are made by one process): they lie in a range of
+    // the actions' key from the import's own millisecond on, not scattered through every
+    // action ever recorded.
     let since = match import_id.strip_prefix("imp_") {
         Some(uuid) if uuid.len() >= 12 => format!("evt_{}", &uuid[..12]),
         _ => "evt_".to_owned(),
@@ -127,32 +177,39 @@ pub(crate) async fn discard(
 }
 
 /// Runs one piece of a discard (`sql`, its text values, then the piece's size) in its own
-/// transaction, in turn; returns the rows deleted.
+/// transaction, in turn; returns the rows deleted. It runs as a task of its own, so a caller
+/// dropped half-way never leaves a pooled connection with its foreign-key checks off.
 async fn delete(
     pool: &Pool<Db>,
-    turn: &WriteTurn,
+    turn: &Arc<WriteTurn>,
     sql: &'static str,
     values: &[&str],
 ) -> Result<u64, StoreError> {
-    let _turn = turn.lock().await;
-    let mut connection = pool.acquire().await?;
-    // With no index of actions by run, SQLite would check each deleted run's references by
-    // reading every action; a run's actions are deleted before it, so none are left to check.
-    sqlx::query("PRAGMA foreign_keys = OFF")
-        .execute(&mut *connection)
-        .await?;
-    let mut query = sqlx::query(sql);
-    for value in values {
-        query = query.bind(*value);
-    }
-    let deleted = query.bind(DISCARD).execute(&mut *connection).await;
-    let restored = sqlx::query("PRAGMA foreign_keys = ON")
-        .execute(&mut *connection)
-        .await;
-    if restored.is_err() {
-        // Never back in the pool with its checks off.
-        connection.close_on_drop();
-    }
-    restored?;
-    Ok(deleted?.rows_affected())
+    let (pool, turn) = (pool.clone(), Arc::clone(turn));
+    let values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+    tokio::spawn(async move {
+        let _turn = turn.lock().await;
+        let mut connection = pool.acquire().await?;
+        // With no index of actions by run, SQLite would check each deleted run's references
+        // by reading every action; a run's actions are deleted before it, so none are left.
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *connection)
+            .await?;
+        let mut query = sqlx::query(sql);
+        for value in values {
+            query = query.bind(value);
+        }
+        let deleted = query.bind(DISCARD).execute(&mut *connection).await;
+        let restored = sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *connection)
+            .await;
+        if restored.is_err() {
+            // Never back in the pool with its checks off.
+            connection.close_on_drop();
+        }
+        restored?;
+        Ok(deleted?.rows_affected())
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("discarding an import: {e}")))?
 }

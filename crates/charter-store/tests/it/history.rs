@@ -606,6 +606,53 @@ async fn listed_runs(store: &charter_store::SqliteStore) -> Vec<String> {
     }
 }
 
+/// The runs of a vector, looking at the database and the store's list of runs when the 601st
+/// is pulled (after the first piece of 500 was committed).
+struct Watching {
+    runs: std::vec::IntoIter<ImportedRun>,
+    store: charter_store::SqliteStore,
+    path: std::path::PathBuf,
+    pulled: usize,
+    tagged_midway: Option<i64>,
+    listed_midway: Option<usize>,
+}
+
+impl charter_store::RunSource for Watching {
+    async fn next_run(&mut self) -> Result<Option<ImportedRun>, StoreError> {
+        if self.pulled == 600 {
+            // Committed (read straight from the file) yet unseen (through the store).
+            use sqlx::Connection as _;
+            let url = format!("sqlite://{}?mode=ro", self.path.display());
+            let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let tagged: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE import_id IS NOT NULL")
+                    .fetch_one(&mut raw)
+                    .await
+                    .unwrap();
+            self.tagged_midway = Some(tagged);
+            self.listed_midway = Some(listed_runs(&self.store).await.len());
+        }
+        self.pulled += 1;
+        Ok(self.runs.next())
+    }
+}
+
+/// The runs of a vector, until the 601st, which never comes.
+struct Stalling {
+    runs: std::vec::IntoIter<ImportedRun>,
+    pulled: usize,
+}
+
+impl charter_store::RunSource for Stalling {
+    async fn next_run(&mut self) -> Result<Option<ImportedRun>, StoreError> {
+        if self.pulled == 600 {
+            std::future::pending::<()>().await;
+        }
+        self.pulled += 1;
+        Ok(self.runs.next())
+    }
+}
+
 /// On SQLite an import is written in pieces (short transactions, so checks never wait behind a
 /// long one) whose runs stay unseen until the last piece: a failed import leaves nothing, and
 /// one cut short by a crash is unseen, then deleted when the database is next opened.
@@ -636,12 +683,35 @@ async fn sqlite_imports_in_pieces_show_all_or_nothing() {
     // The first pieces were committed, then deleted.
     assert_eq!(count(&store, "runs", "TRUE").await, 0);
     assert_eq!(count(&store, "actions", "TRUE").await, 0);
+    // And every pooled connection checks foreign keys again (the discard turns them off
+    // while it deletes): an action of no run is refused, whichever connection takes it.
+    for _ in 0..16 {
+        let orphan = store
+            .execute_raw(
+                "INSERT INTO actions (id, run_id, tenant_id, agent_id, at, kind) \
+                 VALUES ('evt_orphan', 'run_nowhere', 'acme', 'support', 0, 'tool_call')",
+            )
+            .await;
+        assert!(orphan.is_err(), "an orphan action was accepted");
+    }
 
+    // Seen by nobody while it is under way, although its first pieces are committed.
+    let mut watching = Watching {
+        runs: many.into_iter(),
+        store: store.clone(),
+        path: path.clone(),
+        pulled: 0,
+        tagged_midway: None,
+        listed_midway: None,
+    };
     let imported_now = store
-        .import_runs(&acme.principal, &mut many.into_iter())
+        .import_runs(&acme.principal, &mut watching)
         .await
         .unwrap();
     assert_eq!(imported_now, (2_500, 2_500));
+    assert_eq!(watching.tagged_midway, Some(500));
+    assert_eq!(watching.listed_midway, Some(0));
+    drop(watching);
     let mut ids = listed_runs(&store).await;
     assert_eq!(ids.len(), 2_500);
     assert_eq!(count(&store, "runs", "import_id IS NOT NULL").await, 0);
@@ -690,6 +760,30 @@ async fn sqlite_imports_in_pieces_show_all_or_nothing() {
         .unwrap();
     assert_eq!(page.len(), 2_000);
     assert!(page.iter().all(|row| !cut.contains(&row.run_id)));
+    // An import whose request is dropped half-way (its client gone) deletes what it wrote.
+    let more: Vec<ImportedRun> = (0..1_000)
+        .map(|i| imported("billing", 100 + i, 1))
+        .collect();
+    let mut stalling = Stalling {
+        runs: more.into_iter(),
+        pulled: 0,
+    };
+    let dropped = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        store.import_runs(&acme.principal, &mut stalling),
+    )
+    .await;
+    assert!(dropped.is_err(), "the stalled import finished");
+    let mut left = u64::MAX;
+    for _ in 0..100 {
+        left = count(&store, "runs", "agent_id = 'billing'").await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0, "a dropped import left its pieces");
+
     // Deleted at the next open, with their actions; the rest kept.
     store.close().await;
     drop(store);
