@@ -309,7 +309,9 @@ pub struct ImportedRun {
 }
 
 /// Where an import's runs come from, one at a time: the store pulls them as it writes them,
-/// so a history of any length never sits in memory whole.
+/// so a history of any length never sits in memory whole. It pulls inside its write
+/// transactions (on SQLite, holding the database's one write slot): a source gives its runs
+/// from memory or a local file, never waiting on a network.
 pub trait RunSource: Send {
     /// The next run; `Ok(None)` once every run was given. An error ends the import, which
     /// then leaves nothing behind.
