@@ -17,7 +17,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use charter_core::Action;
-use charter_store::{ImportedRun, Principal, RunSource, RunStatus, Store, StoreError};
+use charter_store::{ImportedRun, RunSource, RunStatus, Store, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -378,17 +378,7 @@ struct ImportRun {
 /// Parses one imported run; error paths are relative to it.
 fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRun, ApiError> {
     let run: ImportRun = parse(value)?;
-    let tenant_id = match (&caller.principal, run.tenant_id) {
-        // A tenant key imports into its own tenant; naming another is refused by the store.
-        (Principal::Tenant(own), None) => own.to_string(),
-        (_, Some(t)) => t,
-        (Principal::Platform, None) => {
-            return Err(ApiError::invalid(
-                "tenant_id",
-                "a platform key names each run's tenant",
-            ));
-        }
-    };
+    let tenant_id = super::runs::run_tenant(&caller.principal, run.tenant_id, "each run's")?;
     let status = match run.status.as_deref() {
         None | Some("completed") => RunStatus::Completed,
         Some("failed") => RunStatus::Failed,

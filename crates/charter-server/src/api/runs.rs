@@ -44,6 +44,24 @@ struct NewRun {
 }
 
 /// The run as `POST /v1/runs` answers it.
+/// The tenant of a run a body describes: the one it names, else a tenant key's own (naming
+/// another is refused by the store, as a tenant that exists nowhere); a platform key must name
+/// it (`whose`: "the run's", "each run's").
+pub(super) fn run_tenant(
+    principal: &Principal,
+    named: Option<String>,
+    whose: &str,
+) -> Result<String, ApiError> {
+    match (principal, named) {
+        (_, Some(tenant)) => Ok(tenant),
+        (Principal::Tenant(own), None) => Ok(own.to_string()),
+        (Principal::Platform, None) => Err(ApiError::invalid(
+            "tenant_id",
+            format!("a platform key names {whose} tenant"),
+        )),
+    }
+}
+
 fn run_view(run: &charter_store::Run) -> Result<Value, ApiError> {
     serde_json::to_value(run).map_err(|e| ApiError::internal(&e.to_string()))
 }
@@ -70,16 +88,7 @@ async fn start<S: Store + Clone>(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let new: NewRun = parse(&body)?;
-    let tenant = match (&caller.principal, new.tenant_id) {
-        (Principal::Tenant(own), None) => own.to_string(),
-        (_, Some(tenant)) => tenant,
-        (Principal::Platform, None) => {
-            return Err(ApiError::invalid(
-                "tenant_id",
-                "a platform key names the run's tenant",
-            ));
-        }
-    };
+    let tenant = run_tenant(&caller.principal, new.tenant_id, "the run's")?;
     let metadata = new.metadata.unwrap_or_else(|| json!({}));
     if !metadata.is_object() {
         return Err(ApiError::invalid("metadata", "metadata is a JSON object"));

@@ -16,12 +16,18 @@ pub(crate) enum Kind {
 
 /// A store in a fresh database file (a file, not memory, so tests can reopen it).
 pub(crate) async fn sqlite() -> SqliteStore {
+    sqlite_file().await.0
+}
+
+/// A store in a fresh database file, and the file's path (to open it again).
+pub(crate) async fn sqlite_file() -> (SqliteStore, std::path::PathBuf) {
     let dir = std::env::temp_dir().join("charter-store-tests");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
-    SqliteStore::open(&path, charter_store::Sync::Normal)
+    let store = SqliteStore::open(&path, charter_store::Sync::Normal)
         .await
-        .unwrap()
+        .unwrap();
+    (store, path)
 }
 
 /// A store in a fresh schema, or `None` when PostgreSQL is unreachable and that is allowed.

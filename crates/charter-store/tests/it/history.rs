@@ -21,6 +21,18 @@ both!(
     checks_racing_the_end_of_their_run
 );
 
+/// The first page of every agent's recorded actions in `[0, until)` (of one tenant, or all).
+fn first_page(tenant: Option<&str>, until: i64, limit: u32) -> HistoryPage {
+    HistoryPage {
+        tenant: tenant.map(str::to_owned),
+        agent: None,
+        since: at(0),
+        until: at(until),
+        after: None,
+        limit,
+    }
+}
+
 fn imported(agent: &str, start: i64, actions: usize) -> ImportedRun {
     ImportedRun {
         tenant_id: "acme".into(),
@@ -147,17 +159,7 @@ async fn imported_history_is_listed_and_replayable<S: Store + Clone>(store: S, _
         Err(StoreError::NotFound { .. })
     ));
     let rows = store
-        .actions_page(
-            &Principal::Platform,
-            &HistoryPage {
-                tenant: Some("acme".into()),
-                agent: None,
-                since: at(0),
-                until: at(1000),
-                after: None,
-                limit: 100,
-            },
-        )
+        .actions_page(&Principal::Platform, &first_page(Some("acme"), 1000, 100))
         .await
         .unwrap();
     assert_eq!(rows.len(), 5);
@@ -553,17 +555,7 @@ async fn recorded_pages_read_alike_from_a_file_and_from_memory() {
     // The unreadable and the missing input are there, not replayable.
     let platform = &scopes[0];
     let all = file
-        .actions_page(
-            &platform.0,
-            &HistoryPage {
-                tenant: None,
-                agent: None,
-                since: at(0),
-                until: at(1_000),
-                after: None,
-                limit: 1_000,
-            },
-        )
+        .actions_page(&platform.0, &first_page(None, 1_000, 1_000))
         .await
         .unwrap();
     assert_eq!(all.len(), 5 + 3 + 4 + 6 + 600 + 2);
@@ -658,12 +650,7 @@ impl charter_store::RunSource for Stalling {
 /// one cut short by a crash is unseen, then deleted when the database is next opened.
 #[tokio::test]
 async fn sqlite_imports_in_pieces_show_all_or_nothing() {
-    let dir = std::env::temp_dir().join("charter-store-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
-    let store = charter_store::SqliteStore::open(&path, charter_store::Sync::Normal)
-        .await
-        .unwrap();
+    let (store, path) = crate::harness::sqlite_file().await;
     seed(&store).await;
     let acme = tenant("acme");
     // 2,500 runs of one action each: several pieces (500 actions each).
@@ -745,17 +732,7 @@ async fn sqlite_imports_in_pieces_show_all_or_nothing() {
         Err(StoreError::NotFound { .. })
     ));
     let page = store
-        .actions_page(
-            &Principal::Platform,
-            &HistoryPage {
-                tenant: None,
-                agent: None,
-                since: at(0),
-                until: at(10_000),
-                after: None,
-                limit: 10_000,
-            },
-        )
+        .actions_page(&Principal::Platform, &first_page(None, 10_000, 10_000))
         .await
         .unwrap();
     assert_eq!(page.len(), 2_000);

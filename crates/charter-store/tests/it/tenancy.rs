@@ -341,12 +341,7 @@ async fn platform_policies_are_read_only_to_tenants<S: Store + Clone>(store: S, 
 /// made elsewhere), and the file can be opened again once the first store is gone.
 #[tokio::test]
 async fn a_sqlite_database_is_opened_by_one_process_at_a_time() {
-    let dir = std::env::temp_dir().join("charter-store-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
-    let first = charter_store::SqliteStore::open(&path, charter_store::Sync::Normal)
-        .await
-        .unwrap();
+    let (first, path) = crate::harness::sqlite_file().await;
     let second = charter_store::SqliteStore::open(&path, charter_store::Sync::Normal).await;
     let Err(StoreError::Backend(message)) = second else {
         panic!("a second open succeeded");
