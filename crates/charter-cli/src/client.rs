@@ -80,6 +80,22 @@ impl Client {
         self.send(method, path, body, None).await
     }
 
+    /// Sends one request whose body is `body` of `content_type` (a file, streamed); returns
+    /// the JSON answer of a 2xx.
+    pub(crate) async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: reqwest::Body,
+    ) -> Result<Value, Failure> {
+        let request = self
+            .request(method, path)?
+            .header("content-type", content_type)
+            .body(body);
+        self.answer(request).await
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -87,21 +103,30 @@ impl Client {
         body: Option<&Value>,
         revision: Option<u32>,
     ) -> Result<Value, Failure> {
-        let Some(key) = &self.key else {
-            return Err(Failure::Usage(
-                "no key: pass --key or set CHARTER_KEY".to_owned(),
-            ));
-        };
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(key);
+        let mut request = self.request(method, path)?;
         if let Some(body) = body {
             request = request.json(body);
         }
         if let Some(revision) = revision {
             request = request.header("if-match", format!("\"{revision}\""));
         }
+        self.answer(request).await
+    }
+
+    fn request(&self, method: Method, path: &str) -> Result<reqwest::RequestBuilder, Failure> {
+        let Some(key) = &self.key else {
+            return Err(Failure::Usage(
+                "no key: pass --key or set CHARTER_KEY".to_owned(),
+            ));
+        };
+        Ok(self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key))
+    }
+
+    /// Sends `request`: the JSON answer of a 2xx, else the server's error.
+    async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Value, Failure> {
         let response = request
             .send()
             .await

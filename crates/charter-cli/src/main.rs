@@ -7,6 +7,7 @@ mod client;
 mod demo;
 mod output;
 mod policy;
+mod runs;
 mod serve;
 
 use std::process::ExitCode;
@@ -74,6 +75,11 @@ enum Command {
     Agents {
         #[command(subcommand)]
         command: admin::AgentCommand,
+    },
+    /// Import recorded runs.
+    Runs {
+        #[command(subcommand)]
+        command: runs::RunsCommand,
     },
 }
 
@@ -162,6 +168,7 @@ fn main() -> ExitCode {
                 admin::tenants(&ctx, command.unwrap_or(admin::TenantCommand::List)).await
             }
             Command::Agents { command } => admin::agents(&ctx, command).await,
+            Command::Runs { command } => runs::run(&ctx, command).await,
             Command::Serve(_) | Command::Demo(_) => Ok(()),
         }
     });

@@ -1,7 +1,7 @@
 //! The policy author's story through the `charter` command line against the real server:
 //! create, add a rule, activate (refused without validation, then forced), clone, supersede,
-//! deprecate, export, import, delete a draft, read and verify the audit log, keys; then a
-//! restart keeps everything. Exit codes: 0 ok, 1 refused, 2 usage.
+//! deprecate, export, import, delete a draft, read and verify the audit log, keys, import
+//! recorded runs; then a restart keeps everything. Exit codes: 0 ok, 1 refused, 2 usage.
 
 use std::process::Command;
 
@@ -87,6 +87,38 @@ fn the_authoring_story_through_the_cli() {
         "{}",
         listed.stdout
     );
+
+    // Recorded history: NDJSON streamed from a file (blank lines skipped), or one JSON
+    // document; all or nothing, a refused run named by its line.
+    let run = |agent: &str| {
+        format!(
+            r#"{{"agent_id": "{agent}", "tenant_id": "acme", "started_at": "2026-11-20T09:00:00Z", "actions": [{{"at": "2026-11-20T09:00:03Z", "kind": "tool_call", "tool": "kb.search"}}]}}"#
+        )
+    };
+    let history = cli.file(
+        "history.ndjson",
+        &format!("{}\n\n{}\n", run("support"), run("support")),
+    );
+    let imported = cli.ok(&["runs", "import", &history]);
+    assert_eq!(imported.stdout, "imported 2 runs, 2 actions\n");
+    let bad = cli.file(
+        "bad.ndjson",
+        &format!("{}\n\n{}\n", run("support"), run("ghost")),
+    );
+    let refused = cli.run(&["runs", "import", &bad]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("line 3.agent_id"),
+        "{}",
+        refused.stderr
+    );
+    let document = cli.file(
+        "history.json",
+        &format!(r#"{{"runs": [{}]}}"#, run("support")),
+    );
+    let imported = cli.ok(&["--json", "runs", "import", &document]).json();
+    assert_eq!(imported, serde_json::json!({"runs": 1, "actions": 1}));
+    assert_eq!(cli.run(&["runs", "import", "/nonexistent.ndjson"]).code, 2);
 
     let policy = cli.file(
         "policy.json",
