@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use charter_core::policy::PolicyDefinition;
 use charter_core::{AgentId, TenantId};
-use charter_server::{AppState, serve};
+use charter_server::{Shared, serve};
 use charter_store::{
     Activation, Actor, Change, KeyScope, PolicyFilter, Principal, SqliteStore, Store, Sync,
     new_key_secret,
@@ -75,9 +75,9 @@ async fn start(args: &DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
-    let mut state = AppState::new(store);
+    let mut state = Shared::new(store);
     state.staging_dir.clone_from(&args.data_dir);
-    serve(state, listener, crate::serve::shutdown_signal())
+    serve(state.into(), listener, crate::serve::shutdown_signal())
         .await
         .context("serving")?;
     Ok(())

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use charter_server::{AppState, bootstrap, serve};
+use charter_server::{Shared, bootstrap, serve};
 use charter_store::{PgStore, SqliteStore, Store, Sync};
 use clap::{Args, ValueEnum};
 
@@ -79,9 +79,9 @@ async fn start<S: Store + Clone>(
     let addr = listener.local_addr().context("reading the bound address")?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, "serving");
-    let mut state = AppState::new(store);
+    let mut state = Shared::new(store);
     state.staging_dir = staging_dir;
-    serve(state, listener, shutdown_signal())
+    serve(state.into(), listener, shutdown_signal())
         .await
         .context("serving")?;
     tracing::info!("stopped");

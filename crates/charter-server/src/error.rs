@@ -89,6 +89,17 @@ impl ApiError {
         }
     }
 
+    /// 413 `too_large` for a streamed body that has no length limit but would no longer fit
+    /// where it is kept, with `message` saying why.
+    pub fn no_room(message: String, free_bytes: u64, reserve_bytes: u64) -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "too_large",
+            message,
+            details: json!({"free_bytes": free_bytes, "reserve_bytes": reserve_bytes}),
+        }
+    }
+
     /// 500 `internal`: the cause is logged, not shown.
     pub fn internal(cause: &str) -> ApiError {
         tracing::error!(cause, "internal error");

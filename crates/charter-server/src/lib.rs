@@ -19,5 +19,7 @@ pub use metrics::Metrics;
 pub use runtime::Runtime;
 pub use schemas::openapi;
 pub use serve::{SHUTDOWN_GRACE, bootstrap, serve};
-pub use state::{AppState, Clock, DEFAULT_BODY_LIMIT, SystemClock};
+pub use state::{
+    AppState, Clock, DEFAULT_BODY_LIMIT, DEFAULT_STAGING_RESERVE, Shared, SystemClock,
+};
 pub use usage::Usage;

@@ -25,9 +25,45 @@ impl Clock for SystemClock {
 /// The default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 
-/// The server's shared state.
-#[derive(Clone)]
-pub struct AppState<S> {
+/// The free space an NDJSON import leaves on the disk it is staged on: 1 GiB.
+pub const DEFAULT_STAGING_RESERVE: u64 = 1 << 30;
+
+/// The server's shared state: what every handler shares, behind one `Arc`.
+///
+/// axum hands each request its own copy of the state (several, through the layers), so a copy
+/// must cost one reference count, not one per handle inside (the store's, the writer's...).
+pub struct AppState<S>(Arc<Shared<S>>);
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        AppState(Arc::clone(&self.0))
+    }
+}
+
+impl<S> std::ops::Deref for AppState<S> {
+    type Target = Shared<S>;
+
+    fn deref(&self) -> &Shared<S> {
+        &self.0
+    }
+}
+
+impl<S> From<Shared<S>> for AppState<S> {
+    fn from(shared: Shared<S>) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl<S: charter_store::Store + Clone> AppState<S> {
+    /// State over `store` with the system clock and the default body limit (see
+    /// [`Shared::new`] to change them first).
+    pub fn new(store: S) -> AppState<S> {
+        Shared::new(store).into()
+    }
+}
+
+/// What the state holds, set up before the server starts ([`AppState::from`]).
+pub struct Shared<S> {
     /// Everything Charter keeps.
     pub store: S,
     /// The server's clock.
@@ -41,17 +77,21 @@ pub struct AppState<S> {
     /// Compiled sets and the action writer.
     pub runtime: crate::runtime::Runtime,
     /// Where an NDJSON run import is kept until the store writes it (unnamed files, gone with the
-    /// request). `AppState::new` puts it in the system's temporary directory; `charter serve`
+    /// request). `Shared::new` puts it in the system's temporary directory; `charter serve`
     /// and `charter demo` on SQLite put it in the data directory, on disk (a `/tmp` may be
     /// memory).
     pub staging_dir: PathBuf,
+    /// Free space an NDJSON import leaves on the staging directory's disk, beyond room for
+    /// what it staged to be written again into the database: an import that would take it is
+    /// refused (413) while it streams, and changes nothing. [`DEFAULT_STAGING_RESERVE`].
+    pub staging_reserve: u64,
 }
 
-impl<S: charter_store::Store + Clone> AppState<S> {
+impl<S: charter_store::Store + Clone> Shared<S> {
     /// State over `store` with the system clock and the default body limit (starts the action
     /// writer: call inside a Tokio runtime).
-    pub fn new(store: S) -> AppState<S> {
-        AppState {
+    pub fn new(store: S) -> Shared<S> {
+        Shared {
             runtime: crate::runtime::Runtime::new(store.clone()),
             store,
             clock: Arc::new(SystemClock),
@@ -59,6 +99,7 @@ impl<S: charter_store::Store + Clone> AppState<S> {
             metrics: crate::metrics::Metrics::default(),
             usage: crate::usage::Usage::default(),
             staging_dir: std::env::temp_dir(),
+            staging_reserve: DEFAULT_STAGING_RESERVE,
         }
     }
 }

@@ -2,7 +2,11 @@
 
 /// A new id such as `pol_0193b0e5c2a47c3e9c1f2d4a5b6c7d8e`.
 pub(crate) fn new(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+    let mut id = String::with_capacity(prefix.len() + 1 + uuid::fmt::Simple::LENGTH);
+    id.push_str(prefix);
+    id.push('_');
+    id.push_str(&new_id_suffix());
+    id
 }
 
 /// A new API key: `chk_` and 64 hex characters (256 random bits from the OS).
@@ -19,6 +23,34 @@ pub fn new_key_secret() -> String {
 }
 
 /// A fresh time-ordered id suffix (UUID v7, hex), for ids made outside the store (`evt_...`).
+///
+/// Made once per check: the random bits come from a thread-local generator seeded by the OS
+/// (uuid's `fast-rng`), not a system call each, and the hex is written without a formatter.
 pub fn new_id_suffix() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
+    let mut buffer = uuid::Uuid::encode_buffer();
+    uuid::Uuid::now_v7()
+        .simple()
+        .encode_lower(&mut buffer)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_prefixed_lower_hex_and_sort_by_creation() {
+        let ids: Vec<String> = (0..1000).map(|_| super::new("evt")).collect();
+        for id in &ids {
+            let hex = id.strip_prefix("evt_").unwrap();
+            assert_eq!(hex.len(), 32, "{id}");
+            assert!(
+                hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "{id}"
+            );
+        }
+        // Version 7: the time leads, and within one millisecond the counter keeps the order.
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids out of creation order"
+        );
+    }
 }

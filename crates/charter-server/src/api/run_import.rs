@@ -52,7 +52,7 @@ const READ_AT: usize = 1 << 20;
         (status = 400, description = "`invalid`: a bad body; `details.path` names the first bad run and field: `runs[2].actions[0].at`, or for NDJSON `line 7.agent_id` (the run's line in the body, counting from 1, blank lines included).", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 413, description = "`too_large`: the JSON body, or one NDJSON line, exceeds the body limit; or an NDJSON body would leave the server's disk with less than its reserve free (`details.free_bytes`, `details.reserve_bytes`).", body = crate::schemas::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -101,7 +101,7 @@ async fn stage<S>(
     mut body: axum::body::Body,
 ) -> Result<Staged, ApiError> {
     use http_body_util::BodyExt as _;
-    let mut staged = Staged::create(state.staging_dir.clone()).await?;
+    let mut staged = Staged::create(state.staging_dir.clone(), state.staging_reserve).await?;
     // The unfinished line, and how much of it is known to hold no newline (a line cut into
     // many frames is scanned once, not once per frame).
     let mut pending: Vec<u8> = Vec::new();
@@ -143,21 +143,61 @@ async fn stage<S>(
 /// An NDJSON import's runs, checked and kept on disk until the store pulls them back. Each
 /// record is a line: the run's line number in the body, a tab, the line as it came (a line
 /// holds no newline: the body was split on them).
+///
+/// The body has no length limit, so the disk is what bounds it: the import is refused as soon
+/// as the disk's free space falls under `reserve` plus what is staged (which the store will
+/// write once more), looked at before the first byte and after every write. An import never
+/// fills the disk the database lives on.
 struct Staged {
     file: Option<File>,
     unwritten: Vec<u8>,
+    /// Bytes written to the file so far.
+    written: u64,
+    reserve: u64,
 }
 
 impl Staged {
     /// An unnamed file in `dir`: nothing is left behind, whatever happens to the request.
-    async fn create(dir: PathBuf) -> Result<Staged, ApiError> {
-        let file = blocking(move || tempfile::tempfile_in(&dir))
-            .await?
-            .map_err(|e| ApiError::internal(&format!("staging the import: {e}")))?;
-        Ok(Staged {
+    async fn create(dir: PathBuf, reserve: u64) -> Result<Staged, ApiError> {
+        let (file, free) = blocking(move || {
+            let file = tempfile::tempfile_in(&dir)?;
+            let free = free_space(&file)?;
+            Ok::<_, std::io::Error>((file, free))
+        })
+        .await?
+        .map_err(|e| ApiError::internal(&format!("staging the import: {e}")))?;
+        let staged = Staged {
             file: Some(file),
             unwritten: Vec::new(),
-        })
+            written: 0,
+            reserve,
+        };
+        staged.room(free)?;
+        Ok(staged)
+    }
+
+    /// Refuses the import if `free` bytes on the disk are not enough to go on.
+    fn room(&self, free: Option<u64>) -> Result<(), ApiError> {
+        const MIB: u64 = 1 << 20;
+        let Some(free) = free else {
+            return Ok(());
+        };
+        let needed = self.reserve.saturating_add(self.written);
+        if free >= needed {
+            return Ok(());
+        }
+        Err(ApiError::no_room(
+            format!(
+                "the import does not fit on the server's disk: {} MiB free, and it keeps {} MiB \
+                 free beyond room for the {} MiB staged so far to be written into the \
+                 database; import the history in smaller requests, or free space",
+                free / MIB,
+                self.reserve / MIB,
+                self.written / MIB
+            ),
+            free,
+            self.reserve,
+        ))
     }
 
     /// Checks one line of the body (line `line_no`) and stages it; a blank line is skipped.
@@ -177,13 +217,16 @@ impl Staged {
 
     async fn write(&mut self) -> Result<(), ApiError> {
         let (mut file, bytes) = (self.take_file()?, std::mem::take(&mut self.unwritten));
+        let length = bytes.len() as u64;
         let (file, result) = blocking(move || {
-            let result = file.write_all(&bytes);
+            let result = file.write_all(&bytes).and_then(|()| free_space(&file));
             (file, result)
         })
         .await?;
         self.file = Some(file);
-        result.map_err(|e| ApiError::internal(&format!("staging the import: {e}")))
+        let free = result.map_err(|e| ApiError::internal(&format!("staging the import: {e}")))?;
+        self.written += length;
+        self.room(free)
     }
 
     fn take_file(&mut self) -> Result<File, ApiError> {
@@ -208,6 +251,19 @@ impl Staged {
             failed: None,
         })
     }
+}
+
+/// The bytes free to an unprivileged writer on the disk holding `file` (`None` where that
+/// cannot be asked).
+#[cfg(unix)]
+fn free_space(file: &File) -> std::io::Result<Option<u64>> {
+    let stats = rustix::fs::fstatvfs(file)?;
+    Ok(Some(stats.f_bavail.saturating_mul(stats.f_frsize)))
+}
+
+#[cfg(not(unix))]
+fn free_space(_: &File) -> std::io::Result<Option<u64>> {
+    Ok(None)
 }
 
 /// A piece of staged runs read back: the reader (`None` once at its end) and the runs, with

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use charter_server::{AppState, Clock};
+use charter_server::{Clock, Shared};
 use charter_store::{Actor, Change, KeyScope, Principal, SqliteStore, Store, Sync};
 use http_body_util::BodyExt as _;
 use jiff::Timestamp;
@@ -32,8 +32,15 @@ pub(crate) struct Response {
     pub(crate) body: Value,
 }
 
+/// Changes to the server's settings before it starts.
+pub(crate) type Configure = fn(&mut Shared<SqliteStore>);
+
 impl App {
     pub(crate) async fn new() -> App {
+        App::configured(|_| {}).await
+    }
+
+    pub(crate) async fn configured(configure: Configure) -> App {
         let dir = std::env::temp_dir().join("charter-server-tests");
         std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteStore::open(
@@ -61,12 +68,13 @@ impl App {
             )
             .await
             .unwrap();
-        let mut state = AppState::new(store.clone());
+        let mut state = Shared::new(store.clone());
         state.clock = Arc::new(Fixed);
         state.staging_dir = dir;
+        configure(&mut state);
         let usage = state.usage.clone();
         App {
-            router: charter_server::router(state),
+            router: charter_server::router(state.into()),
             store,
             admin,
             usage,
@@ -143,7 +151,12 @@ impl App {
 
     /// Two tenants with agents, and a write+read key for each.
     pub(crate) async fn seeded() -> (App, String, String) {
-        let app = App::new().await;
+        App::seeded_with(|_| {}).await
+    }
+
+    /// [`App::seeded`] with changed settings.
+    pub(crate) async fn seeded_with(configure: Configure) -> (App, String, String) {
+        let app = App::configured(configure).await;
         let admin = app.admin.clone();
         for (t, agents) in [
             ("acme", &["support", "billing"][..]),

@@ -537,6 +537,79 @@ async fn recorded_runs_are_imported_whole_or_not_at_all() {
     assert_eq!(r.body["error"]["details"]["path"], "runs[0].agent_id");
 }
 
+/// Bytes free on the disk of the tests' staging directory.
+fn free_bytes() -> u64 {
+    let stats = rustix::fs::statvfs(std::env::temp_dir().join("charter-server-tests")).unwrap();
+    stats.f_bavail * stats.f_frsize
+}
+
+#[tokio::test]
+async fn an_ndjson_import_that_would_crowd_the_disk_is_refused_and_changes_nothing() {
+    let line = |i: usize| {
+        json!({"agent_id": "support", "started_at": "2026-11-20T09:00:00Z",
+               "ended_at": "2026-11-20T09:05:00Z", "status": "completed",
+               "metadata": {"filler": "x".repeat(4000), "i": i},
+               "actions": [{"at": "2026-11-20T09:00:03Z", "kind": "tool_call", "tool": "kb.search",
+                            "args": {"query": "refunds"}}]})
+        .to_string()
+    };
+    // 16 MiB of runs, each line well within the body limit.
+    let body: String = (0..4000).map(|i| line(i) + "\n").collect();
+    let ndjson = &[("content-type", "application/x-ndjson")];
+
+    // A reserve beyond the disk: refused before anything is staged.
+    let (app, acme, _) = App::seeded_with(|state| state.staging_reserve = u64::MAX / 2).await;
+    let r = app
+        .raw("POST", "/v1/runs/import", Some(&acme), Some(&body), ndjson)
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].clone()),
+        (StatusCode::PAYLOAD_TOO_LARGE, json!("too_large")),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(
+        r.body["error"]["details"]["reserve_bytes"],
+        json!(u64::MAX / 2)
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not fit on the server's disk"),
+        "{:?}",
+        r.body
+    );
+
+    // A reserve 4 MiB under what is free now: the first megabytes are staged, then the
+    // import is refused (what it staged counts twice: on the disk, and as room for the
+    // database to write it), and nothing of it is imported.
+    let (app, acme, _) =
+        App::seeded_with(|state| state.staging_reserve = free_bytes() - (4 << 20)).await;
+    let r = app
+        .raw("POST", "/v1/runs/import", Some(&acme), Some(&body), ndjson)
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{:?}", r.body);
+    let staged = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        !staged.contains(" 0 MiB staged"),
+        "refused before staging: {staged}"
+    );
+    let listed = app.call("GET", "/v1/runs", Some(&acme), None).await;
+    assert_eq!(
+        listed.body["items"],
+        json!([]),
+        "a refused import added runs"
+    );
+
+    // The same body on the default reserve goes in whole.
+    let (app, acme, _) = App::seeded().await;
+    let r = app
+        .raw("POST", "/v1/runs/import", Some(&acme), Some(&body), ndjson)
+        .await;
+    assert_eq!(r.body, json!({"runs": 4000, "actions": 4000}));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_checks_never_pass_a_cap_or_a_rate_limit() {
     let (app, acme, _) = App::seeded().await;
