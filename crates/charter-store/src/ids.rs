@@ -2,11 +2,18 @@
 
 /// A new id such as `pol_0193b0e5c2a47c3e9c1f2d4a5b6c7d8e`.
 pub(crate) fn new(prefix: &str) -> String {
-    let mut id = String::with_capacity(prefix.len() + 1 + uuid::fmt::Simple::LENGTH);
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let suffix = encode_new(&mut buffer);
+    let mut id = String::with_capacity(prefix.len() + 1 + suffix.len());
     id.push_str(prefix);
     id.push('_');
-    id.push_str(&new_id_suffix());
+    id.push_str(suffix);
     id
+}
+
+/// A fresh UUID v7 as lower-case hex in `buffer`.
+fn encode_new(buffer: &mut [u8; uuid::fmt::Urn::LENGTH]) -> &str {
+    uuid::Uuid::now_v7().simple().encode_lower(buffer)
 }
 
 /// A new API key: `chk_` and 64 hex characters (256 random bits from the OS).
@@ -28,10 +35,7 @@ pub fn new_key_secret() -> String {
 /// (uuid's `fast-rng`), not a system call each, and the hex is written without a formatter.
 pub fn new_id_suffix() -> String {
     let mut buffer = uuid::Uuid::encode_buffer();
-    uuid::Uuid::now_v7()
-        .simple()
-        .encode_lower(&mut buffer)
-        .to_owned()
+    encode_new(&mut buffer).to_owned()
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ impl Staged {
             Ok::<_, std::io::Error>((file, free))
         })
         .await?
-        .map_err(|e| ApiError::internal(&format!("staging the import: {e}")))?;
+        .map_err(|e| staging_failed(&e))?;
         let staged = Staged {
             file: Some(file),
             unwritten: Vec::new(),
@@ -224,7 +224,7 @@ impl Staged {
         })
         .await?;
         self.file = Some(file);
-        let free = result.map_err(|e| ApiError::internal(&format!("staging the import: {e}")))?;
+        let free = result.map_err(|e| staging_failed(&e))?;
         self.written += length;
         self.room(free)
     }
@@ -241,7 +241,7 @@ impl Staged {
         let mut file = self.take_file()?;
         let file = blocking(move || file.rewind().map(|()| file))
             .await?
-            .map_err(|e| ApiError::internal(&format!("staging the import: {e}")))?;
+            .map_err(|e| staging_failed(&e))?;
         Ok(StagedRuns {
             next: Some(read_piece(BufReader::new(file), caller.clone())),
             ready: VecDeque::new(),
@@ -369,6 +369,11 @@ fn unstage(record: &[u8], caller: &Caller) -> Result<(usize, ImportedRun), Store
     Ok((line_no, run))
 }
 
+/// A failure of the staging file itself, while the body arrives (logged; the caller sees 500).
+fn staging_failed(e: &dyn std::fmt::Display) -> ApiError {
+    ApiError::internal(&format!("staging the import: {e}"))
+}
+
 fn staging(e: &dyn std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("reading the staged import: {e}"))
 }
@@ -387,7 +392,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| ApiError::internal(&format!("staging the import: {e}")))
+        .map_err(|e| staging_failed(&e))
 }
 
 /// A JSON import body.
