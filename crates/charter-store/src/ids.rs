@@ -16,6 +16,18 @@ fn encode_new(buffer: &mut [u8; uuid::fmt::Urn::LENGTH]) -> &str {
     uuid::Uuid::now_v7().simple().encode_lower(buffer)
 }
 
+/// The smallest id with `prefix` that can have been made in the same millisecond as `id` or
+/// later (ids lead with their millisecond: 12 hex digits after the prefix); every `prefix` id
+/// for one unreadable as such.
+pub(crate) fn made_since(prefix: &str, id: &str) -> String {
+    let millisecond = id
+        .split_once('_')
+        .map(|(_, hex)| hex)
+        .filter(|hex| hex.len() >= 12)
+        .map_or("", |hex| &hex[..12]);
+    format!("{prefix}_{millisecond}")
+}
+
 /// A new API key: `chk_` and 64 hex characters (256 random bits from the OS).
 pub fn new_key_secret() -> String {
     use rand::RngExt as _;

@@ -158,10 +158,7 @@ pub(crate) async fn discard(
     // does, and an import's id and actions are made by one process): they lie in a range of
     // the actions' key from the import's own millisecond on, not scattered through every
     // action ever recorded.
-    let since = match import_id.strip_prefix("imp_") {
-        Some(uuid) if uuid.len() >= 12 => format!("evt_{}", &uuid[..12]),
-        _ => "evt_".to_owned(),
-    };
+    let since = ids::made_since("evt", import_id);
     let actions = "DELETE FROM actions WHERE id IN (SELECT id FROM actions WHERE id >= $1 \
                    AND run_id IN (SELECT id FROM runs WHERE import_id = $2) LIMIT $3)";
     while delete(pool, turn, actions, &[&since, import_id]).await? > 0 {}
