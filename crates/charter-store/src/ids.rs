@@ -69,4 +69,14 @@ mod tests {
             "ids out of creation order"
         );
     }
+
+    #[test]
+    fn made_since_bounds_every_later_id() {
+        let first = super::new("imp");
+        let later = super::new("evt");
+        let since = super::made_since("evt", &first);
+        assert_eq!(since, format!("evt_{}", &first[4..16]));
+        assert!(later >= since, "{later} sorts before {since}");
+        assert_eq!(super::made_since("evt", "imp_short"), "evt_");
+    }
 }
