@@ -6,7 +6,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::action::Action;
-use crate::engine::{CompiledSet, Decision, Outcome, RunContext, Violation, decide};
+use crate::engine::{CompiledSet, Decision, Outcome, RunContext, Violation};
 use crate::limits::{Limits, MemoryLimits, Settle};
 
 /// Checks actions of runs against compiled sets, keeping limit state and halted runs.
@@ -41,21 +41,9 @@ impl<L: Limits> Enforcer<L> {
                 violations: violations.clone(),
             };
         }
-        let evaluation = set.evaluate(action, ctx);
-        let mode = if evaluation.violations.is_empty() {
-            Settle::CommitIfWithin
-        } else {
-            Settle::CheckOnly
-        };
-        let exceeded = self.limits.settle(&evaluation.claims, ctx.now, mode);
-        let decision = decide(evaluation, &exceeded);
+        let decision = set.evaluate(action, ctx).settle(&mut self.limits, ctx.now);
         if decision.outcome == Outcome::Halt {
-            let halting = decision
-                .violations
-                .iter()
-                .filter(|v| v.outcome == Outcome::Halt)
-                .cloned()
-                .collect();
+            let halting = decision.halting().cloned().collect();
             self.halted.insert(ctx.run_id.into(), halting);
         }
         decision

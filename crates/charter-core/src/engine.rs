@@ -3,7 +3,7 @@
 //! Evaluation is a pure function in two phases (see ARCHITECTURE.md): [`CompiledSet::evaluate`]
 //! returns the stateless violations of an action and its limit [`Claim`]s; the caller settles
 //! the claims atomically against its [`Limits`](crate::limits::Limits) (in memory, or in one
-//! database transaction), and [`decide`] turns both into a [`Decision`].
+//! database transaction) and decides, both in [`Evaluation::settle`].
 
 mod args;
 mod index;
@@ -17,7 +17,7 @@ use serde::{Serialize, Serializer, ser::SerializeStruct};
 
 use crate::action::Action;
 use crate::ids::{LineageId, PolicyId, RuleId};
-use crate::limits::{Claim, Exceeded};
+use crate::limits::{Claim, Exceeded, Limits, Settle};
 use crate::policy::Policy;
 use crate::rule::RuleType;
 use crate::scope::Scope;
@@ -157,8 +157,24 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// The decision, as [`decide`] makes it, leaving this evaluation whole (a caller that may
-    /// settle the same evaluation again, e.g. when a commit is retried).
+    /// The second phase of a check: settles the claims against `limits` at `at` and decides.
+    /// Only an action that no stateless rule refuses consumes budget; a refused one is still
+    /// checked against every limit, so its decision lists every reason. The evaluation stays
+    /// whole (a group commit may settle it again when retried).
+    ///
+    /// This is the one decision of a check: in process ([`Enforcer`](crate::Enforcer)), in
+    /// replay, and in a store's group commit.
+    pub fn settle(&self, limits: &mut impl Limits, at: Timestamp) -> Decision {
+        let mode = if self.violations.is_empty() {
+            Settle::CommitIfWithin
+        } else {
+            Settle::CheckOnly
+        };
+        let exceeded = limits.settle(&self.claims, at, mode);
+        self.decision(&exceeded)
+    }
+
+    /// The decision of these violations and the claims found `exceeded`.
     pub fn decision(&self, exceeded: &[Exceeded]) -> Decision {
         let mut violations = self.violations.clone();
         for e in exceeded {
@@ -194,6 +210,13 @@ impl Decision {
         }
     }
 
+    /// The violations that halt the run (a cost cap, a run's duration), when it halts.
+    pub fn halting(&self) -> impl Iterator<Item = &Violation> {
+        self.violations
+            .iter()
+            .filter(|v| v.outcome == Outcome::Halt)
+    }
+
     /// An allow with no violations.
     pub fn allow() -> Decision {
         Decision {
@@ -201,20 +224,6 @@ impl Decision {
             violations: Vec::new(),
         }
     }
-}
-
-/// Turns the stateless violations and the settled claims of one action into its decision.
-pub fn decide(evaluation: Evaluation, exceeded: &[Exceeded]) -> Decision {
-    let Evaluation {
-        mut violations,
-        claims,
-    } = evaluation;
-    for e in exceeded {
-        if let Some(claim) = claims.get(e.claim) {
-            violations.push(claim.violation(e.used));
-        }
-    }
-    Decision::from_violations(violations)
 }
 
 /// A set of policies compiled for evaluation. Built once per pinned set and shared (it is

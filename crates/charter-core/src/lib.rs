@@ -6,7 +6,7 @@
 //! The flow: outside JSON is parsed once into typed values ([`PolicyDefinition::parse`],
 //! [`Action::parse`], [`PolicyDocument::parse_many`]); a set of policies is compiled once into a
 //! [`CompiledSet`]; each action is evaluated against it into stateless violations and limit
-//! claims; the claims are settled; [`engine::decide`] turns both into a [`Decision`].
+//! claims; [`Evaluation::settle`](engine::Evaluation::settle) settles the claims and decides.
 
 pub mod action;
 pub mod calendar;

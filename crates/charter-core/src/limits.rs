@@ -5,7 +5,7 @@
 //! counter, so a clone keeps the budget already used (product.md §4). [`MemoryLimits`] keeps
 //! the state in memory, for one node and for replay; the store keeps it in the database.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -263,134 +263,35 @@ pub trait Limits {
     fn settle(&mut self, claims: &[Claim], at: Timestamp, mode: Settle) -> Vec<Exceeded>;
 }
 
-/// In-memory limit state: for one node, and for replay.
+/// Limit state in buckets: the one settlement of claims, wherever the counters live.
+///
+/// Each counter is a table of buckets ([`ClaimWindow::buckets`]): rolling windows in buckets
+/// of 1/60 of the window, a calendar period in the bucket named by its start, a run in bucket
+/// 0. A claim counts the buckets its window covers at its instant; a claim whose window reaches
+/// back before the history a counter keeps (two windows behind its newest bucket) fails
+/// closed. One node and replay keep all their state here; a store loads the rows one
+/// transaction needs into one, settles in memory, and writes back what
+/// [`MemoryLimits::settle_with`] reports committed, so a node's memory, a replay and a
+/// database transaction cannot count differently.
 #[derive(Debug, Default)]
 pub struct MemoryLimits {
-    counters: FxHashMap<CounterKey, Counter>,
+    counters: FxHashMap<CounterKey, BTreeMap<i64, u64>>,
 }
 
-#[derive(Debug)]
-enum Counter {
-    Rolling(Rolling),
-    Calendar(Vec<(i64, u64)>),
-    Total(u64),
-}
-
-/// A rolling-window count in buckets of 1/60 of the window. Counting whole buckets can only
-/// over-count, by at most one bucket: a limit may block up to 1/60 of the window early, never
-/// let more through.
-#[derive(Debug)]
-struct Rolling {
-    width: i64,
-    buckets: VecDeque<(i64, u64)>,
-    /// Buckets before this index were dropped; a claim reaching back before it cannot be
-    /// counted honestly and fails closed.
-    horizon: i64,
-}
-
-/// Calendar periods kept per counter: the current one and a few before it, for actions that
-/// arrive slightly out of order.
-const CALENDAR_KEPT: usize = 4;
-
-impl Rolling {
-    fn new(window_ms: u64) -> Rolling {
-        let window = i64::try_from(window_ms).unwrap_or(i64::MAX);
-        Rolling {
-            width: (window.saturating_add(59) / 60).max(1),
-            buckets: VecDeque::new(),
-            horizon: i64::MIN,
-        }
+/// What a claim's counter holds in the buckets of `buckets`.
+fn used_in(counter: &BTreeMap<i64, u64>, buckets: Buckets) -> u64 {
+    // History older than what the counter keeps was pruned: a claim reaching back there (a
+    // clock that lags) cannot be counted honestly and fails closed.
+    if let (Some((top, _)), Some(kept)) = (counter.last_key_value(), buckets.kept)
+        && buckets.first < top.saturating_sub(kept)
+    {
+        return u64::MAX;
     }
-
-    fn first_bucket(&self, at: i64, window: i64) -> i64 {
-        at.saturating_sub(window).div_euclid(self.width)
-    }
-
-    fn used(&self, at: i64, window: i64) -> u64 {
-        let first = self.first_bucket(at, window);
-        if first < self.horizon {
-            return u64::MAX;
-        }
-        // Later buckets count too: an action recorded "in the future" of this one (clocks of
-        // concurrent checks) still shares any window with it.
-        self.buckets
-            .iter()
-            .filter(|(b, _)| *b >= first)
-            .map(|(_, n)| n)
-            .fold(0u64, |a, n| a.saturating_add(*n))
-    }
-
-    fn add(&mut self, at: i64, window: i64, amount: u64) {
-        let bucket = at.div_euclid(self.width);
-        if let Some((_, n)) = self.buckets.iter_mut().rev().find(|(b, _)| *b == bucket) {
-            *n = n.saturating_add(amount);
-        } else {
-            let place = self.buckets.partition_point(|(b, _)| *b < bucket);
-            self.buckets.insert(place, (bucket, amount));
-        }
-        // Keep two windows of history, so actions somewhat out of order are still counted.
-        let keep_from = self.first_bucket(at, window.saturating_mul(2));
-        while self.buckets.front().is_some_and(|(b, _)| *b < keep_from) {
-            self.buckets.pop_front();
-            self.horizon = self.horizon.max(keep_from);
-        }
-    }
-}
-
-impl Counter {
-    fn new(window: ClaimWindow) -> Counter {
-        match window {
-            ClaimWindow::Rolling { millis } => Counter::Rolling(Rolling::new(millis)),
-            ClaimWindow::Calendar { .. } => Counter::Calendar(Vec::new()),
-            ClaimWindow::Run => Counter::Total(0),
-        }
-    }
-
-    fn used(&self, window: ClaimWindow, at: i64) -> u64 {
-        match (self, window) {
-            (Counter::Rolling(r), ClaimWindow::Rolling { millis }) => {
-                r.used(at, i64::try_from(millis).unwrap_or(i64::MAX))
-            }
-            (Counter::Calendar(periods), ClaimWindow::Calendar { start, .. }) => {
-                let start = start.as_millisecond();
-                match periods.iter().find(|(s, _)| *s == start) {
-                    Some((_, spent)) => *spent,
-                    // An older period than any kept: it can no longer be counted honestly.
-                    None if periods.len() == CALENDAR_KEPT
-                        && periods.first().is_some_and(|(s, _)| start < *s) =>
-                    {
-                        u64::MAX
-                    }
-                    None => 0,
-                }
-            }
-            (Counter::Total(total), _) => *total,
-            // A key always comes with one kind of window; anything else fails closed.
-            _ => u64::MAX,
-        }
-    }
-
-    fn add(&mut self, window: ClaimWindow, at: i64, amount: u64) {
-        match (self, window) {
-            (Counter::Rolling(r), ClaimWindow::Rolling { millis }) => {
-                r.add(at, i64::try_from(millis).unwrap_or(i64::MAX), amount);
-            }
-            (Counter::Calendar(periods), ClaimWindow::Calendar { start, .. }) => {
-                let start = start.as_millisecond();
-                if let Some((_, spent)) = periods.iter_mut().find(|(s, _)| *s == start) {
-                    *spent = spent.saturating_add(amount);
-                } else {
-                    let place = periods.partition_point(|(s, _)| *s < start);
-                    periods.insert(place, (start, amount));
-                    if periods.len() > CALENDAR_KEPT {
-                        periods.remove(0);
-                    }
-                }
-            }
-            (Counter::Total(total), _) => *total = total.saturating_add(amount),
-            _ => {}
-        }
-    }
+    // Later buckets count too (rolling windows end at `i64::MAX`): an action recorded "in the
+    // future" of this one (clocks of concurrent checks) still shares any window with it.
+    counter
+        .range(buckets.first..=buckets.last)
+        .fold(0u64, |sum, (_, amount)| sum.saturating_add(*amount))
 }
 
 impl MemoryLimits {
@@ -409,6 +310,15 @@ impl MemoryLimits {
         self.counters.is_empty()
     }
 
+    /// Takes stored buckets `(bucket, amount)` of counter `key`, added to what it holds.
+    pub fn load(&mut self, key: CounterKey, rows: impl IntoIterator<Item = (i64, u64)>) {
+        let counter = self.counters.entry(key).or_default();
+        for (bucket, amount) in rows {
+            let slot = counter.entry(bucket).or_insert(0);
+            *slot = slot.saturating_add(amount);
+        }
+    }
+
     /// Forgets the counters of one run once it has ended: nothing can claim on them again.
     pub fn forget_run(&mut self, run_id: &str) {
         self.counters.retain(|key, _| {
@@ -421,20 +331,23 @@ impl MemoryLimits {
     pub fn used(&self, claim: &Claim, at: Timestamp) -> u64 {
         self.counters
             .get(&claim.key)
-            .map_or(0, |c| c.used(claim.window, at.as_millisecond()))
+            .map_or(0, |c| used_in(c, claim.window.buckets(at)))
     }
-}
 
-impl Limits for MemoryLimits {
-    fn settle(&mut self, claims: &[Claim], at: Timestamp, mode: Settle) -> Vec<Exceeded> {
-        let at_ms = at.as_millisecond();
+    /// Settles the claims of one action at `at` (see [`Limits::settle`]), telling `committed`
+    /// each counter it adds to, once per counter, with the buckets of that claim: what a store
+    /// writes back.
+    pub fn settle_with(
+        &mut self,
+        claims: &[Claim],
+        at: Timestamp,
+        mode: Settle,
+        mut committed: impl FnMut(&Claim, Buckets),
+    ) -> Vec<Exceeded> {
         let mut exceeded = Vec::new();
         if mode != Settle::Record {
             for (i, claim) in claims.iter().enumerate() {
-                let used = self
-                    .counters
-                    .get(&claim.key)
-                    .map_or(0, |c| c.used(claim.window, at_ms));
+                let used = self.used(claim, at);
                 if used.saturating_add(claim.amount) > claim.cap {
                     exceeded.push(Exceeded { claim: i, used });
                 }
@@ -454,13 +367,25 @@ impl Limits for MemoryLimits {
                     continue;
                 }
                 done.push(&claim.key);
-                self.counters
-                    .entry(claim.key.clone())
-                    .or_insert_with(|| Counter::new(claim.window))
-                    .add(claim.window, at_ms, claim.amount);
+                let buckets = claim.window.buckets(at);
+                let counter = self.counters.entry(claim.key.clone()).or_default();
+                let slot = counter.entry(buckets.commit).or_insert(0);
+                *slot = slot.saturating_add(claim.amount);
+                if let Some(before) = buckets.prune_before
+                    && counter.first_key_value().is_some_and(|(b, _)| *b < before)
+                {
+                    *counter = counter.split_off(&before);
+                }
+                committed(claim, buckets);
             }
         }
         exceeded
+    }
+}
+
+impl Limits for MemoryLimits {
+    fn settle(&mut self, claims: &[Claim], at: Timestamp, mode: Settle) -> Vec<Exceeded> {
+        self.settle_with(claims, at, mode, |_, _| {})
     }
 }
 

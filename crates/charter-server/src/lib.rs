@@ -16,7 +16,7 @@ pub use api::router;
 pub use error::ApiError;
 pub use extract::Caller;
 pub use metrics::Metrics;
-pub use runtime::Runtime;
+pub use runtime::{Checked, Runtime};
 pub use schemas::openapi;
 pub use serve::{SHUTDOWN_GRACE, bootstrap, serve};
 pub use state::{

@@ -1,6 +1,8 @@
-//! What checks share: compiled policy sets by their pinned set's hash (a set is compiled once
-//! and shared by every run that pins it), the running runs this node has seen, and the
-//! group-commit writer that settles, decides and records checks.
+//! The runtime: how a check of a run's action is decided, with no HTTP in it. It holds what
+//! checks share: compiled policy sets by their pinned set's hash (a set is compiled once and
+//! shared by every run that pins it), the running runs this node has seen, the group-commit
+//! writer that settles, decides and records checks, and the channel of committed violation
+//! events that the Monitor's live stream reads.
 //!
 //! A run's tenant, agent, start and pinned set never change, so they are kept in memory once
 //! read and a check reads nothing from the database before its commit. Whether the run is still
@@ -10,12 +12,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use charter_core::CompiledSet;
-use charter_store::{ActionWriter, Principal, Run, RunStatus, Store, ViolationEvent};
+use charter_core::engine::{Decision, RunContext};
+use charter_core::{Action, CompiledSet};
+use charter_store::{
+    ActionWriter, CheckOutcome, PendingCheck, Principal, Run, RunStatus, Store, StoreError,
+    ViolationEvent,
+};
 use jiff::Timestamp;
+use serde_json::Value;
 use tokio::sync::broadcast;
-
-use crate::error::ApiError;
 
 /// The runtime part of the server's state.
 #[derive(Debug, Clone)]
@@ -39,8 +44,26 @@ pub(crate) struct LiveRun {
     pub(crate) set: Arc<CompiledSet>,
 }
 
+/// What became of a check.
+#[derive(Debug)]
+pub enum Checked {
+    /// Decided and recorded as the action `action_id` of the run.
+    Decided {
+        /// The recorded action's id.
+        action_id: String,
+        /// The decision, with every violated rule.
+        decision: Decision,
+    },
+    /// The run had been halted: every later action is refused with the violations that
+    /// halted it, and nothing is recorded.
+    Halted {
+        /// Those violations.
+        halted_by: Value,
+    },
+}
+
 /// A run as a check finds it.
-pub(crate) enum Found {
+enum Found {
     /// Running (as far as this node knows: the commit decides).
     Live(Arc<LiveRun>),
     /// Halted or ended: the check is answered from the run.
@@ -66,20 +89,92 @@ impl Runtime {
         }
     }
 
+    /// Checks `action` of run `run_id` for `principal` at `now` (the server's clock): evaluates
+    /// it against the run's pinned set, hands it to the group commit, which settles its claims,
+    /// decides and records it, and answers once it is durable; then streams its violation
+    /// events. A run that has ended is a conflict; another tenant's run is not found.
+    pub async fn check<S: Store>(
+        &self,
+        store: &S,
+        principal: &Principal,
+        run_id: &str,
+        action: Action,
+        now: Timestamp,
+    ) -> Result<Checked, StoreError> {
+        let run = match self.find_run(store, principal, run_id).await? {
+            Found::Live(run) => run,
+            Found::Stopped(run) => return stopped(run_id, run.ended_at.is_some(), run.halted_by),
+        };
+        // Never before the run's start, even if this node's clock is behind the one that
+        // started it (or stepped back): a run's actions are found from its start on.
+        let now = now.max(run.started_at);
+        let ctx = RunContext {
+            tenant_id: &run.tenant_id,
+            agent_id: &run.agent_id,
+            run_id: &run.id,
+            run_started_at: run.started_at,
+            now,
+        };
+        let evaluation = run.set.evaluate(&action, &ctx);
+        let action_id = format!("evt_{}", charter_store::new_id_suffix());
+        let outcome = self
+            .writer
+            .check(PendingCheck {
+                id: action_id.clone(),
+                run_id: run.id.clone(),
+                tenant_id: run.tenant_id.clone(),
+                agent_id: run.agent_id.clone(),
+                at: now,
+                action,
+                evaluation,
+                policy_set_hash: run.policy_set_hash.clone(),
+            })
+            .await?;
+        match outcome {
+            CheckOutcome::Decided { decision, events } => {
+                if decision.outcome == charter_core::Outcome::Halt {
+                    self.forget_run(run_id);
+                }
+                // Only committed events are streamed; nobody listening is fine.
+                for event in events {
+                    let _ = self.events.send(Arc::new(event));
+                }
+                Ok(Checked::Decided {
+                    action_id,
+                    decision,
+                })
+            }
+            // The run stopped (here or on another node) before this check was committed.
+            CheckOutcome::Halted { halted_by } => {
+                self.forget_run(run_id);
+                stopped(run_id, false, Some(halted_by))
+            }
+            CheckOutcome::Ended => {
+                self.forget_run(run_id);
+                stopped(run_id, true, None)
+            }
+            CheckOutcome::NoRun => Err(StoreError::NotFound {
+                what: format!("run {run_id}"),
+            }),
+        }
+    }
+
     /// The run `id` for a check by `principal`: from memory, or read once from the store.
-    pub(crate) async fn find_run<S: Store>(
+    async fn find_run<S: Store>(
         &self,
         store: &S,
         principal: &Principal,
         id: &str,
-    ) -> Result<Found, ApiError> {
+    ) -> Result<Found, StoreError> {
         let known = self.runs.read().ok().and_then(|runs| runs.get(id).cloned());
         if let Some(live) = known {
             // Another tenant's run does not exist for this caller, as in the store.
             return if principal.sees(Some(&live.tenant_id)) {
                 Ok(Found::Live(live))
             } else {
-                Err(ApiError::not_found(format!("run {id}")))
+                Err(StoreError::NotFound {
+                    what: format!("run {id}"),
+                })
             };
         }
         let run = store.get_run(principal, id).await?;
@@ -112,7 +207,7 @@ impl Runtime {
     }
 
     /// The compiled set a run pinned: from the cache, or compiled from the store once.
-    async fn set_of<S: Store>(&self, store: &S, run: &Run) -> Result<Arc<CompiledSet>, ApiError> {
+    async fn set_of<S: Store>(&self, store: &S, run: &Run) -> Result<Arc<CompiledSet>, StoreError> {
         let hash = &run.policy_set.hash;
         if let Some(set) = self
             .sets
@@ -125,11 +220,25 @@ impl Runtime {
         let policies = store.pinned_policies(run).await?;
         let set = Arc::new(
             CompiledSet::compile(&policies)
-                .map_err(|e| ApiError::internal(&format!("compiling the pinned set: {e}")))?,
+                .map_err(|e| StoreError::Backend(format!("compiling the pinned set: {e}")))?,
         );
         if let Ok(mut sets) = self.sets.lock() {
             sets.entry(hash.clone()).or_insert_with(|| Arc::clone(&set));
         }
         Ok(set)
     }
+}
+
+/// The answer to a check of a run that has stopped: a conflict once it has ended; a halted run
+/// refuses every later action with the violations that halted it.
+fn stopped(run_id: &str, ended: bool, halted_by: Option<Value>) -> Result<Checked, StoreError> {
+    if ended {
+        return Err(StoreError::Conflict {
+            message: format!("run {run_id} has ended: it takes no more actions"),
+            current_revision: None,
+        });
+    }
+    Ok(Checked::Halted {
+        halted_by: halted_by.unwrap_or_else(|| Value::Array(Vec::new())),
+    })
 }

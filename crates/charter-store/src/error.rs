@@ -61,23 +61,35 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// What a database's refusal means, from its error code (PostgreSQL's SQLSTATE, SQLite's
+    /// extended result code) and message: the one mapping of database errors, whichever
+    /// driver reports them.
+    pub(crate) fn database(code: Option<&str>, message: &str) -> StoreError {
+        // A trigger refusing a change: the row's status forbids it.
+        if let Some(start) = message.find("charter: ") {
+            return StoreError::conflict(message[start + "charter: ".len()..].to_owned());
+        }
+        match code {
+            // A unique or primary key violation (PostgreSQL; SQLite's UNIQUE, PRIMARYKEY).
+            Some("23505" | "2067" | "1555") => StoreError::conflict("already exists"),
+            // PostgreSQL deadlock or serialisation failure, SQLite still busy or locked after
+            // its timeout: nothing was changed, and the caller may simply retry.
+            Some("40P01" | "40001" | "5" | "6" | "261" | "262" | "517" | "773") => {
+                StoreError::conflict("the change raced another one; retry")
+            }
+            _ => StoreError::Backend(match code {
+                Some(code) => format!("database error {code}: {message}"),
+                None => message.to_owned(),
+            }),
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> StoreError {
-        // A trigger refusing a change surfaces as a database error: report it as a conflict,
-        // since it means the row's status forbids the change.
         if let sqlx::Error::Database(db) = &e {
-            let message = db.message();
-            if let Some(start) = message.find("charter: ") {
-                return StoreError::conflict(message[start + "charter: ".len()..].to_owned());
-            }
-            if db.is_unique_violation() {
-                return StoreError::conflict("already exists");
-            }
-            // PostgreSQL deadlock or serialisation failure, SQLite still busy after its
-            // timeout: nothing was changed, and the caller may simply retry.
-            if matches!(db.code().as_deref(), Some("40P01" | "40001" | "5" | "517")) {
-                return StoreError::conflict("the change raced another one; retry");
-            }
+            return StoreError::database(db.code().as_deref(), db.message());
         }
         StoreError::Backend(e.to_string())
     }

@@ -8,13 +8,13 @@
 
 mod audit;
 mod book;
+mod commit;
 mod error;
 mod ids;
 mod key_cache;
 mod model;
 mod postgres;
 mod runs;
-mod settle;
 mod sqlite;
 mod writer;
 

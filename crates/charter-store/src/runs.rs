@@ -158,8 +158,8 @@ pub enum CheckOutcome {
     Decided {
         /// The decision, with every violation.
         decision: Decision,
-        /// The Monitor's ids of the violations, in order.
-        violation_ids: Vec<String>,
+        /// The Monitor's events of its violations, one per violation, in order, as recorded.
+        events: Vec<ViolationEvent>,
     },
     /// The run was halted before this check was committed: nothing was recorded.
     Halted {
@@ -170,21 +170,6 @@ pub enum CheckOutcome {
     Ended,
     /// No such run.
     NoRun,
-}
-
-/// One decided action as it is written.
-#[derive(Debug, Clone)]
-pub(crate) struct ActionRecord<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) run_id: &'a str,
-    pub(crate) tenant_id: &'a str,
-    pub(crate) agent_id: &'a str,
-    pub(crate) at: Timestamp,
-    pub(crate) action: &'a Action,
-    pub(crate) decision: Outcome,
-    pub(crate) violations: &'a [Violation],
-    pub(crate) policy_set_hash: &'a str,
-    pub(crate) violation_ids: &'a [String],
 }
 
 /// A block or halt, as the Monitor shows it (one per violated rule of a refused action).
@@ -224,6 +209,37 @@ pub struct ViolationEvent {
     pub message: String,
 }
 
+impl ViolationEvent {
+    /// The event of `violation`, one of the violations a check of `check`'s action was
+    /// decided with (`shown`: the action as the Monitor shows it), under a new id: the one
+    /// place an event is made from a decision, for the store to record and the server to
+    /// stream.
+    pub(crate) fn of(
+        check: &PendingCheck,
+        violation: &Violation,
+        shown: &ActionSummary,
+    ) -> ViolationEvent {
+        let policy = &violation.source.policy;
+        ViolationEvent {
+            id: crate::ids::new("vio"),
+            at: check.at,
+            decision: violation.outcome.as_str().to_owned(),
+            policy_id: policy.id.to_string(),
+            policy_name: policy.name.clone(),
+            policy_version: policy.version,
+            lineage_id: policy.lineage_id.to_string(),
+            rule_id: violation.source.rule_id.to_string(),
+            rule_type: violation.source.rule_type.as_str().to_owned(),
+            tenant_id: check.tenant_id.clone(),
+            agent_id: check.agent_id.clone(),
+            run_id: check.run_id.clone(),
+            action_id: check.id.clone(),
+            action: shown.clone(),
+            matching_input: violation.matching_input.clone(),
+            message: violation.message.clone(),
+        }
+    }
+}
 /// An action in a violation event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ActionSummary {

@@ -1,10 +1,10 @@
 //! Charter itself: the scenario's export documents parsed and compiled into a `CompiledSet`;
-//! a decision is the full first phase (`evaluate`) and `decide`, violations and messages
+//! a decision is the full first phase (`evaluate`) and its `decision`, violations and messages
 //! included. These scenarios have no rate or cost rules, so there are no claims to settle.
 
 use anyhow::{Context, Result, bail};
 use charter_core::action::Action as CharterAction;
-use charter_core::engine::{CompiledSet, RunContext, decide};
+use charter_core::engine::{CompiledSet, RunContext};
 use charter_core::{LineageId, Outcome, Policy, PolicyDocument, PolicyId};
 use jiff::Timestamp;
 use serde_json::json;
@@ -76,6 +76,6 @@ impl Engine for Charter {
         if !evaluation.claims.is_empty() {
             bail!("unexpected limit claims: the scenarios have no rate or cost rules");
         }
-        Ok(decide(evaluation, &[]).outcome == Outcome::Allow)
+        Ok(evaluation.decision(&[]).outcome == Outcome::Allow)
     }
 }

@@ -1,6 +1,6 @@
-//! Runs and checks: the hot path. A run pins the active set at its start; a check evaluates
-//! one action with the server's clock, settles its limit claims atomically, records the action
-//! and its decision durably (group commit), and only then answers.
+//! Runs and checks over HTTP. A run pins the active set at its start; a check is parsed here
+//! and decided by the runtime (`crate::runtime`), which answers once the action and its
+//! decision are durably recorded.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,15 +8,14 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use charter_core::Action;
-use charter_core::engine::RunContext;
-use charter_store::{CheckOutcome, PendingCheck, Principal, RunFilter, RunStatus, Store};
+use charter_store::{Principal, RunFilter, RunStatus, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{json, page_limit, parse};
 use crate::error::ApiError;
 use crate::extract::{Executor, JsonBody, NoQuery, Params, PathParams, Reader};
-use crate::runtime::Found;
+use crate::runtime::Checked;
 use crate::state::AppState;
 
 pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
@@ -133,100 +132,36 @@ async fn check<S: Store + Clone>(
 ) -> Result<axum::response::Response, ApiError> {
     let started = std::time::Instant::now();
     let action = Action::from_value(body)?;
-    let run = match state
+    let checked = state
         .runtime
-        .find_run(&state.store, &caller.principal, &run_id)
-        .await?
-    {
-        Found::Live(run) => run,
-        Found::Stopped(run) => return stopped(&run_id, run.ended_at.is_some(), run.halted_by),
-    };
-    // Never before the run's start, even if this node's clock is behind the one that started
-    // it (or stepped back): a run's actions are found from its start on.
-    let now = state.clock.now().max(run.started_at);
-    let ctx = RunContext {
-        tenant_id: &run.tenant_id,
-        agent_id: &run.agent_id,
-        run_id: &run.id,
-        run_started_at: run.started_at,
-        now,
-    };
-    let evaluation = run.set.evaluate(&action, &ctx);
-    // What the Monitor shows of the action, taken before the action moves to the writer (only
-    // when a rule could refuse it).
-    let shown = (!evaluation.violations.is_empty() || !evaluation.claims.is_empty()).then(|| {
-        charter_store::ActionSummary {
-            kind: action.kind().as_str().to_owned(),
-            summary: action.summary(),
-        }
-    });
-    let action_id = format!("evt_{}", charter_store::new_id_suffix());
-    let outcome = state
-        .runtime
-        .writer
-        .check(PendingCheck {
-            id: action_id.clone(),
-            run_id: run.id.clone(),
-            tenant_id: run.tenant_id.clone(),
-            agent_id: run.agent_id.clone(),
-            at: now,
+        .check(
+            &state.store,
+            &caller.principal,
+            &run_id,
             action,
-            evaluation,
-            policy_set_hash: run.policy_set_hash.clone(),
-        })
+            state.clock.now(),
+        )
         .await?;
-    let (decision, violation_ids) = match outcome {
-        CheckOutcome::Decided {
+    let (action_id, decision) = match checked {
+        Checked::Decided {
+            action_id,
             decision,
-            violation_ids,
-        } => (decision, violation_ids),
-        // The run stopped (here or on another node) before this check was committed.
-        CheckOutcome::Halted { halted_by } => {
-            state.runtime.forget_run(&run_id);
-            return stopped(&run_id, false, Some(halted_by));
+        } => (action_id, decision),
+        Checked::Halted { halted_by } => {
+            return Ok(Json(json!({
+                "decision": "halt", "run_id": run_id, "action_id": null,
+                "violations": halted_by,
+            }))
+            .into_response());
         }
-        CheckOutcome::Ended => {
-            state.runtime.forget_run(&run_id);
-            return stopped(&run_id, true, None);
-        }
-        CheckOutcome::NoRun => return Err(ApiError::not_found(format!("run {run_id}"))),
     };
-    if decision.outcome == charter_core::Outcome::Halt {
-        state.runtime.forget_run(&run_id);
-    }
-    if let Some(shown) = shown {
-        // Only committed events are streamed; nobody listening is fine.
-        for (v, id) in decision.violations.iter().zip(violation_ids) {
-            let _ = state
-                .runtime
-                .events
-                .send(std::sync::Arc::new(charter_store::ViolationEvent {
-                    id,
-                    at: now,
-                    decision: v.outcome.as_str().to_owned(),
-                    policy_id: v.source.policy.id.to_string(),
-                    policy_name: v.source.policy.name.clone(),
-                    policy_version: v.source.policy.version,
-                    lineage_id: v.source.policy.lineage_id.to_string(),
-                    rule_id: v.source.rule_id.to_string(),
-                    rule_type: v.source.rule_type.as_str().to_owned(),
-                    tenant_id: run.tenant_id.clone(),
-                    agent_id: run.agent_id.clone(),
-                    run_id: run.id.clone(),
-                    action_id: action_id.clone(),
-                    action: shown.clone(),
-                    matching_input: v.matching_input.clone(),
-                    message: v.message.clone(),
-                }));
-        }
-    }
     state
         .metrics
         .observe_decision(decision.outcome.as_str(), started.elapsed().as_secs_f64());
     // Serialized straight from the decision, not through a JSON tree.
     Ok(Json(Answer {
         decision: decision.outcome,
-        run_id: &run.id,
+        run_id: &run_id,
         action_id: &action_id,
         violations: &decision.violations,
     })
@@ -240,25 +175,6 @@ struct Answer<'a> {
     run_id: &'a str,
     action_id: &'a str,
     violations: &'a [charter_core::engine::Violation],
-}
-
-/// The answer to a check on a run that has stopped: 409 once it has ended; a halted run refuses
-/// every later action with the violations that halted it, and records nothing.
-fn stopped(
-    run_id: &str,
-    ended: bool,
-    halted_by: Option<Value>,
-) -> Result<axum::response::Response, ApiError> {
-    if ended {
-        return Err(ApiError::conflict(format!(
-            "run {run_id} has ended: it takes no more actions"
-        )));
-    }
-    Ok(Json(json!({
-        "decision": "halt", "run_id": run_id, "action_id": null,
-        "violations": halted_by.unwrap_or_else(|| json!([])),
-    }))
-    .into_response())
 }
 
 /// `POST /v1/runs/{run_id}/end`: how the run ended; the body may be empty.

@@ -1,11 +1,12 @@
 //! Limit counters settled outside a run (`Store::settle`).
 
-use charter_core::limits::{Claim, Exceeded, Settle};
+use charter_core::limits::{Claim, Exceeded, Limits as _, Settle};
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
 
 use super::{Db, LOCK_COUNTER, Result, Tx, begin};
-use crate::book::Book;
+use crate::book::{Book, Wanted};
+use crate::commit::{ADD_TO_COUNTER, LOAD_COUNTER, PRUNE_COUNTER};
 use crate::error::StoreError;
 
 /// Settles the claims of one action in one transaction: every claim is checked against its
@@ -35,22 +36,20 @@ pub(crate) async fn settle(
 pub(super) async fn load_counters(
     tx: &mut Tx,
     book: &mut Book,
-    wanted: std::collections::BTreeMap<String, i64>,
+    wanted: std::collections::BTreeMap<String, Wanted>,
 ) -> Result<()> {
-    for (key, first) in wanted {
+    for (text, Wanted { key, first }) in wanted {
         if !LOCK_COUNTER.is_empty() {
             sqlx::query(LOCK_COUNTER)
-                .bind(&key)
+                .bind(&text)
                 .execute(&mut **tx)
                 .await?;
         }
-        let rows = sqlx::query(
-            "SELECT bucket, amount FROM limit_counters WHERE counter = $1 AND bucket >= $2",
-        )
-        .bind(&key)
-        .bind(first)
-        .fetch_all(&mut **tx)
-        .await?;
+        let rows = sqlx::query(LOAD_COUNTER)
+            .bind(&text)
+            .bind(first)
+            .fetch_all(&mut **tx)
+            .await?;
         let rows = rows
             .iter()
             .map(|row| Ok((row.try_get("bucket")?, row.try_get("amount")?)))
@@ -66,18 +65,15 @@ pub(super) async fn store_counters(tx: &mut Tx, book: &Book) -> Result<()> {
     for (key, bucket, amount) in book.additions() {
         let amount = i64::try_from(amount)
             .map_err(|_| StoreError::Backend("counter amount out of range".into()))?;
-        sqlx::query(
-            "INSERT INTO limit_counters (counter, bucket, amount) VALUES ($1, $2, $3) \
-             ON CONFLICT (counter, bucket) DO UPDATE SET amount = limit_counters.amount + excluded.amount",
-        )
-        .bind(key)
-        .bind(bucket)
-        .bind(amount)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(ADD_TO_COUNTER)
+            .bind(key)
+            .bind(bucket)
+            .bind(amount)
+            .execute(&mut **tx)
+            .await?;
     }
     for (key, before) in book.prunes() {
-        sqlx::query("DELETE FROM limit_counters WHERE counter = $1 AND bucket < $2")
+        sqlx::query(PRUNE_COUNTER)
             .bind(key)
             .bind(before)
             .execute(&mut **tx)

@@ -1,6 +1,6 @@
-//! The group commit on a SQLite file, through rusqlite on a blocking thread: the same
-//! transaction as `ops::commit_checks` (which PostgreSQL and an in-memory SQLite database use),
-//! written against SQLite's own interface.
+//! The group commit on a SQLite file, through rusqlite on a blocking thread: the statements
+//! and decisions of `crate::commit`, executed against SQLite's own interface (`ops::commit_checks`
+//! executes the same through sqlx for PostgreSQL and an in-memory SQLite database).
 //!
 //! Through sqlx, each statement of a batch (begin, the batch's runs, each counter, the inserts,
 //! commit) is a round trip to the connection's thread, and every bound value is copied into an
@@ -19,15 +19,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use charter_core::engine::Decision;
-use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::{PRAGMAS, Sync};
-use crate::book::Book;
+use crate::book::{Book, Wanted};
+use crate::commit::{
+    ACTION_TABLE, ADD_TO_COUNTER, HALT_RUN, LOAD_COUNTER, PRUNE_COUNTER, Param, RunState,
+    VIOLATION_TABLE, action_row, plan, read_runs, run_chunks, violation_row,
+};
 use crate::error::StoreError;
-use crate::ids;
 use crate::runs::{CheckBatch, CheckOutcome, PendingCheck};
-use crate::settle::{RunState, Step, step};
 
 /// The writing connection, used by one batch at a time.
 #[derive(Debug, Clone)]
@@ -47,19 +48,13 @@ pub(crate) struct Committer {
 }
 
 fn backend(e: &rusqlite::Error) -> StoreError {
-    // SQLite still busy after its timeout: nothing changed, and the caller may retry.
-    if let rusqlite::Error::SqliteFailure(failure, _) = e
-        && matches!(
-            failure.code,
-            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-        )
-    {
-        return StoreError::Conflict {
-            message: "the change raced another one; retry".into(),
-            current_revision: None,
-        };
+    match e {
+        rusqlite::Error::SqliteFailure(failure, message) => StoreError::database(
+            Some(&failure.extended_code.to_string()),
+            message.as_deref().unwrap_or_default(),
+        ),
+        _ => StoreError::Backend(format!("committing checks: {e}")),
     }
-    StoreError::Backend(format!("committing checks: {e}"))
 }
 
 impl Committer {
@@ -157,121 +152,73 @@ fn commit(
     let tx = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| backend(&e))?;
-    let mut runs: HashMap<&str, RunState> = HashMap::new();
-    {
+    let mut runs: HashMap<String, RunState> = HashMap::new();
+    for chunk in run_chunks(batch) {
         let mut read = tx
-            .prepare_cached("SELECT status, ended_at, halted_by FROM runs WHERE id = ?1")
+            .prepare_cached(&read_runs(chunk.len(), "", ""))
             .map_err(|e| backend(&e))?;
-        for check in batch {
-            if runs.contains_key(check.run_id.as_str()) {
-                continue;
-            }
-            let row = read
-                .query_row([&check.run_id], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, Option<i64>>(1)?,
-                        row.get::<_, Option<String>>(2)?,
-                    ))
-                })
-                .optional()
-                .map_err(|e| backend(&e))?;
-            if let Some((status, ended, halted_by)) = row {
-                runs.insert(
-                    check.run_id.as_str(),
-                    RunState::read(&status, ended.is_some(), halted_by.as_deref())?,
-                );
-            }
+        let mut rows = read
+            .query(rusqlite::params_from_iter(chunk))
+            .map_err(|e| backend(&e))?;
+        while let Some(row) = rows.next().map_err(|e| backend(&e))? {
+            let (id, status, ended, halted_by) = (
+                row.get::<_, String>(0).map_err(|e| backend(&e))?,
+                row.get::<_, String>(1).map_err(|e| backend(&e))?,
+                row.get::<_, Option<i64>>(2).map_err(|e| backend(&e))?,
+                row.get::<_, Option<String>>(3).map_err(|e| backend(&e))?,
+            );
+            let state = RunState::read(&status, ended.is_some(), halted_by.as_deref())?;
+            runs.insert(id, state);
         }
     }
     let mut book = Book::default();
     {
-        let mut load = tx
-            .prepare_cached(
-                "SELECT bucket, amount FROM limit_counters WHERE counter = ?1 AND bucket >= ?2",
-            )
-            .map_err(|e| backend(&e))?;
-        for (key, first) in
+        let mut load = tx.prepare_cached(LOAD_COUNTER).map_err(|e| backend(&e))?;
+        for (text, Wanted { key, first }) in
             Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)))
         {
             let rows = load
-                .query_map(params![key, first], |row| Ok((row.get(0)?, row.get(1)?)))
+                .query_map(params![text, first], |row| Ok((row.get(0)?, row.get(1)?)))
                 .map_err(|e| backend(&e))?
                 .collect::<Result<Vec<(i64, i64)>, _>>()
                 .map_err(|e| backend(&e))?;
             book.load(key, rows);
         }
     }
-    let mut outcomes = Vec::with_capacity(batch.len());
+    let plan = plan(batch, &mut runs, &mut book)?;
     {
-        let mut halt = tx
-            .prepare_cached("UPDATE runs SET status = 'halted', halted_by = ?1 WHERE id = ?2")
-            .map_err(|e| backend(&e))?;
+        let mut halt = tx.prepare_cached(HALT_RUN).map_err(|e| backend(&e))?;
+        for (index, halted_by) in &plan.halts {
+            let run = batch.get(*index).map(|c| c.run_id.as_str());
+            halt.execute(params![halted_by, run])
+                .map_err(|e| backend(&e))?;
+        }
         let mut insert_action = tx
-            .prepare_cached(
-                "INSERT INTO actions (id, run_id, tenant_id, agent_id, at, kind, input, decision, policy_set_hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
+            .prepare_cached(&ACTION_TABLE.insert(1))
             .map_err(|e| backend(&e))?;
-        let mut insert_violation = tx
-            .prepare_cached(
-                "INSERT INTO violations (id, at, decision, policy_id, policy_name, policy_version, \
-                 lineage_id, rule_id, rule_type, tenant_id, agent_id, run_id, action_id, action_kind, \
-                 action_summary, matching_input, message) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )
-            .map_err(|e| backend(&e))?;
-        for check in batch {
-            let (decision, halting) =
-                match step(runs.get_mut(check.run_id.as_str()), &mut book, check)? {
-                    Step::Refused(outcome) => {
-                        outcomes.push(outcome);
-                        continue;
-                    }
-                    Step::Decided { decision, halting } => (decision, halting),
-                };
-            if let Some(halting) = halting {
-                halt.execute(params![halting.to_string(), check.run_id])
+        for recorded in &plan.recorded {
+            if let Some(check) = batch.get(recorded.check) {
+                insert_action
+                    .execute(action_row(check, recorded))
                     .map_err(|e| backend(&e))?;
             }
-            let at = check.at.as_millisecond();
-            let kind = check.action.kind().as_str();
-            insert_action
-                .execute(params![
-                    check.id,
-                    check.run_id,
-                    check.tenant_id,
-                    check.agent_id,
-                    at,
-                    kind,
-                    serde_json::to_string(&check.action)?,
-                    decision.outcome.as_str(),
-                    check.policy_set_hash,
-                ])
-                .map_err(|e| backend(&e))?;
-            let violation_ids = record_violations(&mut insert_violation, check, &decision)?;
-            outcomes.push(CheckOutcome::Decided {
-                decision,
-                violation_ids,
-            });
         }
-    }
-    {
-        let mut add = tx
-            .prepare_cached(
-                "INSERT INTO limit_counters (counter, bucket, amount) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (counter, bucket) DO UPDATE SET amount = limit_counters.amount + excluded.amount",
-            )
+        let mut insert_violation = tx
+            .prepare_cached(&VIOLATION_TABLE.insert(1))
             .map_err(|e| backend(&e))?;
+        for event in plan.events() {
+            insert_violation
+                .execute(violation_row(event))
+                .map_err(|e| backend(&e))?;
+        }
+        let mut add = tx.prepare_cached(ADD_TO_COUNTER).map_err(|e| backend(&e))?;
         for (key, bucket, amount) in book.additions() {
             let amount = i64::try_from(amount)
                 .map_err(|_| StoreError::Backend("counter amount out of range".into()))?;
             add.execute(params![key, bucket, amount])
                 .map_err(|e| backend(&e))?;
         }
-        let mut prune = tx
-            .prepare_cached("DELETE FROM limit_counters WHERE counter = ?1 AND bucket < ?2")
-            .map_err(|e| backend(&e))?;
+        let mut prune = tx.prepare_cached(PRUNE_COUNTER).map_err(|e| backend(&e))?;
         for (key, before) in book.prunes() {
             prune
                 .execute(params![key, before])
@@ -279,49 +226,18 @@ fn commit(
         }
     }
     tx.commit().map_err(|e| backend(&e))?;
-    Ok(outcomes)
+    Ok(plan.outcomes)
 }
 
-/// Writes the violation events of one decided check; returns their ids, in order.
-fn record_violations(
-    insert: &mut rusqlite::CachedStatement<'_>,
-    check: &PendingCheck,
-    decision: &Decision,
-) -> Result<Vec<String>, StoreError> {
-    if decision.violations.is_empty() {
-        return Ok(Vec::new());
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Param::Text(text) | Param::MaybeText(Some(text)) => ValueRef::Text(text.as_bytes()),
+            Param::MaybeText(None) => ValueRef::Null,
+            Param::Int(n) => ValueRef::Integer(n),
+        }))
     }
-    let summary = check.action.summary();
-    let at = check.at.as_millisecond();
-    let kind = check.action.kind().as_str();
-    let mut ids = Vec::with_capacity(decision.violations.len());
-    for v in &decision.violations {
-        let id = ids::new("vio");
-        let policy = &v.source.policy;
-        insert
-            .execute(params![
-                id,
-                at,
-                v.outcome.as_str(),
-                policy.id.as_str(),
-                policy.name,
-                i64::from(policy.version),
-                policy.lineage_id.as_str(),
-                v.source.rule_id.as_str(),
-                v.source.rule_type.as_str(),
-                check.tenant_id,
-                check.agent_id,
-                check.run_id,
-                check.id,
-                kind,
-                summary,
-                v.matching_input,
-                v.message,
-            ])
-            .map_err(|e| backend(&e))?;
-        ids.push(id);
-    }
-    Ok(ids)
 }
 
 #[cfg(test)]
@@ -332,7 +248,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn the_log_synced_is_sqlites_own_and_only_with_normal() {
-        let base = std::env::temp_dir().join(ids::new("commit"));
+        let base = std::env::temp_dir().join(crate::ids::new("commit"));
         let (real, links) = (base.join("real"), base.join("links"));
         std::fs::create_dir_all(&real).unwrap();
         std::fs::create_dir_all(&links).unwrap();

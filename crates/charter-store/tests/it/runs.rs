@@ -405,15 +405,21 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
         ]))
         .await
         .unwrap();
-    let CheckOutcome::Decided {
-        decision,
-        violation_ids,
-    } = &outcomes[0]
-    else {
+    let CheckOutcome::Decided { decision, events } = &outcomes[0] else {
         panic!("{outcomes:?}");
     };
     assert_eq!(decision.outcome, Outcome::Halt);
-    assert_eq!(violation_ids.len(), decision.violations.len());
+    assert_eq!(events.len(), decision.violations.len());
+    for (event, v) in events.iter().zip(&decision.violations) {
+        assert_eq!(
+            (
+                event.action_id.as_str(),
+                event.rule_id.as_str(),
+                event.decision.as_str()
+            ),
+            ("evt_halt", v.source.rule_id.as_str(), v.outcome.as_str())
+        );
+    }
     let CheckOutcome::Halted { halted_by } = &outcomes[1] else {
         panic!("{outcomes:?}");
     };
