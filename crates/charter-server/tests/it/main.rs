@@ -13,5 +13,6 @@ mod consistency;
 mod isolation;
 mod openapi;
 mod policies;
+mod replay;
 mod requests;
 mod runs;
