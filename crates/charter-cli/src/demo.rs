@@ -318,7 +318,7 @@ async fn live<S: Store + Clone>(store: &S, now: jiff::Timestamp) -> anyhow::Resu
                     now,
                 )
                 .await?;
-            let set = charter_core::CompiledSet::compile(&policies)?;
+            let set = std::sync::Arc::new(charter_core::CompiledSet::compile(&policies)?);
             for step in 0..(2 + dice.below(5)) {
                 let action = charter_core::Action::parse(&action(&mut dice, agent))?;
                 let at = jiff::Timestamp::from_millisecond(
@@ -343,6 +343,7 @@ async fn live<S: Store + Clone>(store: &S, now: jiff::Timestamp) -> anyhow::Resu
                         action,
                         evaluation,
                         policy_set_hash: run.policy_set.hash.clone(),
+                        set: std::sync::Arc::clone(&set),
                     })
                     .await?;
                 let halted = !matches!(

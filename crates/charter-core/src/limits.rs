@@ -91,6 +91,13 @@ impl Subject {
 }
 
 impl CounterKey {
+    /// Whose actions or spend the counter holds.
+    pub fn subject(&self) -> &Subject {
+        match self {
+            CounterKey::Rate { subject, .. } | CounterKey::Cost { subject, .. } => subject,
+        }
+    }
+
     /// A text naming the counter, for stores that keep counters in a table. Ids cannot hold
     /// `|` or a newline, so the text is unambiguous.
     pub fn storage_key(&self) -> String {

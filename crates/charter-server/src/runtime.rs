@@ -128,6 +128,7 @@ impl Runtime {
                 action,
                 evaluation,
                 policy_set_hash: run.policy_set_hash.clone(),
+                set: Arc::clone(&run.set),
             })
             .await?;
         match outcome {

@@ -40,6 +40,7 @@ fn record(run: &str, i: usize) -> PendingCheck {
         .unwrap(),
         evaluation: Evaluation::default(),
         policy_set_hash: "h".into(),
+        set: std::sync::Arc::default(),
     }
 }
 

@@ -31,6 +31,8 @@ pub struct PgStore {
     /// Always `None`: keys are read from the database on every request, since another node
     /// may revoke them.
     pub(crate) keys: Option<std::sync::Arc<crate::key_cache::KeyCache>>,
+    /// Limit counters known to be seeded (by this node or another).
+    seeded: crate::commit::Seeded,
 }
 
 impl PgStore {
@@ -53,7 +55,11 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
-        Ok(PgStore { pool, keys: None })
+        Ok(PgStore {
+            pool,
+            keys: None,
+            seeded: crate::commit::Seeded::default(),
+        })
     }
 
     /// Connects anew with the same options, as a restarted process (or another node) would.
@@ -94,7 +100,7 @@ impl PgStore {
         &self,
         batch: crate::CheckBatch,
     ) -> Result<Vec<crate::CheckOutcome>, StoreError> {
-        ops::commit_checks(&self.pool, batch.checks()).await
+        ops::commit_checks(&self.pool, batch.checks(), &self.seeded).await
     }
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.

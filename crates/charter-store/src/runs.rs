@@ -108,6 +108,9 @@ pub struct PendingCheck {
     pub evaluation: Evaluation,
     /// The hash of the policy set that evaluated it.
     pub policy_set_hash: String,
+    /// That set: a counter first claimed by this check is seeded from the recorded actions
+    /// this set would have counted on it.
+    pub set: std::sync::Arc<charter_core::CompiledSet>,
 }
 
 /// Checks to commit together: a part of the writer's queue, shared with it, so a failed commit

@@ -222,6 +222,8 @@ pub struct SqliteStore {
     committer: Option<commit::Committer>,
     /// The write slot the group commit and import pieces take in turn (`import`).
     turn: Arc<import::WriteTurn>,
+    /// Limit counters known to be seeded.
+    seeded: crate::commit::Seeded,
 }
 
 /// How durable a commit is.
@@ -297,6 +299,7 @@ impl SqliteStore {
             reader: None,
             committer: None,
             turn: Arc::default(),
+            seeded: crate::commit::Seeded::default(),
         })
     }
 
@@ -323,6 +326,8 @@ impl SqliteStore {
             committer,
             // The same file in the same process: one write slot.
             turn: Arc::clone(&self.turn),
+            // What a restarted process knows: nothing yet.
+            seeded: crate::commit::Seeded::default(),
         })
     }
 
@@ -355,8 +360,8 @@ impl SqliteStore {
     ) -> Result<Vec<crate::CheckOutcome>, StoreError> {
         let _turn = self.turn.lock().await;
         match &self.committer {
-            Some(committer) => committer.commit(batch).await,
-            None => ops::commit_checks(&self.pool, batch.checks()).await,
+            Some(committer) => committer.commit(batch, &self.seeded).await,
+            None => ops::commit_checks(&self.pool, batch.checks(), &self.seeded).await,
         }
     }
 

@@ -9,8 +9,8 @@ use super::limits::{load_counters, store_counters};
 use super::{BYTE_ORDER, Db, FOR_UPDATE, Result, Tx, begin};
 use crate::book::Book;
 use crate::commit::{
-    ACTION_TABLE, HALT_RUN, Param, RunState, VIOLATION_TABLE, action_row, plan, read_runs,
-    run_chunks, violation_row,
+    ACTION_TABLE, HALT_RUN, Param, RunState, Seeded, VIOLATION_TABLE, action_row, plan, read_runs,
+    run_chunks, seeds, violation_row,
 };
 use crate::runs::{CheckOutcome, PendingCheck};
 
@@ -24,6 +24,7 @@ const ROWS_PER_STATEMENT: usize = 64;
 pub(crate) async fn commit_checks(
     pool: &Pool<Db>,
     batch: &[PendingCheck],
+    seeded: &Seeded,
 ) -> Result<Vec<CheckOutcome>> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -32,7 +33,7 @@ pub(crate) async fn commit_checks(
     let mut runs = run_states(&mut tx, batch).await?;
     let mut book = Book::default();
     let wanted = Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)));
-    load_counters(&mut tx, &mut book, wanted).await?;
+    let now_seeded = load_counters(&mut tx, &mut book, wanted, &seeds(batch, seeded)).await?;
     let plan = plan(batch, &mut runs, &mut book)?;
     for (index, halted_by) in &plan.halts {
         let run = batch.get(*index).map(|c| c.run_id.as_str());
@@ -52,6 +53,7 @@ pub(crate) async fn commit_checks(
     insert(&mut tx, &VIOLATION_TABLE, &events).await?;
     store_counters(&mut tx, &book).await?;
     tx.commit().await?;
+    seeded.learn(now_seeded);
     Ok(plan.outcomes)
 }
 
@@ -84,15 +86,11 @@ async fn insert<const N: usize>(
     rows: &[[Param<'_>; N]],
 ) -> Result<()> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(table.insert(chunk.len())));
-        for param in chunk.iter().flatten() {
-            query = match *param {
-                Param::Text(text) => query.bind(text),
-                Param::MaybeText(text) => query.bind(text),
-                Param::Int(n) => query.bind(n),
-            };
-        }
-        query.execute(&mut **tx).await?;
+        let params: Vec<Param<'_>> = chunk.iter().flatten().copied().collect();
+        let sql = table.insert(chunk.len());
+        super::bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &params)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }

@@ -54,3 +54,15 @@ fn time(ms: i64) -> Result<Timestamp> {
 fn to_u32(v: i64, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| StoreError::Backend(format!("{what} out of range: {v}")))
 }
+
+/// Binds `params` to `query`, in order.
+fn bind_all<'q>(
+    query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+    params: &[crate::commit::Param<'q>],
+) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments> {
+    params.iter().fold(query, |query, param| match *param {
+        crate::commit::Param::Text(text) => query.bind(text),
+        crate::commit::Param::MaybeText(text) => query.bind(text),
+        crate::commit::Param::Int(n) => query.bind(n),
+    })
+}

@@ -24,8 +24,9 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use super::{PRAGMAS, Sync};
 use crate::book::{Book, Wanted};
 use crate::commit::{
-    ACTION_TABLE, ADD_TO_COUNTER, HALT_RUN, LOAD_COUNTER, PRUNE_COUNTER, Param, RunState,
-    VIOLATION_TABLE, action_row, plan, read_runs, run_chunks, violation_row,
+    ACTION_TABLE, ADD_TO_COUNTER, HALT_RUN, IS_SEEDED, LOAD_COUNTER, MARK_SEEDED, PRUNE_COUNTER,
+    Param, RunState, Seed, SeedRow, Seeded, VIOLATION_TABLE, action_row, plan, read_runs,
+    run_chunks, seeds, violation_row,
 };
 use crate::error::StoreError;
 use crate::runs::{CheckBatch, CheckOutcome, PendingCheck};
@@ -115,8 +116,13 @@ impl Committer {
     }
 
     /// Settles, decides and records `batch` in one transaction: one outcome per check.
-    pub(crate) async fn commit(&self, batch: CheckBatch) -> Result<Vec<CheckOutcome>, StoreError> {
+    pub(crate) async fn commit(
+        &self,
+        batch: CheckBatch,
+        seeded: &Seeded,
+    ) -> Result<Vec<CheckOutcome>, StoreError> {
         let connection = Arc::clone(&self.connection);
+        let seeded = seeded.clone();
         let restart = Arc::clone(&self.restart);
         let commits = Arc::clone(&self.commits);
         tokio::task::spawn_blocking(move || {
@@ -125,7 +131,7 @@ impl Committer {
             let mut connection = connection
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let outcomes = commit(&mut connection, batch.checks());
+            let outcomes = commit(&mut connection, batch.checks(), &seeded);
             commits.fetch_add(1, Ordering::Relaxed);
             // Asked by the background checkpoints: copy the log's last frames here, between
             // two commits, so the next transaction restarts the log (see `checkpoints`).
@@ -145,6 +151,7 @@ impl Committer {
 fn commit(
     connection: &mut Connection,
     batch: &[PendingCheck],
+    seeded: &Seeded,
 ) -> Result<Vec<CheckOutcome>, StoreError> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -172,11 +179,17 @@ fn commit(
         }
     }
     let mut book = Book::default();
+    let seeds = seeds(batch, seeded);
+    let mut now_seeded = Vec::new();
     {
         let mut load = tx.prepare_cached(LOAD_COUNTER).map_err(|e| backend(&e))?;
         for (text, Wanted { key, first }) in
             Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)))
         {
+            if let Some(seed) = seeds.get(&text) {
+                seed_counter(&tx, &text, seed)?;
+                now_seeded.push(text.clone());
+            }
             let rows = load
                 .query_map(params![text, first], |row| Ok((row.get(0)?, row.get(1)?)))
                 .map_err(|e| backend(&e))?
@@ -226,7 +239,43 @@ fn commit(
         }
     }
     tx.commit().map_err(|e| backend(&e))?;
+    seeded.learn(now_seeded);
     Ok(plan.outcomes)
+}
+
+/// Seeds `counter` from the recorded actions `seed` reads, unless it is marked seeded (see
+/// `ops::limits::load_counters`).
+fn seed_counter(
+    tx: &rusqlite::Transaction<'_>,
+    counter: &str,
+    seed: &Seed<'_>,
+) -> Result<(), StoreError> {
+    let marked = tx
+        .prepare_cached(IS_SEEDED)
+        .and_then(|mut s| s.exists([counter]))
+        .map_err(|e| backend(&e))?;
+    if marked {
+        return Ok(());
+    }
+    let (sql, params) = seed.query();
+    let rows = {
+        let mut read = tx.prepare_cached(sql).map_err(|e| backend(&e))?;
+        read.query_map(rusqlite::params_from_iter(params), |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .map_err(|e| backend(&e))?
+        .collect::<Result<Vec<SeedRow>, _>>()
+        .map_err(|e| backend(&e))?
+    };
+    let mut add = tx.prepare_cached(ADD_TO_COUNTER).map_err(|e| backend(&e))?;
+    for (bucket, amount) in seed.buckets(rows) {
+        add.execute(params![counter, bucket, amount])
+            .map_err(|e| backend(&e))?;
+    }
+    tx.prepare_cached(MARK_SEEDED)
+        .and_then(|mut s| s.execute(params![counter, seed.at_ms()]))
+        .map_err(|e| backend(&e))?;
+    Ok(())
 }
 
 impl rusqlite::ToSql for Param<'_> {

@@ -263,6 +263,7 @@ fn capped_spend(run: &charter_store::Run, seconds: i64) -> PendingCheck {
         evaluation: set.evaluate(&action, &ctx),
         action,
         policy_set_hash: run.policy_set.hash.clone(),
+        set: std::sync::Arc::new(set),
     }
 }
 

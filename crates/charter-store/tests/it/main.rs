@@ -17,4 +17,5 @@ mod history;
 mod lifecycle;
 mod limits;
 mod runs;
+mod seeding;
 mod tenancy;

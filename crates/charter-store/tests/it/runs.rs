@@ -144,7 +144,7 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
                 .start_run(&Principal::Platform, "acme", "support", &json!({}), at(10))
                 .await
                 .unwrap();
-            let set = CompiledSet::compile(&policies).unwrap();
+            let set = std::sync::Arc::new(CompiledSet::compile(&policies).unwrap());
             for i in 0..8 {
                 let to = if i % 2 == 0 {
                     "ann@acme.com"
@@ -174,6 +174,7 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
                         action,
                         evaluation,
                         policy_set_hash: run.policy_set.hash.clone(),
+                        set: std::sync::Arc::clone(&set),
                     })
                     .await
                     .unwrap();
@@ -376,7 +377,7 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
         .start_run(&acme.principal, "acme", "support", &json!({}), at(500))
         .await
         .unwrap();
-    let set = CompiledSet::compile(&policies).unwrap();
+    let set = std::sync::Arc::new(CompiledSet::compile(&policies).unwrap());
     let spend =
         Action::parse(&json!({"kind": "model_call", "model": "m", "cost_usd": "2.00"})).unwrap();
     let ctx = RunContext {
@@ -395,6 +396,7 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
         action: spend.clone(),
         evaluation: set.evaluate(&spend, &ctx),
         policy_set_hash: run.policy_set.hash.clone(),
+        set: std::sync::Arc::clone(&set),
     };
     // Two checks of one run in one batch: the first halts it, the second is refused with the
     // halting violations and not recorded.
