@@ -3,8 +3,32 @@
 
 use std::fmt;
 
+use clap::Args;
 use reqwest::Method;
 use serde_json::Value;
+
+/// The flags of every client command: which server, as whom, and how to print. They sit on
+/// the client commands rather than on `charter` itself, so `serve` and `demo` (which talk to
+/// no server) neither show nor take them; `global` lets them follow any subcommand
+/// (`charter policy show ID --json`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
+pub(crate) struct ClientArgs {
+    /// The server's URL.
+    #[arg(
+        long,
+        env = "CHARTER_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub(crate) server: String,
+    /// The API key.
+    #[arg(long, env = "CHARTER_KEY", global = true, hide_env_values = true)]
+    pub(crate) key: Option<String>,
+    /// Print the server's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
 
 /// Where and as whom to talk to the server.
 #[derive(Debug, Clone)]

@@ -25,15 +25,24 @@ pub(crate) enum PolicyCommand {
         #[arg(long)]
         q: Option<String>,
     },
-    /// Show one policy with its rules.
-    Show { id: String },
+    /// Show one policy: its header, and each rule as a sentence (`--json`: the server's JSON).
+    Show {
+        /// The policy version's id (`pol_...`).
+        id: String,
+    },
     /// Create a draft from a JSON file (`-` for standard input): `{name, description?, scope, rules?}`.
-    Create { file: String },
+    Create {
+        /// The JSON file of the draft, or `-` for standard input.
+        file: String,
+    },
     /// Edit a draft: name, description, or rules from a JSON file.
     Edit {
+        /// The draft's id.
         id: String,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
+        /// A new description.
         #[arg(long)]
         description: Option<String>,
         /// A JSON file holding the new rules (an array).
@@ -44,11 +53,22 @@ pub(crate) enum PolicyCommand {
         revision: Option<u32>,
     },
     /// Add a rule (a JSON file, `-` for standard input) to a draft.
-    AddRule { id: String, file: String },
+    AddRule {
+        /// The draft's id.
+        id: String,
+        /// The JSON file of the rule, or `-` for standard input.
+        file: String,
+    },
     /// Remove a rule from a draft.
-    RemoveRule { id: String, rule_id: String },
+    RemoveRule {
+        /// The draft's id.
+        id: String,
+        /// The id of the rule to remove (`r1`).
+        rule_id: String,
+    },
     /// Validate a draft against recorded history.
     Validate {
+        /// The draft's id.
         id: String,
         /// How far back to replay, e.g. 7d.
         #[arg(long, default_value = "7d")]
@@ -56,6 +76,7 @@ pub(crate) enum PolicyCommand {
     },
     /// Activate a draft.
     Activate {
+        /// The draft's id.
         id: String,
         /// Without a validation of its current revision.
         #[arg(long)]
@@ -65,10 +86,15 @@ pub(crate) enum PolicyCommand {
         supersede: bool,
     },
     /// Deprecate an active policy.
-    Deprecate { id: String },
+    Deprecate {
+        /// The active policy's id.
+        id: String,
+    },
     /// Clone any version into a new draft.
     Clone {
+        /// The id of the version to clone.
         id: String,
+        /// The new draft's name (default: the same).
         #[arg(long)]
         name: Option<String>,
         /// A JSON file holding another scope (starts a new lineage).
@@ -76,13 +102,25 @@ pub(crate) enum PolicyCommand {
         scope: Option<String>,
     },
     /// Delete a draft.
-    Delete { id: String },
+    Delete {
+        /// The draft's id.
+        id: String,
+    },
     /// Print the export document of a policy (`charter policy export ID > FILE`).
-    Export { id: String },
+    Export {
+        /// The policy version's id.
+        id: String,
+    },
     /// Import export documents (one, or an array) as drafts.
-    Import { file: String },
+    Import {
+        /// The JSON file of the documents, or `-` for standard input.
+        file: String,
+    },
     /// The versions of a policy's lineage, oldest first.
-    Versions { id: String },
+    Versions {
+        /// The id of any version of the lineage.
+        id: String,
+    },
 }
 
 /// Reads a JSON file, or standard input for `-`.
