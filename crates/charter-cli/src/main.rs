@@ -7,6 +7,7 @@ mod client;
 mod demo;
 mod output;
 mod policy;
+mod render;
 mod runs;
 mod serve;
 

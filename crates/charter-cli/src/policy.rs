@@ -1,7 +1,5 @@
 //! `charter policy ...`: authoring and the lifecycle over the HTTP API.
 
-use std::fmt::Write as _;
-
 use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -161,14 +159,7 @@ pub(crate) fn encode(value: &str) -> String {
 }
 
 fn one(policy: &Value) -> String {
-    let mut out = table(std::slice::from_ref(policy), POLICY_COLUMNS);
-    if let Some(rules) = policy["rules"].as_array() {
-        out.push_str("\nRULES\n");
-        for rule in rules {
-            let _ = writeln!(out, "  {rule}");
-        }
-    }
-    out
+    crate::render::policy(policy)
 }
 
 pub(crate) async fn run(ctx: &Ctx, command: PolicyCommand) -> Result<(), Failure> {
