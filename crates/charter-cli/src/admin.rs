@@ -7,9 +7,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::Ctx;
-use crate::client::Failure;
+use crate::client::{Failure, encode};
 use crate::output::table;
-use crate::policy::encode;
 
 /// Tenant commands (`list` when none is given).
 #[derive(Debug, Subcommand)]

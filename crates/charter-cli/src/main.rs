@@ -6,6 +6,7 @@ mod admin;
 mod client;
 mod demo;
 mod output;
+mod pages;
 mod policy;
 mod render;
 mod runs;
@@ -184,6 +185,20 @@ enum ClientCommand {
     Runs(runs::RunsCommand),
 }
 
+/// Reads an instant argument: RFC 3339 (`2026-12-05T09:00:00Z`), or a duration ago in
+/// Charter's own syntax (`30m`, `2h`, `7d`), which is what one usually means by `--since`.
+fn instant_or_ago(text: &str) -> Result<jiff::Timestamp, String> {
+    if let Ok(at) = text.parse::<jiff::Timestamp>() {
+        return Ok(at);
+    }
+    let span = charter_core::calendar::Span::parse(text).map_err(|_| {
+        format!("`{text}` is neither an RFC 3339 instant nor a duration like 30m, 2h or 7d")
+    })?;
+    jiff::Timestamp::now()
+        .checked_sub(span.as_signed_duration())
+        .map_err(|e| format!("`{text}` ago: {e}"))
+}
+
 /// Runs `serve` or `demo` with logs on standard error: exit 0 once stopped, 1 on failure.
 fn server(run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     init_logs();
@@ -314,15 +329,37 @@ mod tests {
             &["charter", "policy", "show", "pol_1", "--json"][..],
             &["charter", "policy", "--json", "show", "pol_1"][..],
             &["charter", "tenants", "--json"][..],
+            &["charter", "runs", "list", "--json"][..],
         ] {
             let cli = Cli::try_parse_from(argv).unwrap();
             let json = match cli.command {
-                super::Command::Policy { client, .. } | super::Command::Tenants { client, .. } => {
-                    client.json
-                }
+                super::Command::Policy { client, .. }
+                | super::Command::Tenants { client, .. }
+                | super::Command::Runs { client, .. } => client.json,
                 other => panic!("{other:?}"),
             };
             assert!(json, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn instants_are_rfc_3339_or_a_duration_ago() {
+        assert_eq!(
+            super::instant_or_ago("2026-12-05T09:00:00Z")
+                .unwrap()
+                .to_string(),
+            "2026-12-05T09:00:00Z"
+        );
+        let before = jiff::Timestamp::now();
+        let ago = super::instant_or_ago("2h").unwrap();
+        let after = jiff::Timestamp::now();
+        let two_hours = jiff::SignedDuration::from_hours(2);
+        assert!(
+            before - two_hours <= ago && ago <= after - two_hours,
+            "{ago}"
+        );
+        for bad in ["yesterday", "-2h", "2w", ""] {
+            assert!(super::instant_or_ago(bad).is_err(), "{bad}");
         }
     }
 }

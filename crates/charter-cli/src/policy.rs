@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::Ctx;
-use crate::client::Failure;
+use crate::client::{Failure, Query, encode};
 use crate::output::{POLICY_COLUMNS, table};
 
 /// Policy commands.
@@ -132,32 +132,6 @@ pub(crate) fn read_json(file: &str) -> Result<Value, Failure> {
     serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("{file} is not JSON: {e}")))
 }
 
-fn query(pairs: &[(&str, &Option<String>)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
-}
-
-/// Percent-encodes a query value.
-pub(crate) fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn one(policy: &Value) -> String {
     crate::render::policy(policy)
 }
@@ -166,10 +140,11 @@ pub(crate) async fn run(ctx: &Ctx, command: PolicyCommand) -> Result<(), Failure
     let c = &ctx.client;
     match command {
         PolicyCommand::List { status, tenant, q } => {
-            let path = format!(
-                "/v1/policies{}",
-                query(&[("status", &status), ("tenant_id", &tenant), ("q", &q)])
-            );
+            let query = Query::default()
+                .some("status", status)
+                .some("tenant_id", tenant)
+                .some("q", q);
+            let path = format!("/v1/policies{query}");
             let answer = c.call(Method::GET, &path, None).await?;
             ctx.print(&answer, |v| {
                 table(v["items"].as_array().map_or(&[][..], |a| a), POLICY_COLUMNS)
