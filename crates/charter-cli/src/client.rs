@@ -149,6 +149,16 @@ impl Client {
             .bearer_auth(key))
     }
 
+    /// Opens `GET path` as a stream of server-sent events; the response once its headers
+    /// arrived (the server subscribes before it answers, so nothing committed later is
+    /// missed), else the server's error.
+    pub(crate) async fn stream(&self, path: &str) -> Result<reqwest::Response, Failure> {
+        let request = self
+            .request(Method::GET, path)?
+            .header("accept", "text/event-stream");
+        self.response(request).await
+    }
+
     /// Sends `request`: the response of a 2xx, else the server's error.
     async fn response(
         &self,

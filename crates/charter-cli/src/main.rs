@@ -11,6 +11,8 @@ mod policy;
 mod render;
 mod runs;
 mod serve;
+mod sse;
+mod violations;
 
 use std::process::ExitCode;
 
@@ -78,6 +80,9 @@ enum Command {
         #[command(subcommand)]
         command: admin::AgentCommand,
     },
+    /// The Monitor: list violations (every block and halt), count them per time bucket, or
+    /// tail them live.
+    Violations(violations::ViolationsArgs),
     /// List and inspect runs; import recorded runs.
     Runs {
         #[command(flatten)]
@@ -138,6 +143,7 @@ fn main() -> ExitCode {
         ),
         Command::Agents { client, command } => (client, ClientCommand::Agents(command)),
         Command::Runs { client, command } => (client, ClientCommand::Runs(command)),
+        Command::Violations(args) => (args.client.clone(), ClientCommand::Violations(args)),
     };
     let ctx = Ctx {
         client: Client::new(&client.server, client.key),
@@ -161,6 +167,7 @@ fn main() -> ExitCode {
             ClientCommand::Tenants(command) => admin::tenants(&ctx, command).await,
             ClientCommand::Agents(command) => admin::agents(&ctx, command).await,
             ClientCommand::Runs(command) => runs::run(&ctx, command).await,
+            ClientCommand::Violations(args) => violations::run(&ctx, args).await,
         }
     });
     match result {
@@ -183,6 +190,7 @@ enum ClientCommand {
     Tenants(admin::TenantCommand),
     Agents(admin::AgentCommand),
     Runs(runs::RunsCommand),
+    Violations(violations::ViolationsArgs),
 }
 
 /// Reads an instant argument: RFC 3339 (`2026-12-05T09:00:00Z`), or a duration ago in
@@ -330,12 +338,16 @@ mod tests {
             &["charter", "policy", "--json", "show", "pol_1"][..],
             &["charter", "tenants", "--json"][..],
             &["charter", "runs", "list", "--json"][..],
+            &["charter", "violations", "--json"][..],
+            &["charter", "violations", "--agent", "a", "stats", "--json"][..],
+            &["charter", "violations", "stats", "--agent", "a", "--json"][..],
         ] {
             let cli = Cli::try_parse_from(argv).unwrap();
             let json = match cli.command {
                 super::Command::Policy { client, .. }
                 | super::Command::Tenants { client, .. }
                 | super::Command::Runs { client, .. } => client.json,
+                super::Command::Violations(args) => args.client.json,
                 other => panic!("{other:?}"),
             };
             assert!(json, "{argv:?}");
