@@ -9,26 +9,28 @@ use serde_json::Value;
 
 use crate::serve::{start, stop};
 
-struct Cli {
-    url: String,
-    key: String,
-    dir: std::path::PathBuf,
+/// The `charter` command line against one server.
+pub(crate) struct Cli {
+    pub(crate) url: String,
+    pub(crate) key: String,
+    pub(crate) dir: std::path::PathBuf,
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// What one command printed, and its exit code.
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Out {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
     }
 }
 
 impl Cli {
-    fn run(&self, args: &[&str]) -> Out {
+    pub(crate) fn run(&self, args: &[&str]) -> Out {
         let output = Command::new(env!("CARGO_BIN_EXE_charter"))
             .args(args)
             .env("CHARTER_URL", &self.url)
@@ -42,7 +44,7 @@ impl Cli {
         }
     }
 
-    fn ok(&self, args: &[&str]) -> Out {
+    pub(crate) fn ok(&self, args: &[&str]) -> Out {
         let out = self.run(args);
         assert_eq!(
             out.code, 0,
@@ -52,7 +54,7 @@ impl Cli {
         out
     }
 
-    fn file(&self, name: &str, content: &str) -> String {
+    pub(crate) fn file(&self, name: &str, content: &str) -> String {
         let path = self.dir.join(name);
         std::fs::write(&path, content).unwrap();
         path.to_string_lossy().into_owned()
