@@ -52,6 +52,16 @@ enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
+    /// The Monitor: list violations (every block and halt), count them per time bucket, or
+    /// tail them live.
+    Violations(violations::ViolationsArgs),
+    /// List and inspect runs; import recorded runs.
+    Runs {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: runs::RunsCommand,
+    },
     /// Read and verify the audit log.
     Audit {
         #[command(flatten)]
@@ -79,16 +89,6 @@ enum Command {
         client: ClientArgs,
         #[command(subcommand)]
         command: admin::AgentCommand,
-    },
-    /// The Monitor: list violations (every block and halt), count them per time bucket, or
-    /// tail them live.
-    Violations(violations::ViolationsArgs),
-    /// List and inspect runs; import recorded runs.
-    Runs {
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(subcommand)]
-        command: runs::RunsCommand,
     },
 }
 

@@ -33,15 +33,18 @@ pub(crate) enum RunsCommand {
         #[command(flatten)]
         paging: Paging,
     },
-    /// Show a run: its pinned policies, and its actions in order with their decisions and,
-    /// for refused ones, the rules that refused them.
+    /// Show a run with its actions and their decisions.
+    ///
+    /// Its pinned policies, then its actions in order, each with its decision and, when
+    /// refused, the rules that refused it (from the Monitor).
     Show {
         /// The run's id (`run_...`).
         run_id: String,
     },
-    /// Import recorded runs (history for Validate), all or nothing. FILE holds one run per
-    /// line (NDJSON, streamed: any length), or `{"runs": [...]}` if its name ends in `.json`
-    /// (within the server's body limit).
+    /// Import recorded runs (history for Validate), all or nothing.
+    ///
+    /// FILE holds one run per line (NDJSON, streamed: any length), or `{"runs": [...]}` if
+    /// its name ends in `.json` (within the server's body limit).
     Import {
         /// The file of runs.
         file: PathBuf,
