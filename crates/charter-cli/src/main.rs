@@ -100,33 +100,31 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// Prints an answer: its JSON with `--json`, else `human(answer)`.
-    #[expect(
-        clippy::print_stdout,
-        reason = "a command's answer goes to standard output"
-    )]
     pub(crate) fn print(&self, answer: &Value, human: impl FnOnce(&Value) -> String) {
         if self.json {
             self.print_json(answer);
         } else {
-            print!("{}", human(answer));
+            out(&human(answer));
         }
     }
 
     /// Prints JSON, pretty.
     #[expect(
-        clippy::print_stdout,
-        reason = "a command's answer goes to standard output"
-    )]
-    #[expect(
         clippy::unused_self,
         reason = "kept a method so every output goes through Ctx"
     )]
     pub(crate) fn print_json(&self, answer: &Value) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(answer).unwrap_or_else(|_| answer.to_string())
-        );
+        let text = serde_json::to_string_pretty(answer).unwrap_or_else(|_| answer.to_string());
+        out(&format!("{text}\n"));
     }
+}
+
+/// Writes to standard output; false once nobody reads it. `print!` would panic on a closed
+/// pipe (`charter violations --all | head`), since Rust ignores SIGPIPE.
+pub(crate) fn out(text: &str) -> bool {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).is_ok() && stdout.flush().is_ok()
 }
 
 fn main() -> ExitCode {

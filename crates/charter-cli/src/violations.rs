@@ -5,11 +5,11 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::Ctx;
 use crate::client::{ClientArgs, Failure, Query};
 use crate::output::{cell, grid, instant, line};
 use crate::pages::{self, Paging, items, with_more};
 use crate::sse::{Decoder, Message};
+use crate::{Ctx, out};
 
 /// `charter violations [FILTERS] [--limit N] [--cursor C | --all | --follow]`, or
 /// `charter violations stats [FILTERS] [--bucket 1h]`.
@@ -177,12 +177,9 @@ fn stats(answer: &Value) -> String {
     grid(&["START", "COUNT", ""], &rows)
 }
 
-/// Prints each new violation until the server closes the stream (exit 1) or the process is
-/// interrupted.
-#[expect(
-    clippy::print_stdout,
-    reason = "a followed stream's lines go to standard output as they come"
-)]
+/// Prints each new violation until the server closes the stream (exit 1), nobody reads
+/// standard output any more (exit 0: `charter violations --follow | head -5`), or the
+/// process is interrupted.
 async fn follow(ctx: &Ctx, query: &Query) -> Result<(), Failure> {
     let mut response = ctx
         .client
@@ -191,8 +188,8 @@ async fn follow(ctx: &Ctx, query: &Query) -> Result<(), Failure> {
     // On standard error, so scripts reading standard output see only events; the server has
     // subscribed once its answer arrived, so this line also tells a script it may go on.
     eprintln!("charter: following new violations (interrupt to stop)");
-    if !ctx.json {
-        print!("{}", line(&HEADERS, &STREAM_WIDTHS));
+    if !ctx.json && !out(&line(&HEADERS, &STREAM_WIDTHS)) {
+        return Ok(());
     }
     let mut decoder = Decoder::default();
     loop {
@@ -212,11 +209,15 @@ async fn follow(ctx: &Ctx, query: &Query) -> Result<(), Failure> {
                         eprintln!("charter: an event that is not JSON: {data}");
                         continue;
                     };
-                    if ctx.json {
-                        // One line of JSON per event, as the server framed it.
-                        println!("{}", data.replace('\n', " "));
+                    let text = if ctx.json {
+                        // One line of JSON per event; a newline between JSON tokens (data
+                        // split over lines) is whitespace, so a space keeps it JSON.
+                        format!("{}\n", data.replace('\n', " "))
                     } else {
-                        print!("{}", line(&cells(&value), &STREAM_WIDTHS));
+                        line(&cells(&value), &STREAM_WIDTHS)
+                    };
+                    if !out(&text) {
+                        return Ok(());
                     }
                 }
                 Message::Comment(text) if !text.is_empty() => {
