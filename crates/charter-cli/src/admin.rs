@@ -7,9 +7,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::Ctx;
-use crate::client::Failure;
+use crate::client::{Failure, encode};
 use crate::output::table;
-use crate::policy::encode;
 
 /// Tenant commands (`list` when none is given).
 #[derive(Debug, Subcommand)]
@@ -17,19 +16,31 @@ pub(crate) enum TenantCommand {
     /// List tenants.
     List,
     /// Create a tenant (platform keys).
-    Create { id: String, name: String },
+    Create {
+        /// The tenant's id (`acme`): letters, digits, `_ . : -`.
+        id: String,
+        /// Its display name.
+        name: String,
+    },
 }
 
 /// Agent commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum AgentCommand {
     /// List a tenant's agents.
-    List { tenant: String },
+    List {
+        /// The tenant's id.
+        tenant: String,
+    },
     /// Register an agent in a tenant.
     Create {
+        /// The tenant's id.
         tenant: String,
+        /// The agent's id (`support`): letters, digits, `_ . : -`.
         id: String,
+        /// Its display name.
         name: String,
+        /// Who answers for it, e.g. an email address.
         #[arg(long)]
         owner: Option<String>,
     },
@@ -40,6 +51,7 @@ pub(crate) enum AgentCommand {
 pub(crate) enum KeyCommand {
     /// Create a key; its value is shown once.
     Create {
+        /// A name for people (`ci-deploy`); the key itself is generated.
         name: String,
         /// The key's tenant (omit for a platform key).
         #[arg(long)]
@@ -51,7 +63,10 @@ pub(crate) enum KeyCommand {
     /// List keys (never their values).
     List,
     /// Revoke a key at once.
-    Revoke { id: String },
+    Revoke {
+        /// The key's id (`key_...`, from `charter keys list`).
+        id: String,
+    },
 }
 
 /// Audit commands.
@@ -68,6 +83,7 @@ pub(crate) enum AuditCommand {
         /// One action, e.g. policy.activated.
         #[arg(long)]
         action: Option<String>,
+        /// Entries per page (1 to 500).
         #[arg(long, default_value_t = 100)]
         limit: u32,
         /// Continue after this cursor (printed at the end of a full page).
@@ -76,6 +92,7 @@ pub(crate) enum AuditCommand {
     },
     /// Recompute the hash chains and name the first bad entry.
     Verify {
+        /// Only this tenant's chain, or `platform` (default: every chain the key reads).
         #[arg(long)]
         tenant: Option<String>,
     },

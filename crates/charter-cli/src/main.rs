@@ -6,16 +6,20 @@ mod admin;
 mod client;
 mod demo;
 mod output;
+mod pages;
 mod policy;
+mod render;
 mod runs;
 mod serve;
+mod sse;
+mod violations;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
-use crate::client::{Client, Failure};
+use crate::client::{Client, ClientArgs, Failure};
 
 /// mimalloc instead of the system allocator: a check and a replayed action allocate many small
 /// values (JSON trees, strings), and glibc's allocator spent a fifth of Validate's time in
@@ -24,23 +28,13 @@ use crate::client::{Client, Failure};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Charter: the control plane that keeps AI agents within bounds.
+///
+/// `serve` and `demo` run the server; the other commands are clients of its HTTP API (they
+/// take --server, --key and --json, or `CHARTER_URL` and `CHARTER_KEY`). Exit codes: 0 ok,
+/// 1 refused by the server or unreachable, 2 usage error.
 #[derive(Debug, Parser)]
-#[command(name = "charter", version, about)]
+#[command(name = "charter", version)]
 struct Cli {
-    /// The server's URL.
-    #[arg(
-        long,
-        env = "CHARTER_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    server: String,
-    /// The API key.
-    #[arg(long, env = "CHARTER_KEY", global = true, hide_env_values = true)]
-    key: Option<String>,
-    /// Print the server's JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,33 +47,48 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Author policies and move them through their lifecycle.
     Policy {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
+    /// The Monitor: list violations (every block and halt), count them per time bucket, or
+    /// tail them live.
+    Violations(violations::ViolationsArgs),
+    /// List and inspect runs; import recorded runs.
+    Runs {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: runs::RunsCommand,
+    },
     /// Read and verify the audit log.
     Audit {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         command: admin::AuditCommand,
     },
     /// Manage API keys.
     Keys {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         command: admin::KeyCommand,
     },
     /// Manage tenants (`charter tenants` lists them).
     Tenants {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         command: Option<admin::TenantCommand>,
     },
     /// Manage agents.
     Agents {
+        #[command(flatten)]
+        client: ClientArgs,
         #[command(subcommand)]
         command: admin::AgentCommand,
-    },
-    /// Import recorded runs.
-    Runs {
-        #[command(subcommand)]
-        command: runs::RunsCommand,
     },
 }
 
@@ -91,63 +100,52 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// Prints an answer: its JSON with `--json`, else `human(answer)`.
-    #[expect(
-        clippy::print_stdout,
-        reason = "a command's answer goes to standard output"
-    )]
     pub(crate) fn print(&self, answer: &Value, human: impl FnOnce(&Value) -> String) {
         if self.json {
             self.print_json(answer);
         } else {
-            print!("{}", human(answer));
+            out(&human(answer));
         }
     }
 
     /// Prints JSON, pretty.
     #[expect(
-        clippy::print_stdout,
-        reason = "a command's answer goes to standard output"
-    )]
-    #[expect(
         clippy::unused_self,
         reason = "kept a method so every output goes through Ctx"
     )]
     pub(crate) fn print_json(&self, answer: &Value) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(answer).unwrap_or_else(|_| answer.to_string())
-        );
+        let text = serde_json::to_string_pretty(answer).unwrap_or_else(|_| answer.to_string());
+        out(&format!("{text}\n"));
     }
+}
+
+/// Writes to standard output; false once nobody reads it. `print!` would panic on a closed
+/// pipe (`charter violations --all | head`), since Rust ignores SIGPIPE.
+pub(crate) fn out(text: &str) -> bool {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).is_ok() && stdout.flush().is_ok()
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let client_command = match cli.command {
-        Command::Serve(args) => {
-            init_logs();
-            return match serve::run(&args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("charter: {e:#}");
-                    ExitCode::from(1)
-                }
-            };
-        }
-        Command::Demo(args) => {
-            init_logs();
-            return match demo::run(&args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("charter: {e:#}");
-                    ExitCode::from(1)
-                }
-            };
-        }
-        other => other,
+    let (client, command) = match cli.command {
+        Command::Serve(args) => return server(|| serve::run(&args)),
+        Command::Demo(args) => return server(|| demo::run(&args)),
+        Command::Policy { client, command } => (client, ClientCommand::Policy(command)),
+        Command::Audit { client, command } => (client, ClientCommand::Audit(command)),
+        Command::Keys { client, command } => (client, ClientCommand::Keys(command)),
+        Command::Tenants { client, command } => (
+            client,
+            ClientCommand::Tenants(command.unwrap_or(admin::TenantCommand::List)),
+        ),
+        Command::Agents { client, command } => (client, ClientCommand::Agents(command)),
+        Command::Runs { client, command } => (client, ClientCommand::Runs(command)),
+        Command::Violations(args) => (args.client.clone(), ClientCommand::Violations(args)),
     };
     let ctx = Ctx {
-        client: Client::new(&cli.server, cli.key),
-        json: cli.json,
+        client: Client::new(&client.server, client.key),
+        json: client.json,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -160,16 +158,14 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match client_command {
-            Command::Policy { command } => policy::run(&ctx, command).await,
-            Command::Audit { command } => admin::audit(&ctx, command).await,
-            Command::Keys { command } => admin::keys(&ctx, command).await,
-            Command::Tenants { command } => {
-                admin::tenants(&ctx, command.unwrap_or(admin::TenantCommand::List)).await
-            }
-            Command::Agents { command } => admin::agents(&ctx, command).await,
-            Command::Runs { command } => runs::run(&ctx, command).await,
-            Command::Serve(_) | Command::Demo(_) => Ok(()),
+        match command {
+            ClientCommand::Policy(command) => policy::run(&ctx, command).await,
+            ClientCommand::Audit(command) => admin::audit(&ctx, command).await,
+            ClientCommand::Keys(command) => admin::keys(&ctx, command).await,
+            ClientCommand::Tenants(command) => admin::tenants(&ctx, command).await,
+            ClientCommand::Agents(command) => admin::agents(&ctx, command).await,
+            ClientCommand::Runs(command) => runs::run(&ctx, command).await,
+            ClientCommand::Violations(args) => violations::run(&ctx, args).await,
         }
     });
     match result {
@@ -184,6 +180,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// A client command once its connection flags are taken out.
+enum ClientCommand {
+    Policy(policy::PolicyCommand),
+    Audit(admin::AuditCommand),
+    Keys(admin::KeyCommand),
+    Tenants(admin::TenantCommand),
+    Agents(admin::AgentCommand),
+    Runs(runs::RunsCommand),
+    Violations(violations::ViolationsArgs),
+}
+
+/// Reads an instant argument: RFC 3339 (`2026-12-05T09:00:00Z`), or a duration ago in
+/// Charter's own syntax (`30m`, `2h`, `7d`), which is what one usually means by `--since`.
+fn instant_or_ago(text: &str) -> Result<jiff::Timestamp, String> {
+    if let Ok(at) = text.parse::<jiff::Timestamp>() {
+        return Ok(at);
+    }
+    let span = charter_core::calendar::Span::parse(text).map_err(|_| {
+        format!("`{text}` is neither an RFC 3339 instant nor a duration like 30m, 2h or 7d")
+    })?;
+    jiff::Timestamp::now()
+        .checked_sub(span.as_signed_duration())
+        .map_err(|e| format!("`{text}` ago: {e}"))
+}
+
+/// Runs `serve` or `demo` with logs on standard error: exit 0 once stopped, 1 on failure.
+fn server(run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    init_logs();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("charter: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn init_logs() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -193,4 +226,150 @@ fn init_logs() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::Cli;
+
+    /// Every command of the tree with its full name (`charter policy show`), globals
+    /// propagated as the user sees them.
+    fn commands() -> Vec<(String, clap::Command)> {
+        fn walk(command: &clap::Command, name: &str, out: &mut Vec<(String, clap::Command)>) {
+            out.push((name.to_owned(), command.clone()));
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{name} {}", sub.get_name()), out);
+            }
+        }
+        let mut root = Cli::command();
+        root.build();
+        let mut out = Vec::new();
+        walk(&root, "charter", &mut out);
+        out
+    }
+
+    /// What `charter ARGS --help` prints.
+    fn help(args: &[&str]) -> String {
+        let argv = ["charter"].iter().chain(args).chain(&["--help"]);
+        match Cli::try_parse_from(argv) {
+            Err(e) if e.kind() == ErrorKind::DisplayHelp => e.render().to_string(),
+            other => panic!("{args:?} --help: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_tree_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_positional_argument_has_help() {
+        let mut missing = Vec::new();
+        for (name, command) in commands() {
+            for arg in command.get_positionals() {
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{name} <{}>", arg.get_id()));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "positional arguments without help: {missing:?}"
+        );
+        // The walk does reach positional arguments.
+        assert!(help(&["policy", "show"]).contains("<ID>  The policy version's id"));
+    }
+
+    #[test]
+    fn every_flag_has_help() {
+        let mut missing = Vec::new();
+        for (name, command) in commands() {
+            for arg in command.get_arguments().filter(|a| !a.is_positional()) {
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{name} --{}", arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
+
+    #[test]
+    fn serve_and_demo_show_and_take_only_their_own_flags() {
+        for command in ["serve", "demo"] {
+            let text = help(&[command]);
+            for client_flag in ["--server", "--key", "--json", "CHARTER_URL", "CHARTER_KEY"] {
+                assert!(
+                    !text.contains(client_flag),
+                    "{command}: {client_flag}\n{text}"
+                );
+            }
+            assert!(
+                text.contains("--listen") && text.contains("--data-dir"),
+                "{text}"
+            );
+            let refused = Cli::try_parse_from(["charter", command, "--json"]).unwrap_err();
+            assert_eq!(refused.kind(), ErrorKind::UnknownArgument);
+        }
+        let serve = help(&["serve"]);
+        for name in ["CHARTER_BOOTSTRAP_KEY", "CHARTER_DATABASE_URL", "RUST_LOG"] {
+            assert!(serve.contains(name), "{name}\n{serve}");
+        }
+    }
+
+    #[test]
+    fn client_commands_take_their_flags_after_any_subcommand() {
+        let text = help(&["policy", "show"]);
+        for flag in ["--server", "--key", "--json", "CHARTER_URL", "CHARTER_KEY"] {
+            assert!(text.contains(flag), "{flag}\n{text}");
+        }
+        for argv in [
+            &["charter", "policy", "show", "pol_1", "--json"][..],
+            &["charter", "policy", "--json", "show", "pol_1"][..],
+            &["charter", "tenants", "--json"][..],
+            &["charter", "runs", "list", "--json"][..],
+            &["charter", "violations", "--json"][..],
+            &["charter", "violations", "--agent", "a", "stats", "--json"][..],
+            &["charter", "violations", "stats", "--agent", "a", "--json"][..],
+        ] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let json = match cli.command {
+                super::Command::Policy { client, .. }
+                | super::Command::Tenants { client, .. }
+                | super::Command::Runs { client, .. } => client.json,
+                super::Command::Violations(args) => args.client.json,
+                other => panic!("{other:?}"),
+            };
+            assert!(json, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn instants_are_rfc_3339_or_a_duration_ago() {
+        assert_eq!(
+            super::instant_or_ago("2026-12-05T09:00:00Z")
+                .unwrap()
+                .to_string(),
+            "2026-12-05T09:00:00Z"
+        );
+        let before = jiff::Timestamp::now();
+        let ago = super::instant_or_ago("2h").unwrap();
+        let after = jiff::Timestamp::now();
+        let two_hours = jiff::SignedDuration::from_hours(2);
+        assert!(
+            before - two_hours <= ago && ago <= after - two_hours,
+            "{ago}"
+        );
+        for bad in ["yesterday", "-2h", "2w", ""] {
+            assert!(super::instant_or_ago(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,13 +1,11 @@
 //! `charter policy ...`: authoring and the lifecycle over the HTTP API.
 
-use std::fmt::Write as _;
-
 use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::Ctx;
-use crate::client::Failure;
+use crate::client::{Failure, Query, encode};
 use crate::output::{POLICY_COLUMNS, table};
 
 /// Policy commands.
@@ -25,15 +23,24 @@ pub(crate) enum PolicyCommand {
         #[arg(long)]
         q: Option<String>,
     },
-    /// Show one policy with its rules.
-    Show { id: String },
+    /// Show one policy: its header, and each rule as a sentence (`--json`: the server's JSON).
+    Show {
+        /// The policy version's id (`pol_...`).
+        id: String,
+    },
     /// Create a draft from a JSON file (`-` for standard input): `{name, description?, scope, rules?}`.
-    Create { file: String },
+    Create {
+        /// The JSON file of the draft, or `-` for standard input.
+        file: String,
+    },
     /// Edit a draft: name, description, or rules from a JSON file.
     Edit {
+        /// The draft's id.
         id: String,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
+        /// A new description.
         #[arg(long)]
         description: Option<String>,
         /// A JSON file holding the new rules (an array).
@@ -44,11 +51,22 @@ pub(crate) enum PolicyCommand {
         revision: Option<u32>,
     },
     /// Add a rule (a JSON file, `-` for standard input) to a draft.
-    AddRule { id: String, file: String },
+    AddRule {
+        /// The draft's id.
+        id: String,
+        /// The JSON file of the rule, or `-` for standard input.
+        file: String,
+    },
     /// Remove a rule from a draft.
-    RemoveRule { id: String, rule_id: String },
+    RemoveRule {
+        /// The draft's id.
+        id: String,
+        /// The id of the rule to remove (`r1`).
+        rule_id: String,
+    },
     /// Validate a draft against recorded history.
     Validate {
+        /// The draft's id.
         id: String,
         /// How far back to replay, e.g. 7d.
         #[arg(long, default_value = "7d")]
@@ -56,6 +74,7 @@ pub(crate) enum PolicyCommand {
     },
     /// Activate a draft.
     Activate {
+        /// The draft's id.
         id: String,
         /// Without a validation of its current revision.
         #[arg(long)]
@@ -65,10 +84,15 @@ pub(crate) enum PolicyCommand {
         supersede: bool,
     },
     /// Deprecate an active policy.
-    Deprecate { id: String },
+    Deprecate {
+        /// The active policy's id.
+        id: String,
+    },
     /// Clone any version into a new draft.
     Clone {
+        /// The id of the version to clone.
         id: String,
+        /// The new draft's name (default: the same).
         #[arg(long)]
         name: Option<String>,
         /// A JSON file holding another scope (starts a new lineage).
@@ -76,13 +100,25 @@ pub(crate) enum PolicyCommand {
         scope: Option<String>,
     },
     /// Delete a draft.
-    Delete { id: String },
+    Delete {
+        /// The draft's id.
+        id: String,
+    },
     /// Print the export document of a policy (`charter policy export ID > FILE`).
-    Export { id: String },
+    Export {
+        /// The policy version's id.
+        id: String,
+    },
     /// Import export documents (one, or an array) as drafts.
-    Import { file: String },
+    Import {
+        /// The JSON file of the documents, or `-` for standard input.
+        file: String,
+    },
     /// The versions of a policy's lineage, oldest first.
-    Versions { id: String },
+    Versions {
+        /// The id of any version of the lineage.
+        id: String,
+    },
 }
 
 /// Reads a JSON file, or standard input for `-`.
@@ -96,51 +132,19 @@ pub(crate) fn read_json(file: &str) -> Result<Value, Failure> {
     serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("{file} is not JSON: {e}")))
 }
 
-fn query(pairs: &[(&str, &Option<String>)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
-}
-
-/// Percent-encodes a query value.
-pub(crate) fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn one(policy: &Value) -> String {
-    let mut out = table(std::slice::from_ref(policy), POLICY_COLUMNS);
-    if let Some(rules) = policy["rules"].as_array() {
-        out.push_str("\nRULES\n");
-        for rule in rules {
-            let _ = writeln!(out, "  {rule}");
-        }
-    }
-    out
+    crate::render::policy(policy)
 }
 
 pub(crate) async fn run(ctx: &Ctx, command: PolicyCommand) -> Result<(), Failure> {
     let c = &ctx.client;
     match command {
         PolicyCommand::List { status, tenant, q } => {
-            let path = format!(
-                "/v1/policies{}",
-                query(&[("status", &status), ("tenant_id", &tenant), ("q", &q)])
-            );
+            let query = Query::default()
+                .some("status", status)
+                .some("tenant_id", tenant)
+                .some("q", q);
+            let path = format!("/v1/policies{query}");
             let answer = c.call(Method::GET, &path, None).await?;
             ctx.print(&answer, |v| {
                 table(v["items"].as_array().map_or(&[][..], |a| a), POLICY_COLUMNS)

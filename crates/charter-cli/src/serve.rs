@@ -7,8 +7,22 @@ use charter_server::{Shared, bootstrap, serve};
 use charter_store::{PgStore, SqliteStore, Store, Sync};
 use clap::{Args, ValueEnum};
 
+/// What `serve` reads from its environment, for its help: the bootstrap key has no flag, so
+/// that a key never shows in a process listing.
+const ENVIRONMENT: &str = "\
+Environment:
+  CHARTER_BOOTSTRAP_KEY  The first platform key (all scopes), made on a database with no keys:
+                         20 to 256 printable ASCII characters. Unset, a random key is made and
+                         printed once as `bootstrap key: KEY`
+  CHARTER_DATABASE_URL   The PostgreSQL URL, as --database
+  RUST_LOG               What to log on standard error (default `info`)
+
+Prints `listening on http://HOST:PORT` (the real port) once it listens; stops cleanly on
+SIGTERM or SIGINT.";
+
 /// Where and how to serve.
 #[derive(Debug, Args)]
+#[command(after_help = ENVIRONMENT)]
 pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -17,7 +31,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "./charter-data")]
     data_dir: PathBuf,
     /// A PostgreSQL URL (`postgres://...`) to use instead of SQLite, for several nodes.
-    #[arg(long, env = "CHARTER_DATABASE_URL")]
+    #[arg(long, env = "CHARTER_DATABASE_URL", hide_env_values = true)]
     database: Option<String>,
     /// SQLite durability: `normal` survives the process being killed; `full` also power loss.
     #[arg(long, value_enum, default_value_t = SyncMode::Normal)]

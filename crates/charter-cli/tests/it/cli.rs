@@ -9,26 +9,28 @@ use serde_json::Value;
 
 use crate::serve::{start, stop};
 
-struct Cli {
-    url: String,
-    key: String,
-    dir: std::path::PathBuf,
+/// The `charter` command line against one server.
+pub(crate) struct Cli {
+    pub(crate) url: String,
+    pub(crate) key: String,
+    pub(crate) dir: std::path::PathBuf,
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// What one command printed, and its exit code.
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Out {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
     }
 }
 
 impl Cli {
-    fn run(&self, args: &[&str]) -> Out {
+    pub(crate) fn run(&self, args: &[&str]) -> Out {
         let output = Command::new(env!("CARGO_BIN_EXE_charter"))
             .args(args)
             .env("CHARTER_URL", &self.url)
@@ -42,7 +44,7 @@ impl Cli {
         }
     }
 
-    fn ok(&self, args: &[&str]) -> Out {
+    pub(crate) fn ok(&self, args: &[&str]) -> Out {
         let out = self.run(args);
         assert_eq!(
             out.code, 0,
@@ -52,7 +54,7 @@ impl Cli {
         out
     }
 
-    fn file(&self, name: &str, content: &str) -> String {
+    pub(crate) fn file(&self, name: &str, content: &str) -> String {
         let path = self.dir.join(name);
         std::fs::write(&path, content).unwrap();
         path.to_string_lossy().into_owned()
@@ -116,7 +118,7 @@ fn the_authoring_story_through_the_cli() {
         "history.json",
         &format!(r#"{{"runs": [{}]}}"#, run("support")),
     );
-    let imported = cli.ok(&["--json", "runs", "import", &document]).json();
+    let imported = cli.ok(&["runs", "import", &document, "--json"]).json();
     assert_eq!(imported, serde_json::json!({"runs": 1, "actions": 1}));
     assert_eq!(cli.run(&["runs", "import", "/nonexistent.ndjson"]).code, 2);
 
@@ -124,13 +126,14 @@ fn the_authoring_story_through_the_cli() {
         "policy.json",
         r#"{"name": "Block external email", "scope": {"type": "agent", "tenant_id": "acme", "agent_id": "support"}}"#,
     );
-    let created = cli.ok(&["--json", "policy", "create", &policy]).json();
+    // Client flags may follow the group or the command.
+    let created = cli.ok(&["policy", "--json", "create", &policy]).json();
     let id = created["id"].as_str().unwrap().to_owned();
     let rule = cli.file(
         "rule.json",
         r#"{"id": "r1", "type": "tool", "effect": "deny", "tools": ["*.send_email"], "when": [{"arg": "to", "op": "not_ends_with", "value": "@acme.com"}]}"#,
     );
-    let with_rule = cli.ok(&["--json", "policy", "add-rule", &id, &rule]).json();
+    let with_rule = cli.ok(&["policy", "add-rule", &id, &rule, "--json"]).json();
     assert_eq!(with_rule["revision"], 2);
 
     // Refused by the server: exit 1 with its error on standard error.
@@ -146,12 +149,12 @@ fn the_authoring_story_through_the_cli() {
     assert_eq!(frozen.code, 1);
     assert!(frozen.stderr.contains("409 conflict"), "{}", frozen.stderr);
 
-    let v2 = cli.ok(&["--json", "policy", "clone", &id]).json()["id"]
+    let v2 = cli.ok(&["policy", "clone", &id, "--json"]).json()["id"]
         .as_str()
         .unwrap()
         .to_owned();
     cli.ok(&["policy", "activate", &v2, "--force", "--supersede"]);
-    let versions = cli.ok(&["--json", "policy", "versions", &id]).json();
+    let versions = cli.ok(&["policy", "versions", &id, "--json"]).json();
     let statuses: Vec<&str> = versions["items"]
         .as_array()
         .unwrap()
@@ -166,7 +169,7 @@ fn the_authoring_story_through_the_cli() {
     // Export → file → import round-trips into a new draft.
     let exported = cli.ok(&["policy", "export", &v2]);
     let document = cli.file("exported.json", &exported.stdout);
-    let imported = cli.ok(&["--json", "policy", "import", &document]).json();
+    let imported = cli.ok(&["policy", "import", &document, "--json"]).json();
     let draft = imported["items"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(imported["items"][0]["status"], "draft");
     assert_eq!(
@@ -177,7 +180,7 @@ fn the_authoring_story_through_the_cli() {
     assert_eq!(cli.run(&["policy", "show", &draft]).code, 1);
 
     let audit = cli
-        .ok(&["--json", "audit", "list", "--tenant", "acme"])
+        .ok(&["audit", "list", "--tenant", "acme", "--json"])
         .json();
     let actions: Vec<&str> = audit["items"]
         .as_array()
@@ -202,7 +205,7 @@ fn the_authoring_story_through_the_cli() {
 
     let key = cli
         .ok(&[
-            "--json", "keys", "create", "viewer", "--tenant", "acme", "--scopes", "read",
+            "keys", "create", "viewer", "--tenant", "acme", "--scopes", "read", "--json",
         ])
         .json();
     let key_id = key["id"].as_str().unwrap().to_owned();
@@ -243,7 +246,7 @@ fn the_authoring_story_through_the_cli() {
         url: format!("http://{}", server.addr),
         ..cli
     };
-    let all = cli.ok(&["--json", "policy", "list"]).json();
+    let all = cli.ok(&["policy", "list", "--json"]).json();
     assert_eq!(all["items"].as_array().unwrap().len(), 2);
     assert!(cli.ok(&["audit", "verify"]).stdout.starts_with("ok:"));
     stop(server);

@@ -8,5 +8,6 @@
 )]
 
 mod cli;
+mod monitor;
 mod serve;
 mod walkthrough;
