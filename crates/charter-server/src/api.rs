@@ -27,9 +27,9 @@ pub fn router<S: Store + Clone>(state: AppState<S>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",
-            get(move || async move {
+            get(move |headers: axum::http::HeaderMap| async move {
                 let stats = writer.stats();
-                render.render_with((stats.batches, stats.records))
+                render.respond(&headers, (stats.batches, stats.records))
             }),
         )
         .route(
@@ -100,14 +100,14 @@ async fn refuse_write_query(
 )]
 pub(crate) fn healthz_doc() {}
 
-/// Request counts and latencies in the Prometheus text format.
+/// The server's metrics: requests, checks, violations, the group commit, the process, the build.
 #[utoipa::path(
     get,
     path = "/metrics",
     operation_id = "metrics",
     summary = "Prometheus metrics.",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition.", body = String, content_type = "text/plain"))
+    responses((status = 200, description = "The metrics in Prometheus' text format (`text/plain; version=0.0.4`), or in OpenMetrics 1.0.0 text when `Accept` prefers `application/openmetrics-text`.", body = String, content_type = "text/plain"))
 )]
 #[allow(
     dead_code,

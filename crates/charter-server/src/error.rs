@@ -152,6 +152,15 @@ impl From<StoreError> for ApiError {
                     None => json!({}),
                 },
             },
+            StoreError::RevisionMismatch {
+                message,
+                current_revision,
+            } => ApiError {
+                status: StatusCode::PRECONDITION_FAILED,
+                code: "precondition_failed",
+                message,
+                details: json!({"current_revision": current_revision}),
+            },
             StoreError::ValidationRequired { revision } => ApiError {
                 status: StatusCode::CONFLICT,
                 code: "validation_required",

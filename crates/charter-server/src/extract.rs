@@ -142,22 +142,118 @@ impl<S: Store + Clone> FromRequest<AppState<S>> for JsonBody {
     }
 }
 
-/// The `If-Match: "<revision>"` precondition of policy writes, if given.
+/// The `If-Match` precondition of policy writes (RFC 9110 §13.1.1), as the revision the store
+/// must find: `None` without the header or with `*` (any current policy; a missing one answers
+/// 404 before any precondition), else the revision of the one strong tag that can match.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IfMatch(pub(crate) Option<u32>);
+
+/// A revision no policy has (revisions count from 1): what a list that can match nothing asks
+/// of the store (weak tags, which `If-Match`'s strong comparison never matches, or tags that
+/// are not a revision), so it answers 412 with the current revision as for a stale one.
+const NO_REVISION: u32 = 0;
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Some(header) = parts.headers.get(axum::http::header::IF_MATCH) else {
-            return Ok(IfMatch(None));
+        let malformed = || {
+            ApiError::invalid(
+                "If-Match",
+                "If-Match takes the policy's ETag, its revision in quotes (\"3\"), or *",
+            )
         };
-        let text = header.to_str().unwrap_or_default().trim();
-        let text = text.trim_start_matches("W/").trim_matches('"');
-        text.parse::<u32>()
-            .map(|r| IfMatch(Some(r)))
-            .map_err(|_| ApiError::invalid("If-Match", "If-Match takes a revision: \"3\""))
+        let mut values = parts
+            .headers
+            .get_all(axum::http::header::IF_MATCH)
+            .iter()
+            .peekable();
+        if values.peek().is_none() {
+            return Ok(IfMatch(None));
+        }
+        let mut any = false;
+        let mut tags = Vec::new();
+        for value in values {
+            let text = value.to_str().map_err(|_| malformed())?;
+            if text.trim_matches([' ', '\t']) == "*" {
+                any = true;
+            } else {
+                entity_tags(text, &mut tags).ok_or_else(malformed)?;
+            }
+        }
+        if any {
+            // `*` stands alone: with tags beside it the field means nothing.
+            return if tags.is_empty() {
+                Ok(IfMatch(None))
+            } else {
+                Err(malformed())
+            };
+        }
+        let mut revisions: Vec<u32> = tags
+            .iter()
+            .filter(|(weak, _)| !weak)
+            .filter_map(|(_, opaque)| canonical_revision(opaque))
+            .collect();
+        revisions.sort_unstable();
+        revisions.dedup();
+        match revisions[..] {
+            [] => Ok(IfMatch(Some(NO_REVISION))),
+            [revision] => Ok(IfMatch(Some(revision))),
+            // A policy has one revision at a time and the store checks one, atomically.
+            _ => Err(ApiError::invalid(
+                "If-Match",
+                "If-Match takes one revision, not a list of them",
+            )),
+        }
+    }
+}
+
+/// Appends the entity tags of one `If-Match` line (`"3"`, `W/"3"`, comma-separated) to `tags`
+/// as (weak, opaque tag); `None` when the line is not such a list.
+fn entity_tags<'a>(text: &'a str, tags: &mut Vec<(bool, &'a str)>) -> Option<()> {
+    let before = tags.len();
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t']);
+        // A list may hold empty elements (RFC 9110 §5.6.1).
+        if let Some(after) = rest.strip_prefix(',') {
+            rest = after;
+            continue;
+        }
+        if rest.is_empty() {
+            break;
+        }
+        let (weak, tag) = match rest.strip_prefix("W/") {
+            Some(tag) => (true, tag),
+            None => (false, rest),
+        };
+        let tag = tag.strip_prefix('"')?;
+        let end = tag.find('"')?;
+        let opaque = &tag[..end];
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
+        {
+            return None;
+        }
+        tags.push((weak, opaque));
+        rest = tag[end + 1..].trim_start_matches([' ', '\t']);
+        if !rest.is_empty() {
+            rest = rest.strip_prefix(',')?;
+        }
+    }
+    (tags.len() > before).then_some(())
+}
+
+/// The revision an opaque tag names, when it is one exactly as an `ETag` shows it (strong
+/// comparison is by text: `"03"` is not revision 3).
+fn canonical_revision(opaque: &str) -> Option<u32> {
+    let digits = opaque.bytes().all(|b| b.is_ascii_digit());
+    let canonical = opaque == "0" || !opaque.starts_with('0');
+    if digits && canonical && !opaque.is_empty() {
+        opaque.parse().ok()
+    } else {
+        None
     }
 }
 
@@ -222,5 +318,58 @@ where
             .await
             .map(|p| PathParams(p.0))
             .map_err(|e| ApiError::invalid("path", e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::FromRequestParts as _;
+
+    use super::IfMatch;
+
+    async fn if_match(values: &[&str]) -> Result<Option<u32>, u16> {
+        let mut request = axum::http::Request::builder();
+        for value in values {
+            request = request.header("if-match", *value);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        IfMatch::from_request_parts(&mut parts, &())
+            .await
+            .map(|m| m.0)
+            .map_err(|e| {
+                axum::response::IntoResponse::into_response(e)
+                    .status()
+                    .as_u16()
+            })
+    }
+
+    #[tokio::test]
+    async fn if_match_reads_entity_tags_as_rfc_9110_does() {
+        assert_eq!(if_match(&[]).await, Ok(None));
+        assert_eq!(if_match(&["\"3\""]).await, Ok(Some(3)));
+        assert_eq!(if_match(&[" \"3\" "]).await, Ok(Some(3)));
+        assert_eq!(if_match(&["*"]).await, Ok(None));
+        // Tags that can never match under strong comparison: a weak one, another text.
+        assert_eq!(if_match(&["W/\"3\""]).await, Ok(Some(0)));
+        assert_eq!(if_match(&["\"03\""]).await, Ok(Some(0)));
+        assert_eq!(if_match(&["\"abc\""]).await, Ok(Some(0)));
+        assert_eq!(if_match(&["W/\"2\", \"3\""]).await, Ok(Some(3)));
+        assert_eq!(if_match(&["\"3\", \"3\"", "\"3\""]).await, Ok(Some(3)));
+        assert_eq!(if_match(&["\"a,b\", \"4\""]).await, Ok(Some(4)));
+        // Malformed, or more than the store can check at once.
+        for bad in [
+            "3",
+            "\"3",
+            "",
+            ",",
+            "\"3\" \"4\"",
+            "W/3",
+            "*, \"3\"",
+            "\"3\",,x",
+        ] {
+            assert_eq!(if_match(&[bad]).await, Err(400), "{bad:?}");
+        }
+        assert_eq!(if_match(&["*", "\"3\""]).await, Err(400));
+        assert_eq!(if_match(&["\"2\", \"3\""]).await, Err(400));
     }
 }

@@ -1,204 +1,399 @@
-//! Prometheus metrics: request counts and latencies per route, rendered on `GET /metrics`.
+//! Prometheus metrics, rendered on `GET /metrics` with prometheus-client: requests and their
+//! latency per method and route template, checks' decisions and latency, violations per
+//! policy and rule type, the group commit's progress, the process and the build.
 //!
-//! A small registry of its own rather than a global recorder: every server (and every test
-//! router) has its own, and nothing here can fail at start.
+//! A registry per server rather than a global recorder: every server (and every test router)
+//! has its own, and nothing here can fail at start. `/metrics` needs no key, so every label
+//! takes its values from a closed set: a method outside the standard ones is `other`, a path
+//! no route matches is `unmatched`, and a violation's `policy_id` is that of a policy that
+//! exists. A request cannot add series of its own making.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text, text};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
-/// Upper bounds of the latency histogram, in seconds.
+use crate::error::ApiError;
+
+/// Upper bounds of the latency histograms, in seconds.
 const BUCKETS: [f64; 12] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
-#[derive(Debug, Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// The label of a request's method: the methods RFC 9110 defines and PATCH, else `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
-/// One route's requests: counts by status and the latency histogram.
-#[derive(Debug, Default)]
-struct RouteStats {
-    statuses: BTreeMap<u16, u64>,
-    latency: Histogram,
+/// The label of a decision or a violation's outcome.
+fn decision_label(decision: &str) -> &'static str {
+    match decision {
+        "allow" => "allow",
+        "block" => "block",
+        "halt" => "halt",
+        _ => "other",
+    }
 }
 
-#[derive(Debug, Default)]
-struct Registry {
-    /// Method → route template → stats (nested so a request is counted without allocating).
-    requests: BTreeMap<String, BTreeMap<String, RouteStats>>,
-    decisions: BTreeMap<&'static str, u64>,
-    decision_latency: Histogram,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    decision: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViolationLabels {
+    policy_id: String,
+    rule_type: &'static str,
+    decision: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+fn latency() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    decisions: Family<DecisionLabels, Counter>,
+    check_duration: Histogram,
+    violations: Family<ViolationLabels, Counter>,
 }
 
 /// The server's metrics.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Metrics {
-    inner: Arc<Mutex<Registry>>,
+    inner: Arc<Inner>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+/// The two text formats `/metrics` renders, chosen by the request's `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposition {
+    /// Prometheus' classic text format (0.0.4): what a plain client gets.
+    Prometheus,
+    /// OpenMetrics 1.0.0 text, for a scraper that asks for it (Prometheus does).
+    OpenMetrics,
+}
+
+impl Exposition {
+    /// The format an `Accept` header prefers: OpenMetrics when it ranks
+    /// `application/openmetrics-text` (version 1.0.0, or none given) at least as high as
+    /// plain text, the classic format otherwise (also without the header).
+    pub fn negotiate(accept: Option<&HeaderValue>) -> Exposition {
+        let Some(accept) = accept.and_then(|a| a.to_str().ok()) else {
+            return Exposition::Prometheus;
+        };
+        let (mut openmetrics, mut plain) = (0.0_f64, 0.0_f64);
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let (mut q, mut version) = (1.0_f64, None);
+            for param in parts {
+                let Some((name, value)) = param.split_once('=') else {
+                    continue;
+                };
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "q" => q = value.trim().parse().unwrap_or(0.0),
+                    "version" => version = Some(value.trim().trim_matches('"').to_owned()),
+                    _ => {}
+                }
+            }
+            match media.as_str() {
+                "application/openmetrics-text"
+                    if version.as_deref().is_none_or(|v| v == "1.0.0") =>
+                {
+                    openmetrics = openmetrics.max(q);
+                }
+                "text/plain" | "text/*" | "*/*" => plain = plain.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= plain {
+            Exposition::OpenMetrics
+        } else {
+            Exposition::Prometheus
+        }
+    }
+
+    /// The `Content-Type` of the format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Exposition::Prometheus => prometheus_text::CONTENT_TYPE,
+            Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
 }
 
 impl Metrics {
-    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let Ok(mut registry) = self.inner.lock() else {
-            return;
-        };
-        if !registry.requests.contains_key(method) {
-            registry.requests.insert(method.to_owned(), BTreeMap::new());
+    /// A fresh registry with every metric of the server.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "charter_http_requests",
+            "HTTP requests by method, route template and status",
+            requests.clone(),
+        );
+        let request_duration =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency);
+        registry.register(
+            "charter_http_request_duration_seconds",
+            "HTTP request latency by method and route template",
+            request_duration.clone(),
+        );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        // Every outcome is shown from the start, so a rate over it never starts from nothing.
+        for decision in ["allow", "block", "halt"] {
+            drop(decisions.get_or_create(&DecisionLabels { decision }));
         }
-        let Some(routes) = registry.requests.get_mut(method) else {
-            return;
-        };
-        if !routes.contains_key(route) {
-            routes.insert(route.to_owned(), RouteStats::default());
+        registry.register(
+            "charter_decisions",
+            "Decisions of checks by outcome",
+            decisions.clone(),
+        );
+        let check_duration = latency();
+        registry.register(
+            "charter_check_duration_seconds",
+            "Latency of checks, record included",
+            check_duration.clone(),
+        );
+        let violations = Family::<ViolationLabels, Counter>::default();
+        registry.register(
+            "charter_violations",
+            "Violations of refused actions by policy, rule type and decision",
+            violations.clone(),
+        );
+        registry.register(
+            "charter_build",
+            "The running build",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            }),
+        );
+        registry.register_collector(Box::new(crate::process::Process));
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                request_duration,
+                decisions,
+                check_duration,
+                violations,
+            }),
         }
-        let Some(stats) = routes.get_mut(route) else {
-            return;
-        };
-        *stats.statuses.entry(status).or_default() += 1;
-        let histogram = &mut stats.latency;
-        for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter_mut()) {
-            if seconds <= *bound {
-                *count += 1;
-            }
-        }
-        histogram.count += 1;
-        histogram.sum += seconds;
+    }
+
+    fn observe(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
+        let inner = &self.inner;
+        inner
+            .requests
+            .get_or_create(&RequestLabels {
+                method,
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        inner
+            .request_duration
+            .get_or_create(&RouteLabels {
+                method,
+                route: route.to_owned(),
+            })
+            .observe(seconds);
     }
 
     /// Counts one decision of a check and how long the check took (evaluation, limits and the
     /// durable record).
     pub fn observe_decision(&self, outcome: &'static str, seconds: f64) {
-        let Ok(mut registry) = self.inner.lock() else {
-            return;
-        };
-        *registry.decisions.entry(outcome).or_default() += 1;
-        let h = &mut registry.decision_latency;
-        for (bound, count) in BUCKETS.iter().zip(h.counts.iter_mut()) {
-            if seconds <= *bound {
-                *count += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += seconds;
+        self.inner
+            .decisions
+            .get_or_create(&DecisionLabels {
+                decision: decision_label(outcome),
+            })
+            .inc();
+        self.inner.check_duration.observe(seconds);
     }
 
-    /// The Prometheus text exposition of every metric; `writer` is the group-commit writer's
-    /// (commits, actions) so far.
-    pub fn render_with(&self, writer: (u64, u64)) -> String {
-        let mut out = self.render();
-        let Ok(registry) = self.inner.lock() else {
-            return out;
-        };
-        out.push_str("# HELP charter_decisions_total Decisions of checks by outcome.\n");
-        out.push_str("# TYPE charter_decisions_total counter\n");
-        for outcome in ["allow", "block", "halt"] {
-            let n = registry.decisions.get(outcome).copied().unwrap_or(0);
-            let _ = writeln!(out, "charter_decisions_total{{decision=\"{outcome}\"}} {n}");
-        }
-        out.push_str("# HELP charter_check_duration_seconds Latency of checks, record included.\n");
-        out.push_str("# TYPE charter_check_duration_seconds histogram\n");
-        let h = &registry.decision_latency;
-        for (bound, count) in BUCKETS.iter().zip(h.counts) {
-            let _ = writeln!(
-                out,
-                "charter_check_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "charter_check_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-            h.count
+    /// Counts one violation of a refused action: `policy_id` of the violated policy,
+    /// `rule_type` of its rule, `decision` its outcome (`block` or `halt`).
+    pub fn observe_violation(&self, policy_id: &str, rule_type: &str, decision: &str) {
+        let rule_type = charter_core::RuleType::from_name(rule_type)
+            .map_or("other", charter_core::RuleType::as_str);
+        self.inner
+            .violations
+            .get_or_create(&ViolationLabels {
+                policy_id: policy_id.to_owned(),
+                rule_type,
+                decision: decision_label(decision),
+            })
+            .inc();
+    }
+
+    /// Every metric in `exposition`'s format; `writer` is the group-commit writer's
+    /// (commits, actions) so far, read at each scrape.
+    pub fn render(&self, exposition: Exposition, writer: (u64, u64)) -> Result<String, fmt::Error> {
+        let mut progress = Registry::default();
+        progress.register(
+            "charter_action_commits",
+            "Group commits of checked actions",
+            ConstCounter::new(writer.0),
         );
-        let _ = writeln!(out, "charter_check_duration_seconds_sum {}", h.sum);
-        let _ = writeln!(out, "charter_check_duration_seconds_count {}", h.count);
-        out.push_str("# HELP charter_action_commits_total Group commits of checked actions.\n");
-        out.push_str("# TYPE charter_action_commits_total counter\n");
-        let _ = writeln!(out, "charter_action_commits_total {}", writer.0);
-        out.push_str("# HELP charter_actions_committed_total Checked actions committed (actions / commits = the batch size).\n");
-        out.push_str("# TYPE charter_actions_committed_total counter\n");
-        let _ = writeln!(out, "charter_actions_committed_total {}", writer.1);
-        out
-    }
-
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+        progress.register(
+            "charter_actions_committed",
+            "Checked actions committed (actions / commits = the batch size)",
+            ConstCounter::new(writer.1),
+        );
         let mut out = String::new();
-        let Ok(registry) = self.inner.lock() else {
-            return out;
-        };
-        out.push_str("# HELP charter_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE charter_http_requests_total counter\n");
-        for (method, routes) in &registry.requests {
-            for (route, stats) in routes {
-                for (status, n) in &stats.statuses {
-                    let _ = writeln!(
-                        out,
-                        "charter_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-                    );
-                }
+        match exposition {
+            Exposition::Prometheus => {
+                prometheus_text::encode(&mut out, &self.inner.registry)?;
+                prometheus_text::encode(&mut out, &progress)?;
+            }
+            Exposition::OpenMetrics => {
+                text::encode_registry(&mut out, &self.inner.registry)?;
+                text::encode_registry(&mut out, &progress)?;
+                text::encode_eof(&mut out)?;
             }
         }
-        out.push_str(
-            "# HELP charter_http_request_duration_seconds HTTP request latency by route.\n",
-        );
-        out.push_str("# TYPE charter_http_request_duration_seconds histogram\n");
-        let latencies = registry.requests.iter().flat_map(|(method, routes)| {
-            routes
-                .iter()
-                .map(move |(route, stats)| (method, route, &stats.latency))
-        });
-        for (method, route, h) in latencies {
-            let labels = format!("method=\"{method}\",route=\"{route}\"");
-            for (bound, count) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(
-                    out,
-                    "charter_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "charter_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "charter_http_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "charter_http_request_duration_seconds_count{{{labels}}} {}",
-                h.count
-            );
+        Ok(out)
+    }
+
+    /// The answer to `GET /metrics`: the format the request's `Accept` prefers, with its
+    /// content type.
+    pub(crate) fn respond(&self, headers: &HeaderMap, writer: (u64, u64)) -> Response {
+        let exposition = Exposition::negotiate(headers.get(header::ACCEPT));
+        match self.render(exposition, writer) {
+            Ok(body) => (
+                [
+                    (header::CONTENT_TYPE, exposition.content_type()),
+                    (header::VARY, "accept"),
+                ],
+                body,
+            )
+                .into_response(),
+            Err(e) => ApiError::internal(&format!("rendering metrics: {e}")).into_response(),
         }
-        out
     }
 }
 
-/// Middleware recording each request under its route template (never the raw path, so ids do
-/// not become labels).
+/// Middleware recording each request under its method and route template (never the raw
+/// path or a made-up method, so a request cannot add series).
 pub(crate) async fn track(
     State(metrics): State<Metrics>,
     request: Request,
     next: Next,
 ) -> Response {
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let start = Instant::now();
     let response = next.run(request).await;
     metrics.observe(
-        method.as_str(),
+        method,
         route.as_ref().map_or("unmatched", MatchedPath::as_str),
         response.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_format_follows_accept() {
+        let negotiate =
+            |accept: &str| Exposition::negotiate(Some(&HeaderValue::from_str(accept).unwrap()));
+        assert_eq!(Exposition::negotiate(None), Exposition::Prometheus);
+        assert_eq!(negotiate("*/*"), Exposition::Prometheus);
+        assert_eq!(negotiate("text/plain"), Exposition::Prometheus);
+        // What Prometheus 2.x and 3.x send.
+        assert_eq!(
+            negotiate(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            ),
+            Exposition::OpenMetrics
+        );
+        assert_eq!(
+            negotiate("application/openmetrics-text; version=0.0.1"),
+            Exposition::Prometheus
+        );
+        assert_eq!(
+            negotiate("text/plain, application/openmetrics-text;q=0.5"),
+            Exposition::Prometheus
+        );
+        assert_eq!(
+            negotiate("application/openmetrics-text;q=0"),
+            Exposition::Prometheus
+        );
+    }
+
+    #[test]
+    fn labels_come_from_closed_sets() {
+        assert_eq!(method_label(&Method::from_bytes(b"FOO").unwrap()), "other");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(decision_label("maybe"), "other");
+        let metrics = Metrics::new();
+        metrics.observe_violation("pol_1", "made_up", "block");
+        metrics.observe_violation("pol_1", "tool", "halt");
+        let text = metrics.render(Exposition::Prometheus, (0, 0)).unwrap();
+        assert!(
+            text.contains(
+                r#"charter_violations_total{policy_id="pol_1",rule_type="other",decision="block"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"charter_violations_total{policy_id="pol_1",rule_type="tool",decision="halt"} 1"#
+            ),
+            "{text}"
+        );
+    }
 }

@@ -37,13 +37,14 @@ pub(crate) struct ErrorBody {
 #[derive(ToSchema)]
 pub(crate) struct ErrorDetail {
     /// `invalid`, `unauthenticated`, `forbidden`, `not_found`, `conflict`,
-    /// `validation_required`, `too_large` or `internal`.
+    /// `validation_required`, `precondition_failed`, `too_large` or `internal`.
     #[schema(example = "invalid")]
     code: String,
     /// A human-readable explanation.
     message: String,
     /// Machine-readable details: `path` (the JSON path of the bad field) for `invalid`,
-    /// `current_revision` for an `If-Match` conflict, `revision` for `validation_required`,
+    /// `current_revision` for `precondition_failed` (and for a `conflict` of a policy that
+    /// changed while it was validated), `revision` for `validation_required`,
     /// `limit` for `too_large`; otherwise empty.
     #[schema(value_type = Object)]
     details: Value,

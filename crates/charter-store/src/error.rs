@@ -9,14 +9,22 @@ pub enum StoreError {
         /// What was looked for, e.g. `policy pol_123`.
         what: String,
     },
-    /// The resource is not in a state that allows this (wrong lifecycle status, a stale
-    /// revision, a duplicate id).
+    /// The resource is not in a state that allows this (wrong lifecycle status, a duplicate
+    /// id, a policy that changed while it was validated).
     #[error("{message}")]
     Conflict {
         /// For people.
         message: String,
-        /// The current revision, when a revision precondition failed.
+        /// The current revision, when the policy changed under the operation.
         current_revision: Option<u32>,
+    },
+    /// The revision the caller required (`If-Match`) is no longer the policy's.
+    #[error("{message}")]
+    RevisionMismatch {
+        /// For people.
+        message: String,
+        /// The policy's revision now.
+        current_revision: u32,
     },
     /// Activation needs a validation of the current revision (or `force`).
     #[error("activating needs a validation of revision {revision} (or force)")]

@@ -137,7 +137,7 @@ async fn list_keys<S: Store + Clone>(
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody)
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody)
     ),
     security(("bearer" = []))
 )]

@@ -168,7 +168,7 @@ async fn list<S: Store + Clone>(
     tag = "policies",
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
     responses(
-        (status = 200, description = "The policy.", body = crate::schemas::Policy),
+        (status = 200, description = "The policy.", body = crate::schemas::Policy, headers(("ETag" = String, description = "`\"<revision>\"`: the precondition a write takes as `If-Match`."))),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
@@ -180,9 +180,13 @@ async fn show<S: Store + Clone>(
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
     PathParams(id): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<impl axum::response::IntoResponse, ApiError> {
     let stored = state.store.get_policy(&caller.principal, &id).await?;
-    Ok(Json(view(&state.store, &caller.principal, &stored).await?))
+    let etag = format!("\"{}\"", stored.policy.revision);
+    Ok((
+        [(axum::http::header::ETAG, etag)],
+        Json(view(&state.store, &caller.principal, &stored).await?),
+    ))
 }
 
 /// `PUT` body: every field optional; server-owned fields are refused by name.
@@ -226,7 +230,7 @@ fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
     operation_id = "update_policy",
     summary = "Edit a draft.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"`: change nothing and answer 409 unless the policy is at this revision.")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.")),
     request_body = crate::schemas::PolicyEdit,
     responses(
         (status = 200, description = "The edited draft.", body = crate::schemas::Policy),
@@ -234,7 +238,8 @@ fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::schemas::ErrorBody),
         (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
     ),
     security(("bearer" = []))
@@ -260,14 +265,15 @@ async fn update<S: Store + Clone>(
     operation_id = "delete_policy",
     summary = "Delete a draft.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"`: change nothing and answer 409 unless the policy is at this revision.")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.")),
     responses(
         (status = 200, description = "The draft is deleted.", body = crate::schemas::Deleted),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody)
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::schemas::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -290,7 +296,7 @@ async fn remove<S: Store + Clone>(
     operation_id = "add_rule",
     summary = "Append a rule to a draft.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"`: change nothing and answer 409 unless the policy is at this revision.")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.")),
     request_body = crate::schemas::CoreRule,
     responses(
         (status = 201, description = "The draft with the rule appended.", body = crate::schemas::Policy),
@@ -298,7 +304,8 @@ async fn remove<S: Store + Clone>(
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::schemas::ErrorBody),
         (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
     ),
     security(("bearer" = []))
@@ -327,14 +334,15 @@ async fn add_rule<S: Store + Clone>(
     operation_id = "remove_rule",
     summary = "Remove a rule from a draft.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("rule_id" = String, Path, description = "The rule's id within the policy."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"`: change nothing and answer 409 unless the policy is at this revision.")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("rule_id" = String, Path, description = "The rule's id within the policy."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.")),
     responses(
         (status = 200, description = "The draft without the rule.", body = crate::schemas::Policy),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody)
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::schemas::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -371,7 +379,7 @@ struct ActivateBody {
     operation_id = "activate_policy",
     summary = "Activate a draft.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"`: change nothing and answer 409 unless the policy is at this revision.")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.")),
     request_body(content = ActivateBody, description = "How to activate; an empty body is the same as `{}`."),
     responses(
         (status = 200, description = "The active policy.", body = crate::schemas::Policy),
@@ -379,7 +387,8 @@ struct ActivateBody {
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::schemas::ErrorBody),
         (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
     ),
     security(("bearer" = []))
@@ -427,7 +436,7 @@ struct Empty {}
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
         (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
     ),
     security(("bearer" = []))

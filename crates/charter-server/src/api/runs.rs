@@ -158,6 +158,12 @@ async fn check<S: Store + Clone>(
     state
         .metrics
         .observe_decision(decision.outcome.as_str(), started.elapsed().as_secs_f64());
+    for v in &decision.violations {
+        let (policy, rule_type) = (v.source.policy.id.as_str(), v.source.rule_type.as_str());
+        state
+            .metrics
+            .observe_violation(policy, rule_type, v.outcome.as_str());
+    }
     // Serialized straight from the decision, not through a JSON tree.
     Ok(Json(Answer {
         decision: decision.outcome,

@@ -49,7 +49,7 @@ struct NewTenant {
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
         (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
     ),
     security(("bearer" = []))
@@ -116,7 +116,7 @@ struct NewAgent {
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status, a duplicate, or an `If-Match` mismatch (`details.current_revision`).", body = crate::schemas::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
         (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
     ),
     security(("bearer" = []))

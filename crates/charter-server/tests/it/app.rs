@@ -29,7 +29,19 @@ pub(crate) struct App {
 
 pub(crate) struct Response {
     pub(crate) status: StatusCode,
+    pub(crate) headers: axum::http::HeaderMap,
     pub(crate) body: Value,
+}
+
+impl Response {
+    /// A header's value as text (empty when absent).
+    #[allow(dead_code, reason = "used by some tests only")]
+    pub(crate) fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
 }
 
 /// Changes to the server's settings before it starts.
@@ -139,6 +151,7 @@ impl App {
             .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body = if bytes.is_empty() {
             Value::Null
@@ -146,7 +159,11 @@ impl App {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Response { status, body }
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// Two tenants with agents, and a write+read key for each.

@@ -11,6 +11,7 @@
 mod app;
 mod consistency;
 mod isolation;
+mod metrics;
 mod openapi;
 mod policies;
 mod replay;

@@ -60,7 +60,7 @@ async fn the_authoring_story() {
             r.status,
             r.body["error"]["details"]["current_revision"].clone()
         ),
-        (StatusCode::CONFLICT, json!(3))
+        (StatusCode::PRECONDITION_FAILED, json!(3))
     );
     let r = app
         .raw(
@@ -457,4 +457,157 @@ async fn every_refused_transition_is_a_409_and_changes_nothing() {
         (r.status, r.body["error"]["details"]["path"].clone()),
         (StatusCode::BAD_REQUEST, json!("query.verbose"))
     );
+}
+
+#[tokio::test]
+async fn conditional_writes_follow_rfc_9110() {
+    let (app, acme, _) = App::seeded().await;
+    let key = Some(acme.as_str());
+    let id = app
+        .call("POST", "/v1/policies", key, Some(policy_body("Guard")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/policies/{id}");
+    let r = app.call("GET", &path, key, None).await;
+    assert_eq!(r.header("etag"), "\"1\"");
+    assert_eq!(r.body["revision"], 1);
+
+    let rule = r#"{"id": "r2", "type": "rate", "limit": 10, "window": "1m", "per": "agent"}"#;
+    // Every write that takes If-Match: a stale one is a 412 naming the current revision and
+    // changes nothing (the revision, the rules and the audit log stay as they were).
+    let entries = audit_len(&app, key).await;
+    let writes: Vec<(&str, String, Option<&str>)> = vec![
+        ("PUT", path.clone(), Some(r#"{"name": "Renamed"}"#)),
+        ("POST", format!("{path}/rules"), Some(rule)),
+        ("DELETE", format!("{path}/rules/r1"), None),
+        (
+            "POST",
+            format!("{path}/activate"),
+            Some(r#"{"force": true}"#),
+        ),
+        ("DELETE", path.clone(), None),
+    ];
+    for (method, target, body) in &writes {
+        for stale in ["\"7\"", "W/\"1\"", "\"01\"", "\"x\""] {
+            let r = app
+                .raw(method, target, key, *body, &[("if-match", stale)])
+                .await;
+            assert_eq!(
+                (
+                    r.status,
+                    error_code(&r),
+                    r.body["error"]["details"]["current_revision"].clone()
+                ),
+                (
+                    StatusCode::PRECONDITION_FAILED,
+                    "precondition_failed",
+                    json!(1)
+                ),
+                "{method} {target} If-Match: {stale}: {:?}",
+                r.body
+            );
+        }
+        for malformed in ["1", "\"1", "\"1\" \"2\"", "\"1\", \"2\""] {
+            let r = app
+                .raw(method, target, key, *body, &[("if-match", malformed)])
+                .await;
+            assert_eq!(
+                (
+                    r.status,
+                    error_code(&r),
+                    r.body["error"]["details"]["path"].clone()
+                ),
+                (StatusCode::BAD_REQUEST, "invalid", json!("If-Match")),
+                "{method} {target} If-Match: {malformed}"
+            );
+        }
+    }
+    let r = app.call("GET", &path, key, None).await;
+    assert_eq!(
+        (
+            r.header("etag"),
+            r.body["status"].clone(),
+            r.body["name"].clone()
+        ),
+        ("\"1\"", json!("draft"), json!("Guard"))
+    );
+    assert_eq!(r.body["rules"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        audit_len(&app, key).await,
+        entries,
+        "a refused write is not audited"
+    );
+
+    // The current revision (or `*`) passes, and each write moves the ETag on.
+    let mut revision = 1;
+    for (method, target, body) in &writes[..3] {
+        for condition in [format!("\"{revision}\""), "*".to_owned()] {
+            if condition == "*" && *method == "DELETE" {
+                continue;
+            }
+            let r = app
+                .raw(method, target, key, *body, &[("if-match", &condition)])
+                .await;
+            assert!(r.status.is_success(), "{method} {target}: {:?}", r.body);
+            revision += 1;
+            assert_eq!(r.body["revision"], revision);
+            assert_eq!(
+                app.call("GET", &path, key, None).await.header("etag"),
+                format!("\"{revision}\"")
+            );
+            if *method == "POST" {
+                // Add the rule once only.
+                break;
+            }
+        }
+    }
+    let (method, target, body) = &writes[3];
+    let r = app
+        .raw(
+            method,
+            target,
+            key,
+            *body,
+            &[("if-match", &format!("\"{revision}\""))],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["status"].clone()),
+        (StatusCode::OK, json!("active"))
+    );
+    // A condition only matters once the write could otherwise succeed: an active policy
+    // is a 409 whatever the revision (RFC 9110 §13.2.1).
+    let r = app
+        .raw("DELETE", &path, key, None, &[("if-match", "\"99\"")])
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+
+    // A draft is deleted with its current revision.
+    let draft = app
+        .call("POST", "/v1/policies", key, Some(policy_body("Other")))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .raw(
+            "DELETE",
+            &format!("/v1/policies/{draft}"),
+            key,
+            None,
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+}
+
+async fn audit_len(app: &App, key: Option<&str>) -> usize {
+    app.call("GET", "/v1/audit", key, None).await.body["items"]
+        .as_array()
+        .unwrap()
+        .len()
 }

@@ -345,12 +345,12 @@ async fn lock_policy(tx: &mut Tx, principal: &Principal, id: &str) -> Result<Sto
 
 fn check_revision(stored: &StoredPolicy, if_revision: Option<u32>) -> Result<()> {
     match if_revision {
-        Some(expected) if expected != stored.policy.revision => Err(StoreError::Conflict {
+        Some(expected) if expected != stored.policy.revision => Err(StoreError::RevisionMismatch {
             message: format!(
                 "policy {} is at revision {}, not {expected}",
                 stored.policy.id, stored.policy.revision
             ),
-            current_revision: Some(stored.policy.revision),
+            current_revision: stored.policy.revision,
         }),
         _ => Ok(()),
     }

@@ -342,8 +342,8 @@ async fn revisions_guard_concurrent_edits<S: Store + Clone>(store: S, _: Kind) {
     assert!(
         matches!(
             e,
-            StoreError::Conflict {
-                current_revision: Some(1),
+            StoreError::RevisionMismatch {
+                current_revision: 1,
                 ..
             }
         ),
@@ -373,7 +373,7 @@ async fn revisions_guard_concurrent_edits<S: Store + Clone>(store: S, _: Kind) {
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => wins += 1,
-            Err(StoreError::Conflict { .. }) => {}
+            Err(StoreError::RevisionMismatch { .. } | StoreError::Conflict { .. }) => {}
             Err(other) => panic!("{other:?}"),
         }
     }
