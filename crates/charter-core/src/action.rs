@@ -141,10 +141,10 @@ pub struct ModelCall {
     /// The model, e.g. `openai/gpt-4o`.
     pub model: String,
     /// Tokens sent (`null` or absent: 0).
-    #[serde(default, deserialize_with = "parse::null_as_default")]
+    #[serde(default, deserialize_with = "parse::whole_count")]
     pub input_tokens: u64,
     /// Tokens received (`null` or absent: 0).
-    #[serde(default, deserialize_with = "parse::null_as_default")]
+    #[serde(default, deserialize_with = "parse::whole_count")]
     pub output_tokens: u64,
 }
 
@@ -418,6 +418,24 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    /// Token counts are JSON Schema integers, which `3.0` is; a fraction or a sign is refused.
+    #[test]
+    fn token_counts_are_whole_numbers() {
+        let call = |tokens: Value| {
+            Action::parse(&json!({"kind": "model_call", "model": "m", "output_tokens": tokens}))
+        };
+        let a = call(json!(27345.0)).unwrap();
+        let ActionDetail::ModelCall(model) = &a.detail else {
+            panic!()
+        };
+        assert_eq!(model.output_tokens, 27_345);
+        assert!(call(json!(null)).is_ok());
+        for bad in [json!(1.5), json!(-1), json!(-1.0), json!(1e300), json!("3")] {
+            let e = call(bad.clone()).unwrap_err();
+            assert_eq!(e.path, "output_tokens", "{bad}");
+        }
     }
 
     #[test]

@@ -216,7 +216,10 @@ impl JsonSchema for Span {
         schemars::json_schema!({
             "description": "A positive integer followed by s, m, h or d (at most 366d), e.g. \"30s\", \"15m\", \"1h\", \"7d\"",
             "type": "string",
-            "pattern": "^0*[1-9][0-9]*[smhd]$",
+            // Digits bounded per unit so that every text the pattern takes is within 366d
+            // (366d is 8,784h, 527,040m, 31,622,400s): a few longer spans the parser takes
+            // (1000h) are left out rather than letting the pattern take ones it refuses.
+            "pattern": "^0*([1-9][0-9]{0,6}s|[1-9][0-9]{0,4}m|[1-9][0-9]{0,2}h|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-6])d)$",
             "examples": ["30s", "15m", "1h", "7d"]
         })
     }
@@ -1290,7 +1293,10 @@ mod tests {
         assert!(text.contains("\"sun\""), "{text}");
 
         let span = serde_json::to_value(schemars::schema_for!(Span)).unwrap();
-        assert_eq!(span["pattern"], "^0*[1-9][0-9]*[smhd]$");
+        assert_eq!(
+            span["pattern"],
+            "^0*([1-9][0-9]{0,6}s|[1-9][0-9]{0,4}m|[1-9][0-9]{0,2}h|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-6])d)$"
+        );
         let period = serde_json::to_value(schemars::schema_for!(Period)).unwrap();
         assert!(period.to_string().contains("\"month\""), "{period}");
     }

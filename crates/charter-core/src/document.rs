@@ -64,9 +64,11 @@ pub struct PolicyDocument {
     /// Always `charter.policy/v1`.
     pub format: FormatTag,
     /// 1–200 characters.
+    #[schemars(length(min = 1, max = 200), extend("pattern" = crate::policy::NAME_PATTERN))]
     pub name: String,
     /// Free text.
     #[serde(default)]
+    #[schemars(length(max = 10_000))]
     pub description: String,
     /// Where the policy applies.
     pub scope: Scope,

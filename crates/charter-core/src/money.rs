@@ -172,10 +172,13 @@ impl schemars::JsonSchema for Money {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "US dollars, at least 0, at most 6 decimal places",
+            "description": "US dollars, at least 0, at most 6 decimal places, at most 1,000,000,000,000. A JSON number with a fraction is read from its shortest decimal text, which a float may not give exactly: write amounts with cents as strings",
+            // What the document promises is within what `parse` takes: at most 12 whole digits
+            // (past leading zeros) in a string, and whole numbers only as JSON numbers (whose
+            // fractions a float may carry past 6 places).
             "oneOf": [
-                {"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,6})?$"},
-                {"type": "number", "minimum": 0}
+                {"type": "string", "pattern": "^0*[0-9]{1,12}(\\.[0-9]{1,6})?$"},
+                {"type": "integer", "minimum": 0, "maximum": MAX_DOLLARS}
             ]
         })
     }

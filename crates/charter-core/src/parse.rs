@@ -116,6 +116,32 @@ where
     Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
+/// A count (`null` or absent: 0) written as JSON Schema's `integer` allows it: `3` or `3.0`.
+/// A number with a fraction, a negative one, or one past 2^53 (where a float no longer holds
+/// every integer) is refused.
+pub fn whole_count<'de, D>(deserializer: D) -> Result<u64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match Option::<serde_json::Number>::deserialize(deserializer)? {
+        None => Ok(0),
+        Some(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(whole), _) => Ok(whole),
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a whole number in 0..=2^53, which u64 holds exactly"
+            )]
+            (None, Some(f)) if f.fract() == 0.0 && (0.0..=EXACT).contains(&f) => Ok(f as u64),
+            _ => Err(D::Error::custom(format!(
+                "invalid value: {n}, expected a whole number of at least 0"
+            ))),
+        },
+    }
+}
+
 /// Takes the string tag `name` out of a JSON object (for `type` or `kind` dispatch).
 pub(crate) fn take_tag(
     object: &mut serde_json::Map<String, Value>,

@@ -13,6 +13,11 @@ use crate::scope::Scope;
 pub const MAX_NAME: usize = 200;
 /// The longest policy description, in characters.
 pub const MAX_DESCRIPTION: usize = 10_000;
+/// What [`PolicyDefinition::check_name`] takes, as a JSON Schema pattern (with `minLength` 1 and
+/// `maxLength` [`MAX_NAME`]): some character that is not white space, and no control character
+/// (Unicode's `Cc`, which is what `char::is_control` refuses).
+pub const NAME_PATTERN: &str =
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
 
 /// Where a policy is in its lifecycle (product.md §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -42,9 +47,11 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PolicyDefinition {
     /// 1–200 characters; shown in audit entries and violation events.
+    #[schemars(length(min = 1, max = 200), extend("pattern" = NAME_PATTERN))]
     pub name: String,
     /// Free text.
     #[serde(default)]
+    #[schemars(length(max = 10_000))]
     pub description: String,
     /// Where the policy applies.
     pub scope: Scope,

@@ -265,6 +265,16 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Par
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        // No stored text holds NUL (PostgreSQL refuses it in text), so a filter holding one
+        // matches nothing there and fails the query: refuse it here, by name, on both backends.
+        if let Ok(pairs) = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            && let Some((name, _)) = pairs.0.iter().find(|(_, v)| v.contains('\0'))
+        {
+            return Err(ApiError::invalid(
+                &format!("query.{name}"),
+                "a parameter cannot hold NUL",
+            ));
+        }
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|q| Params(q.0))
             .map_err(|e| {
@@ -314,6 +324,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // No id holds NUL (PostgreSQL refuses it in text): such a path names nothing.
+        if parts.uri.path().contains("%00") {
+            return Err(ApiError::not_found("resource"));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| PathParams(p.0))

@@ -19,10 +19,10 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 use utoipa::openapi::schema::{
-    AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, SchemaType,
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, SchemaType, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{OpenApi as Document, RefOr};
+use utoipa::openapi::{OpenApi as Document, RefOr, Required};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::api;
@@ -323,6 +323,11 @@ pub(crate) struct Deleted {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewPolicy {
     /// 1–200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
     /// Free text.
     #[schema(default = "")]
@@ -340,6 +345,11 @@ pub(crate) struct NewPolicy {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PolicyEdit {
     /// 1–200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: Option<String>,
     /// Free text.
     description: Option<String>,
@@ -359,6 +369,11 @@ pub(crate) struct CloneBody {
     #[schema(value_type = Option<CoreScope>)]
     scope: Option<Value>,
     /// The clone's name; the original's when absent.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: Option<String>,
 }
 
@@ -482,7 +497,8 @@ macro_rules! action_schema {
             /// A call to a tool.
             ToolCall {
                 $($extra)*
-                /// The tool's name, e.g. `gmail.send_email` (1–256 bytes).
+                /// The tool's name, e.g. `gmail.send_email` (1–256 bytes, no control characters).
+                #[schema(min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
                 tool: String,
                 /// The call's arguments (default `{}`).
                 #[serde(default)]
@@ -498,12 +514,14 @@ macro_rules! action_schema {
                 $($extra)*
                 /// The resource, a `/`-separated path, e.g. `crm/customers/42/ssn` (at most
                 /// 2048 bytes; normalised).
+                #[schema(min_length = 1, max_length = 2048, pattern = "^[^\\x00]+$")]
                 resource: String,
                 /// What the access does.
                 #[schema(value_type = CoreOperation)]
                 operation: Value,
                 /// Labels of the data, e.g. `pii`, `region:us` (at most 64).
                 #[serde(default)]
+                #[schema(max_items = 64)]
                 labels: Option<Vec<String>>,
                 /// The spend the action will incur (default 0).
                 #[serde(default)]
@@ -514,8 +532,10 @@ macro_rules! action_schema {
             Output {
                 $($extra)*
                 /// The text.
+                #[schema(pattern = "^[^\\x00]*$")]
                 text: String,
-                /// Where it goes, e.g. `email`, `chat`.
+                /// Where it goes, e.g. `email`, `chat` (1–256 bytes, no control characters).
+                #[schema(min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
                 channel: Option<String>,
                 /// The spend the action will incur (default 0).
                 #[serde(default)]
@@ -525,7 +545,8 @@ macro_rules! action_schema {
             /// A call to a model.
             ModelCall {
                 $($extra)*
-                /// The model, e.g. `openai/gpt-4o` (1–256 bytes).
+                /// The model, e.g. `openai/gpt-4o` (1–256 bytes, no control characters).
+                #[schema(min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
                 model: String,
                 /// Tokens sent (default 0).
                 #[serde(default)]
@@ -815,14 +836,19 @@ pub(crate) struct ViolationStats {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ViolationFilters {
     /// Only this policy version.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     policy_id: Option<String>,
     /// Only this lineage.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     lineage_id: Option<String>,
     /// Only this agent's.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     agent_id: Option<String>,
     /// Only this tenant's (a tenant key sees only its own: another tenant's id matches nothing).
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<String>,
     /// Only this run's.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     run_id: Option<String>,
     /// Only this rule type.
     #[param(value_type = Option<RuleType>)]
@@ -840,6 +866,7 @@ pub(crate) struct ViolationFilters {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ViolationPaging {
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}~[A-Za-z0-9_.:-]{0,128}$")]
     cursor: Option<String>,
     /// Page size: 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -944,7 +971,7 @@ fn core_schema(name: &str) -> Schema {
         api::audit::verify,
     ),
     components(schemas(ErrorBody, Verification)),
-    modifiers(&Extras),
+    modifiers(&Extras, &Edges),
     tags(
         (name = "operations", description = "Health, metrics and this document."),
         (name = "tenants", description = "Tenants and their agents."),
@@ -974,6 +1001,56 @@ impl Modify for Extras {
         );
         for (name, schema) in core_schemas() {
             components.schemas.insert(name, RefOr::T(schema));
+        }
+    }
+}
+
+/// The operations whose body may be left out (an empty body is read as `{}`).
+const OPTIONAL_BODIES: &[&str] = &[
+    "activate_policy",
+    "deprecate_policy",
+    "clone_policy",
+    "validate_policy",
+    "end_run",
+];
+
+/// What the path macros cannot say: that some bodies are optional (utoipa marks a body
+/// required unless its type is an `Option`, which would admit a JSON `null` body the server
+/// refuses), and that an absent query or header parameter is absent, never `null` (utoipa types
+/// an `Option` as `[T, "null"]`, and a client then sends the text `null`).
+struct Edges;
+
+impl Modify for Edges {
+    fn modify(&self, openapi: &mut Document) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let optional = operation
+                    .operation_id
+                    .as_deref()
+                    .is_some_and(|id| OPTIONAL_BODIES.contains(&id));
+                if let (true, Some(RefOr::T(body))) = (optional, &mut operation.request_body) {
+                    body.required = Some(Required::False);
+                }
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let RefOr::T(parameter) = parameter
+                        && let Some(RefOr::T(Schema::Object(object))) = &mut parameter.schema
+                        && let SchemaType::Array(types) = &object.schema_type
+                        && let [one] = &types
+                            .iter()
+                            .filter(|t| **t != Type::Null)
+                            .cloned()
+                            .collect::<Vec<_>>()[..]
+                    {
+                        object.schema_type = SchemaType::Type(one.clone());
+                    }
+                }
+            }
         }
     }
 }

@@ -23,19 +23,24 @@ pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
 #[into_params(parameter_in = Query)]
 struct AuditQuery {
     /// One chain: a tenant's id, or `platform` (platform keys; a tenant key always gets its own).
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<String>,
     /// Entries of this policy version.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     policy_id: Option<String>,
     /// Entries of this lineage.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     lineage_id: Option<String>,
     /// One action, e.g. `policy.activated`.
     action: Option<String>,
     /// One actor (a key id).
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     actor: Option<String>,
     /// Entries at or after this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     since: Option<jiff::Timestamp>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}~[A-Za-z0-9_.:-]{0,128}$")]
     cursor: Option<String>,
     /// Page size: 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
@@ -84,6 +89,7 @@ async fn list<S: Store + Clone>(
 #[into_params(parameter_in = Query)]
 struct VerifyQuery {
     /// One chain: a tenant's id, or `platform`; a platform key without it checks every chain.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<String>,
 }
 

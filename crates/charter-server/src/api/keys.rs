@@ -24,15 +24,20 @@ pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
-    /// The key's name.
+    /// The key's name: 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
     /// The key's tenant; absent for a platform key (a tenant key always makes keys of its own
     /// tenant).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<TenantId>,
     /// What the key may do.
-    #[schema(value_type = Vec<crate::schemas::KeyScope>)]
+    #[schema(value_type = Vec<crate::schemas::KeyScope>, min_items = 1)]
     scopes: Vec<ScopeName>,
 }
 
@@ -131,7 +136,7 @@ async fn list_keys<S: Store + Clone>(
     operation_id = "revoke_key",
     summary = "Revoke a key at once.",
     tag = "keys",
-    params(("key_id" = String, Path, description = "The key's id (`key_...`).")),
+    params(("key_id" = String, Path, description = "The key's id (`key_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The key, revoked at once.", body = crate::schemas::ApiKey),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),

@@ -86,7 +86,7 @@ async fn create<S: Store + Clone>(
 }
 
 /// A scope type in a query.
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Clone, Copy, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum ScopeType {
     Platform,
@@ -111,14 +111,17 @@ struct ListQuery {
     /// Only this status.
     #[param(value_type = Option<crate::schemas::CoreStatus>)]
     status: Option<Status>,
-    /// Only this scope type: `platform`, `tenant` or `agent`.
-    #[param(value_type = Option<String>)]
+    /// Only this scope type.
+    #[param(inline)]
     scope_type: Option<ScopeType>,
     /// Only this tenant's.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<String>,
     /// Only this agent's.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     agent_id: Option<String>,
     /// Names containing this text (case-insensitive).
+    #[param(pattern = "^[^\\x00]*$")]
     q: Option<String>,
 }
 
@@ -166,7 +169,7 @@ async fn list<S: Store + Clone>(
     operation_id = "get_policy",
     summary = "Get a policy version.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The policy.", body = crate::schemas::Policy, headers(("ETag" = String, description = "`\"<revision>\"`: the precondition a write takes as `If-Match`."))),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
@@ -230,7 +233,7 @@ fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
     operation_id = "update_policy",
     summary = "Edit a draft.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     request_body = crate::schemas::PolicyEdit,
     responses(
         (status = 200, description = "The edited draft.", body = crate::schemas::Policy),
@@ -265,7 +268,7 @@ async fn update<S: Store + Clone>(
     operation_id = "delete_policy",
     summary = "Delete a draft.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     responses(
         (status = 200, description = "The draft is deleted.", body = crate::schemas::Deleted),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
@@ -296,7 +299,7 @@ async fn remove<S: Store + Clone>(
     operation_id = "add_rule",
     summary = "Append a rule to a draft.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     request_body = crate::schemas::CoreRule,
     responses(
         (status = 201, description = "The draft with the rule appended.", body = crate::schemas::Policy),
@@ -334,7 +337,7 @@ async fn add_rule<S: Store + Clone>(
     operation_id = "remove_rule",
     summary = "Remove a rule from a draft.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("rule_id" = String, Path, description = "The rule's id within the policy."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("rule_id" = String, Path, description = "The rule's id within the policy.", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     responses(
         (status = 200, description = "The draft without the rule.", body = crate::schemas::Policy),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
@@ -379,7 +382,7 @@ struct ActivateBody {
     operation_id = "activate_policy",
     summary = "Activate a draft.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`)."), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     request_body(content = ActivateBody, description = "How to activate; an empty body is the same as `{}`."),
     responses(
         (status = 200, description = "The active policy.", body = crate::schemas::Policy),
@@ -428,7 +431,7 @@ struct Empty {}
     operation_id = "deprecate_policy",
     summary = "Deprecate an active policy.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body(content = Empty, description = "`{}`; an empty body is the same."),
     responses(
         (status = 200, description = "The deprecated policy.", body = crate::schemas::Policy),
@@ -461,7 +464,7 @@ async fn deprecate<S: Store + Clone>(
     operation_id = "clone_policy",
     summary = "Clone any version into a new draft.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body(content = crate::schemas::CloneBody, description = "What to change in the clone; an empty body is the same as `{}`."),
     responses(
         (status = 201, description = "The new draft.", body = crate::schemas::Policy),
@@ -507,7 +510,7 @@ async fn clone<S: Store + Clone>(
     operation_id = "list_versions",
     summary = "List a policy's lineage, oldest first.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "Every version of the lineage, oldest first.", body = crate::schemas::PolicyVersions),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
@@ -536,7 +539,7 @@ async fn versions<S: Store + Clone>(
     operation_id = "export_policy",
     summary = "Export a policy as a portable document.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The policy as a portable document (`format: charter.policy/v1`).", body = crate::schemas::CorePolicyDocument),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),

@@ -32,9 +32,11 @@ pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
 #[serde(deny_unknown_fields)]
 struct NewRun {
     /// The agent; it must exist in the run's tenant.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     agent_id: String,
     /// The run's tenant: a platform key must name it; a tenant key's runs are its own.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<String>,
     /// Anything the caller attaches: a JSON object (default `{}`).
     #[serde(default)]
@@ -111,7 +113,7 @@ async fn start<S: Store + Clone>(
     operation_id = "check_action",
     summary = "Check one action of a run; answers once the action and its decision are recorded.",
     tag = "runs",
-    params(("run_id" = String, Path, description = "A run's id (`run_...`).")),
+    params(("run_id" = String, Path, description = "A run's id (`run_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body(content = crate::schemas::Action, description = "The action; it is stamped with the server's clock."),
     responses(
         (status = 200, description = "The decision, with every violated rule. On a halted run: `halt` with `action_id: null` and the violations that halted it, and nothing is recorded.", body = crate::schemas::Decision),
@@ -199,7 +201,7 @@ struct EndBody {
     operation_id = "end_run",
     summary = "End a run.",
     tag = "runs",
-    params(("run_id" = String, Path, description = "A run's id (`run_...`).")),
+    params(("run_id" = String, Path, description = "A run's id (`run_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body(content = EndBody, description = "How the run ended; an empty body is the same as `{}`."),
     responses(
         (status = 200, description = "The ended run.", body = crate::schemas::Run),
@@ -242,8 +244,10 @@ async fn end<S: Store + Clone>(
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only this agent's.
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     agent_id: Option<String>,
     /// Only this tenant's (a tenant key lists only its own: another tenant's id lists nothing).
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<String>,
     /// Only runs in this status.
     #[param(value_type = Option<crate::schemas::RunStatus>)]
@@ -252,6 +256,7 @@ struct ListQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     since: Option<jiff::Timestamp>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}~[A-Za-z0-9_.:-]{0,128}$")]
     cursor: Option<String>,
     /// Page size: 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
@@ -305,7 +310,7 @@ async fn list<S: Store + Clone>(
     operation_id = "get_run",
     summary = "Get a run with its actions and their decisions.",
     tag = "runs",
-    params(("run_id" = String, Path, description = "A run's id (`run_...`).")),
+    params(("run_id" = String, Path, description = "A run's id (`run_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The run, with `actions` in order.", body = crate::schemas::RunWithActions),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),

@@ -31,9 +31,14 @@ pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
 #[serde(deny_unknown_fields)]
 struct NewTenant {
     /// The tenant's id.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     id: TenantId,
-    /// Its name.
+    /// Its name: 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
 }
 
@@ -93,12 +98,22 @@ async fn list_tenants<S: Store + Clone>(
 #[serde(deny_unknown_fields)]
 struct NewAgent {
     /// The agent's id, unique in its tenant.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     id: AgentId,
-    /// Its name.
+    /// Its name: 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
-    /// Who owns it.
+    /// Who owns it: 1 to 200 characters, not blank, no control characters.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     owner: Option<String>,
 }
 
@@ -108,7 +123,7 @@ struct NewAgent {
     operation_id = "create_agent",
     summary = "Register an agent of a tenant.",
     tag = "tenants",
-    params(("tenant_id" = String, Path, description = "The tenant's id.")),
+    params(("tenant_id" = String, Path, description = "The tenant's id.", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body = NewAgent,
     responses(
         (status = 201, description = "The agent.", body = crate::schemas::Agent),
@@ -149,7 +164,7 @@ async fn create_agent<S: Store + Clone>(
     operation_id = "list_agents",
     summary = "List a tenant's agents.",
     tag = "tenants",
-    params(("tenant_id" = String, Path, description = "The tenant's id.")),
+    params(("tenant_id" = String, Path, description = "The tenant's id.", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The tenant's agents.", body = crate::schemas::AgentList),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),

@@ -31,6 +31,7 @@ pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
 pub(crate) struct ValidateBody {
     /// How far back from `until` (default `7d`); not with `since`.
     #[serde(default)]
+    #[schema(value_type = Option<crate::schemas::CoreSpan>)]
     lookback: Option<String>,
     /// The start of the range (RFC 3339).
     #[serde(default)]
@@ -42,6 +43,7 @@ pub(crate) struct ValidateBody {
     until: Option<jiff::Timestamp>,
     /// The most runs to replay (default and at most 10,000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000)]
     max_runs: Option<u64>,
 }
 
@@ -51,7 +53,7 @@ pub(crate) struct ValidateBody {
     operation_id = "validate_policy",
     summary = "Replay a policy over recorded history and store the report against its revision.",
     tag = "policies",
-    params(("id" = String, Path, description = "A policy version's id (`pol_...`).")),
+    params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body(content = ValidateBody, description = "The range; an empty body is the same as `{}`."),
     responses(
         (status = 200, description = "The validation report (product.md §5): counts, per rule, samples, new vs already blocked.", body = Object),
