@@ -8,6 +8,7 @@
     reason = "a test harness fails by panicking"
 )]
 
+mod answers;
 mod app;
 mod consistency;
 mod isolation;
