@@ -156,10 +156,9 @@ fn page_limit(limit: Option<&str>) -> Result<u32, ApiError> {
     }
 }
 
-/// `{"items": [...]}`.
-fn items<T: serde::Serialize>(items: &[T]) -> Result<axum::Json<Value>, ApiError> {
-    let items = serde_json::to_value(items).map_err(|e| ApiError::internal(&e.to_string()))?;
-    Ok(axum::Json(serde_json::json!({ "items": items })))
+/// `{"items": [...]}`, through the type the document describes.
+fn items<T: serde::Serialize>(items: Vec<T>) -> Result<axum::Json<Value>, ApiError> {
+    json(&crate::answers::Items { items })
 }
 
 /// Any serializable value as a JSON response.

@@ -2,6 +2,7 @@
 //! Handlers parse outside input once (strictly, with JSON paths in errors), ask the store, and
 //! render; errors are one type, [`ApiError`], in the API's error format.
 
+mod answers;
 mod api;
 mod error;
 mod extract;

@@ -13,6 +13,7 @@ mod error;
 mod ids;
 mod key_cache;
 mod model;
+mod openapi;
 mod postgres;
 mod runs;
 mod sqlite;

@@ -36,7 +36,7 @@ impl Principal {
 }
 
 /// Who makes a change, as the audit log records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Actor {
     /// The key's id.
     pub key_id: String,
@@ -56,18 +56,19 @@ pub struct Change {
 }
 
 /// A workspace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     /// Its id.
     pub id: String,
     /// Its name.
     pub name: String,
     /// When it was created.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
 /// An agent of a tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Agent {
     /// Its tenant.
     pub tenant_id: String,
@@ -78,11 +79,12 @@ pub struct Agent {
     /// Who owns it.
     pub owner: Option<String>,
     /// When it was registered.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyScope {
     /// Every GET.
@@ -112,7 +114,7 @@ impl KeyScope {
 }
 
 /// An API key as stored: never its secret, only a hash and the last four characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     /// Its id (`key_...`).
     pub id: String,
@@ -127,10 +129,13 @@ pub struct ApiKey {
     /// Calls made with it.
     pub calls: u64,
     /// When it was last used.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<Timestamp>,
     /// When it was created.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When it was revoked.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -168,11 +173,12 @@ pub struct StoredPolicy {
 }
 
 /// One entry of an audit chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Position in its chain, from 1.
     pub seq: u64,
     /// When.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The chain's tenant; `None` for the platform chain.
     pub tenant_id: Option<String>,
@@ -187,6 +193,7 @@ pub struct AuditEntry {
     /// Its version.
     pub version: Option<u32>,
     /// Details (for edits: before and after), as stored (the hashed text).
+    #[schema(value_type = Object)]
     pub details: Value,
     /// The previous entry's hash (64 zeros for the first).
     pub prev_hash: String,
@@ -195,7 +202,7 @@ pub struct AuditEntry {
 }
 
 /// The result of verifying audit chains.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Verification {
     /// Every entry checked out.

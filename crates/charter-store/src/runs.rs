@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// A run's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Checks are answered.
@@ -45,7 +45,7 @@ impl RunStatus {
 }
 
 /// The policy versions a run pinned at its start.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PinnedSet {
     /// A hash of the pinned versions: runs with equal hashes share one compiled set.
     pub hash: String,
@@ -54,16 +54,17 @@ pub struct PinnedSet {
 }
 
 /// One pinned policy version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PinnedPolicy {
     /// The version's id.
+    #[schema(value_type = String)]
     pub id: PolicyId,
     /// Its version number.
     pub version: u32,
 }
 
 /// A run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Run {
     /// Its id (`run_...`).
     pub id: String,
@@ -72,12 +73,15 @@ pub struct Run {
     /// Its agent.
     pub agent_id: String,
     /// When it started.
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
     /// When it ended.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<Timestamp>,
     /// Where it is.
     pub status: RunStatus,
     /// What the caller attached.
+    #[schema(value_type = Object)]
     pub metadata: Value,
     /// The policy set it pinned.
     pub policy_set: PinnedSet,
@@ -85,6 +89,7 @@ pub struct Run {
     pub imported: bool,
     /// The violations that halted it, when it is halted.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::violations)]
     pub halted_by: Option<Value>,
 }
 
@@ -176,13 +181,15 @@ pub enum CheckOutcome {
 }
 
 /// A block or halt, as the Monitor shows it (one per violated rule of a refused action).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ViolationEvent {
     /// Its id (`vio_...`), which also orders events of one instant.
     pub id: String,
     /// When.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// `block` or `halt`.
+    #[schema(schema_with = crate::openapi::outcome)]
     pub decision: String,
     /// The policy version.
     pub policy_id: String,
@@ -195,6 +202,7 @@ pub struct ViolationEvent {
     /// The rule.
     pub rule_id: String,
     /// The rule's type.
+    #[schema(schema_with = crate::openapi::rule_type)]
     pub rule_type: String,
     /// The run's tenant.
     pub tenant_id: String,
@@ -244,9 +252,10 @@ impl ViolationEvent {
     }
 }
 /// An action in a violation event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ActionSummary {
     /// `tool_call`, `data_access`, `output` or `model_call`.
+    #[schema(schema_with = crate::openapi::action_kind)]
     pub kind: String,
     /// The tool, resource, channel or model.
     pub summary: String,
@@ -274,7 +283,7 @@ pub struct ViolationFilter {
 }
 
 /// A page of a list, newest first, with the cursor of the next page (`None` on the last).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,
@@ -296,15 +305,18 @@ pub struct RunFilter {
 }
 
 /// An action of a run, with its decision, as `GET /v1/runs/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunAction {
     /// The action's id.
     pub id: String,
     /// When it was checked.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The action as checked (`None` when its input was not kept).
+    #[schema(schema_with = crate::openapi::action_or_null)]
     pub action: Option<Value>,
-    /// What was decided.
+    /// What was decided (`None` for an imported action without a recorded decision).
+    #[schema(schema_with = crate::openapi::outcome_or_null)]
     pub decision: Option<String>,
 }
 

@@ -37,7 +37,7 @@ struct NewKey {
     #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<TenantId>,
     /// What the key may do.
-    #[schema(value_type = Vec<crate::schemas::KeyScope>, min_items = 1)]
+    #[schema(value_type = Vec<charter_store::KeyScope>, min_items = 1)]
     scopes: Vec<ScopeName>,
 }
 
@@ -57,7 +57,7 @@ enum ScopeName {
     tag = "keys",
     request_body = NewKey,
     responses(
-        (status = 201, description = "The key, with its value `key` shown this once.", body = crate::schemas::CreatedKey),
+        (status = 201, description = "The key, with its value `key` shown this once.", body = crate::answers::CreatedKey),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -103,10 +103,12 @@ async fn create_key<S: Store + Clone>(
             &secret,
         )
         .await?;
-    let mut view = serde_json::to_value(&key).map_err(|e| ApiError::internal(&e.to_string()))?;
     // The only time the key is ever shown.
-    view["key"] = Value::String(secret);
-    Ok((StatusCode::CREATED, Json(view)))
+    let created = crate::answers::CreatedKey {
+        key: secret,
+        api_key: key,
+    };
+    Ok((StatusCode::CREATED, json(&created)?))
 }
 
 #[utoipa::path(
@@ -116,7 +118,7 @@ async fn create_key<S: Store + Clone>(
     summary = "List keys, never their values.",
     tag = "keys",
     responses(
-        (status = 200, description = "The keys the caller sees, never their values.", body = crate::schemas::KeyList),
+        (status = 200, description = "The keys the caller sees, never their values.", body = crate::answers::Items<charter_store::ApiKey>),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
     ),
@@ -127,7 +129,7 @@ async fn list_keys<S: Store + Clone>(
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    items(&state.store.list_keys(&caller.principal).await?)
+    items(state.store.list_keys(&caller.principal).await?)
 }
 
 #[utoipa::path(
@@ -138,7 +140,7 @@ async fn list_keys<S: Store + Clone>(
     tag = "keys",
     params(("key_id" = String, Path, description = "The key's id (`key_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
-        (status = 200, description = "The key, revoked at once.", body = crate::schemas::ApiKey),
+        (status = 200, description = "The key, revoked at once.", body = charter_store::ApiKey),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),

@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use charter_core::calendar::Span;
 use charter_store::{Store, ViolationFilter};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{json, page_limit};
 use crate::error::ApiError;
@@ -162,7 +162,7 @@ impl Filters {
     tag = "monitor",
     params(crate::schemas::ViolationFilters, crate::schemas::ViolationPaging),
     responses(
-        (status = 200, description = "A page of violation events, newest first.", body = crate::schemas::ViolationPage),
+        (status = 200, description = "A page of violation events, newest first.", body = charter_store::Page<charter_store::ViolationEvent>),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
@@ -197,7 +197,7 @@ async fn list<S: Store + Clone>(
     tag = "monitor",
     params(crate::schemas::ViolationFilters, crate::schemas::StatsParams),
     responses(
-        (status = 200, description = "Counts per bucket, oldest first; empty buckets are left out.", body = crate::schemas::ViolationStats),
+        (status = 200, description = "Counts per bucket, oldest first; empty buckets are left out.", body = crate::answers::ViolationStats),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
@@ -224,9 +224,9 @@ async fn stats<S: Store + Clone>(
         .violation_stats(&caller.principal, &q.filter()?, bucket_ms)
         .await
         .map_err(|e| ApiError::from(e).under("query"))?;
-    let buckets: Vec<Value> = counts
+    let buckets = counts
         .into_iter()
-        .map(|(start, count)| json!({"start": start, "count": count}))
+        .map(|(start, count)| crate::answers::StatsBucket { start, count })
         .collect();
-    Ok(Json(json!({ "buckets": buckets })))
+    json(&crate::answers::ViolationStats { buckets })
 }

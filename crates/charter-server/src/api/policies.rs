@@ -270,7 +270,7 @@ async fn update<S: Store + Clone>(
     tag = "policies",
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     responses(
-        (status = 200, description = "The draft is deleted.", body = crate::schemas::Deleted),
+        (status = 200, description = "The draft is deleted.", body = crate::answers::Deleted),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -290,7 +290,7 @@ async fn remove<S: Store + Clone>(
         .store
         .delete_policy(&caller.change(state.clock.now()), &id, revision)
         .await?;
-    Ok(Json(json!({"deleted": id})))
+    super::json(&crate::answers::Deleted { deleted: id })
 }
 
 #[utoipa::path(

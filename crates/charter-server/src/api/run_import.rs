@@ -48,7 +48,7 @@ const READ_AT: usize = 1 << 20;
         )
     ),
     responses(
-        (status = 201, description = "How many runs and actions were imported.", body = crate::schemas::RunsImported),
+        (status = 201, description = "How many runs and actions were imported.", body = crate::answers::RunsImported),
         (status = 400, description = "`invalid`: a bad body; `details.path` names the first bad run and field: `runs[2].actions[0].at`, or for NDJSON `line 7.agent_id` (the run's line in the body, counting from 1, blank lines included).", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -87,10 +87,8 @@ pub(crate) async fn import<S: Store + Clone>(
             .import_runs(&caller.principal, &mut runs.into_iter())
             .await?
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"runs": runs, "actions": actions})),
-    ))
+    let imported = crate::answers::RunsImported { runs, actions };
+    Ok((StatusCode::CREATED, super::json(&imported)?))
 }
 
 /// Reads an NDJSON body line by line (each within the body limit), refusing the first line

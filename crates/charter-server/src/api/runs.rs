@@ -75,7 +75,7 @@ fn run_view(run: &charter_store::Run) -> Result<Value, ApiError> {
     tag = "runs",
     request_body = NewRun,
     responses(
-        (status = 201, description = "The run, `running`, with the policy set it pinned.", body = crate::schemas::Run),
+        (status = 201, description = "The run, `running`, with the policy set it pinned.", body = charter_store::Run),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -204,7 +204,7 @@ struct EndBody {
     params(("run_id" = String, Path, description = "A run's id (`run_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body(content = EndBody, description = "How the run ended; an empty body is the same as `{}`."),
     responses(
-        (status = 200, description = "The ended run.", body = crate::schemas::Run),
+        (status = 200, description = "The ended run.", body = charter_store::Run),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -250,7 +250,7 @@ struct ListQuery {
     #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<String>,
     /// Only runs in this status.
-    #[param(value_type = Option<crate::schemas::RunStatus>)]
+    #[param(value_type = Option<charter_store::RunStatus>)]
     status: Option<String>,
     /// Runs started at or after this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
@@ -271,7 +271,7 @@ struct ListQuery {
     tag = "runs",
     params(ListQuery),
     responses(
-        (status = 200, description = "A page of runs (live and imported), newest first.", body = crate::schemas::RunPage),
+        (status = 200, description = "A page of runs (live and imported), newest first.", body = charter_store::Page<charter_store::Run>),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
@@ -312,7 +312,7 @@ async fn list<S: Store + Clone>(
     tag = "runs",
     params(("run_id" = String, Path, description = "A run's id (`run_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
-        (status = 200, description = "The run, with `actions` in order.", body = crate::schemas::RunWithActions),
+        (status = 200, description = "The run, with `actions` in order.", body = crate::answers::RunWithActions),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
@@ -327,8 +327,5 @@ async fn show<S: Store + Clone>(
 ) -> Result<Json<Value>, ApiError> {
     let run = state.store.get_run(&caller.principal, &run_id).await?;
     let actions = state.store.run_actions(&caller.principal, &run_id).await?;
-    let mut view = run_view(&run)?;
-    view["actions"] =
-        serde_json::to_value(actions).map_err(|e| ApiError::internal(&e.to_string()))?;
-    Ok(Json(view))
+    json(&crate::answers::RunWithActions { run, actions })
 }

@@ -50,7 +50,7 @@ struct NewTenant {
     tag = "tenants",
     request_body = NewTenant,
     responses(
-        (status = 201, description = "The tenant (platform keys only).", body = crate::schemas::Tenant),
+        (status = 201, description = "The tenant (platform keys only).", body = charter_store::Tenant),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -79,7 +79,7 @@ async fn create_tenant<S: Store + Clone>(
     summary = "List the tenants the key sees.",
     tag = "tenants",
     responses(
-        (status = 200, description = "The tenants the key sees.", body = crate::schemas::TenantList),
+        (status = 200, description = "The tenants the key sees.", body = crate::answers::Items<charter_store::Tenant>),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
     ),
@@ -90,7 +90,7 @@ async fn list_tenants<S: Store + Clone>(
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    items(&state.store.list_tenants(&caller.principal).await?)
+    items(state.store.list_tenants(&caller.principal).await?)
 }
 
 /// `POST /v1/tenants/{tenant_id}/agents`.
@@ -126,7 +126,7 @@ struct NewAgent {
     params(("tenant_id" = String, Path, description = "The tenant's id.", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body = NewAgent,
     responses(
-        (status = 201, description = "The agent.", body = crate::schemas::Agent),
+        (status = 201, description = "The agent.", body = charter_store::Agent),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -166,7 +166,7 @@ async fn create_agent<S: Store + Clone>(
     tag = "tenants",
     params(("tenant_id" = String, Path, description = "The tenant's id.", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
-        (status = 200, description = "The tenant's agents.", body = crate::schemas::AgentList),
+        (status = 200, description = "The tenant's agents.", body = crate::answers::Items<charter_store::Agent>),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
@@ -180,7 +180,7 @@ async fn list_agents<S: Store + Clone>(
     PathParams(tenant_id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     items(
-        &state
+        state
             .store
             .list_agents(&caller.principal, &tenant_id)
             .await?,

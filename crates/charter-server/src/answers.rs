@@ -1,0 +1,68 @@
+//! Answers that are not one store or core type as it is: lists, a key with its value, a run
+//! with its actions, counts. The handlers serialize these very types and the document describes
+//! them (`utoipa::ToSchema`), so what is sent and what is documented cannot differ.
+
+use charter_store::{ApiKey, Run, RunAction};
+use jiff::Timestamp;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// `{items: [...]}`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Items<T> {
+    /// The items.
+    pub(crate) items: Vec<T>,
+}
+
+/// A key just created: the only answer that ever shows its value, `key`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CreatedKey {
+    /// The key itself, for `Authorization: Bearer <key>`: shown only here, stored only hashed.
+    pub(crate) key: String,
+    /// The key as listed.
+    #[serde(flatten)]
+    pub(crate) api_key: ApiKey,
+}
+
+/// A run with its actions, in order, each with its decision.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RunWithActions {
+    /// The run.
+    #[serde(flatten)]
+    pub(crate) run: Run,
+    /// Its actions, in order.
+    pub(crate) actions: Vec<RunAction>,
+}
+
+/// What `POST /v1/runs/import` imported.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RunsImported {
+    /// Runs imported.
+    pub(crate) runs: u64,
+    /// Actions imported.
+    pub(crate) actions: u64,
+}
+
+/// The violations of one time bucket.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StatsBucket {
+    /// The bucket's start (buckets are aligned to the Unix epoch).
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) start: Timestamp,
+    /// Violations in it.
+    pub(crate) count: u64,
+}
+
+/// Violation counts per time bucket, oldest first; buckets without violations are left out.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ViolationStats {
+    /// The buckets.
+    pub(crate) buckets: Vec<StatsBucket>,
+}
+
+/// A deleted draft.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Deleted {
+    /// The deleted policy's id.
+    pub(crate) deleted: String,
+}
