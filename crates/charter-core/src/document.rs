@@ -176,6 +176,12 @@ pub fn json_schema() -> Value {
     sorted(schema)
 }
 
+/// The JSON Schema of a policy version as stored and shown (`Policy`), whose `$defs` are those
+/// of [`json_schema`] (the same types, from the same generator).
+pub fn policy_json_schema() -> Value {
+    sorted(schemars::schema_for!(crate::policy::Policy).to_value())
+}
+
 /// Sorts object keys at every level, so the schema's text is the same whether or not another
 /// crate in the build turned on `serde_json`'s `preserve_order`.
 fn sorted(value: Value) -> Value {

@@ -2,9 +2,11 @@
 //! with its actions, counts. The handlers serialize these very types and the document describes
 //! them (`utoipa::ToSchema`), so what is sent and what is documented cannot differ.
 
+use charter_core::Policy;
 use charter_store::{ApiKey, Run, RunAction};
 use jiff::Timestamp;
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 
 /// `{items: [...]}`.
@@ -65,4 +67,40 @@ pub(crate) struct ViolationStats {
 pub(crate) struct Deleted {
     /// The deleted policy's id.
     pub(crate) deleted: String,
+}
+
+/// A policy version as the API shows it: the stored version (charter-core's `Policy`, whose
+/// schema is the core's own, `PolicyVersion`) with its latest validation.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Policy)]
+pub(crate) struct PolicyView<'a> {
+    /// The version.
+    #[serde(flatten)]
+    #[schema(value_type = crate::schemas::CorePolicy)]
+    pub(crate) policy: &'a Policy,
+    /// The latest validation, of any revision; `null` if never validated.
+    pub(crate) last_validation: Option<LastValidation>,
+}
+
+/// The latest validation of a policy.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LastValidation {
+    /// The revision validated.
+    pub(crate) revision: u32,
+    /// When.
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) at: Timestamp,
+    /// The validation report, as `POST /v1/policies/{id}/validate` answered it.
+    #[schema(value_type = Object)]
+    pub(crate) report: Value,
+}
+
+/// The versions of a policy's lineage, oldest first.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PolicyVersions<T> {
+    /// The lineage.
+    #[schema(value_type = String)]
+    pub(crate) lineage_id: charter_core::LineageId,
+    /// Its versions, oldest first.
+    pub(crate) items: Vec<T>,
 }

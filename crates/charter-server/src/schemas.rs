@@ -50,79 +50,6 @@ pub(crate) struct ErrorDetail {
     details: Value,
 }
 
-/// The latest validation of a policy.
-#[derive(ToSchema)]
-pub(crate) struct LastValidation {
-    /// The revision validated.
-    revision: u32,
-    /// When.
-    #[schema(format = DateTime)]
-    at: String,
-    /// The validation report.
-    #[schema(value_type = Object)]
-    report: Value,
-}
-
-/// One version of a policy.
-#[derive(ToSchema)]
-pub(crate) struct Policy {
-    /// This version's id (`pol_...`).
-    id: String,
-    /// The chain of versions this one belongs to (`lin_...`).
-    lineage_id: String,
-    /// 1, 2, ... within the lineage.
-    version: u32,
-    /// Lifecycle status.
-    #[schema(value_type = CoreStatus)]
-    status: String,
-    /// Bumped on every edit of a draft.
-    revision: u32,
-    /// 1–200 characters.
-    name: String,
-    /// Free text.
-    description: String,
-    /// Where the policy applies.
-    #[schema(value_type = CoreScope)]
-    scope: Value,
-    /// The rules, in order.
-    #[schema(value_type = Vec<CoreRule>)]
-    rules: Vec<Value>,
-    /// The version this one was cloned from.
-    cloned_from: Option<String>,
-    /// When the version was created.
-    #[schema(format = DateTime)]
-    created_at: String,
-    /// Who created it (a key id).
-    created_by: String,
-    /// When it was activated.
-    #[schema(format = DateTime)]
-    activated_at: Option<String>,
-    /// Who activated it (a key id).
-    activated_by: Option<String>,
-    /// When it was deprecated.
-    #[schema(format = DateTime)]
-    deprecated_at: Option<String>,
-    /// Who deprecated it (a key id).
-    deprecated_by: Option<String>,
-    /// The latest validation, of any revision; `null` if never validated.
-    last_validation: Option<LastValidation>,
-}
-
-/// `{items: [policy]}`.
-#[derive(ToSchema)]
-pub(crate) struct PolicyList {
-    items: Vec<Policy>,
-}
-
-/// The versions of a policy's lineage, oldest first.
-#[derive(ToSchema)]
-pub(crate) struct PolicyVersions {
-    /// The lineage.
-    lineage_id: String,
-    /// Its versions, oldest first.
-    items: Vec<Policy>,
-}
-
 /// `POST /v1/policies`: a new draft.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -510,6 +437,7 @@ macro_rules! core_schema {
 }
 
 core_schema! {
+    CorePolicy => "PolicyVersion",
     CoreRule => "Rule",
     CoreScope => "Scope",
     CoreStatus => "Status",
@@ -680,6 +608,18 @@ fn core_schemas() -> Vec<(String, Schema)> {
         .map(|(name, schema)| (name, raw(schema)))
         .collect();
     out.push(("PolicyDocument".to_owned(), raw(Value::Object(root))));
+    // A stored version's schema shares the document's definitions; any of its own are added.
+    if let Value::Object(mut policy) = rewrite_refs(charter_core::document::policy_json_schema()) {
+        policy.remove("$schema");
+        if let Some(Value::Object(defs)) = policy.remove("$defs") {
+            for (name, schema) in defs {
+                if !out.iter().any(|(n, _)| *n == name) {
+                    out.push((name, raw(schema)));
+                }
+            }
+        }
+        out.push(("PolicyVersion".to_owned(), raw(Value::Object(policy))));
+    }
     out
 }
 

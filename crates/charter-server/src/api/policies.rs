@@ -10,9 +10,10 @@ use charter_core::rule::{self, Rule};
 use charter_core::{RuleId, Scope};
 use charter_store::{Activation, Change, PolicyEdit, PolicyFilter, Principal, Store, StoredPolicy};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::parse;
+use crate::answers::{Items, LastValidation, PolicyVersions, PolicyView};
 use crate::error::ApiError;
 use crate::extract::{IfMatch, JsonBody, NoQuery, Params, PathParams, Reader, Writer};
 use crate::state::AppState;
@@ -43,14 +44,19 @@ async fn view<S: Store>(
     principal: &Principal,
     stored: &StoredPolicy,
 ) -> Result<Value, ApiError> {
-    let mut value =
-        serde_json::to_value(&stored.policy).map_err(|e| ApiError::internal(&e.to_string()))?;
-    let last = store
+    let last_validation = store
         .latest_validation(principal, stored.policy.id.as_str())
         .await?
-        .map(|(revision, at, report)| json!({"revision": revision, "at": at, "report": report}));
-    value["last_validation"] = last.unwrap_or(Value::Null);
-    Ok(value)
+        .map(|(revision, at, report)| LastValidation {
+            revision,
+            at,
+            report,
+        });
+    serde_json::to_value(PolicyView {
+        policy: &stored.policy,
+        last_validation,
+    })
+    .map_err(|e| ApiError::internal(&e.to_string()))
 }
 
 #[utoipa::path(
@@ -61,7 +67,7 @@ async fn view<S: Store>(
     tag = "policies",
     request_body = crate::schemas::NewPolicy,
     responses(
-        (status = 201, description = "The new draft.", body = crate::schemas::Policy),
+        (status = 201, description = "The new draft.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -133,7 +139,7 @@ struct ListQuery {
     tag = "policies",
     params(ListQuery),
     responses(
-        (status = 200, description = "The policies the key sees.", body = crate::schemas::PolicyList),
+        (status = 200, description = "The policies the key sees.", body = Items<PolicyView>),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
@@ -160,7 +166,7 @@ async fn list<S: Store + Clone>(
     for stored in &found {
         items.push(view(&state.store, &caller.principal, stored).await?);
     }
-    Ok(Json(json!({ "items": items })))
+    super::json(&Items { items })
 }
 
 #[utoipa::path(
@@ -171,7 +177,7 @@ async fn list<S: Store + Clone>(
     tag = "policies",
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
-        (status = 200, description = "The policy.", body = crate::schemas::Policy, headers(("ETag" = String, description = "`\"<revision>\"`: the precondition a write takes as `If-Match`."))),
+        (status = 200, description = "The policy.", body = PolicyView, headers(("ETag" = String, description = "`\"<revision>\"`: the precondition a write takes as `If-Match`."))),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
@@ -236,7 +242,7 @@ fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     request_body = crate::schemas::PolicyEdit,
     responses(
-        (status = 200, description = "The edited draft.", body = crate::schemas::Policy),
+        (status = 200, description = "The edited draft.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -302,7 +308,7 @@ async fn remove<S: Store + Clone>(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     request_body = crate::schemas::CoreRule,
     responses(
-        (status = 201, description = "The draft with the rule appended.", body = crate::schemas::Policy),
+        (status = 201, description = "The draft with the rule appended.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -339,7 +345,7 @@ async fn add_rule<S: Store + Clone>(
     tag = "policies",
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("rule_id" = String, Path, description = "The rule's id within the policy.", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     responses(
-        (status = 200, description = "The draft without the rule.", body = crate::schemas::Policy),
+        (status = 200, description = "The draft without the rule.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -385,7 +391,7 @@ struct ActivateBody {
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     request_body(content = ActivateBody, description = "How to activate; an empty body is the same as `{}`."),
     responses(
-        (status = 200, description = "The active policy.", body = crate::schemas::Policy),
+        (status = 200, description = "The active policy.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -434,7 +440,7 @@ struct Empty {}
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body(content = Empty, description = "`{}`; an empty body is the same."),
     responses(
-        (status = 200, description = "The deprecated policy.", body = crate::schemas::Policy),
+        (status = 200, description = "The deprecated policy.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -467,7 +473,7 @@ async fn deprecate<S: Store + Clone>(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body(content = crate::schemas::CloneBody, description = "What to change in the clone; an empty body is the same as `{}`."),
     responses(
-        (status = 201, description = "The new draft.", body = crate::schemas::Policy),
+        (status = 201, description = "The new draft.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -512,7 +518,7 @@ async fn clone<S: Store + Clone>(
     tag = "policies",
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
-        (status = 200, description = "Every version of the lineage, oldest first.", body = crate::schemas::PolicyVersions),
+        (status = 200, description = "Every version of the lineage, oldest first.", body = PolicyVersions<PolicyView>),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
@@ -530,7 +536,10 @@ async fn versions<S: Store + Clone>(
     for stored in &found {
         items.push(view(&state.store, &caller.principal, stored).await?);
     }
-    Ok(Json(json!({"lineage_id": lineage, "items": items})))
+    super::json(&PolicyVersions {
+        lineage_id: lineage,
+        items,
+    })
 }
 
 #[utoipa::path(
@@ -570,7 +579,7 @@ async fn export<S: Store + Clone>(
     tag = "policies",
     request_body = crate::schemas::ImportBody,
     responses(
-        (status = 201, description = "The new drafts, in order.", body = crate::schemas::PolicyList),
+        (status = 201, description = "The new drafts, in order.", body = Items<PolicyView>),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -607,7 +616,7 @@ async fn import<S: Store + Clone>(
     for s in &stored {
         items.push(view(&state.store, &caller.principal, s).await?);
     }
-    Ok((StatusCode::CREATED, Json(json!({ "items": items }))))
+    Ok((StatusCode::CREATED, super::json(&Items { items })?))
 }
 
 /// A tenant- or agent-scoped document imported with a tenant key lands in that key's tenant
