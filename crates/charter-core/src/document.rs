@@ -182,6 +182,11 @@ pub fn policy_json_schema() -> Value {
     sorted(schemars::schema_for!(crate::policy::Policy).to_value())
 }
 
+/// The JSON Schema of what a replay reports (`ReplayReport`), the body of Validate's answer.
+pub fn replay_report_json_schema() -> Value {
+    sorted(schemars::schema_for!(crate::replay::ReplayReport).to_value())
+}
+
 /// Sorts object keys at every level, so the schema's text is the same whether or not another
 /// crate in the build turned on `serde_json`'s `preserve_order`.
 fn sorted(value: Value) -> Value {

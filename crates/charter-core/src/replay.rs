@@ -35,7 +35,7 @@ pub struct RecordedAction {
 }
 
 /// How many actions one rule would have refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RuleCount {
     /// The rule.
     pub rule_id: RuleId,
@@ -44,13 +44,14 @@ pub struct RuleCount {
 }
 
 /// One refused action in the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Sample {
     /// The run.
     pub run_id: String,
     /// The run's agent.
     pub agent_id: String,
     /// When the action happened.
+    #[schemars(with = "String")]
     pub at: Timestamp,
     /// The rule that would refuse it.
     pub rule_id: RuleId,
@@ -63,7 +64,7 @@ pub struct Sample {
 }
 
 /// What a policy would have done to recorded history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ReplayReport {
     /// Distinct runs seen.
     pub runs_scanned: u64,

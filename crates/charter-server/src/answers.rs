@@ -104,3 +104,33 @@ pub(crate) struct PolicyVersions<T> {
     /// Its versions, oldest first.
     pub(crate) items: Vec<T>,
 }
+
+/// Validate's answer, also kept as the policy's latest validation: charter-core's replay report
+/// (`ReplayReport`) with what was replayed.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ValidationReport {
+    /// The policy version replayed.
+    #[schema(value_type = String)]
+    pub(crate) policy_id: charter_core::PolicyId,
+    /// Its revision: the one an activation without force needs validated.
+    pub(crate) revision: u32,
+    /// The recorded actions replayed: those at or after `since` and before `until`.
+    pub(crate) range: ReplayRange,
+    /// Whether runs were left out past `max_runs`.
+    pub(crate) runs_capped: bool,
+    /// What the policy would have done.
+    #[serde(flatten)]
+    #[schema(value_type = crate::schemas::CoreReplayReport)]
+    pub(crate) report: charter_core::replay::ReplayReport,
+}
+
+/// The time range a validation replayed.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ReplayRange {
+    /// The start (inclusive).
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) since: Timestamp,
+    /// The end (exclusive).
+    #[schema(value_type = String, format = DateTime)]
+    pub(crate) until: Timestamp,
+}

@@ -156,19 +156,6 @@ pub(crate) enum ImportedStatus {
     Halted,
 }
 
-/// The answer to an action: `allow`, `block` (this action is refused, the run may go on) or
-/// `halt` (the run is stopped: this and every later action is refused).
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum Outcome {
-    /// The action may proceed.
-    Allow,
-    /// The action is refused; the run may go on.
-    Block,
-    /// The action is refused and the run is stopped.
-    Halt,
-}
-
 /// A rule's type.
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
@@ -298,7 +285,7 @@ action_schema! {
         at: String,
         /// What the source system decided, if known (feeds Validate's "already blocked").
         #[serde(default)]
-        #[schema(value_type = Option<Outcome>)]
+        #[schema(value_type = Option<CoreOutcome>)]
         decision: Value,
     }
 }
@@ -336,7 +323,7 @@ pub(crate) struct Violation {
     #[schema(value_type = CoreScope)]
     scope: Value,
     /// `block` or `halt`.
-    decision: Outcome,
+    decision: CoreOutcome,
     /// Why, for people.
     message: String,
     /// The part of the input that matched, with personal data masked.
@@ -351,7 +338,7 @@ pub(crate) struct Violation {
 )]
 pub(crate) struct Decision {
     /// The strongest of the violations (`allow` when there are none).
-    decision: Outcome,
+    decision: CoreOutcome,
     /// The run.
     run_id: String,
     /// The recorded action's id (`evt_...`); `null` when the run was already halted (nothing
@@ -438,6 +425,8 @@ macro_rules! core_schema {
 
 core_schema! {
     CorePolicy => "PolicyVersion",
+    CoreReplayReport => "ReplayReport",
+    CoreOutcome => "Outcome",
     CoreRule => "Rule",
     CoreScope => "Scope",
     CoreStatus => "Status",
@@ -589,36 +578,39 @@ impl Modify for Edges {
     }
 }
 
-/// The core's JSON Schema of a policy document (JSON Schema 2020-12, which OpenAPI 3.1 speaks)
-/// as components: the document itself as `PolicyDocument` and each of its `$defs` under its own
-/// name, with `$ref`s rewritten to point at components. utoipa has no raw-schema variant, so
-/// each is carried verbatim as the (flattened) extension map of an otherwise empty object
-/// schema, which serializes to exactly the core's JSON.
+/// charter-core's JSON Schemas (2020-12, which OpenAPI 3.1 speaks) as components: the policy
+/// document as `PolicyDocument`, a stored version as `PolicyVersion`, a replay's report as
+/// `ReplayReport`, and each of their `$defs` under its own name (one generator made them all,
+/// so a name shared by two roots is one type: the first is kept), with `$ref`s rewritten to point
+/// at components. utoipa has no raw-schema variant, so each is carried verbatim as the
+/// (flattened) extension map of an otherwise empty object schema, which serializes to exactly
+/// the core's JSON.
 fn core_schemas() -> Vec<(String, Schema)> {
-    let Value::Object(mut root) = rewrite_refs(charter_core::document::json_schema()) else {
-        return Vec::new();
-    };
-    root.remove("$schema");
-    let defs = match root.remove("$defs") {
-        Some(Value::Object(defs)) => defs,
-        _ => serde_json::Map::new(),
-    };
-    let mut out: Vec<(String, Schema)> = defs
-        .into_iter()
-        .map(|(name, schema)| (name, raw(schema)))
-        .collect();
-    out.push(("PolicyDocument".to_owned(), raw(Value::Object(root))));
-    // A stored version's schema shares the document's definitions; any of its own are added.
-    if let Value::Object(mut policy) = rewrite_refs(charter_core::document::policy_json_schema()) {
-        policy.remove("$schema");
-        if let Some(Value::Object(defs)) = policy.remove("$defs") {
-            for (name, schema) in defs {
-                if !out.iter().any(|(n, _)| *n == name) {
-                    out.push((name, raw(schema)));
+    let roots = [
+        ("PolicyDocument", charter_core::document::json_schema()),
+        (
+            "PolicyVersion",
+            charter_core::document::policy_json_schema(),
+        ),
+        (
+            "ReplayReport",
+            charter_core::document::replay_report_json_schema(),
+        ),
+    ];
+    let mut out: Vec<(String, Schema)> = Vec::new();
+    for (name, schema) in roots {
+        let Value::Object(mut root) = rewrite_refs(schema) else {
+            continue;
+        };
+        root.remove("$schema");
+        if let Some(Value::Object(defs)) = root.remove("$defs") {
+            for (def_name, def) in defs {
+                if !out.iter().any(|(n, _)| *n == def_name) {
+                    out.push((def_name, raw(def)));
                 }
             }
         }
-        out.push(("PolicyVersion".to_owned(), raw(Value::Object(policy))));
+        out.push((name.to_owned(), raw(Value::Object(root))));
     }
     out
 }

@@ -9,7 +9,7 @@ use charter_core::replay::{RecordedAction, Replay};
 use charter_core::{CompiledSet, Scope};
 use charter_store::{HistoryPage, Principal, Store};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::parse;
 use crate::error::ApiError;
@@ -56,7 +56,7 @@ pub(crate) struct ValidateBody {
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body(content = ValidateBody, description = "The range; an empty body is the same as `{}`."),
     responses(
-        (status = 200, description = "The validation report (product.md §5): counts, per rule, samples, new vs already blocked.", body = Object),
+        (status = 200, description = "The validation report (product.md §5): counts, per rule, samples, new vs already blocked.", body = crate::answers::ValidationReport),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
@@ -173,13 +173,14 @@ pub(crate) async fn validate<S: Store + Clone>(
             });
         }
     }
-    let report = replay.finish();
-    let mut value =
-        serde_json::to_value(&report).map_err(|e| ApiError::internal(&e.to_string()))?;
-    value["policy_id"] = json!(policy.id);
-    value["revision"] = json!(policy.revision);
-    value["range"] = json!({"since": since, "until": until});
-    value["runs_capped"] = json!(capped);
+    let report = crate::answers::ValidationReport {
+        policy_id: policy.id.clone(),
+        revision: policy.revision,
+        range: crate::answers::ReplayRange { since, until },
+        runs_capped: capped,
+        report: replay.finish(),
+    };
+    let value = serde_json::to_value(&report).map_err(|e| ApiError::internal(&e.to_string()))?;
     state
         .store
         .record_validation(&caller.change(now), &id, policy.revision, &value)
