@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use charter_core::ParseError;
 use charter_store::StoreError;
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 /// An API error.
 #[derive(Debug)]
@@ -176,10 +178,39 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The API's error body: `{"error": {"code", "message", "details"}}`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    /// What went wrong.
+    error: ErrorDetail<'a>,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// `invalid`, `unauthenticated`, `forbidden`, `not_found`, `method_not_allowed`,
+    /// `conflict`, `validation_required`, `precondition_failed`, `too_large` or `internal`.
+    #[schema(example = "invalid")]
+    code: &'a str,
+    /// A human-readable explanation.
+    message: &'a str,
+    /// Machine-readable details: `path` (the JSON path of the bad field) for `invalid`,
+    /// `current_revision` for `precondition_failed` (and for a `conflict` of a policy that
+    /// changed while it was validated), `revision` for `validation_required`, `limit` (or
+    /// `free_bytes` and `reserve_bytes`) for `too_large`; otherwise empty.
+    #[schema(value_type = Object)]
+    details: &'a Value,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                details: &self.details,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

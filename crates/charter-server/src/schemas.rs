@@ -27,29 +27,6 @@ use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::api;
 
-/// The API's error body: `{"error": {"code", "message", "details"}}`.
-#[derive(ToSchema)]
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(ToSchema)]
-pub(crate) struct ErrorDetail {
-    /// `invalid`, `unauthenticated`, `forbidden`, `not_found`, `conflict`,
-    /// `validation_required`, `precondition_failed`, `too_large` or `internal`.
-    #[schema(example = "invalid")]
-    code: String,
-    /// A human-readable explanation.
-    message: String,
-    /// Machine-readable details: `path` (the JSON path of the bad field) for `invalid`,
-    /// `current_revision` for `precondition_failed` (and for a `conflict` of a policy that
-    /// changed while it was validated), `revision` for `validation_required`,
-    /// `limit` for `too_large`; otherwise empty.
-    #[schema(value_type = Object)]
-    details: Value,
-}
-
 /// `POST /v1/policies`: a new draft.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -70,43 +47,6 @@ pub(crate) struct NewPolicy {
     /// The rules, in order; ids unique within the policy.
     #[schema(value_type = Option<Vec<CoreRule>>)]
     rules: Option<Vec<Value>>,
-}
-
-/// `PUT /v1/policies/{id}`: the fields to change; server-owned fields are refused by name.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PolicyEdit {
-    /// 1–200 characters.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
-    )]
-    name: Option<String>,
-    /// Free text.
-    description: Option<String>,
-    /// Where the policy applies.
-    #[schema(value_type = Option<CoreScope>)]
-    scope: Option<Value>,
-    /// Replaces every rule.
-    #[schema(value_type = Option<Vec<CoreRule>>)]
-    rules: Option<Vec<Value>>,
-}
-
-/// `POST /v1/policies/{id}/clone`: a new draft from any version.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CloneBody {
-    /// The clone's scope; the original's when absent.
-    #[schema(value_type = Option<CoreScope>)]
-    scope: Option<Value>,
-    /// The clone's name; the original's when absent.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
-    )]
-    name: Option<String>,
 }
 
 /// `POST /v1/policies/import`: one document or an array of documents, all or nothing.
@@ -493,7 +433,7 @@ fn core_schema(name: &str) -> Schema {
         api::audit::list,
         api::audit::verify,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(crate::error::ErrorBody)),
     modifiers(&Extras, &Edges),
     tags(
         (name = "operations", description = "Health, metrics and this document."),

@@ -68,10 +68,10 @@ async fn view<S: Store>(
     request_body = crate::schemas::NewPolicy,
     responses(
         (status = 201, description = "The new draft.", body = PolicyView),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -140,9 +140,9 @@ struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "The policies the key sees.", body = Items<PolicyView>),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -178,9 +178,9 @@ async fn list<S: Store + Clone>(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The policy.", body = PolicyView, headers(("ETag" = String, description = "`\"<revision>\"`: the precondition a write takes as `If-Match`."))),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -198,17 +198,32 @@ async fn show<S: Store + Clone>(
     ))
 }
 
+/// `PUT /v1/policies/{id}`: the fields to change; server-owned fields are refused by name.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = PolicyEdit)]
+struct EditBody {
+    /// 1–200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
+    name: Option<String>,
+    /// Free text, at most 10,000 characters.
+    #[schema(max_length = 10_000)]
+    description: Option<String>,
+    /// Where the policy applies.
+    #[schema(value_type = Option<crate::schemas::CoreScope>)]
+    scope: Option<Value>,
+    /// Replaces every rule.
+    #[schema(value_type = Option<Vec<crate::schemas::CoreRule>>)]
+    rules: Option<Value>,
+}
+
 /// `PUT` body: every field optional; server-owned fields are refused by name.
 fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Raw {
-        name: Option<String>,
-        description: Option<String>,
-        scope: Option<Value>,
-        rules: Option<Value>,
-    }
-    let raw: Raw = parse(body)?;
+    let raw: EditBody = parse(body)?;
     if let Some(name) = &raw.name {
         PolicyDefinition::check_name(name)?;
     }
@@ -240,16 +255,16 @@ fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
     summary = "Edit a draft.",
     tag = "policies",
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
-    request_body = crate::schemas::PolicyEdit,
+    request_body = EditBody,
     responses(
         (status = 200, description = "The edited draft.", body = PolicyView),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
-        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -277,12 +292,12 @@ async fn update<S: Store + Clone>(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     responses(
         (status = 200, description = "The draft is deleted.", body = crate::answers::Deleted),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
-        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -309,13 +324,13 @@ async fn remove<S: Store + Clone>(
     request_body = crate::schemas::CoreRule,
     responses(
         (status = 201, description = "The draft with the rule appended.", body = PolicyView),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
-        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -346,12 +361,12 @@ async fn add_rule<S: Store + Clone>(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("rule_id" = String, Path, description = "The rule's id within the policy.", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$"), ("If-Match" = Option<String>, Header, description = "`\"<revision>\"` (the policy's `ETag`): change nothing and answer 412 unless the policy is at this revision.", pattern = "^(\\*|\"(0|[1-9][0-9]{0,9})\")$")),
     responses(
         (status = 200, description = "The draft without the rule.", body = PolicyView),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
-        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -392,13 +407,13 @@ struct ActivateBody {
     request_body(content = ActivateBody, description = "How to activate; an empty body is the same as `{}`."),
     responses(
         (status = 200, description = "The active policy.", body = PolicyView),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
-        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -441,12 +456,12 @@ struct Empty {}
     request_body(content = Empty, description = "`{}`; an empty body is the same."),
     responses(
         (status = 200, description = "The deprecated policy.", body = PolicyView),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -464,6 +479,23 @@ async fn deprecate<S: Store + Clone>(
     Ok(Json(view(&state.store, &caller.principal, &stored).await?))
 }
 
+/// `POST /v1/policies/{id}/clone`: a new draft from any version; the body may be empty.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CloneBody {
+    /// The clone's scope; the original's when absent.
+    #[schema(value_type = Option<crate::schemas::CoreScope>)]
+    scope: Option<Value>,
+    /// The clone's name (1–200 characters, not blank, no control characters); the
+    /// original's when absent.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
+    name: Option<String>,
+}
+
 #[utoipa::path(
     post,
     path = "/v1/policies/{id}/clone",
@@ -471,14 +503,14 @@ async fn deprecate<S: Store + Clone>(
     summary = "Clone any version into a new draft.",
     tag = "policies",
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
-    request_body(content = crate::schemas::CloneBody, description = "What to change in the clone; an empty body is the same as `{}`."),
+    request_body(content = CloneBody, description = "What to change in the clone; an empty body is the same as `{}`."),
     responses(
         (status = 201, description = "The new draft.", body = PolicyView),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -488,13 +520,7 @@ async fn clone<S: Store + Clone>(
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Raw {
-        scope: Option<Value>,
-        name: Option<String>,
-    }
-    let raw: Raw = parse(&body)?;
+    let raw: CloneBody = parse(&body)?;
     let scope = raw
         .scope
         .as_ref()
@@ -519,9 +545,9 @@ async fn clone<S: Store + Clone>(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "Every version of the lineage, oldest first.", body = PolicyVersions<PolicyView>),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -551,9 +577,9 @@ async fn versions<S: Store + Clone>(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The policy as a portable document (`format: charter.policy/v1`).", body = crate::schemas::CorePolicyDocument),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -580,10 +606,10 @@ async fn export<S: Store + Clone>(
     request_body = crate::schemas::ImportBody,
     responses(
         (status = 201, description = "The new drafts, in order.", body = Items<PolicyView>),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]

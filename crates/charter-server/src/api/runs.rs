@@ -76,10 +76,10 @@ fn run_view(run: &charter_store::Run) -> Result<Value, ApiError> {
     request_body = NewRun,
     responses(
         (status = 201, description = "The run, `running`, with the policy set it pinned.", body = charter_store::Run),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -117,12 +117,12 @@ async fn start<S: Store + Clone>(
     request_body(content = crate::schemas::Action, description = "The action; it is stamped with the server's clock."),
     responses(
         (status = 200, description = "The decision, with every violated rule. On a halted run: `halt` with `action_id: null` and the violations that halted it, and nothing is recorded.", body = crate::schemas::Decision),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: the run has ended; nothing changes.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
+        (status = 409, description = "`conflict`: the run has ended; nothing changes.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -205,12 +205,12 @@ struct EndBody {
     request_body(content = EndBody, description = "How the run ended; an empty body is the same as `{}`."),
     responses(
         (status = 200, description = "The ended run.", body = charter_store::Run),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: the run has already ended.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
+        (status = 409, description = "`conflict`: the run has already ended.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -272,9 +272,9 @@ struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of runs (live and imported), newest first.", body = charter_store::Page<charter_store::Run>),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -313,9 +313,9 @@ async fn list<S: Store + Clone>(
     params(("run_id" = String, Path, description = "A run's id (`run_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The run, with `actions` in order.", body = crate::answers::RunWithActions),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]

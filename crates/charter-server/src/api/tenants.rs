@@ -51,11 +51,11 @@ struct NewTenant {
     request_body = NewTenant,
     responses(
         (status = 201, description = "The tenant (platform keys only).", body = charter_store::Tenant),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -80,8 +80,8 @@ async fn create_tenant<S: Store + Clone>(
     tag = "tenants",
     responses(
         (status = 200, description = "The tenants the key sees.", body = crate::answers::Items<charter_store::Tenant>),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody)
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -127,12 +127,12 @@ struct NewAgent {
     request_body = NewAgent,
     responses(
         (status = 201, description = "The agent.", body = charter_store::Agent),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::schemas::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::schemas::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
+        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -167,9 +167,9 @@ async fn create_agent<S: Store + Clone>(
     params(("tenant_id" = String, Path, description = "The tenant's id.", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The tenant's agents.", body = crate::answers::Items<charter_store::Agent>),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::schemas::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::schemas::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::schemas::ErrorBody)
+        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
