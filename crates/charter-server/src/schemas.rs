@@ -1,14 +1,19 @@
 //! The OpenAPI 3.1 document of API v1 (`GET /v1/openapi.json`), generated from the code.
 //!
-//! Response bodies are built from store types (which know nothing of OpenAPI), so their shapes
-//! are described here by hand, field for field from the `Serialize` derives in
-//! `charter_store::model`, `charter_store::runs`, `charter_core::policy` and
-//! `charter_core::engine` (a decision's violations); request bodies derive their schemas on the
-//! very types the handlers parse, where those types are plain (an action, parsed by
-//! `charter_core::Action::parse`, is described here too). Rules, scopes and policy
-//! documents are not redescribed: their JSON Schema is the one `charter_core` generates
-//! (`charter_core::document::json_schema()`, also committed as `docs/policy.schema.json`), whose
-//! `$defs` become components of this document.
+//! Bodies are described by the types that are sent and parsed: charter-store's answer types
+//! derive `utoipa::ToSchema`, the server's composed answers are types the handlers serialize
+//! through (`crate::answers`, errors in `crate::error`), request bodies derive their schemas on
+//! the types the handlers parse, and charter-core's types carry their own JSON Schema
+//! (`schemars`: rules, scopes, the policy document, a stored version, a replay's report), whose
+//! roots and `$defs` become components here ([`core_schemas`]).
+//!
+//! What is still described by hand here, and why: a new policy's body (parsed inside
+//! charter-core by `PolicyDefinition::parse`), an action (parsed by hand by `Action::parse`,
+//! whose tagged, flattened shape no derive closes as the parser does), a decision's violations
+//! (charter-core serializes `Violation` by hand), the small enums of end and import statuses and
+//! rule types, and the Monitor's query parameters (one query type serves three routes that each
+//! refuse some of its fields). The answers test (`tests/it/answers.rs`) validates real answers
+//! against these, so a drift fails it.
 
 #![allow(
     dead_code,
