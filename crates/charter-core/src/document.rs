@@ -182,6 +182,16 @@ pub fn policy_json_schema() -> Value {
     sorted(schemars::schema_for!(crate::policy::Policy).to_value())
 }
 
+/// The JSON Schema of a policy's definition (`PolicyDefinition`), what `POST /v1/policies`
+/// takes; closed to other fields, as [`crate::PolicyDefinition::parse`] is.
+pub fn definition_json_schema() -> Value {
+    let mut schema = schemars::schema_for!(crate::policy::PolicyDefinition).to_value();
+    if let Value::Object(root) = &mut schema {
+        root.insert("additionalProperties".to_owned(), Value::Bool(false));
+    }
+    sorted(schema)
+}
+
 /// The JSON Schema of what a replay reports (`ReplayReport`), the body of Validate's answer.
 pub fn replay_report_json_schema() -> Value {
     sorted(schemars::schema_for!(crate::replay::ReplayReport).to_value())

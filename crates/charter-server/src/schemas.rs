@@ -4,11 +4,11 @@
 //! derive `utoipa::ToSchema`, the server's composed answers are types the handlers serialize
 //! through (`crate::answers`, errors in `crate::error`), request bodies derive their schemas on
 //! the types the handlers parse, and charter-core's types carry their own JSON Schema
-//! (`schemars`: rules, scopes, the policy document, a stored version, a replay's report), whose
+//! (`schemars`: rules, scopes, the policy document, a new policy's definition, a stored version,
+//! a replay's report), whose
 //! roots and `$defs` become components here ([`core_schemas`]).
 //!
-//! What is still described by hand here, and why: a new policy's body (parsed inside
-//! charter-core by `PolicyDefinition::parse`), an action (parsed by hand by `Action::parse`,
+//! What is still described by hand here, and why: an action (parsed by hand by `Action::parse`,
 //! whose tagged, flattened shape no derive closes as the parser does), a decision's violations
 //! (charter-core serializes `Violation` by hand), the small enums of end and import statuses and
 //! rule types, and the Monitor's query parameters (one query type serves three routes that each
@@ -31,28 +31,6 @@ use utoipa::openapi::{OpenApi as Document, RefOr, Required};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::api;
-
-/// `POST /v1/policies`: a new draft.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewPolicy {
-    /// 1–200 characters.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
-    )]
-    name: String,
-    /// Free text.
-    #[schema(default = "")]
-    description: Option<String>,
-    /// Where the policy applies.
-    #[schema(value_type = CoreScope)]
-    scope: Value,
-    /// The rules, in order; ids unique within the policy.
-    #[schema(value_type = Option<Vec<CoreRule>>)]
-    rules: Option<Vec<Value>>,
-}
 
 /// `POST /v1/policies/import`: one document or an array of documents, all or nothing.
 pub(crate) struct ImportBody;
@@ -369,6 +347,7 @@ macro_rules! core_schema {
 }
 
 core_schema! {
+    CoreNewPolicy => "NewPolicy",
     CorePolicy => "PolicyVersion",
     CoreReplayReport => "ReplayReport",
     CoreOutcome => "Outcome",
@@ -524,7 +503,7 @@ impl Modify for Edges {
 }
 
 /// charter-core's JSON Schemas (2020-12, which OpenAPI 3.1 speaks) as components: the policy
-/// document as `PolicyDocument`, a stored version as `PolicyVersion`, a replay's report as
+/// document as `PolicyDocument`, a definition as `NewPolicy`, a stored version as `PolicyVersion`, a replay's report as
 /// `ReplayReport`, and each of their `$defs` under its own name (one generator made them all,
 /// so a name shared by two roots is one type: the first is kept), with `$ref`s rewritten to point
 /// at components. utoipa has no raw-schema variant, so each is carried verbatim as the
@@ -533,6 +512,10 @@ impl Modify for Edges {
 fn core_schemas() -> Vec<(String, Schema)> {
     let roots = [
         ("PolicyDocument", charter_core::document::json_schema()),
+        (
+            "NewPolicy",
+            charter_core::document::definition_json_schema(),
+        ),
         (
             "PolicyVersion",
             charter_core::document::policy_json_schema(),

@@ -65,7 +65,7 @@ async fn view<S: Store>(
     operation_id = "create_policy",
     summary = "Create a draft policy.",
     tag = "policies",
-    request_body = crate::schemas::NewPolicy,
+    request_body = crate::schemas::CoreNewPolicy,
     responses(
         (status = 201, description = "The new draft.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
