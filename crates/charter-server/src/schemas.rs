@@ -10,7 +10,8 @@
 //!
 //! What is still described by hand here, and why: an action (parsed by hand by `Action::parse`,
 //! whose tagged, flattened shape no derive closes as the parser does), a decision's violations
-//! (charter-core serializes `Violation` by hand), the small enums of end and import statuses and
+//! (charter-core serializes `Violation` by hand; the decision around them is the handler's own
+//! type), the small enums of end and import statuses and
 //! rule types, and the Monitor's query parameters (one query type serves three routes that each
 //! refuse some of its fields). The answers test (`tests/it/answers.rs`) validates real answers
 //! against these, so a drift fails it.
@@ -251,25 +252,6 @@ pub(crate) struct Violation {
     message: String,
     /// The part of the input that matched, with personal data masked.
     matching_input: Option<String>,
-}
-
-/// `POST /v1/runs/{run_id}/check`: the decision on one action, with every violated rule.
-#[derive(ToSchema)]
-#[allow(
-    clippy::struct_field_names,
-    reason = "the field is named as the API names it"
-)]
-pub(crate) struct Decision {
-    /// The strongest of the violations (`allow` when there are none).
-    decision: CoreOutcome,
-    /// The run.
-    run_id: String,
-    /// The recorded action's id (`evt_...`); `null` when the run was already halted (nothing
-    /// is recorded then).
-    action_id: Option<String>,
-    /// Every violated rule, in policy and rule order (limits last); on a halted run, the
-    /// violations that halted it.
-    violations: Vec<Violation>,
 }
 
 /// The Monitor's filters, shared by `GET /v1/violations`, its stats and its stream (whose

@@ -116,7 +116,7 @@ async fn start<S: Store + Clone>(
     params(("run_id" = String, Path, description = "A run's id (`run_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     request_body(content = crate::schemas::Action, description = "The action; it is stamped with the server's clock."),
     responses(
-        (status = 200, description = "The decision, with every violated rule. On a halted run: `halt` with `action_id: null` and the violations that halted it, and nothing is recorded.", body = crate::schemas::Decision),
+        (status = 200, description = "The decision, with every violated rule. On a halted run: `halt` with `action_id: null` and the violations that halted it, and nothing is recorded.", body = Answer),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
         (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
@@ -150,10 +150,12 @@ async fn check<S: Store + Clone>(
             decision,
         } => (action_id, decision),
         Checked::Halted { halted_by } => {
-            return Ok(Json(json!({
-                "decision": "halt", "run_id": run_id, "action_id": null,
-                "violations": halted_by,
-            }))
+            return Ok(Json(Answer {
+                decision: charter_core::Outcome::Halt,
+                run_id: &run_id,
+                action_id: None,
+                violations: Violations::Recorded(&halted_by),
+            })
             .into_response());
         }
     };
@@ -170,19 +172,37 @@ async fn check<S: Store + Clone>(
     Ok(Json(Answer {
         decision: decision.outcome,
         run_id: &run_id,
-        action_id: &action_id,
-        violations: &decision.violations,
+        action_id: Some(&action_id),
+        violations: Violations::Decided(&decision.violations),
     })
     .into_response())
 }
 
-/// The answer to a check.
-#[derive(serde::Serialize)]
+/// `POST /v1/runs/{run_id}/check`: the decision on one action, with every violated rule.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Decision)]
 struct Answer<'a> {
+    /// The strongest of the violations (`allow` when there are none).
+    #[schema(value_type = crate::schemas::CoreOutcome)]
     decision: charter_core::Outcome,
+    /// The run.
     run_id: &'a str,
-    action_id: &'a str,
-    violations: &'a [charter_core::engine::Violation],
+    /// The recorded action's id (`evt_...`); `null` when the run was already halted (nothing
+    /// is recorded then).
+    action_id: Option<&'a str>,
+    /// Every violated rule, in policy and rule order (limits last); on a halted run, the
+    /// violations that halted it.
+    #[schema(value_type = Vec<crate::schemas::Violation>)]
+    violations: Violations<'a>,
+}
+
+/// A check's violations: decided now (serialized straight from the decision, not through a
+/// JSON tree), or those that halted the run, as recorded.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Violations<'a> {
+    Decided(&'a [charter_core::engine::Violation]),
+    Recorded(&'a Value),
 }
 
 /// `POST /v1/runs/{run_id}/end`: how the run ended; the body may be empty.

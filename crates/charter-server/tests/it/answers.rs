@@ -378,6 +378,48 @@ async fn every_answer_matches_the_document() {
     .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     c.check("POST", "/v1/runs/{run_id}/check", &r);
+    // A run a cost rule halts, then a check on it: answered from the run, `action_id: null`.
+    let cap = json!({"name": "cap", "scope": {"type": "agent", "tenant_id": "acme", "agent_id": "billing"},
+        "rules": [{"id": "cap", "type": "cost", "max_usd": "1.00", "period": "run"}]});
+    let r = call("POST", "/v1/policies".into(), Some(acme.clone()), Some(cap)).await;
+    let cap_id = r.body["id"].as_str().unwrap().to_owned();
+    let r = call(
+        "POST",
+        format!("/v1/policies/{cap_id}/activate"),
+        Some(acme.clone()),
+        Some(json!({"force": true})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = call(
+        "POST",
+        "/v1/runs".into(),
+        Some(acme.clone()),
+        Some(json!({"agent_id": "billing"})),
+    )
+    .await;
+    let halted = r.body["id"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let spend = json!({"kind": "model_call", "model": "m", "cost_usd": "2.00"});
+        let r = call(
+            "POST",
+            format!("/v1/runs/{halted}/check"),
+            Some(acme.clone()),
+            Some(spend),
+        )
+        .await;
+        assert_eq!(r.body["decision"], "halt", "{}", r.body);
+        c.check("POST", "/v1/runs/{run_id}/check", &r);
+    }
+    let r = call(
+        "GET",
+        format!("/v1/runs/{halted}"),
+        Some(acme.clone()),
+        None,
+    )
+    .await;
+    assert!(r.body["halted_by"].is_array(), "{}", r.body);
+    c.check("GET", "/v1/runs/{run_id}", &r);
     let history = json!({"runs": [{"agent_id": "support", "started_at": "2026-11-20T09:00:00Z",
         "actions": [{"at": "2026-11-20T09:00:03Z", "kind": "tool_call", "tool": "t", "decision": "allow"}]}]});
     let r = call(
