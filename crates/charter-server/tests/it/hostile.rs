@@ -203,6 +203,23 @@ async fn sweep<S: Store + Clone>(app: App<S>) {
             }
         }
     }
+    // Text a body carries straight into a column (a policy's description; names refuse every
+    // control character) is refused with NUL, which PostgreSQL text cannot hold.
+    let nul = json!({"description": "a\u{0}b"});
+    let mut created = policy_body("Described");
+    created["description"] = nul["description"].clone();
+    for (method, path, body) in [
+        ("POST", "/v1/policies".to_owned(), created),
+        ("PUT", format!("/v1/policies/{policy}"), nul),
+    ] {
+        let r = app.call(method, &path, Some(&admin), Some(body)).await;
+        assert_eq!(
+            (r.status, error_path(&r)),
+            (StatusCode::BAD_REQUEST, "description"),
+            "{method} {path}: {:?}",
+            r.body
+        );
+    }
     // Every route with an id and every list's parameters were tried.
     assert!(tried > 400, "only {tried} requests");
     // Nothing changed: the draft is as it was.
