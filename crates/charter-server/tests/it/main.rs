@@ -10,6 +10,7 @@
 
 mod app;
 mod consistency;
+mod hostile;
 mod isolation;
 mod metrics;
 mod openapi;
