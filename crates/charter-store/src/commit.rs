@@ -10,7 +10,7 @@
 //! answered from the run and records nothing; budget is spent if and only if the check is
 //! recorded as allowed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +21,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::Result;
-use crate::book::Book;
+use crate::book::{Book, Wanted};
 use crate::runs::{ActionSummary, CheckOutcome, PendingCheck, RunStatus, ViolationEvent};
 
 /// A batch's runs are read in chunks of at most this many ids, each chunk padded to a power of
@@ -321,10 +321,6 @@ const MAX_KNOWN_SEEDED: usize = 100_000;
 pub(crate) struct Seeded(Arc<Mutex<HashSet<String>>>);
 
 impl Seeded {
-    fn knows(&self, counter: &str) -> bool {
-        self.0.lock().is_ok_and(|known| known.contains(counter))
-    }
-
     /// Remembers counters found marked or marked by a transaction that has committed (never
     /// before: a seed rolled back must be made again).
     pub(crate) fn learn(&self, counters: Vec<String>) {
@@ -347,24 +343,30 @@ pub(crate) struct Seed<'a> {
 /// A recorded allowed action read to seed a counter: (at in ms, run, agent, input text).
 pub(crate) type SeedRow = (i64, String, String, Option<String>);
 
-/// The counters of `batch` that may need a seed, by storage key, each with the first claim on
-/// it. A run's counters never do: a run's pinned set is fixed at its start, so every action
-/// of the run that a run counter counts was claimed on it when checked, and the first claim
-/// on a run counter finds nothing recorded before it.
-pub(crate) fn seeds<'a>(batch: &'a [PendingCheck], seeded: &Seeded) -> HashMap<String, Seed<'a>> {
-    let mut seeds = HashMap::new();
-    for check in batch {
-        for claim in &check.evaluation.claims {
-            if matches!(claim.key.subject(), Subject::Run(_)) {
-                continue;
-            }
-            let key = claim.key.storage_key();
-            if !seeded.knows(&key) {
-                seeds.entry(key).or_insert(Seed { check, claim });
-            }
-        }
-    }
-    seeds
+/// The counters of `batch` that may need a seed (`wanted`: its counters, from
+/// `Book::wanted` over the batch's checks in order), each with the first claim on it. A run's
+/// counters never do: a run's pinned set is fixed at its start, so every action of the run
+/// that a run counter counts was claimed on it when checked, and the first claim on a run
+/// counter finds nothing recorded before it.
+pub(crate) fn seeds<'a>(
+    batch: &'a [PendingCheck],
+    wanted: &BTreeMap<String, Wanted>,
+    seeded: &Seeded,
+) -> HashMap<String, Seed<'a>> {
+    let Ok(known) = seeded.0.lock() else {
+        return HashMap::new();
+    };
+    wanted
+        .iter()
+        .filter(|(text, w)| {
+            !matches!(w.key.subject(), Subject::Run(_)) && !known.contains(text.as_str())
+        })
+        .filter_map(|(text, w)| {
+            let check = batch.get(w.by.0)?;
+            let claim = check.evaluation.claims.get(w.by.1)?;
+            Some((text.clone(), Seed { check, claim }))
+        })
+        .collect()
 }
 
 impl<'a> Seed<'a> {

@@ -33,7 +33,8 @@ pub(crate) async fn commit_checks(
     let mut runs = run_states(&mut tx, batch).await?;
     let mut book = Book::default();
     let wanted = Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)));
-    let now_seeded = load_counters(&mut tx, &mut book, wanted, &seeds(batch, seeded)).await?;
+    let seeds = seeds(batch, &wanted, seeded);
+    let now_seeded = load_counters(&mut tx, &mut book, wanted, &seeds).await?;
     let plan = plan(batch, &mut runs, &mut book)?;
     for (index, halted_by) in &plan.halts {
         let run = batch.get(*index).map(|c| c.run_id.as_str());

@@ -55,7 +55,7 @@ pub(super) async fn load_counters(
     seeds: &HashMap<String, Seed<'_>>,
 ) -> Result<Vec<String>> {
     let mut seeded = Vec::new();
-    for (text, Wanted { key, first }) in wanted {
+    for (text, Wanted { key, first, .. }) in wanted {
         if !LOCK_COUNTER.is_empty() {
             sqlx::query(LOCK_COUNTER)
                 .bind(&text)

@@ -179,13 +179,12 @@ fn commit(
         }
     }
     let mut book = Book::default();
-    let seeds = seeds(batch, seeded);
+    let wanted = Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)));
+    let seeds = seeds(batch, &wanted, seeded);
     let mut now_seeded = Vec::new();
     {
         let mut load = tx.prepare_cached(LOAD_COUNTER).map_err(|e| backend(&e))?;
-        for (text, Wanted { key, first }) in
-            Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)))
-        {
+        for (text, Wanted { key, first, .. }) in wanted {
             if let Some(seed) = seeds.get(&text) {
                 seed_counter(&tx, &text, seed)?;
                 now_seeded.push(text.clone());
