@@ -68,7 +68,7 @@ pub struct PolicyDocument {
     pub name: String,
     /// Free text.
     #[serde(default)]
-    #[schemars(length(max = 10_000))]
+    #[schemars(length(max = 10_000), extend("pattern" = "^[^\\x00]*$"))]
     pub description: String,
     /// Where the policy applies.
     pub scope: Scope,

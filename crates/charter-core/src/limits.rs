@@ -70,6 +70,13 @@ pub enum ClaimWindow {
 }
 
 impl Subject {
+    /// A text naming the subject (`agent:acme/support`), as it appears in storage keys.
+    pub fn storage_text(&self) -> String {
+        let mut out = String::with_capacity(32);
+        self.write(&mut out);
+        out
+    }
+
     fn write(&self, out: &mut String) {
         match self {
             Subject::Run(run) => {

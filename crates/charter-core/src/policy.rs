@@ -51,7 +51,7 @@ pub struct PolicyDefinition {
     pub name: String,
     /// Free text.
     #[serde(default)]
-    #[schemars(length(max = 10_000))]
+    #[schemars(length(max = 10_000), extend("pattern" = "^[^\\x00]*$"))]
     pub description: String,
     /// Where the policy applies.
     pub scope: Scope,
@@ -82,12 +82,20 @@ impl PolicyDefinition {
         Ok(())
     }
 
-    /// Checks a description's length.
+    /// Checks a description: its length, and no NUL.
     pub fn check_description(description: &str) -> Result<(), ParseError> {
         if description.chars().count() > MAX_DESCRIPTION {
             return Err(ParseError::new(
                 "description",
                 format!("a description is at most {MAX_DESCRIPTION} characters"),
+            ));
+        }
+        // Unlike a name, a description may run over lines; only NUL is refused, which no
+        // PostgreSQL text can hold.
+        if description.contains('\0') {
+            return Err(ParseError::new(
+                "description",
+                "a description cannot hold the NUL character (\\u0000)",
             ));
         }
         Ok(())

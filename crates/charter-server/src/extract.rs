@@ -258,6 +258,10 @@ fn canonical_revision(opaque: &str) -> Option<u32> {
 }
 
 /// Query parameters parsed strictly; a bad one is a 400 in the API's error format.
+///
+/// Before serde sees them, every value must be text (well-formed percent-encoding, UTF-8, no
+/// control characters) and every parameter naming an id (`*_id`, `actor`) must have an id's
+/// shape, so nothing a database cannot hold, or no id can be, reaches a query.
 #[derive(Debug, Clone)]
 pub(crate) struct Params<T>(pub(crate) T);
 
@@ -265,16 +269,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Par
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        // No stored text holds NUL (PostgreSQL refuses it in text), so a filter holding one
-        // matches nothing there and fails the query: refuse it here, by name, on both backends.
-        if let Ok(pairs) = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-            && let Some((name, _)) = pairs.0.iter().find(|(_, v)| v.contains('\0'))
-        {
-            return Err(ApiError::invalid(
-                &format!("query.{name}"),
-                "a parameter cannot hold NUL",
-            ));
-        }
+        check_query(parts.uri.query().unwrap_or_default())?;
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|q| Params(q.0))
             .map_err(|e| {
@@ -285,10 +280,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Par
                     .split_once("query string: ")
                     .and_then(|(_, rest)| rest.split_once(": "))
                     .map(|(name, _)| name)
-                    .filter(|name| {
-                        !name.is_empty()
-                            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    })
+                    .filter(|name| is_name(name))
                     .map(str::to_owned);
                 let field = at_path.or_else(|| {
                     ["unknown field `", "missing field `", "field `"]
@@ -306,13 +298,87 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Par
     }
 }
 
+/// Whether a parameter's name can be shown in `details.path` as it is.
+fn is_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether a query parameter names an id, which has a fixed shape (`actor` is a key's id).
+fn names_an_id(name: &str) -> bool {
+    name.ends_with("_id") || name == "actor"
+}
+
+/// Refuses a query string holding a value that is not text, or an id parameter whose value
+/// no id can have (400 at `query.<name>`).
+fn check_query(query: &str) -> Result<(), ApiError> {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let path = match decode(name, true) {
+            Some(name) if is_name(&name) => format!("query.{name}"),
+            _ => "query".to_owned(),
+        };
+        let Some(value) = decode(value, true) else {
+            return Err(ApiError::invalid(
+                &path,
+                "a query value is percent-encoded UTF-8",
+            ));
+        };
+        if value.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                &path,
+                "a query value cannot hold control characters",
+            ));
+        }
+        if path.strip_prefix("query.").is_some_and(names_an_id)
+            && let Err(e) = id_shape(&value)
+        {
+            return Err(ApiError::invalid(&path, e.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `text` has the shape every id shares (1 to 128 of `[A-Za-z0-9_.:-]`, charter-core's
+/// ids): what is outside it names nothing, whichever kind of id is meant.
+fn id_shape(text: &str) -> Result<(), charter_core::ids::IdError> {
+    charter_core::RuleId::new(text).map(drop)
+}
+
+/// Strict percent-decoding of a path segment or a query name or value (`+` is a space in a
+/// query): `None` for a `%` not followed by two hex digits, or bytes that are not UTF-8.
+fn decode(raw: &str, plus_is_space: bool) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let digit = |h: u8| char::from(h).to_digit(16);
+                out.push(u8::try_from(digit(hex[0])? * 16 + digit(hex[1])?).ok()?);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// The query of a route that takes no parameters: any parameter is refused.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoQuery {}
 
-/// Path parameters; a segment that cannot be read (bad percent-encoding) is a 400 in the API's
-/// error format.
+/// Path parameters. A segment that cannot name anything (bad percent-encoding, not UTF-8, not
+/// an id's shape: NUL and other control characters, non-ASCII, longer than any id) answers
+/// the 404 the store gives for an id that does not exist, before anything reads it.
 #[derive(Debug, Clone)]
 pub(crate) struct PathParams<T>(pub(crate) T);
 
@@ -324,15 +390,55 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        // No id holds NUL (PostgreSQL refuses it in text): such a path names nothing.
-        if parts.uri.path().contains("%00") {
-            return Err(ApiError::not_found("resource"));
-        }
+        check_path(parts)?;
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| PathParams(p.0))
             .map_err(|e| ApiError::invalid("path", e.body_text()))
     }
+}
+
+/// Answers 404 for the first path parameter that no resource can be named by, worded as the
+/// store words a missing one (`policy <id> not found`), with the id as decoded, or as sent
+/// when it cannot be decoded.
+fn check_path(parts: &Parts) -> Result<(), ApiError> {
+    let Some(template) = parts.extensions.get::<axum::extract::MatchedPath>() else {
+        return Ok(());
+    };
+    // Route templates here are plain segments and `{name}`s (no wildcards), so the template
+    // and the path have the same segments.
+    let params: Vec<(&str, std::borrow::Cow<'_, str>, bool)> = template
+        .as_str()
+        .split('/')
+        .zip(parts.uri.path().split('/'))
+        .filter_map(|(t, raw)| {
+            let name = t.strip_prefix('{')?.strip_suffix('}')?;
+            Some(match decode(raw, false) {
+                Some(text) => {
+                    let named = id_shape(&text).is_ok();
+                    (name, text.into(), named)
+                }
+                None => (name, raw.into(), false),
+            })
+        })
+        .collect();
+    let Some((name, shown, _)) = params.iter().find(|(_, _, named)| !named) else {
+        return Ok(());
+    };
+    let value = |of: &str| {
+        params
+            .iter()
+            .find(|(n, _, _)| *n == of)
+            .map_or("", |(_, v, _)| v.as_ref())
+    };
+    Err(ApiError::not_found(match *name {
+        "id" => format!("policy {shown}"),
+        "rule_id" => format!("rule {shown} in policy {}", value("id")),
+        "run_id" => format!("run {shown}"),
+        "key_id" => format!("key {shown}"),
+        "tenant_id" => format!("tenant {shown}"),
+        other => format!("{other} {shown}"),
+    }))
 }
 
 #[cfg(test)]

@@ -19,10 +19,12 @@ pub(crate) struct Book {
     prunes: HashMap<String, i64>,
 }
 
-/// A counter a transaction will claim: its key and the earliest bucket any claim counts.
+/// A counter a transaction will claim: its key, the earliest bucket any claim counts, and the
+/// first claim on it (the index of its claims among those given, and its index there).
 pub(crate) struct Wanted {
     pub(crate) key: CounterKey,
     pub(crate) first: i64,
+    pub(crate) by: (usize, usize),
 }
 
 impl Book {
@@ -34,8 +36,8 @@ impl Book {
         claims: impl IntoIterator<Item = (&'a [Claim], Timestamp)>,
     ) -> BTreeMap<String, Wanted> {
         let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
-        for (claims, at) in claims {
-            for claim in claims {
+        for (i, (claims, at)) in claims.into_iter().enumerate() {
+            for (j, claim) in claims.iter().enumerate() {
                 let first = claim.window.buckets(at).first;
                 wanted
                     .entry(claim.key.storage_key())
@@ -43,6 +45,7 @@ impl Book {
                     .or_insert_with(|| Wanted {
                         key: claim.key.clone(),
                         first,
+                        by: (i, j),
                     });
             }
         }

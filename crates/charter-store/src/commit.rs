@@ -10,22 +10,18 @@
 //! answered from the run and records nothing; budget is spent if and only if the check is
 //! recorded as allowed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
 
-use charter_core::Action;
-use charter_core::engine::{Outcome, RunContext, Violation};
-use charter_core::limits::{Claim, ClaimWindow, Subject};
-use jiff::Timestamp;
+use charter_core::engine::{Outcome, Violation};
 use serde_json::{Value, json};
 
 use crate::Result;
 use crate::book::Book;
+use crate::counting::Watch;
 use crate::runs::{ActionSummary, CheckOutcome, PendingCheck, RunStatus, ViolationEvent};
 
-/// A batch's runs are read in chunks of at most this many ids, each chunk padded to a power of
-/// two (by repeating its last id), so a prepared statement is kept per size, not per count.
+/// A batch's runs (and subjects) are read in chunks of at most this many ids.
 pub(crate) const RUNS_PER_READ: usize = 64;
 
 /// The counter rows a claim counts (`$1` the counter, `$2` the first bucket).
@@ -125,13 +121,19 @@ pub(crate) fn read_runs(ids: usize, order: &str, lock: &str) -> String {
     sql
 }
 
-/// The ids of a batch's runs, sorted and distinct, in the chunks [`read_runs`] reads, each
-/// padded to a power of two.
+/// The ids of a batch's runs, sorted and distinct, in the chunks [`read_runs`] reads.
 pub(crate) fn run_chunks(batch: &[PendingCheck]) -> Vec<Vec<&str>> {
     let mut ids: Vec<&str> = batch.iter().map(|c| c.run_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    ids.chunks(RUNS_PER_READ)
+    padded_chunks(&ids)
+}
+
+/// `values` (sorted, distinct) in chunks of at most [`RUNS_PER_READ`], each padded to a power
+/// of two by repeating its last value, so a prepared statement is kept per size, not per count.
+pub(crate) fn padded_chunks<'a>(values: &[&'a str]) -> Vec<Vec<&'a str>> {
+    values
+        .chunks(RUNS_PER_READ)
         .map(|chunk| {
             let mut chunk = chunk.to_vec();
             if let Some(&last) = chunk.last() {
@@ -245,13 +247,15 @@ impl Plan {
 
 /// Decides every check of `batch` in arrival order against its run (missing from `runs`: no
 /// such run) and the batch's counters, settling their claims in `book` through charter-core's
-/// one decision (`Evaluation::settle`). A halt is noted on the run, so the run's later checks
+/// one decision (`Evaluation::settle`); an allowed one also counts on the watched counters of
+/// its subjects (`watch`, see `crate::counting`). A halt is noted on the run, so the run's later checks
 /// in the same batch are refused as any later one is. The evaluations stay whole (the writer
 /// may retry a check alone).
 pub(crate) fn plan(
     batch: &[PendingCheck],
     runs: &mut HashMap<String, RunState>,
     book: &mut Book,
+    watch: &Watch,
 ) -> Result<Plan> {
     let mut plan = Plan {
         outcomes: Vec::with_capacity(batch.len()),
@@ -274,6 +278,9 @@ pub(crate) fn plan(
             continue;
         }
         let decision = check.evaluation.settle(book, check.at);
+        if decision.outcome == Outcome::Allow {
+            watch.record(check, book);
+        }
         if decision.outcome == Outcome::Halt {
             let halting = serde_json::to_value(decision.halting().collect::<Vec<&Violation>>())?;
             plan.halts.push((index, halting.to_string()));
@@ -302,148 +309,6 @@ pub(crate) fn plan(
             .push(CheckOutcome::Decided { decision, events });
     }
     Ok(plan)
-}
-
-/// Whether a counter has been seeded (`$1` the counter).
-pub(crate) const IS_SEEDED: &str = "SELECT 1 FROM limit_seeds WHERE counter = $1";
-
-/// Marks a counter seeded (`$1` the counter, `$2` when).
-pub(crate) const MARK_SEEDED: &str = "INSERT INTO limit_seeds (counter, seeded_at) VALUES ($1, $2)";
-
-/// The most seeded counters a store remembers; past it the memory is dropped and refilled
-/// (one look-up per counter).
-const MAX_KNOWN_SEEDED: usize = 100_000;
-
-/// Counters this process knows are seeded. A seed's marker is never removed, so a counter known
-/// here needs no look-up again: seeding costs the first check that claims a counter, never the
-/// later ones.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Seeded(Arc<Mutex<HashSet<String>>>);
-
-impl Seeded {
-    fn knows(&self, counter: &str) -> bool {
-        self.0.lock().is_ok_and(|known| known.contains(counter))
-    }
-
-    /// Remembers counters found marked or marked by a transaction that has committed (never
-    /// before: a seed rolled back must be made again).
-    pub(crate) fn learn(&self, counters: Vec<String>) {
-        if let Ok(mut known) = self.0.lock() {
-            if known.len().saturating_add(counters.len()) > MAX_KNOWN_SEEDED {
-                known.clear();
-            }
-            known.extend(counters);
-        }
-    }
-}
-
-/// A counter to seed before a batch settles on it: the first claim of the batch on it, and its
-/// check, whose pinned set decides which recorded actions the counter holds.
-pub(crate) struct Seed<'a> {
-    check: &'a PendingCheck,
-    claim: &'a Claim,
-}
-
-/// A recorded allowed action read to seed a counter: (at in ms, run, agent, input text).
-pub(crate) type SeedRow = (i64, String, String, Option<String>);
-
-/// The counters of `batch` that may need a seed, by storage key, each with the first claim on
-/// it. A run's counters never do: a run's pinned set is fixed at its start, so every action
-/// of the run that a run counter counts was claimed on it when checked, and the first claim
-/// on a run counter finds nothing recorded before it.
-pub(crate) fn seeds<'a>(batch: &'a [PendingCheck], seeded: &Seeded) -> HashMap<String, Seed<'a>> {
-    let mut seeds = HashMap::new();
-    for check in batch {
-        for claim in &check.evaluation.claims {
-            if matches!(claim.key.subject(), Subject::Run(_)) {
-                continue;
-            }
-            let key = claim.key.storage_key();
-            if !seeded.knows(&key) {
-                seeds.entry(key).or_insert(Seed { check, claim });
-            }
-        }
-    }
-    seeds
-}
-
-impl<'a> Seed<'a> {
-    /// When the seed is made (the claiming check's time), for its marker.
-    pub(crate) fn at_ms(&self) -> i64 {
-        self.check.at.as_millisecond()
-    }
-
-    /// The statement reading the recorded allowed actions that may count on the counter, and
-    /// its parameters: those of its subject in the claim's window (from two windows back: as
-    /// much as a counter keeps) or calendar period.
-    pub(crate) fn query(&self) -> (&'static str, Vec<Param<'a>>) {
-        let (from, until) = match self.claim.window {
-            ClaimWindow::Rolling { millis } => {
-                let kept = i64::try_from(millis).unwrap_or(i64::MAX).saturating_mul(2);
-                (
-                    self.check.at.as_millisecond().saturating_sub(kept),
-                    i64::MAX,
-                )
-            }
-            ClaimWindow::Calendar { start, end } => (start.as_millisecond(), end.as_millisecond()),
-            ClaimWindow::Run => (i64::MIN, i64::MAX),
-        };
-        match self.claim.key.subject() {
-            Subject::Agent(tenant, agent) => (
-                "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
-                 AND agent_id = $2 AND at >= $3 AND at < $4 AND decision = 'allow'",
-                vec![
-                    Param::Text(tenant),
-                    Param::Text(agent),
-                    Param::Int(from),
-                    Param::Int(until),
-                ],
-            ),
-            Subject::Tenant(tenant) => (
-                "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
-                 AND at >= $2 AND at < $3 AND decision = 'allow'",
-                vec![Param::Text(tenant), Param::Int(from), Param::Int(until)],
-            ),
-            // Never seeded (see `seeds`): a statement that reads nothing.
-            Subject::Run(run) => (
-                "SELECT at, run_id, agent_id, input FROM actions WHERE run_id = $1 AND 0 = 1",
-                vec![Param::Text(run)],
-            ),
-        }
-    }
-
-    /// The buckets the counter holds from `rows`: each action counted as the check's pinned
-    /// set counts it (its claim on this counter, once), in the bucket of its own time. An input
-    /// that cannot be read counts as nothing, as in Validate.
-    pub(crate) fn buckets(&self, rows: impl IntoIterator<Item = SeedRow>) -> Vec<(i64, i64)> {
-        let mut buckets: HashMap<i64, u64> = HashMap::new();
-        for (at, run_id, agent_id, input) in rows {
-            let (Ok(at), Some(action)) = (
-                Timestamp::from_millisecond(at),
-                input.and_then(|text| Action::from_json(&text).ok()),
-            ) else {
-                continue;
-            };
-            let ctx = RunContext {
-                tenant_id: &self.check.tenant_id,
-                agent_id: &agent_id,
-                run_id: &run_id,
-                run_started_at: at,
-                now: at,
-            };
-            let claims = self.check.set.claims(&action, &ctx);
-            if let Some(claim) = claims.iter().find(|c| c.key == self.claim.key) {
-                let slot = buckets.entry(claim.window.buckets(at).commit).or_insert(0);
-                *slot = slot.saturating_add(claim.amount);
-            }
-        }
-        let mut buckets: Vec<(i64, i64)> = buckets
-            .into_iter()
-            .map(|(bucket, amount)| (bucket, i64::try_from(amount).unwrap_or(i64::MAX)))
-            .collect();
-        buckets.sort_unstable();
-        buckets
-    }
 }
 
 #[cfg(test)]

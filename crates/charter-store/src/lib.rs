@@ -9,6 +9,7 @@
 mod audit;
 mod book;
 mod commit;
+mod counting;
 mod error;
 mod ids;
 mod key_cache;

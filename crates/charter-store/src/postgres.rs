@@ -16,6 +16,10 @@ pub(crate) mod ops;
 pub(crate) type Db = Postgres;
 /// Serialises settlements of one counter across every node, until the transaction ends.
 pub(crate) const LOCK_COUNTER: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+/// A subject's lock taken shared (`LOCK_COUNTER` takes it exclusive, to seed one of its
+/// counters): held from before a batch reads its watched counters until it commits.
+pub(crate) const LOCK_SUBJECT_SHARED: &str =
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))";
 pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
 /// Orders text by its bytes, as Rust sorts it, whatever the database's default collation.
 pub(crate) const BYTE_ORDER: &str = " COLLATE \"C\"";
@@ -32,7 +36,7 @@ pub struct PgStore {
     /// may revoke them.
     pub(crate) keys: Option<std::sync::Arc<crate::key_cache::KeyCache>>,
     /// Limit counters known to be seeded (by this node or another).
-    seeded: crate::commit::Seeded,
+    seeded: crate::counting::Seeded,
 }
 
 impl PgStore {
@@ -58,7 +62,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             keys: None,
-            seeded: crate::commit::Seeded::default(),
+            seeded: crate::counting::Seeded::default(),
         })
     }
 

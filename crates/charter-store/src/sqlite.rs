@@ -29,6 +29,8 @@ pub(crate) type Db = Sqlite;
 /// SQLite has no row locks: `BEGIN IMMEDIATE` already holds the database's write lock.
 /// SQLite serialises write transactions already: no per-counter lock is needed.
 pub(crate) const LOCK_COUNTER: &str = "";
+/// Likewise for a subject's lock, shared or not.
+pub(crate) const LOCK_SUBJECT_SHARED: &str = "";
 pub(crate) const FOR_UPDATE: &str = "";
 /// SQLite's default collation already orders text by its bytes.
 pub(crate) const BYTE_ORDER: &str = "";
@@ -223,7 +225,7 @@ pub struct SqliteStore {
     /// The write slot the group commit and import pieces take in turn (`import`).
     turn: Arc<import::WriteTurn>,
     /// Limit counters known to be seeded.
-    seeded: crate::commit::Seeded,
+    seeded: crate::counting::Seeded,
 }
 
 /// How durable a commit is.
@@ -299,7 +301,7 @@ impl SqliteStore {
             reader: None,
             committer: None,
             turn: Arc::default(),
-            seeded: crate::commit::Seeded::default(),
+            seeded: crate::counting::Seeded::default(),
         })
     }
 
@@ -327,7 +329,7 @@ impl SqliteStore {
             // The same file in the same process: one write slot.
             turn: Arc::clone(&self.turn),
             // What a restarted process knows: nothing yet.
-            seeded: crate::commit::Seeded::default(),
+            seeded: crate::counting::Seeded::default(),
         })
     }
 

@@ -127,7 +127,7 @@ struct ListQuery {
     #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     agent_id: Option<String>,
     /// Names containing this text (case-insensitive).
-    #[param(pattern = "^[^\\x00]*$")]
+    #[param(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     q: Option<String>,
 }
 
@@ -211,7 +211,7 @@ struct EditBody {
     )]
     name: Option<String>,
     /// Free text, at most 10,000 characters.
-    #[schema(max_length = 10_000)]
+    #[schema(max_length = 10_000, pattern = "^[^\\x00]*$")]
     description: Option<String>,
     /// Where the policy applies.
     #[schema(value_type = Option<crate::schemas::CoreScope>)]

@@ -1,4 +1,5 @@
-//! A test server: the router over a fresh SQLite file, a platform key, and a request helper.
+//! A test server: the router over a fresh SQLite file (or, for the tests that run on both
+//! backends, a fresh PostgreSQL schema), a platform key, and a request helper.
 
 use std::sync::Arc;
 
@@ -6,7 +7,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use charter_server::{Clock, Shared};
-use charter_store::{Actor, Change, KeyScope, Principal, SqliteStore, Store, Sync};
+use charter_store::{Actor, Change, KeyScope, PgStore, Principal, SqliteStore, Store, Sync};
 use http_body_util::BodyExt as _;
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -20,9 +21,9 @@ impl Clock for Fixed {
     }
 }
 
-pub(crate) struct App {
+pub(crate) struct App<S = SqliteStore> {
     pub(crate) router: Router,
-    pub(crate) store: SqliteStore,
+    pub(crate) store: S,
     pub(crate) admin: String,
     pub(crate) usage: charter_server::Usage,
 }
@@ -45,7 +46,13 @@ impl Response {
 }
 
 /// Changes to the server's settings before it starts.
-pub(crate) type Configure = fn(&mut Shared<SqliteStore>);
+pub(crate) type Configure<S = SqliteStore> = fn(&mut Shared<S>);
+
+fn scratch_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("charter-server-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
 
 impl App {
     pub(crate) async fn new() -> App {
@@ -53,14 +60,85 @@ impl App {
     }
 
     pub(crate) async fn configured(configure: Configure) -> App {
-        let dir = std::env::temp_dir().join("charter-server-tests");
-        std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteStore::open(
-            &dir.join(format!("{}.db", uuid::Uuid::now_v7().simple())),
+            &scratch_dir().join(format!("{}.db", uuid::Uuid::now_v7().simple())),
             Sync::Normal,
         )
         .await
         .unwrap();
+        App::over(store, configure).await
+    }
+
+    /// Two tenants with agents, and a write+read key for each.
+    pub(crate) async fn seeded() -> (App, String, String) {
+        App::seeded_with(|_| {}).await
+    }
+
+    /// [`App::seeded`] with changed settings.
+    pub(crate) async fn seeded_with(configure: Configure) -> (App, String, String) {
+        App::configured(configure).await.seed().await
+    }
+}
+
+/// A fresh schema on the test PostgreSQL server (`CHARTER_TEST_DATABASE_URL`, default the
+/// local one), dropped by [`PgSchema::drop`].
+#[allow(dead_code, reason = "used by the tests that run on both backends")]
+pub(crate) struct PgSchema(String);
+
+#[allow(dead_code, reason = "used by the tests that run on both backends")]
+impl PgSchema {
+    fn url() -> String {
+        std::env::var("CHARTER_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    pub(crate) async fn drop(self) {
+        if let Ok(pool) = sqlx::PgPool::connect(&Self::url()).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA {} CASCADE",
+                self.0
+            )))
+            .execute(&pool)
+            .await;
+            pool.close().await;
+        }
+    }
+}
+
+#[allow(dead_code, reason = "used by the tests that run on both backends")]
+impl App<PgStore> {
+    /// The test server over a fresh PostgreSQL schema, as the store's suite makes one; `None`
+    /// (with a message) when the server is unreachable, unless `CI=true` or
+    /// `CHARTER_TEST_POSTGRES=1` require it, which makes that a failure.
+    pub(crate) async fn postgres() -> Option<(App<PgStore>, PgSchema)> {
+        let url = PgSchema::url();
+        let required = std::env::var("CI").is_ok_and(|v| v == "true")
+            || std::env::var("CHARTER_TEST_POSTGRES").is_ok_and(|v| v == "1");
+        let base: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+        let admin = match sqlx::PgPool::connect_with(base.clone()).await {
+            Ok(pool) => pool,
+            Err(e) if !required => {
+                eprintln!("SKIPPED: PostgreSQL unreachable at {url}: {e}");
+                return None;
+            }
+            Err(e) => panic!("PostgreSQL unreachable at {url} and required: {e}"),
+        };
+        let schema = format!("charter_server_test_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let store = PgStore::connect_with(base.options([("search_path", schema.as_str())]))
+            .await
+            .unwrap();
+        Some((App::over(store, |_| {}).await, PgSchema(schema)))
+    }
+}
+
+impl<S: Store + Clone> App<S> {
+    /// The test server over `store`, with a platform key holding every scope.
+    pub(crate) async fn over(store: S, configure: Configure<S>) -> App<S> {
         let admin = charter_store::new_key_secret();
         let change = Change {
             principal: Principal::Platform,
@@ -82,7 +160,7 @@ impl App {
             .unwrap();
         let mut state = Shared::new(store.clone());
         state.clock = Arc::new(Fixed);
-        state.staging_dir = dir;
+        state.staging_dir = scratch_dir();
         configure(&mut state);
         let usage = state.usage.clone();
         App {
@@ -166,14 +244,9 @@ impl App {
         }
     }
 
-    /// Two tenants with agents, and a write+read key for each.
-    pub(crate) async fn seeded() -> (App, String, String) {
-        App::seeded_with(|_| {}).await
-    }
-
-    /// [`App::seeded`] with changed settings.
-    pub(crate) async fn seeded_with(configure: Configure) -> (App, String, String) {
-        let app = App::configured(configure).await;
+    /// This server with two tenants with agents, and a write+read key for each.
+    pub(crate) async fn seed(self) -> (App<S>, String, String) {
+        let app = self;
         let admin = app.admin.clone();
         for (t, agents) in [
             ("acme", &["support", "billing"][..]),
@@ -238,6 +311,6 @@ pub(crate) fn error_path(r: &Response) -> &str {
 }
 
 #[allow(dead_code, reason = "used by some tests only")]
-pub(crate) async fn store_ok(app: &App) -> bool {
+pub(crate) async fn store_ok<S: Store + Clone>(app: &App<S>) -> bool {
     app.store.count_keys().await.is_ok()
 }

@@ -11,6 +11,7 @@
 mod answers;
 mod app;
 mod consistency;
+mod hostile;
 mod isolation;
 mod metrics;
 mod openapi;

@@ -533,13 +533,17 @@ async fn review_findings_stay_fixed() {
 }
 
 #[tokio::test]
-async fn unreadable_path_segments_answer_in_the_error_format() {
+async fn unreadable_path_segments_answer_as_missing_ids() {
     let (app, acme, _) = App::seeded().await;
     let r = app.call("GET", "/v1/policies/%FF", Some(&acme), None).await;
     assert_eq!(
-        (r.status, error_code(&r)),
-        (StatusCode::BAD_REQUEST, "invalid"),
-        "{:?}",
-        r.body
+        (r.status, r.body["error"].clone()),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"code": "not_found", "message": "policy %FF not found", "details": {}})
+        ),
     );
+    // Without a key the request is refused before its path is read.
+    let r = app.call("GET", "/v1/policies/%FF", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }

@@ -5,13 +5,14 @@ use std::collections::HashMap;
 
 use sqlx::{Pool, Row};
 
-use super::limits::{load_counters, store_counters};
+use super::limits::{load_counters, lock_subjects, store_counters, watched};
 use super::{BYTE_ORDER, Db, FOR_UPDATE, Result, Tx, begin};
 use crate::book::Book;
 use crate::commit::{
-    ACTION_TABLE, HALT_RUN, Param, RunState, Seeded, VIOLATION_TABLE, action_row, plan, read_runs,
-    run_chunks, seeds, violation_row,
+    ACTION_TABLE, HALT_RUN, Param, RunState, VIOLATION_TABLE, action_row, plan, read_runs,
+    run_chunks, violation_row,
 };
+use crate::counting::{Seeded, seeds};
 use crate::runs::{CheckOutcome, PendingCheck};
 
 /// Rows per multi-row insert. Every statement is a round trip (on SQLite, to its connection's
@@ -33,8 +34,11 @@ pub(crate) async fn commit_checks(
     let mut runs = run_states(&mut tx, batch).await?;
     let mut book = Book::default();
     let wanted = Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)));
-    let now_seeded = load_counters(&mut tx, &mut book, wanted, &seeds(batch, seeded)).await?;
-    let plan = plan(batch, &mut runs, &mut book)?;
+    let seeds = seeds(batch, &wanted, seeded);
+    lock_subjects(&mut tx, batch, &seeds).await?;
+    let now_seeded = load_counters(&mut tx, &mut book, wanted, &seeds, seeded).await?;
+    let watch = watched(&mut tx, batch, seeded).await?;
+    let plan = plan(batch, &mut runs, &mut book, &watch)?;
     for (index, halted_by) in &plan.halts {
         let run = batch.get(*index).map(|c| c.run_id.as_str());
         sqlx::query(HALT_RUN)

@@ -7,12 +7,15 @@ use charter_core::limits::{Claim, Exceeded, Limits as _, Settle};
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
 
-use super::{Db, LOCK_COUNTER, Result, Tx, begin};
+use super::{Db, LOCK_COUNTER, LOCK_SUBJECT_SHARED, Result, Tx, begin};
 use crate::book::{Book, Wanted};
-use crate::commit::{
-    ADD_TO_COUNTER, IS_SEEDED, LOAD_COUNTER, MARK_SEEDED, PRUNE_COUNTER, Seed, SeedRow,
+use crate::commit::{ADD_TO_COUNTER, LOAD_COUNTER, PRUNE_COUNTER, padded_chunks};
+use crate::counting::{
+    IS_SEEDED, MARK_SEEDED, READ_RULES, Seed, SeedRow, Seeded, Watch, counting_set, read_watched,
+    subject_lock, subjects,
 };
 use crate::error::StoreError;
+use crate::runs::PendingCheck;
 
 /// Settles the claims of one action in one transaction: every claim is checked against its
 /// counter, and all are committed only if none is exceeded (or, for `Record`, unconditionally).
@@ -30,11 +33,13 @@ pub(crate) async fn settle(
     let mut tx = begin(pool).await?;
     let mut book = Book::default();
     // Outside a run nothing says which recorded actions a counter holds: no seed.
+    let wanted = Book::wanted([(claims, at)]);
     load_counters(
         &mut tx,
         &mut book,
-        Book::wanted([(claims, at)]),
+        wanted,
         &HashMap::new(),
+        &Seeded::default(),
     )
     .await?;
     let exceeded = book.settle(claims, at, mode);
@@ -45,7 +50,7 @@ pub(crate) async fn settle(
 
 /// Locks (on PostgreSQL) and loads the counters a transaction will claim, in key order
 /// everywhere, so two transactions never wait on each other in a cycle. A counter in `seeds`
-/// is seeded first if no transaction has (`crate::commit::Seed`), under its lock, so a node
+/// is seeded first if no transaction has (`crate::counting::Seed`), under its lock, so a node
 /// seeding while another spends neither counts twice nor loses a count. Returns the counters
 /// found or made seeded, to remember once the transaction commits.
 pub(super) async fn load_counters(
@@ -53,9 +58,10 @@ pub(super) async fn load_counters(
     book: &mut Book,
     wanted: std::collections::BTreeMap<String, Wanted>,
     seeds: &HashMap<String, Seed<'_>>,
+    seeded: &Seeded,
 ) -> Result<Vec<String>> {
-    let mut seeded = Vec::new();
-    for (text, Wanted { key, first }) in wanted {
+    let mut now_seeded = Vec::new();
+    for (text, Wanted { key, first, .. }) in wanted {
         if !LOCK_COUNTER.is_empty() {
             sqlx::query(LOCK_COUNTER)
                 .bind(&text)
@@ -63,8 +69,8 @@ pub(super) async fn load_counters(
                 .await?;
         }
         if let Some(seed) = seeds.get(&text) {
-            seed_counter(tx, &text, seed).await?;
-            seeded.push(text.clone());
+            seed_counter(tx, &text, seed, seeded).await?;
+            now_seeded.push(text.clone());
         }
         let rows = sqlx::query(LOAD_COUNTER)
             .bind(&text)
@@ -77,11 +83,11 @@ pub(super) async fn load_counters(
             .collect::<Result<Vec<(i64, i64)>>>()?;
         book.load(key, rows);
     }
-    Ok(seeded)
+    Ok(now_seeded)
 }
 
 /// Seeds `counter` from the recorded actions `seed` reads, unless it is marked seeded.
-async fn seed_counter(tx: &mut Tx, counter: &str, seed: &Seed<'_>) -> Result<()> {
+async fn seed_counter(tx: &mut Tx, counter: &str, seed: &Seed<'_>, seeded: &Seeded) -> Result<()> {
     let marked = sqlx::query(IS_SEEDED)
         .bind(counter)
         .fetch_optional(&mut **tx)
@@ -90,6 +96,15 @@ async fn seed_counter(tx: &mut Tx, counter: &str, seed: &Seed<'_>) -> Result<()>
     if marked {
         return Ok(());
     }
+    let (policy_id, rule_id) = seed.rule();
+    let rule = counting_rule(tx, seeded, policy_id, rule_id).await?;
+    // A counter whose rule is not stored cannot be watched: marked with no rule.
+    let (policy_id, rule_id) = if rule.is_some() {
+        (policy_id, rule_id)
+    } else {
+        ("", "")
+    };
+    let set = seed.counting(rule);
     let (sql, params) = seed.query();
     let rows = super::bind_all(sqlx::query(sql), &params)
         .fetch_all(&mut **tx)
@@ -104,7 +119,7 @@ async fn seed_counter(tx: &mut Tx, counter: &str, seed: &Seed<'_>) -> Result<()>
             ))
         })
         .collect::<Result<Vec<SeedRow>>>()?;
-    for (bucket, amount) in seed.buckets(rows) {
+    for (bucket, amount) in seed.buckets(&set, rows) {
         sqlx::query(ADD_TO_COUNTER)
             .bind(counter)
             .bind(bucket)
@@ -115,9 +130,88 @@ async fn seed_counter(tx: &mut Tx, counter: &str, seed: &Seed<'_>) -> Result<()>
     sqlx::query(MARK_SEEDED)
         .bind(counter)
         .bind(seed.at_ms())
+        .bind(seed.subject())
+        .bind(policy_id)
+        .bind(rule_id)
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The compiled rule that says what a counter counts (`crate::counting`), compiled once;
+/// `None` when no stored policy holds it.
+async fn counting_rule(
+    tx: &mut Tx,
+    seeded: &Seeded,
+    policy_id: &str,
+    rule_id: &str,
+) -> Result<Option<std::sync::Arc<charter_core::CompiledSet>>> {
+    if let Some(set) = seeded.rule(policy_id, rule_id) {
+        return Ok(Some(set));
+    }
+    let Some(row) = sqlx::query(READ_RULES)
+        .bind(policy_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let set = std::sync::Arc::new(counting_set(&row.try_get::<String, _>("rules")?, rule_id)?);
+    seeded.remember_rule(policy_id, rule_id, &set);
+    Ok(Some(set))
+}
+
+/// Locks the subjects of `batch` (PostgreSQL), in order: exclusive for a subject with a
+/// counter to seed, shared otherwise (see `crate::counting`).
+pub(super) async fn lock_subjects(
+    tx: &mut Tx,
+    batch: &[PendingCheck],
+    seeds: &HashMap<String, Seed<'_>>,
+) -> Result<()> {
+    if LOCK_COUNTER.is_empty() {
+        return Ok(());
+    }
+    let seeding: Vec<String> = seeds.values().map(Seed::subject).collect();
+    for subject in subjects(batch) {
+        let lock = if seeding.contains(&subject) {
+            LOCK_COUNTER
+        } else {
+            LOCK_SUBJECT_SHARED
+        };
+        sqlx::query(lock)
+            .bind(subject_lock(&subject))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The watched counters of `batch`'s subjects, with what each counts.
+pub(super) async fn watched(tx: &mut Tx, batch: &[PendingCheck], seeded: &Seeded) -> Result<Watch> {
+    let subjects = subjects(batch);
+    let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    let mut rows: Vec<(String, String, String, String)> = Vec::new();
+    for chunk in padded_chunks(&subjects) {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(read_watched(chunk.len())));
+        for subject in chunk {
+            query = query.bind(subject);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            rows.push((
+                row.try_get("counter")?,
+                row.try_get("subject")?,
+                row.try_get("policy_id")?,
+                row.try_get("rule_id")?,
+            ));
+        }
+    }
+    let mut watch = Watch::default();
+    for (counter, subject, policy_id, rule_id) in rows {
+        if let Some(set) = counting_rule(tx, seeded, &policy_id, &rule_id).await? {
+            watch.add(subject, counter, set);
+        }
+    }
+    Ok(watch)
 }
 
 /// Writes back what a transaction added to its counters, and drops buckets that can no longer

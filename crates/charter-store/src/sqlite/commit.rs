@@ -19,14 +19,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{PRAGMAS, Sync};
 use crate::book::{Book, Wanted};
 use crate::commit::{
-    ACTION_TABLE, ADD_TO_COUNTER, HALT_RUN, IS_SEEDED, LOAD_COUNTER, MARK_SEEDED, PRUNE_COUNTER,
-    Param, RunState, Seed, SeedRow, Seeded, VIOLATION_TABLE, action_row, plan, read_runs,
-    run_chunks, seeds, violation_row,
+    ACTION_TABLE, ADD_TO_COUNTER, HALT_RUN, LOAD_COUNTER, PRUNE_COUNTER, Param, RunState,
+    VIOLATION_TABLE, action_row, padded_chunks, plan, read_runs, run_chunks, violation_row,
+};
+use crate::counting::{
+    IS_SEEDED, MARK_SEEDED, READ_RULES, Seed, SeedRow, Seeded, Watch, counting_set, read_watched,
+    seeds, subjects,
 };
 use crate::error::StoreError;
 use crate::runs::{CheckBatch, CheckOutcome, PendingCheck};
@@ -179,15 +182,14 @@ fn commit(
         }
     }
     let mut book = Book::default();
-    let seeds = seeds(batch, seeded);
+    let wanted = Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)));
+    let seeds = seeds(batch, &wanted, seeded);
     let mut now_seeded = Vec::new();
     {
         let mut load = tx.prepare_cached(LOAD_COUNTER).map_err(|e| backend(&e))?;
-        for (text, Wanted { key, first }) in
-            Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)))
-        {
+        for (text, Wanted { key, first, .. }) in wanted {
             if let Some(seed) = seeds.get(&text) {
-                seed_counter(&tx, &text, seed)?;
+                seed_counter(&tx, &text, seed, seeded)?;
                 now_seeded.push(text.clone());
             }
             let rows = load
@@ -198,7 +200,8 @@ fn commit(
             book.load(key, rows);
         }
     }
-    let plan = plan(batch, &mut runs, &mut book)?;
+    let watch = watched(&tx, batch, seeded)?;
+    let plan = plan(batch, &mut runs, &mut book, &watch)?;
     {
         let mut halt = tx.prepare_cached(HALT_RUN).map_err(|e| backend(&e))?;
         for (index, halted_by) in &plan.halts {
@@ -249,6 +252,7 @@ fn seed_counter(
     tx: &rusqlite::Transaction<'_>,
     counter: &str,
     seed: &Seed<'_>,
+    seeded: &Seeded,
 ) -> Result<(), StoreError> {
     let marked = tx
         .prepare_cached(IS_SEEDED)
@@ -257,6 +261,15 @@ fn seed_counter(
     if marked {
         return Ok(());
     }
+    let (policy_id, rule_id) = seed.rule();
+    let rule = counting_rule(tx, seeded, policy_id, rule_id)?;
+    // A counter whose rule is not stored cannot be watched: marked with no rule.
+    let (policy_id, rule_id) = if rule.is_some() {
+        (policy_id, rule_id)
+    } else {
+        ("", "")
+    };
+    let set = seed.counting(rule);
     let (sql, params) = seed.query();
     let rows = {
         let mut read = tx.prepare_cached(sql).map_err(|e| backend(&e))?;
@@ -268,14 +281,76 @@ fn seed_counter(
         .map_err(|e| backend(&e))?
     };
     let mut add = tx.prepare_cached(ADD_TO_COUNTER).map_err(|e| backend(&e))?;
-    for (bucket, amount) in seed.buckets(rows) {
+    for (bucket, amount) in seed.buckets(&set, rows) {
         add.execute(params![counter, bucket, amount])
             .map_err(|e| backend(&e))?;
     }
     tx.prepare_cached(MARK_SEEDED)
-        .and_then(|mut s| s.execute(params![counter, seed.at_ms()]))
+        .and_then(|mut s| {
+            s.execute(params![
+                counter,
+                seed.at_ms(),
+                seed.subject(),
+                policy_id,
+                rule_id
+            ])
+        })
         .map_err(|e| backend(&e))?;
     Ok(())
+}
+
+/// The compiled rule that says what a counter counts (`crate::counting`), compiled once;
+/// `None` when no stored policy holds it.
+fn counting_rule(
+    tx: &rusqlite::Transaction<'_>,
+    seeded: &Seeded,
+    policy_id: &str,
+    rule_id: &str,
+) -> Result<Option<Arc<charter_core::CompiledSet>>, StoreError> {
+    if let Some(set) = seeded.rule(policy_id, rule_id) {
+        return Ok(Some(set));
+    }
+    let rules: Option<String> = tx
+        .prepare_cached(READ_RULES)
+        .and_then(|mut s| s.query_row([policy_id], |row| row.get(0)).optional())
+        .map_err(|e| backend(&e))?;
+    let Some(rules) = rules else {
+        return Ok(None);
+    };
+    let set = Arc::new(counting_set(&rules, rule_id)?);
+    seeded.remember_rule(policy_id, rule_id, &set);
+    Ok(Some(set))
+}
+
+/// The watched counters of `batch`'s subjects, with what each counts.
+fn watched(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &[PendingCheck],
+    seeded: &Seeded,
+) -> Result<Watch, StoreError> {
+    let subjects = subjects(batch);
+    let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    let mut rows: Vec<(String, String, String, String)> = Vec::new();
+    for chunk in padded_chunks(&subjects) {
+        let mut read = tx
+            .prepare_cached(&read_watched(chunk.len()))
+            .map_err(|e| backend(&e))?;
+        let found = read
+            .query_map(rusqlite::params_from_iter(chunk), |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(|e| backend(&e))?;
+        for row in found {
+            rows.push(row.map_err(|e| backend(&e))?);
+        }
+    }
+    let mut watch = Watch::default();
+    for (counter, subject, policy_id, rule_id) in rows {
+        if let Some(set) = counting_rule(tx, seeded, &policy_id, &rule_id)? {
+            watch.add(subject, counter, set);
+        }
+    }
+    Ok(watch)
 }
 
 impl rusqlite::ToSql for Param<'_> {

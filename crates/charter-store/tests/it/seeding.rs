@@ -18,7 +18,8 @@ use crate::limits::Reopen;
 
 both!(
     a_rate_rule_counts_the_window_before_it,
-    a_cost_cap_counts_the_day_before_it_also_after_a_restart
+    a_cost_cap_counts_the_day_before_it_also_after_a_restart,
+    runs_without_the_rule_still_count_once_it_is_seeded
 );
 
 /// A run of `agent` in acme started at `seconds`, with the compiled set it pinned.
@@ -214,6 +215,68 @@ async fn a_cost_cap_counts_the_day_before_it_also_after_a_restart<S: Store + Clo
     );
 }
 
+/// A run started before a rule was activated does not have it, yet its actions count on the
+/// rule's counters: those recorded before the counter was seeded through the seed, those after
+/// through the counter being watched, also after a restart.
+async fn runs_without_the_rule_still_count_once_it_is_seeded<S: Store + Clone + Reopen>(
+    store: S,
+    _: Kind,
+) {
+    seed(&store).await;
+    let writer = ActionWriter::spawn(store.clone(), 16);
+    let old = run(&store, "support", 0).await;
+    let billing = run(&store, "billing", 0).await;
+    assert_eq!(
+        check(&writer, &old, &search(), at(60)).await,
+        Some(Outcome::Allow)
+    );
+    activate(
+        &store,
+        json!([{"id": "searches", "type": "rate", "limit": 4, "window": "1h", "per": "agent",
+                "match": {"tools": ["web.*"]}},
+               {"id": "daily", "type": "cost", "max_usd": "3.00", "period": "day", "per": "tenant"}]),
+    )
+    .await;
+    let new = run(&store, "support", 120).await;
+    // Seeds both counters: 1 search, no spend.
+    assert_eq!(
+        check(&writer, &new, &search(), at(180)).await,
+        Some(Outcome::Allow)
+    );
+    // The old run, unbounded itself, still counts: 2 searches and 2.50 spent by the billing
+    // agent's old run (the tenant's spend).
+    assert_eq!(
+        check(&writer, &old, &search(), at(240)).await,
+        Some(Outcome::Allow)
+    );
+    drop(writer);
+    let store = store.reopen_store().await;
+    let writer = ActionWriter::spawn(store.clone(), 16);
+    assert_eq!(
+        check(&writer, &old, &search(), at(300)).await,
+        Some(Outcome::Allow)
+    );
+    assert_eq!(
+        check(&writer, &billing, &spend("2.50"), at(310)).await,
+        Some(Outcome::Allow),
+        "the billing run pinned nothing: no cap of its own"
+    );
+    assert_eq!(
+        check(&writer, &new, &search(), at(360)).await,
+        Some(Outcome::Block),
+        "4 searches in the hour: 1 before the rule, 1 under it, 2 of the old run after it"
+    );
+    assert_eq!(
+        check(&writer, &new, &spend("0.50"), at(420)).await,
+        Some(Outcome::Allow),
+        "2.50 + 0.50 is the cap"
+    );
+    assert_eq!(
+        check(&writer, &new, &spend("0.01"), at(480)).await,
+        Some(Outcome::Halt)
+    );
+}
+
 /// Two nodes on one PostgreSQL database seed a tenant's daily cap and spend against it at
 /// once: together they never pass the cap, and they reach it exactly (no count lost or
 /// doubled).
@@ -266,6 +329,63 @@ async fn two_nodes_seeding_and_spending_at_once_reach_the_cap_exactly() {
     }
     // 8.00 left of 10.00, in steps of 0.25.
     assert_eq!(allowed, 32, "the cap is reached exactly");
+    drop(two);
+    crate::harness::drop_schema(&schema).await;
+}
+
+/// On two PostgreSQL nodes, runs without a tenant's new daily cap spend on one node while the
+/// other seeds the cap's counter: every one of their spends is counted exactly once, through
+/// the seed or through the counter being watched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_seed_on_one_node_misses_nothing_another_node_commits() {
+    let Some((one, schema)) = crate::harness::postgres().await else {
+        return;
+    };
+    seed(&one).await;
+    let two: PgStore = one.reopen().await.unwrap();
+    let day = 46_400;
+    let mut old = Vec::new();
+    for i in 0..8 {
+        old.push(run(&two, if i % 2 == 0 { "support" } else { "billing" }, day).await);
+    }
+    activate(
+        &one,
+        json!([{"id": "daily", "type": "cost", "max_usd": "100.00", "period": "day", "per": "tenant"}]),
+    )
+    .await;
+    let new = run(&one, "support", day + 10).await;
+    let mut tasks = Vec::new();
+    for run in old {
+        let two = two.clone();
+        tasks.push(tokio::spawn(async move {
+            let writer = ActionWriter::spawn(two, 4);
+            for i in 0..5 {
+                let at = at(day + 20 + i);
+                assert_eq!(
+                    check(&writer, &run, &spend("0.50"), at).await,
+                    Some(Outcome::Allow)
+                );
+            }
+        }));
+    }
+    // The first claim on the cap, made while the old runs spend: the seed.
+    let writer = ActionWriter::spawn(one.clone(), 4);
+    assert_eq!(
+        check(&writer, &new, &spend("0.00"), at(day + 22)).await,
+        Some(Outcome::Allow)
+    );
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // 8 runs × 5 × 0.50 = 20.00 spent by runs without the cap: 80.00 are left, exactly.
+    assert_eq!(
+        check(&writer, &new, &spend("80.00"), at(day + 100)).await,
+        Some(Outcome::Allow)
+    );
+    assert_eq!(
+        check(&writer, &new, &spend("0.01"), at(day + 101)).await,
+        Some(Outcome::Halt)
+    );
     drop(two);
     crate::harness::drop_schema(&schema).await;
 }

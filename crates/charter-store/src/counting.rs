@@ -1,0 +1,344 @@
+//! What a rate or cost counter counts, whichever run's action it is: every allowed matching
+//! action (or all allowed spend) of its agent or tenant in its window or period, from any run,
+//! also from before its rule was activated (product.md §4).
+//!
+//! A counter's rule, compiled alone at platform scope ([`counting_set`]), says what it counts.
+//! The first check that claims a counter **seeds** it from the recorded allowed actions that
+//! rule counts ([`Seed`]), once (a marker in `limit_seeds`, naming the counter's subject and
+//! rule). From then on the counter is **watched**: every allowed action of its subject adds to
+//! it through the group commit, also one whose run's pinned set lacks the rule (a run started
+//! before the rule was activated). On PostgreSQL a batch holds its subjects' locks (shared,
+//! exclusive to seed one) from before it reads the watched counters until it commits, so a seed
+//! never misses an action another node is committing, and that node never misses the counter.
+//! A run's own counters are neither seeded nor watched: a run's pinned set is fixed at its
+//! start, so everything they count was claimed on them when it was checked.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use charter_core::engine::{CompiledSet, RunContext};
+use charter_core::ids::{LineageId, PolicyId};
+use charter_core::limits::{Claim, ClaimWindow, Limits as _, Settle, Subject};
+use charter_core::policy::{Policy, PolicyDefinition};
+use charter_core::rule::Rule;
+use charter_core::{Action, Scope};
+use jiff::Timestamp;
+
+use crate::Result;
+use crate::book::{Book, Wanted};
+use crate::commit::Param;
+use crate::error::StoreError;
+use crate::runs::PendingCheck;
+
+/// Whether a counter has been seeded (`$1` the counter).
+pub(crate) const IS_SEEDED: &str = "SELECT 1 FROM limit_seeds WHERE counter = $1";
+
+/// Marks a counter seeded (`$1` the counter, `$2` when, `$3` its subject, `$4` and `$5` the
+/// policy and rule that say what it counts).
+pub(crate) const MARK_SEEDED: &str = "INSERT INTO limit_seeds \
+     (counter, seeded_at, subject, policy_id, rule_id) VALUES ($1, $2, $3, $4, $5)";
+
+/// The rules of a policy (`$1` its id), as stored.
+pub(crate) const READ_RULES: &str = "SELECT rules FROM policies WHERE id = $1";
+
+/// The most counters (and rules) a store remembers; past it the memory is dropped and refilled
+/// (one look-up each).
+const MAX_KNOWN: usize = 100_000;
+
+/// What a store remembers of its counters: those known to be seeded (a marker is never
+/// removed, so a counter known here needs no look-up again: seeding costs the first check that
+/// claims a counter, never the later ones), and the rules that say what counters count, each
+/// compiled once (an active policy never changes).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Seeded(Arc<Known>);
+
+#[derive(Debug, Default)]
+struct Known {
+    counters: Mutex<HashSet<String>>,
+    rules: Mutex<HashMap<(String, String), Arc<CompiledSet>>>,
+}
+
+impl Seeded {
+    /// Remembers counters found marked or marked by a transaction that has committed (never
+    /// before: a seed rolled back must be made again).
+    pub(crate) fn learn(&self, counters: Vec<String>) {
+        if let Ok(mut known) = self.0.counters.lock() {
+            if known.len().saturating_add(counters.len()) > MAX_KNOWN {
+                known.clear();
+            }
+            known.extend(counters);
+        }
+    }
+
+    /// The compiled rule `rule_id` of policy `policy_id`, if compiled before.
+    pub(crate) fn rule(&self, policy_id: &str, rule_id: &str) -> Option<Arc<CompiledSet>> {
+        let rules = self.0.rules.lock().ok()?;
+        rules
+            .get(&(policy_id.to_owned(), rule_id.to_owned()))
+            .cloned()
+    }
+
+    /// Remembers a compiled rule.
+    pub(crate) fn remember_rule(&self, policy_id: &str, rule_id: &str, set: &Arc<CompiledSet>) {
+        if let Ok(mut rules) = self.0.rules.lock() {
+            if rules.len() >= MAX_KNOWN {
+                rules.clear();
+            }
+            rules.insert((policy_id.to_owned(), rule_id.to_owned()), Arc::clone(set));
+        }
+    }
+}
+
+/// What counter-counting rule `rule_id` of a policy whose stored rules are `rules` counts: the
+/// rule alone, at platform scope, so it claims on its counter for every action of every run.
+pub(crate) fn counting_set(rules: &str, rule_id: &str) -> Result<CompiledSet> {
+    let rules: Vec<Rule> = serde_json::from_str(rules)?;
+    let rule = rules
+        .into_iter()
+        .find(|r| r.id.as_str() == rule_id)
+        .ok_or_else(|| StoreError::Backend(format!("no rule {rule_id} to count with")))?;
+    let bad = |e: charter_core::ids::IdError| StoreError::Backend(e.to_string());
+    let policy = Policy::draft(
+        PolicyId::new("pol_counting").map_err(bad)?,
+        LineageId::new("lin_counting").map_err(bad)?,
+        PolicyDefinition {
+            name: "counting".into(),
+            description: String::new(),
+            scope: Scope::Platform,
+            rules: vec![rule],
+        },
+        Timestamp::UNIX_EPOCH,
+    );
+    CompiledSet::compile([&policy]).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// The subjects whose counters a check may count on: its agent and its tenant.
+fn subjects_of(check: &PendingCheck) -> [String; 2] {
+    [
+        Subject::Agent(
+            check.tenant_id.as_str().into(),
+            check.agent_id.as_str().into(),
+        )
+        .storage_text(),
+        Subject::Tenant(check.tenant_id.as_str().into()).storage_text(),
+    ]
+}
+
+/// The subjects of a batch, sorted and distinct: the order their locks are taken in.
+pub(crate) fn subjects(batch: &[PendingCheck]) -> Vec<String> {
+    let mut subjects: Vec<String> = batch.iter().flat_map(subjects_of).collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    subjects
+}
+
+/// The name of a subject's lock, apart from the counters' (theirs start `rate|` or `cost|`).
+pub(crate) fn subject_lock(subject: &str) -> String {
+    format!("subject|{subject}")
+}
+
+/// The statement reading the watched counters of `n` subjects (padded as `read_runs`).
+pub(crate) fn read_watched(n: usize) -> String {
+    let list: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT counter, subject, policy_id, rule_id FROM limit_seeds \
+         WHERE subject IN ({}) AND policy_id <> ''",
+        list.join(", ")
+    )
+}
+
+/// A counter that counts whatever its subject does, and the rule that says what.
+pub(crate) struct Watched {
+    counter: String,
+    set: Arc<CompiledSet>,
+}
+
+/// The watched counters of a batch's subjects, by subject.
+#[derive(Default)]
+pub(crate) struct Watch(HashMap<String, Vec<Watched>>);
+
+impl Watch {
+    /// Adds the counter `counter` of `subject`, counted by `set`.
+    pub(crate) fn add(&mut self, subject: String, counter: String, set: Arc<CompiledSet>) {
+        self.0
+            .entry(subject)
+            .or_default()
+            .push(Watched { counter, set });
+    }
+
+    /// Adds an allowed check's action to the watched counters of its subjects that its own
+    /// claims did not count on, as their rules count it.
+    pub(crate) fn record(&self, check: &PendingCheck, book: &mut Book) {
+        if self.0.is_empty() {
+            return;
+        }
+        let mut own: Option<Vec<String>> = None;
+        for subject in subjects_of(check) {
+            for watched in self.0.get(&subject).map_or(&[][..], Vec::as_slice) {
+                let own = own.get_or_insert_with(|| {
+                    check
+                        .evaluation
+                        .claims
+                        .iter()
+                        .map(|c| c.key.storage_key())
+                        .collect()
+                });
+                if own.contains(&watched.counter) {
+                    continue;
+                }
+                let ctx = RunContext {
+                    tenant_id: &check.tenant_id,
+                    agent_id: &check.agent_id,
+                    run_id: &check.run_id,
+                    run_started_at: check.at,
+                    now: check.at,
+                };
+                let claims: Vec<Claim> = watched
+                    .set
+                    .claims(&check.action, &ctx)
+                    .into_iter()
+                    .filter(|c| c.key.storage_key() == watched.counter)
+                    .take(1)
+                    .collect();
+                if !claims.is_empty() {
+                    book.settle(&claims, check.at, Settle::Record);
+                }
+            }
+        }
+    }
+}
+
+/// A counter to seed before a batch settles on it: the first claim of the batch on it, and its
+/// check.
+pub(crate) struct Seed<'a> {
+    check: &'a PendingCheck,
+    claim: &'a Claim,
+}
+
+/// A recorded allowed action read to seed a counter: (at in ms, run, agent, input text).
+pub(crate) type SeedRow = (i64, String, String, Option<String>);
+
+/// The counters of `batch` that may need a seed (`wanted`: its counters, from
+/// `Book::wanted` over the batch's checks in order), each with the first claim on it; never a
+/// run's (see the module's text).
+pub(crate) fn seeds<'a>(
+    batch: &'a [PendingCheck],
+    wanted: &BTreeMap<String, Wanted>,
+    seeded: &Seeded,
+) -> HashMap<String, Seed<'a>> {
+    let Ok(known) = seeded.0.counters.lock() else {
+        return HashMap::new();
+    };
+    wanted
+        .iter()
+        .filter(|(text, w)| {
+            !matches!(w.key.subject(), Subject::Run(_)) && !known.contains(text.as_str())
+        })
+        .filter_map(|(text, w)| {
+            let check = batch.get(w.by.0)?;
+            let claim = check.evaluation.claims.get(w.by.1)?;
+            Some((text.clone(), Seed { check, claim }))
+        })
+        .collect()
+}
+
+impl<'a> Seed<'a> {
+    /// When the seed is made (the claiming check's time), for its marker.
+    pub(crate) fn at_ms(&self) -> i64 {
+        self.check.at.as_millisecond()
+    }
+
+    /// The counter's subject, as its marker and its lock name it.
+    pub(crate) fn subject(&self) -> String {
+        self.claim.key.subject().storage_text()
+    }
+
+    /// The policy and the rule that say what the counter counts.
+    pub(crate) fn rule(&self) -> (&'a str, &'a str) {
+        let source = &self.claim.source;
+        (source.policy.id.as_str(), source.rule_id.as_str())
+    }
+
+    /// The set that counts for the seed: the counter's rule compiled alone (`rule`), or, for a
+    /// rule no stored policy holds (a set compiled in process, never by a server), the claiming
+    /// check's own pinned set.
+    pub(crate) fn counting(&self, rule: Option<Arc<CompiledSet>>) -> Arc<CompiledSet> {
+        rule.unwrap_or_else(|| Arc::clone(&self.check.set))
+    }
+
+    /// The statement reading the recorded allowed actions that may count on the counter, and
+    /// its parameters: those of its subject in the claim's window (from two windows back: as
+    /// much as a counter keeps) or calendar period.
+    pub(crate) fn query(&self) -> (&'static str, Vec<Param<'a>>) {
+        let (from, until) = match self.claim.window {
+            ClaimWindow::Rolling { millis } => {
+                let kept = i64::try_from(millis).unwrap_or(i64::MAX).saturating_mul(2);
+                (
+                    self.check.at.as_millisecond().saturating_sub(kept),
+                    i64::MAX,
+                )
+            }
+            ClaimWindow::Calendar { start, end } => (start.as_millisecond(), end.as_millisecond()),
+            ClaimWindow::Run => (i64::MIN, i64::MAX),
+        };
+        match self.claim.key.subject() {
+            Subject::Agent(tenant, agent) => (
+                "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
+                 AND agent_id = $2 AND at >= $3 AND at < $4 AND decision = 'allow'",
+                vec![
+                    Param::Text(tenant),
+                    Param::Text(agent),
+                    Param::Int(from),
+                    Param::Int(until),
+                ],
+            ),
+            Subject::Tenant(tenant) => (
+                "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
+                 AND at >= $2 AND at < $3 AND decision = 'allow'",
+                vec![Param::Text(tenant), Param::Int(from), Param::Int(until)],
+            ),
+            // Never seeded (see `seeds`): a statement that reads nothing.
+            Subject::Run(run) => (
+                "SELECT at, run_id, agent_id, input FROM actions WHERE run_id = $1 AND 0 = 1",
+                vec![Param::Text(run)],
+            ),
+        }
+    }
+
+    /// The buckets the counter holds from `rows`, each action counted as the counter's rule
+    /// (`set`, from [`counting_set`]) counts it, once, in the bucket of its own time. An input
+    /// that cannot be read counts as nothing, as in Validate.
+    pub(crate) fn buckets(
+        &self,
+        set: &CompiledSet,
+        rows: impl IntoIterator<Item = SeedRow>,
+    ) -> Vec<(i64, i64)> {
+        let mut buckets: HashMap<i64, u64> = HashMap::new();
+        for (at, run_id, agent_id, input) in rows {
+            let (Ok(at), Some(action)) = (
+                Timestamp::from_millisecond(at),
+                input.and_then(|text| Action::from_json(&text).ok()),
+            ) else {
+                continue;
+            };
+            let ctx = RunContext {
+                tenant_id: &self.check.tenant_id,
+                agent_id: &agent_id,
+                run_id: &run_id,
+                run_started_at: at,
+                now: at,
+            };
+            let claims = set.claims(&action, &ctx);
+            if let Some(claim) = claims.iter().find(|c| c.key == self.claim.key) {
+                let slot = buckets.entry(claim.window.buckets(at).commit).or_insert(0);
+                *slot = slot.saturating_add(claim.amount);
+            }
+        }
+        let mut buckets: Vec<(i64, i64)> = buckets
+            .into_iter()
+            .map(|(bucket, amount)| (bucket, i64::try_from(amount).unwrap_or(i64::MAX)))
+            .collect();
+        buckets.sort_unstable();
+        buckets
+    }
+}
