@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
+use charter_store::Store;
 use serde_json::{Value, json};
 
 use crate::app::{App, Response, policy_body};
@@ -60,10 +61,22 @@ impl Contract {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_matches_the_document_on_sqlite() {
+    every_answer_matches_the_document(App::new().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_matches_the_document_on_postgres() {
+    if let Some((app, schema)) = App::postgres().await {
+        every_answer_matches_the_document(app).await;
+        schema.drop().await;
+    }
+}
+
 /// Every JSON route, in its successes and its usual refusals.
-#[tokio::test]
-async fn every_answer_matches_the_document() {
-    let (app, acme, _globex) = App::seeded().await;
+async fn every_answer_matches_the_document<S: Store + Clone>(app: App<S>) {
+    let (app, acme, _globex) = app.seed().await;
     let admin = app.admin.clone();
     let mut c = Contract::new();
     let call = |method: &'static str, path: String, key: Option<String>, body: Option<Value>| {
