@@ -230,6 +230,14 @@ impl Action {
 
     /// Parses an action from JSON text (e.g. as stored), as [`Action::parse`] does.
     pub fn from_json(text: &str) -> Result<Action, ParseError> {
+        // Validate parses every recorded action: read straight into the action's fields, the
+        // text is parsed once instead of into a `Value` and again out of it. Anything that path
+        // does not take (and every error) goes the way of `parse`, which decides.
+        if let Ok(fields) = serde_json::from_str::<Fields<'_>>(text)
+            && let Some(action) = fields.into_action()
+        {
+            return Ok(action);
+        }
         let value = serde_json::from_str(text)
             .map_err(|e| ParseError::new("", format!("malformed JSON: {e}")))?;
         Action::from_value(value)
@@ -257,46 +265,10 @@ impl Action {
         };
         let rest = Value::Object(object);
         let detail = match kind.as_str() {
-            "tool_call" => {
-                let call: ToolCall = parse::from_owned(rest)?;
-                check_name(&call.tool, "tool")?;
-                ActionDetail::ToolCall(call)
-            }
-            "data_access" => {
-                let mut access: DataAccess = parse::from_owned(rest)?;
-                if access.resource.len() > MAX_RESOURCE {
-                    return Err(ParseError::new(
-                        "resource",
-                        format!("a resource path is at most {MAX_RESOURCE} bytes"),
-                    ));
-                }
-                access.resource = normalize_resource(&access.resource);
-                if access.resource.is_empty() {
-                    return Err(ParseError::new(
-                        "resource",
-                        "a resource path cannot be empty",
-                    ));
-                }
-                if access.labels.len() > MAX_LABELS {
-                    return Err(ParseError::new(
-                        "labels",
-                        format!("at most {MAX_LABELS} labels"),
-                    ));
-                }
-                ActionDetail::DataAccess(access)
-            }
-            "output" => {
-                let output: Output = parse::from_owned(rest)?;
-                if let Some(channel) = &output.channel {
-                    check_name(channel, "channel")?;
-                }
-                ActionDetail::Output(output)
-            }
-            "model_call" => {
-                let call: ModelCall = parse::from_owned(rest)?;
-                check_name(&call.model, "model")?;
-                ActionDetail::ModelCall(call)
-            }
+            "tool_call" => ActionDetail::ToolCall(parse::from_owned(rest)?),
+            "data_access" => ActionDetail::DataAccess(parse::from_owned(rest)?),
+            "output" => ActionDetail::Output(parse::from_owned(rest)?),
+            "model_call" => ActionDetail::ModelCall(parse::from_owned(rest)?),
             other => {
                 return Err(ParseError::new(
                     "kind",
@@ -306,8 +278,171 @@ impl Action {
                 ));
             }
         };
-        refuse_nul(&detail)?;
-        Ok(Action { detail, cost_usd })
+        Ok(Action {
+            detail: checked(detail)?,
+            cost_usd,
+        })
+    }
+}
+
+/// What serde cannot check of a parsed action: name lengths, resource paths (normalised here),
+/// label counts, and NUL anywhere.
+fn checked(mut detail: ActionDetail) -> Result<ActionDetail, ParseError> {
+    match &mut detail {
+        ActionDetail::ToolCall(call) => check_name(&call.tool, "tool")?,
+        ActionDetail::DataAccess(access) => {
+            if access.resource.len() > MAX_RESOURCE {
+                return Err(ParseError::new(
+                    "resource",
+                    format!("a resource path is at most {MAX_RESOURCE} bytes"),
+                ));
+            }
+            access.resource = normalize_resource(&access.resource);
+            if access.resource.is_empty() {
+                return Err(ParseError::new(
+                    "resource",
+                    "a resource path cannot be empty",
+                ));
+            }
+            if access.labels.len() > MAX_LABELS {
+                return Err(ParseError::new(
+                    "labels",
+                    format!("at most {MAX_LABELS} labels"),
+                ));
+            }
+        }
+        ActionDetail::Output(output) => {
+            if let Some(channel) = &output.channel {
+                check_name(channel, "channel")?;
+            }
+        }
+        ActionDetail::ModelCall(call) => check_name(&call.model, "model")?,
+    }
+    refuse_nul(&detail)?;
+    Ok(detail)
+}
+
+/// Every field of every kind of action, read straight from JSON text by
+/// [`Action::from_json`], each told apart as absent, `null` or set, so the kinds' own rules
+/// (which fields each kind takes, which may be `null`) can be applied after.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields<'a> {
+    kind: &'a str,
+    #[serde(default)]
+    cost_usd: Field<Value>,
+    #[serde(default)]
+    tool: Field<String>,
+    #[serde(default)]
+    args: Field<Map<String, Value>>,
+    #[serde(default)]
+    resource: Field<String>,
+    #[serde(default)]
+    operation: Field<Operation>,
+    #[serde(default)]
+    labels: Field<Vec<String>>,
+    #[serde(default)]
+    text: Field<String>,
+    #[serde(default)]
+    channel: Field<String>,
+    #[serde(default)]
+    model: Field<String>,
+    #[serde(default)]
+    input_tokens: Field<u64>,
+    #[serde(default)]
+    output_tokens: Field<u64>,
+}
+
+/// One of [`Fields`].
+#[derive(Default)]
+enum Field<T> {
+    #[default]
+    Absent,
+    Null,
+    Set(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Field<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Option::<T>::deserialize(deserializer)? {
+            None => Field::Null,
+            Some(value) => Field::Set(value),
+        })
+    }
+}
+
+impl<T> Field<T> {
+    fn is_there(&self) -> bool {
+        !matches!(self, Field::Absent)
+    }
+
+    /// The value, `None` when absent or `null`.
+    fn value(self) -> Option<T> {
+        match self {
+            Field::Set(value) => Some(value),
+            Field::Absent | Field::Null => None,
+        }
+    }
+}
+
+impl Fields<'_> {
+    /// The action these fields make, or `None` when [`Action::from_value`] has to decide:
+    /// a field of another kind (even `null`), a required one missing or `null`, an unknown kind
+    /// or any failed check.
+    fn into_action(self) -> Option<Action> {
+        let others = [
+            ("tool", self.tool.is_there()),
+            ("args", self.args.is_there()),
+            ("resource", self.resource.is_there()),
+            ("operation", self.operation.is_there()),
+            ("labels", self.labels.is_there()),
+            ("text", self.text.is_there()),
+            ("channel", self.channel.is_there()),
+            ("model", self.model.is_there()),
+            ("input_tokens", self.input_tokens.is_there()),
+            ("output_tokens", self.output_tokens.is_there()),
+        ];
+        let own: &[&str] = match self.kind {
+            "tool_call" => &["tool", "args"],
+            "data_access" => &["resource", "operation", "labels"],
+            "output" => &["text", "channel"],
+            "model_call" => &["model", "input_tokens", "output_tokens"],
+            _ => return None,
+        };
+        if others
+            .iter()
+            .any(|(name, there)| *there && !own.contains(name))
+        {
+            return None;
+        }
+        let detail = match self.kind {
+            "tool_call" => ActionDetail::ToolCall(ToolCall {
+                tool: self.tool.value()?,
+                args: self.args.value().unwrap_or_default(),
+            }),
+            "data_access" => ActionDetail::DataAccess(DataAccess {
+                resource: self.resource.value()?,
+                operation: self.operation.value()?,
+                labels: self.labels.value().unwrap_or_default(),
+            }),
+            "output" => ActionDetail::Output(Output {
+                text: self.text.value()?,
+                channel: self.channel.value(),
+            }),
+            _ => ActionDetail::ModelCall(ModelCall {
+                model: self.model.value()?,
+                input_tokens: self.input_tokens.value().unwrap_or_default(),
+                output_tokens: self.output_tokens.value().unwrap_or_default(),
+            }),
+        };
+        let cost_usd = match self.cost_usd.value() {
+            None => Money::ZERO,
+            Some(cost) => parse::from_owned(cost).ok()?,
+        };
+        Some(Action {
+            detail: checked(detail).ok()?,
+            cost_usd,
+        })
     }
 }
 
@@ -318,6 +453,14 @@ fn refuse_nul(detail: &ActionDetail) -> Result<(), ParseError> {
     const MESSAGE: &str = "cannot hold the NUL character (\\u0000)";
     match detail {
         ActionDetail::ToolCall(call) => {
+            // Paths are only built to name a NUL that is there.
+            if !call
+                .args
+                .iter()
+                .any(|(key, value)| key.contains('\0') || has_nul(value))
+            {
+                return Ok(());
+            }
             for (key, value) in &call.args {
                 let path = parse::join("args", key);
                 if key.contains('\0') {
@@ -345,6 +488,18 @@ fn refuse_nul(detail: &ActionDetail) -> Result<(), ParseError> {
         ActionDetail::ModelCall(_) => {}
     }
     Ok(())
+}
+
+/// Whether any string (or object key) in `value` holds NUL.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, item)| key.contains('\0') || has_nul(item)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// The path of the first string (or object key) holding NUL in `value`, found at `path`.
@@ -477,6 +632,80 @@ mod tests {
         }
         // Other control characters are ordinary text.
         assert!(Action::parse(&json!({"kind": "output", "text": "a\nb\tc"})).is_ok());
+    }
+
+    /// `from_json` as it was: the text into a `Value`, then `from_value`.
+    fn through_value(text: &str) -> Result<Action, ParseError> {
+        let value = serde_json::from_str(text)
+            .map_err(|e| ParseError::new("", format!("malformed JSON: {e}")))?;
+        Action::from_value(value)
+    }
+
+    #[test]
+    fn text_parses_as_through_a_value() {
+        let cases = [
+            r#"{"kind":"tool_call","tool":"gmail.send_email","args":{"to":["a@b.c"],"n":{"x":[1,2.5,null]}},"cost_usd":"0.02"}"#,
+            r#"{"tool":"t","kind":"tool_call"}"#,
+            r#"{"kind":"tool_call","tool":"t","args":null,"cost_usd":null}"#,
+            r#"{"kind":"tool_call","tool":"t","cost_usd":1.5}"#,
+            r#"{"kind":"tool_call","tool":"t","cost_usd":-1}"#,
+            r#"{"kind":"tool_call","tool":null}"#,
+            r#"{"kind":"tool_call","tool":"t","text":null}"#,
+            r#"{"kind":"tool_call","tool":"t","extra":1}"#,
+            r#"{"kind":"tool_call","tool":"t","tool":"u"}"#,
+            r#"{"kind":"tool_call","kind":"output","text":"hi"}"#,
+            r#"{"kind":"tool_call","tool":"t","args":{"a":1,"a":2}}"#,
+            r#"{"kind":"tool_call","tool":"t","args":{"k\u0000":1}}"#,
+            r#"{"kind":"tool_call","tool":"t","args":{"x":{"l":[1,"\u0000"]}}}"#,
+            r#"{"kind":"tool_call","tool":""}"#,
+            r#"{"kind":"tool\u005fcall","tool":"t"}"#,
+            r#"{"kind":"data_access","resource":"crm//a/./42","operation":"read","labels":["pii"]}"#,
+            r#"{"kind":"data_access","resource":"a","operation":{"read":null},"labels":null}"#,
+            r#"{"kind":"data_access","resource":"/./","operation":"read"}"#,
+            r#"{"kind":"data_access","resource":"a","operation":"eat"}"#,
+            r#"{"kind":"data_access","resource":"a"}"#,
+            r#"{"kind":"output","text":"hi","channel":null}"#,
+            r#"{"kind":"output","text":"hi\u0000"}"#,
+            r#"{"kind":"output","text":"hi","channel":"email","cost_usd":"1.50"}"#,
+            r#"{"kind":"model_call","model":"m","input_tokens":null,"output_tokens":7}"#,
+            r#"{"kind":"model_call","model":"m","input_tokens":1.0}"#,
+            r#"{"kind":"teleport"}"#,
+            r#"{"kind":5}"#,
+            "{}",
+            "[]",
+            r#"{"kind":"tool_call","tool":"t"} x"#,
+        ];
+        for text in cases {
+            assert_eq!(Action::from_json(text), through_value(text), "{text}");
+        }
+        // What a store keeps (an action serialised) takes the direct path.
+        for text in [cases[0], cases[3], cases[15], cases[22], cases[23]] {
+            let stored = serde_json::to_string(&Action::from_json(text).unwrap()).unwrap();
+            let direct = serde_json::from_str::<Fields<'_>>(&stored).ok();
+            assert!(direct.and_then(Fields::into_action).is_some(), "{stored}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        #[test]
+        fn any_mix_of_fields_parses_as_through_a_value(
+            kind in 0usize..5,
+            fields in proptest::collection::vec((0usize..12, 0usize..7), 0..6),
+        ) {
+            use std::fmt::Write as _;
+            const NAMES: [&str; 12] = ["cost_usd", "tool", "args", "resource", "operation",
+                "labels", "text", "channel", "model", "input_tokens", "output_tokens", "other"];
+            let kinds = ["tool_call", "data_access", "output", "model_call", "nothing"];
+            let values = [json!(null), json!("read"), json!(3), json!(-1.5),
+                json!({"to": ["a@acme.com"], "n": 1}), json!(["pii", "x"]), json!("0.25")];
+            let mut text = format!("{{\"kind\":\"{}\"", kinds[kind]);
+            for (name, value) in fields {
+                write!(text, ",\"{}\":{}", NAMES[name], values[value]).unwrap();
+            }
+            text.push('}');
+            proptest::prop_assert_eq!(Action::from_json(&text), through_value(&text), "{}", text);
+        }
     }
 
     #[test]
