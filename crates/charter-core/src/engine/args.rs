@@ -339,10 +339,18 @@ impl ArgsRead {
         let mut globs: Vec<&Glob> = Vec::new();
         for policy in policies {
             for rule in policy.rules() {
-                if let RuleKind::Tool(tool) = &rule.kind
-                    && !tool.when.is_empty()
-                {
-                    globs.extend(tool.tools.iter().map(ToolGlob::glob));
+                // Every kind named, so a new one that reads arguments must say so here.
+                match &rule.kind {
+                    RuleKind::Tool(tool) => {
+                        if !tool.when.is_empty() {
+                            globs.extend(tool.tools.iter().map(ToolGlob::glob));
+                        }
+                    }
+                    RuleKind::DataAccess(_)
+                    | RuleKind::Rate(_)
+                    | RuleKind::Cost(_)
+                    | RuleKind::Time(_)
+                    | RuleKind::Output(_) => {}
                 }
             }
         }
