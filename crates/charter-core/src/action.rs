@@ -238,7 +238,7 @@ impl Action {
     }
 
     /// Parses an action from JSON text as [`Action::from_json`] does, for policies that read
-    /// only the arguments `args` names: a tool call whose arguments they do not read may come
+    /// only the arguments `args` names: a tool call whose arguments they do not read comes
     /// without them (checked all the same, so what would not parse still does not).
     pub fn from_json_reading(text: &str, args: &ArgsRead) -> Result<Action, ParseError> {
         // Validate parses every recorded action: read straight into the action's fields, the
