@@ -1,8 +1,12 @@
 //! Actions: the steps a run asks about (product.md §3), parsed strictly at the edge.
 
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::engine::ArgsRead;
 use crate::glob::normalize_resource;
 use crate::money::Money;
 use crate::parse::{self, ParseError};
@@ -230,9 +234,32 @@ impl Action {
 
     /// Parses an action from JSON text (e.g. as stored), as [`Action::parse`] does.
     pub fn from_json(text: &str) -> Result<Action, ParseError> {
+        Action::from_json_reading(text, &ArgsRead::all())
+    }
+
+    /// Parses an action from JSON text as [`Action::from_json`] does, for policies that read
+    /// only the arguments `args` names: a tool call whose arguments they do not read comes
+    /// without them (checked all the same, so what would not parse still does not).
+    pub fn from_json_reading(text: &str, args: &ArgsRead) -> Result<Action, ParseError> {
+        // Validate parses every recorded action: read straight into the action's fields, the
+        // text is parsed once instead of into a `Value` and again out of it. Anything that path
+        // does not take (and every error) goes the way of `parse`, which decides.
+        let mut direct = serde_json::Deserializer::from_str(text);
+        if let Ok(fields) = Reading(args).deserialize(&mut direct)
+            && direct.end().is_ok()
+            && let Some(action) = fields.into_action()
+        {
+            return Ok(action);
+        }
         let value = serde_json::from_str(text)
             .map_err(|e| ParseError::new("", format!("malformed JSON: {e}")))?;
-        Action::from_value(value)
+        let mut action = Action::from_value(value)?;
+        if let ActionDetail::ToolCall(call) = &mut action.detail
+            && !args.reads(&call.tool)
+        {
+            call.args.clear();
+        }
+        Ok(action)
     }
 
     /// Parses an owned JSON value as [`Action::parse`] does, moving its strings and arguments
@@ -257,46 +284,10 @@ impl Action {
         };
         let rest = Value::Object(object);
         let detail = match kind.as_str() {
-            "tool_call" => {
-                let call: ToolCall = parse::from_owned(rest)?;
-                check_name(&call.tool, "tool")?;
-                ActionDetail::ToolCall(call)
-            }
-            "data_access" => {
-                let mut access: DataAccess = parse::from_owned(rest)?;
-                if access.resource.len() > MAX_RESOURCE {
-                    return Err(ParseError::new(
-                        "resource",
-                        format!("a resource path is at most {MAX_RESOURCE} bytes"),
-                    ));
-                }
-                access.resource = normalize_resource(&access.resource);
-                if access.resource.is_empty() {
-                    return Err(ParseError::new(
-                        "resource",
-                        "a resource path cannot be empty",
-                    ));
-                }
-                if access.labels.len() > MAX_LABELS {
-                    return Err(ParseError::new(
-                        "labels",
-                        format!("at most {MAX_LABELS} labels"),
-                    ));
-                }
-                ActionDetail::DataAccess(access)
-            }
-            "output" => {
-                let output: Output = parse::from_owned(rest)?;
-                if let Some(channel) = &output.channel {
-                    check_name(channel, "channel")?;
-                }
-                ActionDetail::Output(output)
-            }
-            "model_call" => {
-                let call: ModelCall = parse::from_owned(rest)?;
-                check_name(&call.model, "model")?;
-                ActionDetail::ModelCall(call)
-            }
+            "tool_call" => ActionDetail::ToolCall(parse::from_owned(rest)?),
+            "data_access" => ActionDetail::DataAccess(parse::from_owned(rest)?),
+            "output" => ActionDetail::Output(parse::from_owned(rest)?),
+            "model_call" => ActionDetail::ModelCall(parse::from_owned(rest)?),
             other => {
                 return Err(ParseError::new(
                     "kind",
@@ -306,8 +297,308 @@ impl Action {
                 ));
             }
         };
-        refuse_nul(&detail)?;
-        Ok(Action { detail, cost_usd })
+        Ok(Action {
+            detail: checked(detail)?,
+            cost_usd,
+        })
+    }
+}
+
+/// What serde cannot check of a parsed action: name lengths, resource paths (normalised here),
+/// label counts, and NUL anywhere.
+fn checked(mut detail: ActionDetail) -> Result<ActionDetail, ParseError> {
+    match &mut detail {
+        ActionDetail::ToolCall(call) => check_name(&call.tool, "tool")?,
+        ActionDetail::DataAccess(access) => {
+            if access.resource.len() > MAX_RESOURCE {
+                return Err(ParseError::new(
+                    "resource",
+                    format!("a resource path is at most {MAX_RESOURCE} bytes"),
+                ));
+            }
+            access.resource = normalize_resource(&access.resource);
+            if access.resource.is_empty() {
+                return Err(ParseError::new(
+                    "resource",
+                    "a resource path cannot be empty",
+                ));
+            }
+            if access.labels.len() > MAX_LABELS {
+                return Err(ParseError::new(
+                    "labels",
+                    format!("at most {MAX_LABELS} labels"),
+                ));
+            }
+        }
+        ActionDetail::Output(output) => {
+            if let Some(channel) = &output.channel {
+                check_name(channel, "channel")?;
+            }
+        }
+        ActionDetail::ModelCall(call) => check_name(&call.model, "model")?,
+    }
+    refuse_nul(&detail)?;
+    Ok(detail)
+}
+
+/// Every field of every kind of action, read straight from JSON text by
+/// [`Action::from_json_reading`], each told apart as absent, `null` or set, so the kinds' own
+/// rules (which fields each kind takes, which may be `null`) can be applied after.
+#[derive(Default)]
+struct Fields<'a> {
+    kind: Option<&'a str>,
+    cost_usd: Field<Value>,
+    tool: Field<String>,
+    args: Field<Map<String, Value>>,
+    resource: Field<String>,
+    operation: Field<Operation>,
+    labels: Field<Vec<String>>,
+    text: Field<String>,
+    channel: Field<String>,
+    model: Field<String>,
+    input_tokens: Field<u64>,
+    output_tokens: Field<u64>,
+}
+
+/// Reads [`Fields`] from a JSON object. A tool call's arguments that the policies do not read
+/// are checked as they are parsed but not built, when the tool comes first (as in stored
+/// text). An unknown or repeated field is an error.
+struct Reading<'r>(&'r ArgsRead);
+
+impl<'de> DeserializeSeed<'de> for Reading<'_> {
+    type Value = Fields<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Fields<'de>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Reading<'_> {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an action")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        fn once<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+            map: &mut A,
+            slot: &mut Field<T>,
+        ) -> Result<(), A::Error> {
+            if slot.is_there() {
+                return Err(de::Error::custom("a repeated field"));
+            }
+            *slot = map.next_value()?;
+            Ok(())
+        }
+        let mut f = Fields::default();
+        while let Some(key) = map.next_key::<&'de str>()? {
+            match key {
+                "kind" => {
+                    if f.kind.is_some() {
+                        return Err(de::Error::custom("a repeated field"));
+                    }
+                    f.kind = Some(map.next_value()?);
+                }
+                "cost_usd" => once(&mut map, &mut f.cost_usd)?,
+                "tool" => {
+                    once(&mut map, &mut f.tool)?;
+                    // Arguments built before their tool was known, and not read: `from_value`
+                    // checks them and leaves them out (not stored text: rare).
+                    if let (Field::Set(tool), Field::Set(_)) = (&f.tool, &f.args)
+                        && !self.0.reads(tool)
+                    {
+                        return Err(de::Error::custom("arguments before their tool"));
+                    }
+                }
+                "args" => {
+                    if matches!(&f.tool, Field::Set(tool) if !self.0.reads(tool)) {
+                        let mut unread = Field::<Unread>::Absent;
+                        once(&mut map, &mut unread)?;
+                        if f.args.is_there() {
+                            return Err(de::Error::custom("a repeated field"));
+                        }
+                        f.args = match unread {
+                            Field::Set(Unread) => Field::Set(Map::new()),
+                            Field::Null => Field::Null,
+                            Field::Absent => Field::Absent,
+                        };
+                    } else {
+                        once(&mut map, &mut f.args)?;
+                    }
+                }
+                "resource" => once(&mut map, &mut f.resource)?,
+                "operation" => once(&mut map, &mut f.operation)?,
+                "labels" => once(&mut map, &mut f.labels)?,
+                "text" => once(&mut map, &mut f.text)?,
+                "channel" => once(&mut map, &mut f.channel)?,
+                "model" => once(&mut map, &mut f.model)?,
+                "input_tokens" => once(&mut map, &mut f.input_tokens)?,
+                "output_tokens" => once(&mut map, &mut f.output_tokens)?,
+                _ => return Err(de::Error::custom("an unknown field")),
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// Arguments left out: a JSON object parsed to its end as a `Value` would be (numbers in
+/// range, the same depth limit), whose keys and strings hold no NUL.
+struct Unread;
+
+impl<'de> Deserialize<'de> for Unread {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Unread, D::Error> {
+        deserializer.deserialize_map(Checked).map(|_| Unread)
+    }
+}
+
+/// Any JSON value inside [`Unread`] arguments.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Checked, D::Error> {
+        deserializer.deserialize_any(Checked)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Checked, E> {
+        if text.contains('\0') {
+            return Err(E::custom("NUL"));
+        }
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_key::<Checked>()?.is_some() {
+            map.next_value::<Checked>()?;
+        }
+        Ok(Checked)
+    }
+}
+
+/// One of [`Fields`].
+#[derive(Default)]
+enum Field<T> {
+    #[default]
+    Absent,
+    Null,
+    Set(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Field<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Option::<T>::deserialize(deserializer)? {
+            None => Field::Null,
+            Some(value) => Field::Set(value),
+        })
+    }
+}
+
+impl<T> Field<T> {
+    fn is_there(&self) -> bool {
+        !matches!(self, Field::Absent)
+    }
+
+    /// The value, `None` when absent or `null`.
+    fn value(self) -> Option<T> {
+        match self {
+            Field::Set(value) => Some(value),
+            Field::Absent | Field::Null => None,
+        }
+    }
+}
+
+impl Fields<'_> {
+    /// The action these fields make, or `None` when [`Action::from_value`] has to decide:
+    /// a field of another kind (even `null`), a required one missing or `null`, an unknown kind
+    /// or any failed check.
+    fn into_action(self) -> Option<Action> {
+        let others = [
+            ("tool", self.tool.is_there()),
+            ("args", self.args.is_there()),
+            ("resource", self.resource.is_there()),
+            ("operation", self.operation.is_there()),
+            ("labels", self.labels.is_there()),
+            ("text", self.text.is_there()),
+            ("channel", self.channel.is_there()),
+            ("model", self.model.is_there()),
+            ("input_tokens", self.input_tokens.is_there()),
+            ("output_tokens", self.output_tokens.is_there()),
+        ];
+        let kind = self.kind?;
+        let own: &[&str] = match kind {
+            "tool_call" => &["tool", "args"],
+            "data_access" => &["resource", "operation", "labels"],
+            "output" => &["text", "channel"],
+            "model_call" => &["model", "input_tokens", "output_tokens"],
+            _ => return None,
+        };
+        if others
+            .iter()
+            .any(|(name, there)| *there && !own.contains(name))
+        {
+            return None;
+        }
+        let detail = match kind {
+            "tool_call" => ActionDetail::ToolCall(ToolCall {
+                tool: self.tool.value()?,
+                args: self.args.value().unwrap_or_default(),
+            }),
+            "data_access" => ActionDetail::DataAccess(DataAccess {
+                resource: self.resource.value()?,
+                operation: self.operation.value()?,
+                labels: self.labels.value().unwrap_or_default(),
+            }),
+            "output" => ActionDetail::Output(Output {
+                text: self.text.value()?,
+                channel: self.channel.value(),
+            }),
+            _ => ActionDetail::ModelCall(ModelCall {
+                model: self.model.value()?,
+                input_tokens: self.input_tokens.value().unwrap_or_default(),
+                output_tokens: self.output_tokens.value().unwrap_or_default(),
+            }),
+        };
+        let cost_usd = match self.cost_usd.value() {
+            None => Money::ZERO,
+            Some(cost) => parse::from_owned(cost).ok()?,
+        };
+        Some(Action {
+            detail: checked(detail).ok()?,
+            cost_usd,
+        })
     }
 }
 
@@ -318,6 +609,14 @@ fn refuse_nul(detail: &ActionDetail) -> Result<(), ParseError> {
     const MESSAGE: &str = "cannot hold the NUL character (\\u0000)";
     match detail {
         ActionDetail::ToolCall(call) => {
+            // Paths are only built to name a NUL that is there.
+            if !call
+                .args
+                .iter()
+                .any(|(key, value)| key.contains('\0') || has_nul(value))
+            {
+                return Ok(());
+            }
             for (key, value) in &call.args {
                 let path = parse::join("args", key);
                 if key.contains('\0') {
@@ -345,6 +644,18 @@ fn refuse_nul(detail: &ActionDetail) -> Result<(), ParseError> {
         ActionDetail::ModelCall(_) => {}
     }
     Ok(())
+}
+
+/// Whether any string (or object key) in `value` holds NUL.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, item)| key.contains('\0') || has_nul(item)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// The path of the first string (or object key) holding NUL in `value`, found at `path`.
@@ -495,6 +806,135 @@ mod tests {
         }
         // Other control characters are ordinary text.
         assert!(Action::parse(&json!({"kind": "output", "text": "a\nb\tc"})).is_ok());
+    }
+
+    /// `from_json` as it was: the text into a `Value`, then `from_value`.
+    fn through_value(text: &str) -> Result<Action, ParseError> {
+        let value = serde_json::from_str(text)
+            .map_err(|e| ParseError::new("", format!("malformed JSON: {e}")))?;
+        Action::from_value(value)
+    }
+
+    /// Policies that read the arguments of tools `t*` only.
+    fn reading_t() -> ArgsRead {
+        let definition = crate::policy::PolicyDefinition::parse(&json!({
+            "name": "p", "scope": {"type": "platform"},
+            "rules": [{"id": "r", "type": "tool", "effect": "deny", "tools": ["t*"],
+                       "when": [{"arg": "a", "op": "exists"}]}]}))
+        .unwrap();
+        ArgsRead::of([&crate::policy::Policy::draft(
+            crate::ids::PolicyId::new("pol_1").unwrap(),
+            crate::ids::LineageId::new("lin_1").unwrap(),
+            definition,
+            jiff::Timestamp::UNIX_EPOCH,
+        )])
+    }
+
+    /// Checks `from_json_reading` against `through_value` for policies reading everything,
+    /// tools `t*`, and nothing: the same action or error, without the arguments not read.
+    fn parses_as_through_a_value(text: &str) {
+        for args in [ArgsRead::all(), reading_t(), ArgsRead::of([])] {
+            let expected = through_value(text).map(|mut action| {
+                if let ActionDetail::ToolCall(call) = &mut action.detail
+                    && !args.reads(&call.tool)
+                {
+                    call.args.clear();
+                }
+                action
+            });
+            assert_eq!(
+                Action::from_json_reading(text, &args),
+                expected,
+                "{text} reading {args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_parses_as_through_a_value() {
+        let cases = [
+            r#"{"kind":"tool_call","tool":"gmail.send_email","args":{"to":["a@b.c"],"n":{"x":[1,2.5,null]}},"cost_usd":"0.02"}"#,
+            r#"{"tool":"t","kind":"tool_call"}"#,
+            r#"{"kind":"tool_call","tool":"t","args":null,"cost_usd":null}"#,
+            r#"{"kind":"tool_call","tool":"t","cost_usd":1.5}"#,
+            r#"{"kind":"tool_call","tool":"t","cost_usd":-1}"#,
+            r#"{"kind":"tool_call","tool":null}"#,
+            r#"{"kind":"tool_call","tool":"t","text":null}"#,
+            r#"{"kind":"tool_call","tool":"t","extra":1}"#,
+            r#"{"kind":"tool_call","tool":"t","tool":"u"}"#,
+            r#"{"kind":"tool_call","kind":"output","text":"hi"}"#,
+            r#"{"kind":"tool_call","tool":"t","args":{"a":1,"a":2}}"#,
+            r#"{"kind":"tool_call","tool":"u","args":{"a":1,"a":2}}"#,
+            r#"{"kind":"tool_call","tool":"u","args":{"a":[1,{"b":1e400}]}}"#,
+            r#"{"kind":"tool_call","tool":"u","args":{"a":"\u0000"}}"#,
+            r#"{"kind":"tool_call","tool":"u","args":{"a":"\u00"}}"#,
+            r#"{"kind":"tool_call","tool":"u","args":[]}"#,
+            r#"{"kind":"tool_call","tool":"u","args":{"a":"x"},"args":{}}"#,
+            r#"{"kind":"tool_call","args":{"a":"x"},"tool":"u"}"#,
+            r#"{"kind":"tool_call","args":{"a":"\u0000"},"tool":"u"}"#,
+            r#"{"kind":"tool_call","tool":"t","args":{"k\u0000":1}}"#,
+            r#"{"kind":"tool_call","tool":"t","args":{"x":{"l":[1,"\u0000"]}}}"#,
+            r#"{"kind":"tool_call","tool":""}"#,
+            r#"{"kind":"tool\u005fcall","tool":"t"}"#,
+            r#"{"kind":"data_access","resource":"crm//a/./42","operation":"read","labels":["pii"]}"#,
+            r#"{"kind":"data_access","resource":"a","operation":{"read":null},"labels":null}"#,
+            r#"{"kind":"data_access","resource":"/./","operation":"read"}"#,
+            r#"{"kind":"data_access","resource":"a","operation":"eat"}"#,
+            r#"{"kind":"data_access","resource":"a"}"#,
+            r#"{"kind":"output","text":"hi","channel":null}"#,
+            r#"{"kind":"output","text":"hi\u0000"}"#,
+            r#"{"kind":"output","text":"hi","channel":"email","cost_usd":"1.50"}"#,
+            r#"{"kind":"model_call","model":"m","input_tokens":null,"output_tokens":7}"#,
+            r#"{"kind":"model_call","model":"m","input_tokens":1.0}"#,
+            r#"{"kind":"teleport"}"#,
+            r#"{"kind":5}"#,
+            "{}",
+            "[]",
+            r#"{"kind":"tool_call","tool":"t"} x"#,
+        ];
+        for text in cases {
+            assert_eq!(Action::from_json(text), through_value(text), "{text}");
+            parses_as_through_a_value(text);
+        }
+        // What a store keeps (an action serialised) takes the direct path.
+        let actions = [
+            json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": ["a@b.c"]}, "cost_usd": "0.02"}),
+            json!({"kind": "tool_call", "tool": "kb.search"}),
+            json!({"kind": "data_access", "resource": "crm/42", "operation": "read", "labels": ["pii"]}),
+            json!({"kind": "output", "text": "hi", "channel": "email", "cost_usd": 1.5}),
+            json!({"kind": "model_call", "model": "m", "input_tokens": 3}),
+        ];
+        for action in actions {
+            let stored = serde_json::to_string(&Action::parse(&action).unwrap()).unwrap();
+            for args in [ArgsRead::all(), ArgsRead::of([])] {
+                let mut de = serde_json::Deserializer::from_str(&stored);
+                let direct = Reading(&args).deserialize(&mut de).ok();
+                assert!(direct.and_then(Fields::into_action).is_some(), "{stored}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        #[test]
+        fn any_mix_of_fields_parses_as_through_a_value(
+            kind in 0usize..5,
+            fields in proptest::collection::vec((0usize..12, 0usize..12), 0..6),
+        ) {
+            use std::fmt::Write as _;
+            const NAMES: [&str; 12] = ["cost_usd", "tool", "args", "resource", "operation",
+                "labels", "text", "channel", "model", "input_tokens", "output_tokens", "other"];
+            let kinds = ["tool_call", "data_access", "output", "model_call", "nothing"];
+            let values = ["null", r#""read""#, "3", "-1.5", r#"{"to":["a@acme.com"],"n":1}"#,
+                r#"["pii","x"]"#, r#""0.25""#, r#""t""#, r#"{"x":1e400}"#, r#"{"k\u0000":1}"#,
+                r#"{"a":["\u0000"]}"#, r#"{"a":1,"a":{"b":[]}}"#];
+            let mut text = format!("{{\"kind\":\"{}\"", kinds[kind]);
+            for (name, value) in fields {
+                write!(text, ",\"{}\":{}", NAMES[name], values[value]).unwrap();
+            }
+            text.push('}');
+            parses_as_through_a_value(&text);
+        }
     }
 
     #[test]

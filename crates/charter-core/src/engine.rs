@@ -22,6 +22,7 @@ use crate::policy::Policy;
 use crate::rule::RuleType;
 use crate::scope::Scope;
 
+pub use args::ArgsRead;
 pub use index::CompileError;
 use index::ScopeIndex;
 

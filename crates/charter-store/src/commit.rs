@@ -4,8 +4,9 @@
 //! `sqlite/commit` through rusqlite (a SQLite file).
 //!
 //! One batch is one transaction: read the batch's runs (locked on PostgreSQL, in byte order of
-//! their ids), lock and load its counters (in key order), [`plan`] every check in arrival order,
-//! then write the halts, the recorded actions, their violation events and the counters'
+//! their ids), lock its subjects (PostgreSQL), lock, seed and load its counters (in key order),
+//! read its subjects' watched counters (`crate::counting`), [`plan`] every check in arrival
+//! order, then write the halts, the recorded actions, their violation events and the counters'
 //! additions, and commit. A check whose run has ended or halted (here or on another node) is
 //! answered from the run and records nothing; budget is spent if and only if the check is
 //! recorded as allowed.

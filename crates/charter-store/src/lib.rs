@@ -22,7 +22,7 @@ mod writer;
 
 use std::future::Future;
 
-use charter_core::engine::Outcome;
+use charter_core::engine::{ArgsRead, Outcome};
 use charter_core::limits::{Claim, Exceeded, Settle};
 use charter_core::policy::PolicyDefinition;
 use charter_core::rule::Rule;
@@ -78,6 +78,9 @@ pub struct HistoryPage {
     pub after: Option<(i64, String, String)>,
     /// Rows at most (clamped to 1–10,000).
     pub limit: u32,
+    /// The tool calls whose arguments are built ([`ArgsRead::all`], or only those a
+    /// validated policy reads: the others' are checked and left out).
+    pub args: ArgsRead,
 }
 
 impl HistoryPage {
@@ -107,6 +110,7 @@ pub struct RecordedRow {
     /// When its run started.
     pub run_started_at: jiff::Timestamp,
     /// The action; `None` when its input was not kept or cannot be read ("not replayable").
+    /// A tool call's arguments are there when the page's `args` reads them.
     pub action: Option<Action>,
     /// What was decided when it happened.
     pub decision: Option<Outcome>,

@@ -3,14 +3,17 @@
 //! argument makes a condition false, and a value an op cannot handle fails closed.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde_json::{Map, Number, Value};
 
 use super::clip;
+use super::matcher::{MatcherBuilder, NameMatcher, SetCache};
 use crate::glob::{Glob, GlobKind};
-use crate::pattern::build_regex;
-use crate::rule::{ArgPath, Condition, Op};
+use crate::pattern::{ToolGlob, build_regex};
+use crate::policy::Policy;
+use crate::rule::{ArgPath, Condition, Op, RuleKind};
 
 /// A condition ready to evaluate.
 #[derive(Debug)]
@@ -305,6 +308,90 @@ fn display(value: &Value) -> String {
     }
 }
 
+/// The tools whose call arguments some policies read: those named by a tool rule with
+/// conditions, the only rules that look at arguments. A reader of recorded actions for these
+/// policies alone (Validate) can check the other calls' arguments without building them: they
+/// decide nothing.
+#[derive(Debug, Clone, Default)]
+pub struct ArgsRead(Reads);
+
+#[derive(Debug, Clone, Default)]
+enum Reads {
+    /// Every tool's (the default, and what any other reader needs).
+    #[default]
+    All,
+    /// Tools that match these globs (sorted, each once).
+    Only {
+        globs: Box<[String]>,
+        matcher: Arc<NameMatcher>,
+    },
+}
+
+impl ArgsRead {
+    /// Every tool's arguments.
+    #[must_use]
+    pub fn all() -> ArgsRead {
+        ArgsRead(Reads::All)
+    }
+
+    /// The arguments that these policies' rules read.
+    pub fn of<'p>(policies: impl IntoIterator<Item = &'p Policy>) -> ArgsRead {
+        let mut globs: Vec<&Glob> = Vec::new();
+        for policy in policies {
+            for rule in policy.rules() {
+                // Every kind named, so a new one that reads arguments must say so here.
+                match &rule.kind {
+                    RuleKind::Tool(tool) => {
+                        if !tool.when.is_empty() {
+                            globs.extend(tool.tools.iter().map(ToolGlob::glob));
+                        }
+                    }
+                    RuleKind::DataAccess(_)
+                    | RuleKind::Rate(_)
+                    | RuleKind::Cost(_)
+                    | RuleKind::Time(_)
+                    | RuleKind::Output(_) => {}
+                }
+            }
+        }
+        globs.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        globs.dedup_by(|a, b| a.as_str() == b.as_str());
+        let mut builder = MatcherBuilder::default();
+        for glob in &globs {
+            builder.add(glob, 0);
+        }
+        // Globs that compiled in their rules compile here; if not, reading everything is
+        // only slower.
+        match builder.build(&mut SetCache::default()) {
+            Ok(matcher) => ArgsRead(Reads::Only {
+                globs: globs.iter().map(|g| g.as_str().to_owned()).collect(),
+                matcher: Arc::new(matcher),
+            }),
+            Err(_) => ArgsRead::all(),
+        }
+    }
+
+    /// Whether a call of `tool` has its arguments read.
+    pub fn reads(&self, tool: &str) -> bool {
+        match &self.0 {
+            Reads::All => true,
+            Reads::Only { matcher, .. } => matcher.any(tool),
+        }
+    }
+}
+
+impl PartialEq for ArgsRead {
+    fn eq(&self, other: &ArgsRead) -> bool {
+        match (&self.0, &other.0) {
+            (Reads::All, Reads::All) => true,
+            (Reads::Only { globs: a, .. }, Reads::Only { globs: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ArgsRead {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +454,39 @@ mod tests {
             c.evaluate(&args(json!({})), Quantifier::Any),
             Verdict::Fails { .. }
         ));
+    }
+
+    #[test]
+    fn arguments_are_read_for_the_tools_of_conditional_tool_rules() {
+        let policy = |rules: Value| {
+            let definition = crate::policy::PolicyDefinition::parse(&json!({
+                "name": "p", "scope": {"type": "platform"}, "rules": rules}))
+            .unwrap();
+            Policy::draft(
+                crate::ids::PolicyId::new("pol_1").unwrap(),
+                crate::ids::LineageId::new("lin_1").unwrap(),
+                definition,
+                jiff::Timestamp::UNIX_EPOCH,
+            )
+        };
+        let p = policy(json!([
+            {"id": "mail", "type": "tool", "effect": "deny", "tools": ["*.send_email", "sms.send"],
+             "when": [{"arg": "to", "op": "not_ends_with", "value": "@acme.com"}]},
+            {"id": "shell", "type": "tool", "effect": "deny", "tools": ["shell.**"]},
+            {"id": "rate", "type": "rate", "limit": 5, "window": "1m", "per": "run",
+             "match": {"tools": ["kb.*"]}}]));
+        let read = ArgsRead::of([&p]);
+        assert!(read.reads("gmail.send_email") && read.reads("sms.send"));
+        assert!(!read.reads("shell.exec") && !read.reads("kb.search") && !read.reads("sms"));
+        assert_eq!(read, ArgsRead::of([&p, &p]));
+        assert_ne!(read, ArgsRead::all());
+        let allow = policy(
+            json!([{"id": "a", "type": "tool", "effect": "allow", "tools": ["**"],
+            "when": [{"arg": "n", "op": "lt", "value": 3}]}]),
+        );
+        assert!(ArgsRead::of([&allow]).reads("anything.at.all"));
+        assert!(!ArgsRead::of([]).reads("gmail.send_email"));
+        assert!(ArgsRead::all().reads("gmail.send_email"));
     }
 
     #[test]

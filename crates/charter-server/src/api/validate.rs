@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use charter_core::calendar::Span;
+use charter_core::engine::ArgsRead;
 use charter_core::replay::{RecordedAction, Replay};
 use charter_core::{CompiledSet, Scope};
 use charter_store::{HistoryPage, Principal, Store};
@@ -139,6 +140,9 @@ pub(crate) async fn validate<S: Store + Clone>(
         until,
         after: None,
         limit: PAGE,
+        // Arguments no rule of the policy reads are checked but not built: most of a page's
+        // parsing, and of what its replay frees, otherwise.
+        args: ArgsRead::of([policy]),
     };
     let mut runs = std::collections::HashSet::new();
     let mut capped = false;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::http::StatusCode;
-use charter_core::engine::{CompiledSet, Outcome};
+use charter_core::engine::{ArgsRead, CompiledSet, Outcome};
 use charter_core::replay::{RecordedAction, Replay};
 use charter_server::{Clock, Shared};
 use charter_store::{HistoryPage, Principal, SqliteStore, Store};
@@ -160,6 +160,8 @@ async fn every_live_decision_is_what_replay_decides() {
         until: Timestamp::from_millisecond(START_MS + 86_400_000 * 2).unwrap(),
         after: None,
         limit: 50,
+        // What Validate reads: the arguments the policies read, and no others.
+        args: ArgsRead::of(&active),
     };
     let mut compared = 0;
     loop {

@@ -35,7 +35,8 @@ pub(crate) async fn actions_page(
                 at_ms: r.try_get("at")?,
                 run_started_at: time(r.try_get("started_at")?)?,
                 // An input this version cannot read is "not replayable", never guessed.
-                action: input.and_then(|i| charter_core::Action::from_json(&i).ok()),
+                action: input
+                    .and_then(|i| charter_core::Action::from_json_reading(&i, &page.args).ok()),
                 decision: decision.as_deref().and_then(Outcome::from_name),
             })
         })

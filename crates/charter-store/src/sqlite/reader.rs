@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use charter_core::Action;
-use charter_core::engine::Outcome;
+use charter_core::engine::{ArgsRead, Outcome};
 use jiff::Timestamp;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags};
@@ -85,9 +85,10 @@ impl Reader {
             })
             .collect();
         let reader = self.clone();
+        let args = page.args.clone();
         tokio::task::spawn_blocking(move || {
             let connection = reader.connect()?;
-            let page = read(&connection, &sql, binds);
+            let page = read(&connection, &sql, binds, &args);
             reader.release(connection);
             page
         })
@@ -112,13 +113,14 @@ fn read(
     connection: &Connection,
     sql: &str,
     binds: Vec<SqlValue>,
+    args: &ArgsRead,
 ) -> Result<Vec<RecordedRow>, StoreError> {
     let mut raws = query(connection, sql, binds)?;
     if raws.len() > PARSE_SPLIT {
         let second = raws.split_off(raws.len() / 2);
         let (first, second) = std::thread::scope(|scope| {
-            let other = scope.spawn(|| parse(second));
-            let first = parse(raws);
+            let other = scope.spawn(|| parse(second, args));
+            let first = parse(raws, args);
             (first, other.join())
         });
         let mut page = first;
@@ -127,11 +129,11 @@ fn read(
         })?);
         Ok(page)
     } else {
-        Ok(parse(raws))
+        Ok(parse(raws, args))
     }
 }
 
-fn parse(raws: Vec<Raw>) -> Vec<RecordedRow> {
+fn parse(raws: Vec<Raw>, args: &ArgsRead) -> Vec<RecordedRow> {
     raws.into_iter()
         .map(|raw| {
             let mut row = raw.row;
@@ -139,7 +141,7 @@ fn parse(raws: Vec<Raw>) -> Vec<RecordedRow> {
             row.action = raw
                 .input
                 .as_deref()
-                .and_then(|input| Action::from_json(input).ok());
+                .and_then(|input| Action::from_json_reading(input, args).ok());
             row
         })
         .collect()

@@ -1,6 +1,6 @@
 //! Imported history, run lists, a run's actions, key usage, and limits shared by two nodes.
 
-use charter_core::engine::{CompiledSet, Outcome, RunContext};
+use charter_core::engine::{ArgsRead, CompiledSet, Outcome, RunContext};
 use charter_core::limits::Settle;
 use charter_core::policy::{Policy, PolicyDefinition};
 use charter_core::{Action, LineageId, PolicyId};
@@ -30,6 +30,7 @@ fn first_page(tenant: Option<&str>, until: i64, limit: u32) -> HistoryPage {
         until: at(until),
         after: None,
         limit,
+        args: ArgsRead::all(),
     }
 }
 
@@ -535,6 +536,12 @@ async fn recorded_pages_read_alike_from_a_file_and_from_memory() {
                     until: at(1_000),
                     after: None,
                     limit,
+                    // Both readers leave out the arguments that no rule reads.
+                    args: if limit == 4 {
+                        ArgsRead::of([])
+                    } else {
+                        ArgsRead::all()
+                    },
                 };
                 loop {
                     let page = store.actions_page(principal, &request).await.unwrap();
@@ -576,6 +583,22 @@ async fn recorded_pages_read_alike_from_a_file_and_from_memory() {
             .collect::<Vec<_>>(),
         [true, true]
     );
+    let unread = HistoryPage {
+        args: ArgsRead::of([]),
+        ..first_page(None, 1_000, 1_000)
+    };
+    for store in [&file, &memory] {
+        let page = store.actions_page(&platform.0, &unread).await.unwrap();
+        let args: Vec<usize> = page
+            .iter()
+            .filter_map(|r| match &r.action.as_ref()?.detail {
+                charter_core::ActionDetail::ToolCall(call) => Some(call.args.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(args.len(), all.len() - 2);
+        assert!(args.iter().all(|n| *n == 0), "{args:?}");
+    }
 }
 
 /// Counts the rows of `table` that `filter` keeps, through a no-op update (the store's raw SQL

@@ -349,6 +349,7 @@ async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
         until: at(1000),
         after: None,
         limit: 7,
+        args: charter_core::engine::ArgsRead::all(),
     };
     loop {
         let page = store.actions_page(&acme.principal, &request).await.unwrap();
