@@ -4,17 +4,16 @@
 //! derive `utoipa::ToSchema`, the server's composed answers are types the handlers serialize
 //! through (`crate::answers`, errors in `crate::error`), request bodies derive their schemas on
 //! the types the handlers parse, and charter-core's types carry their own JSON Schema
-//! (`schemars`: rules, scopes, the policy document, a new policy's definition, a stored version,
-//! a replay's report), whose
-//! roots and `$defs` become components here ([`core_schemas`]).
+//! (`schemars`: rules, scopes, the policy document, a new policy's definition, a stored
+//! version, a replay's report), whose roots and `$defs` become components here
+//! ([`core_schemas`]).
 //!
 //! What is still described by hand here, and why: an action (parsed by hand by `Action::parse`,
 //! whose tagged, flattened shape no derive closes as the parser does), a decision's violations
 //! (charter-core serializes `Violation` by hand; the decision around them is the handler's own
-//! type), the small enums of end and import statuses and
-//! rule types, and the Monitor's query parameters (one query type serves three routes that each
-//! refuse some of its fields). The answers test (`tests/it/answers.rs`) validates real answers
-//! against these, so a drift fails it.
+//! type), the enum of rule types, and the Monitor's query parameters (one query type serves
+//! three routes that each refuse some of its fields). The answers test (`tests/it/answers.rs`)
+//! validates real answers against these, so a drift fails it.
 
 #![allow(
     dead_code,
@@ -56,28 +55,6 @@ impl ToSchema for ImportBody {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.push(("PolicyDocument".to_owned(), CorePolicyDocument::schema()));
     }
-}
-
-/// How `POST /v1/runs/{run_id}/end` ends a run.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum EndStatus {
-    /// Ended normally (the default).
-    Completed,
-    /// Ended in failure.
-    Failed,
-}
-
-/// How an imported run ended.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub(crate) enum ImportedStatus {
-    /// Ended normally (the default).
-    Completed,
-    /// Ended in failure.
-    Failed,
-    /// Stopped by a rule.
-    Halted,
 }
 
 /// A rule's type.

@@ -409,9 +409,11 @@ struct ImportBody {
 #[schema(as = ImportedRun)]
 struct ImportRun {
     /// The agent; it must exist in the run's tenant.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     agent_id: String,
     /// The run's tenant: a platform key must name it; a tenant key's runs are its own.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<String>,
     /// When it started (RFC 3339).
     #[schema(value_type = String, format = DateTime)]
@@ -422,8 +424,7 @@ struct ImportRun {
     ended_at: Option<jiff::Timestamp>,
     /// How it ended (default `completed`).
     #[serde(default)]
-    #[schema(value_type = Option<crate::schemas::ImportedStatus>)]
-    status: Option<String>,
+    status: Option<ImportedStatus>,
     /// What the source attached (default `{}`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -434,15 +435,27 @@ struct ImportRun {
     actions: Vec<Value>,
 }
 
+/// How an imported run ended.
+#[derive(Deserialize, Clone, Copy, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ImportedStatus {
+    /// Ended normally (the default).
+    #[default]
+    Completed,
+    /// Ended in failure.
+    Failed,
+    /// Stopped by a rule.
+    Halted,
+}
+
 /// Parses one imported run; error paths are relative to it.
 fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRun, ApiError> {
     let run: ImportRun = parse(value)?;
     let tenant_id = super::runs::run_tenant(&caller.principal, run.tenant_id, "each run's")?;
-    let status = match run.status.as_deref() {
-        None | Some("completed") => RunStatus::Completed,
-        Some("failed") => RunStatus::Failed,
-        Some("halted") => RunStatus::Halted,
-        Some(_) => return Err(ApiError::invalid("status", "completed, failed or halted")),
+    let status = match run.status.unwrap_or_default() {
+        ImportedStatus::Completed => RunStatus::Completed,
+        ImportedStatus::Failed => RunStatus::Failed,
+        ImportedStatus::Halted => RunStatus::Halted,
     };
     let metadata = run.metadata.unwrap_or_else(|| json!({}));
     if !metadata.is_object() {

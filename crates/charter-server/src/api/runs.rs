@@ -211,8 +211,18 @@ enum Violations<'a> {
 struct EndBody {
     /// `completed` (the default) or `failed`; a halted run stays `halted`.
     #[serde(default)]
-    #[schema(value_type = Option<crate::schemas::EndStatus>)]
-    status: Option<String>,
+    status: Option<EndStatus>,
+}
+
+/// How `POST /v1/runs/{run_id}/end` ends a run.
+#[derive(Deserialize, Clone, Copy, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum EndStatus {
+    /// Ended normally (the default).
+    #[default]
+    Completed,
+    /// Ended in failure.
+    Failed,
 }
 
 #[utoipa::path(
@@ -241,15 +251,9 @@ async fn end<S: Store + Clone>(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let end: EndBody = parse(&body)?;
-    let status = match end.status.as_deref() {
-        None | Some("completed") => RunStatus::Completed,
-        Some("failed") => RunStatus::Failed,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "status",
-                "a run ends `completed` or `failed`",
-            ));
-        }
+    let status = match end.status.unwrap_or_default() {
+        EndStatus::Completed => RunStatus::Completed,
+        EndStatus::Failed => RunStatus::Failed,
     };
     let run = state
         .store
