@@ -305,36 +305,56 @@ impl<'a> Seed<'a> {
         }
     }
 
-    /// The buckets the counter holds from `rows`, each action counted as the counter's rule
-    /// (`set`, from [`counting_set`]) counts it, once, in the bucket of its own time. An input
-    /// that cannot be read counts as nothing, as in Validate.
-    pub(crate) fn buckets(
-        &self,
-        set: &CompiledSet,
-        rows: impl IntoIterator<Item = SeedRow>,
-    ) -> Vec<(i64, i64)> {
-        let mut buckets: HashMap<i64, u64> = HashMap::new();
-        for (at, run_id, agent_id, input) in rows {
-            let (Ok(at), Some(action)) = (
-                Timestamp::from_millisecond(at),
-                input.and_then(|text| Action::from_json(&text).ok()),
-            ) else {
-                continue;
-            };
-            let ctx = RunContext {
-                tenant_id: &self.check.tenant_id,
-                agent_id: &agent_id,
-                run_id: &run_id,
-                run_started_at: at,
-                now: at,
-            };
-            let claims = set.claims(&action, &ctx);
-            if let Some(claim) = claims.iter().find(|c| c.key == self.claim.key) {
-                let slot = buckets.entry(claim.window.buckets(at).commit).or_insert(0);
-                *slot = slot.saturating_add(claim.amount);
-            }
+    /// A count of the recorded actions the seed reads, each counted as the counter's rule
+    /// (`set`, from [`counting_set`]) counts it: fed a row at a time, so a month of history
+    /// is never held in memory.
+    pub(crate) fn count<'s>(&'s self, set: &'s CompiledSet) -> SeedCount<'s> {
+        SeedCount {
+            seed: self,
+            set,
+            buckets: HashMap::new(),
         }
-        let mut buckets: Vec<(i64, i64)> = buckets
+    }
+}
+
+/// The buckets a seed has counted so far.
+pub(crate) struct SeedCount<'s> {
+    seed: &'s Seed<'s>,
+    set: &'s CompiledSet,
+    buckets: HashMap<i64, u64>,
+}
+
+impl SeedCount<'_> {
+    /// Counts one recorded action, once, in the bucket of its own time. An input that cannot
+    /// be read counts as nothing, as in Validate.
+    pub(crate) fn add(&mut self, (at, run_id, agent_id, input): SeedRow) {
+        let (Ok(at), Some(action)) = (
+            Timestamp::from_millisecond(at),
+            input.and_then(|text| Action::from_json(&text).ok()),
+        ) else {
+            return;
+        };
+        let ctx = RunContext {
+            tenant_id: &self.seed.check.tenant_id,
+            agent_id: &agent_id,
+            run_id: &run_id,
+            run_started_at: at,
+            now: at,
+        };
+        let claims = self.set.claims(&action, &ctx);
+        if let Some(claim) = claims.iter().find(|c| c.key == self.seed.claim.key) {
+            let slot = self
+                .buckets
+                .entry(claim.window.buckets(at).commit)
+                .or_insert(0);
+            *slot = slot.saturating_add(claim.amount);
+        }
+    }
+
+    /// The buckets counted, in order, as stored amounts.
+    pub(crate) fn finish(self) -> Vec<(i64, i64)> {
+        let mut buckets: Vec<(i64, i64)> = self
+            .buckets
             .into_iter()
             .map(|(bucket, amount)| (bucket, i64::try_from(amount).unwrap_or(i64::MAX)))
             .collect();

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use charter_core::limits::{Claim, Exceeded, Limits as _, Settle};
+use futures_util::TryStreamExt as _;
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
 
@@ -11,7 +12,7 @@ use super::{Db, LOCK_COUNTER, LOCK_SUBJECT_SHARED, Result, Tx, begin};
 use crate::book::{Book, Wanted};
 use crate::commit::{ADD_TO_COUNTER, LOAD_COUNTER, PRUNE_COUNTER, padded_chunks};
 use crate::counting::{
-    IS_SEEDED, MARK_SEEDED, READ_RULES, Seed, SeedRow, Seeded, Watch, counting_set, read_watched,
+    IS_SEEDED, MARK_SEEDED, READ_RULES, Seed, Seeded, Watch, counting_set, read_watched,
     subject_lock, subjects,
 };
 use crate::error::StoreError;
@@ -106,20 +107,19 @@ async fn seed_counter(tx: &mut Tx, counter: &str, seed: &Seed<'_>, seeded: &Seed
     };
     let set = seed.counting(rule);
     let (sql, params) = seed.query();
-    let rows = super::bind_all(sqlx::query(sql), &params)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
+    let mut count = seed.count(&set);
+    {
+        let mut rows = super::bind_all(sqlx::query(sql), &params).fetch(&mut **tx);
+        while let Some(row) = rows.try_next().await? {
+            count.add((
                 row.try_get("at")?,
                 row.try_get("run_id")?,
                 row.try_get("agent_id")?,
                 row.try_get("input")?,
-            ))
-        })
-        .collect::<Result<Vec<SeedRow>>>()?;
-    for (bucket, amount) in seed.buckets(&set, rows) {
+            ));
+        }
+    }
+    for (bucket, amount) in count.finish() {
         sqlx::query(ADD_TO_COUNTER)
             .bind(counter)
             .bind(bucket)

@@ -28,8 +28,8 @@ use crate::commit::{
     VIOLATION_TABLE, action_row, padded_chunks, plan, read_runs, run_chunks, violation_row,
 };
 use crate::counting::{
-    IS_SEEDED, MARK_SEEDED, READ_RULES, Seed, SeedRow, Seeded, Watch, counting_set, read_watched,
-    seeds, subjects,
+    IS_SEEDED, MARK_SEEDED, READ_RULES, Seed, Seeded, Watch, counting_set, read_watched, seeds,
+    subjects,
 };
 use crate::error::StoreError;
 use crate::runs::{CheckBatch, CheckOutcome, PendingCheck};
@@ -271,17 +271,20 @@ fn seed_counter(
     };
     let set = seed.counting(rule);
     let (sql, params) = seed.query();
-    let rows = {
+    let mut count = seed.count(&set);
+    {
         let mut read = tx.prepare_cached(sql).map_err(|e| backend(&e))?;
-        read.query_map(rusqlite::params_from_iter(params), |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .map_err(|e| backend(&e))?
-        .collect::<Result<Vec<SeedRow>, _>>()
-        .map_err(|e| backend(&e))?
-    };
+        let rows = read
+            .query_map(rusqlite::params_from_iter(params), |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(|e| backend(&e))?;
+        for row in rows {
+            count.add(row.map_err(|e| backend(&e))?);
+        }
+    }
     let mut add = tx.prepare_cached(ADD_TO_COUNTER).map_err(|e| backend(&e))?;
-    for (bucket, amount) in seed.buckets(&set, rows) {
+    for (bucket, amount) in count.finish() {
         add.execute(params![counter, bucket, amount])
             .map_err(|e| backend(&e))?;
     }
