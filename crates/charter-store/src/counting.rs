@@ -259,11 +259,18 @@ impl<'a> Seed<'a> {
         (source.policy.id.as_str(), source.rule_id.as_str())
     }
 
-    /// The set that counts for the seed: the counter's rule compiled alone (`rule`), or, for a
-    /// rule no stored policy holds (a set compiled in process, never by a server), the claiming
-    /// check's own pinned set.
-    pub(crate) fn counting(&self, rule: Option<Arc<CompiledSet>>) -> Arc<CompiledSet> {
-        rule.unwrap_or_else(|| Arc::clone(&self.check.set))
+    /// The set that counts for the seed, and the rule its marker names: the counter's rule
+    /// compiled alone (`rule`, found stored), or, for a rule no stored policy holds (a set
+    /// compiled in process, never by a server), the claiming check's own pinned set and no rule
+    /// (such a counter cannot be watched).
+    pub(crate) fn counting(
+        &self,
+        rule: Option<Arc<CompiledSet>>,
+    ) -> (Arc<CompiledSet>, (&'a str, &'a str)) {
+        match rule {
+            Some(set) => (set, self.rule()),
+            None => (Arc::clone(&self.check.set), ("", "")),
+        }
     }
 
     /// The statement reading the recorded allowed actions that may count on the counter, and

@@ -99,13 +99,7 @@ async fn seed_counter(tx: &mut Tx, counter: &str, seed: &Seed<'_>, seeded: &Seed
     }
     let (policy_id, rule_id) = seed.rule();
     let rule = counting_rule(tx, seeded, policy_id, rule_id).await?;
-    // A counter whose rule is not stored cannot be watched: marked with no rule.
-    let (policy_id, rule_id) = if rule.is_some() {
-        (policy_id, rule_id)
-    } else {
-        ("", "")
-    };
-    let set = seed.counting(rule);
+    let (set, (policy_id, rule_id)) = seed.counting(rule);
     let (sql, params) = seed.query();
     let mut count = seed.count(&set);
     {
