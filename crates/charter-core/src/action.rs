@@ -11,9 +11,10 @@ use crate::glob::normalize_resource;
 use crate::money::Money;
 use crate::parse::{self, ParseError};
 
-/// The longest tool, model or channel name, in bytes.
+/// The longest tool, model or channel name, in characters (as the OpenAPI document's
+/// `maxLength` counts them).
 pub const MAX_NAME: usize = 256;
-/// The longest resource path, in bytes.
+/// The longest resource path, in characters.
 pub const MAX_RESOURCE: usize = 2048;
 /// The most labels one data access may carry.
 pub const MAX_LABELS: usize = 64;
@@ -310,10 +311,10 @@ fn checked(mut detail: ActionDetail) -> Result<ActionDetail, ParseError> {
     match &mut detail {
         ActionDetail::ToolCall(call) => check_name(&call.tool, "tool")?,
         ActionDetail::DataAccess(access) => {
-            if access.resource.len() > MAX_RESOURCE {
+            if longer_than(&access.resource, MAX_RESOURCE) {
                 return Err(ParseError::new(
                     "resource",
-                    format!("a resource path is at most {MAX_RESOURCE} bytes"),
+                    format!("a resource path is at most {MAX_RESOURCE} characters"),
                 ));
             }
             access.resource = normalize_resource(&access.resource);
@@ -686,12 +687,18 @@ fn is_free(cost: &Money) -> bool {
     cost.is_zero()
 }
 
-/// Checks a tool, model or channel name: 1–256 bytes, no control characters.
+/// Whether `text` has more than `max` characters (its bytes first: never fewer than its
+/// characters, so most texts are answered without counting).
+fn longer_than(text: &str, max: usize) -> bool {
+    text.len() > max && text.chars().count() > max
+}
+
+/// Checks a tool, model or channel name: 1–256 characters, no control characters.
 fn check_name(name: &str, field: &str) -> Result<(), ParseError> {
-    if name.is_empty() || name.len() > MAX_NAME {
+    if name.is_empty() || longer_than(name, MAX_NAME) {
         return Err(ParseError::new(
             field,
-            format!("must be 1 to {MAX_NAME} bytes"),
+            format!("must be 1 to {MAX_NAME} characters"),
         ));
     }
     if name.chars().any(char::is_control) {
@@ -728,6 +735,26 @@ mod tests {
                 &json!({"kind": "model_call", "model": "openai/gpt-4o", "input_tokens": 10})
             )
             .is_ok()
+        );
+    }
+
+    /// Names and resource paths are bounded in characters, as the OpenAPI document's
+    /// `maxLength` counts them: 256 two-byte characters are a name, 257 are not.
+    #[test]
+    fn names_and_paths_are_bounded_in_characters() {
+        let tool = |name: String| Action::parse(&json!({"kind": "tool_call", "tool": name}));
+        assert!(tool("é".repeat(MAX_NAME)).is_ok());
+        assert_eq!(tool("é".repeat(MAX_NAME + 1)).unwrap_err().path, "tool");
+        assert_eq!(tool(String::new()).unwrap_err().path, "tool");
+        let access = |resource: String| {
+            Action::parse(
+                &json!({"kind": "data_access", "resource": resource, "operation": "read"}),
+            )
+        };
+        assert!(access("é".repeat(MAX_RESOURCE)).is_ok());
+        assert_eq!(
+            access("é".repeat(MAX_RESOURCE + 1)).unwrap_err().path,
+            "resource"
         );
     }
 

@@ -103,7 +103,7 @@ macro_rules! action_schema {
             /// A call to a tool.
             ToolCall {
                 $($extra)*
-                /// The tool's name, e.g. `gmail.send_email` (1–256 bytes, no control characters).
+                /// The tool's name, e.g. `gmail.send_email` (1–256 characters, no control characters).
                 #[schema(min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
                 tool: String,
                 /// The call's arguments (default `{}`).
@@ -119,7 +119,7 @@ macro_rules! action_schema {
             DataAccess {
                 $($extra)*
                 /// The resource, a `/`-separated path, e.g. `crm/customers/42/ssn` (at most
-                /// 2048 bytes; normalised).
+                /// 2048 characters; normalised).
                 #[schema(min_length = 1, max_length = 2048, pattern = "^[^\\x00]+$")]
                 resource: String,
                 /// What the access does.
@@ -140,7 +140,7 @@ macro_rules! action_schema {
                 /// The text.
                 #[schema(pattern = "^[^\\x00]*$")]
                 text: String,
-                /// Where it goes, e.g. `email`, `chat` (1–256 bytes, no control characters).
+                /// Where it goes, e.g. `email`, `chat` (1–256 characters, no control characters).
                 #[schema(min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
                 channel: Option<String>,
                 /// The spend the action will incur (default 0).
@@ -151,7 +151,7 @@ macro_rules! action_schema {
             /// A call to a model.
             ModelCall {
                 $($extra)*
-                /// The model, e.g. `openai/gpt-4o` (1–256 bytes, no control characters).
+                /// The model, e.g. `openai/gpt-4o` (1–256 characters, no control characters).
                 #[schema(min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
                 model: String,
                 /// Tokens sent (default 0).
