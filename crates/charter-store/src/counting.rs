@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use charter_core::engine::{CompiledSet, RunContext};
 use charter_core::ids::{LineageId, PolicyId};
-use charter_core::limits::{Claim, ClaimWindow, Limits as _, Settle, Subject};
+use charter_core::limits::{Claim, ClaimWindow, CounterKey, Limits as _, Settle, Subject};
 use charter_core::policy::{Policy, PolicyDefinition};
 use charter_core::rule::Rule;
 use charter_core::{Action, Scope};
@@ -288,8 +288,11 @@ impl<'a> Seed<'a> {
             ClaimWindow::Calendar { start, end } => (start.as_millisecond(), end.as_millisecond()),
             ClaimWindow::Run => (i64::MIN, i64::MAX),
         };
-        match self.claim.key.subject() {
-            Subject::Agent(tenant, agent) => (
+        // Spend is all a cost counter counts, and an action spends only if its stored text
+        // has a `cost_usd` (a free action's is left out): the others are never parsed.
+        let spends = matches!(self.claim.key, CounterKey::Cost { .. });
+        match (self.claim.key.subject(), spends) {
+            (Subject::Agent(tenant, agent), false) => (
                 "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
                  AND agent_id = $2 AND at >= $3 AND at < $4 AND decision = 'allow'",
                 vec![
@@ -299,13 +302,30 @@ impl<'a> Seed<'a> {
                     Param::Int(until),
                 ],
             ),
-            Subject::Tenant(tenant) => (
+            (Subject::Agent(tenant, agent), true) => (
+                "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
+                 AND agent_id = $2 AND at >= $3 AND at < $4 AND decision = 'allow' \
+                 AND input LIKE '%\"cost_usd\"%'",
+                vec![
+                    Param::Text(tenant),
+                    Param::Text(agent),
+                    Param::Int(from),
+                    Param::Int(until),
+                ],
+            ),
+            (Subject::Tenant(tenant), false) => (
                 "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
                  AND at >= $2 AND at < $3 AND decision = 'allow'",
                 vec![Param::Text(tenant), Param::Int(from), Param::Int(until)],
             ),
+            (Subject::Tenant(tenant), true) => (
+                "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
+                 AND at >= $2 AND at < $3 AND decision = 'allow' \
+                 AND input LIKE '%\"cost_usd\"%'",
+                vec![Param::Text(tenant), Param::Int(from), Param::Int(until)],
+            ),
             // Never seeded (see `seeds`): a statement that reads nothing.
-            Subject::Run(run) => (
+            (Subject::Run(run), _) => (
                 "SELECT at, run_id, agent_id, input FROM actions WHERE run_id = $1 AND 0 = 1",
                 vec![Param::Text(run)],
             ),
