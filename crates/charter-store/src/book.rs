@@ -13,10 +13,10 @@ use jiff::Timestamp;
 #[derive(Debug, Default)]
 pub(crate) struct Book {
     limits: MemoryLimits,
-    /// (counter, bucket) → amount this transaction added.
-    added: BTreeMap<(String, i64), u64>,
+    /// Counter → bucket → amount this transaction added.
+    added: HashMap<CounterKey, BTreeMap<i64, u64>>,
     /// Counter → the first bucket kept: older ones can no longer count.
-    prunes: HashMap<String, i64>,
+    prunes: HashMap<CounterKey, i64>,
 }
 
 /// A counter a transaction will claim: its key, the earliest bucket any claim counts, and the
@@ -61,18 +61,33 @@ impl Book {
         self.limits.load(key, rows);
     }
 
-    /// What to write back: (counter, bucket, amount to add).
-    pub(crate) fn additions(&self) -> impl Iterator<Item = (&str, i64, u64)> {
-        self.added
+    /// What to write back: (counter, bucket, amount to add), in the order of the counters'
+    /// storage keys (the order every transaction writes them in, so two never wait on each
+    /// other's rows in a cycle). Each counter's key is written out once here, not per claim.
+    pub(crate) fn additions(&self) -> impl Iterator<Item = (String, i64, u64)> {
+        let mut additions: Vec<(String, i64, u64)> = self
+            .added
             .iter()
-            .map(|((key, bucket), amount)| (key.as_str(), *bucket, *amount))
+            .flat_map(|(key, buckets)| {
+                let key = key.storage_key();
+                buckets
+                    .iter()
+                    .map(move |(bucket, amount)| (key.clone(), *bucket, *amount))
+            })
+            .collect();
+        additions.sort_unstable();
+        additions.into_iter()
     }
 
     /// What to delete afterwards: (counter, the first bucket kept).
-    pub(crate) fn prunes(&self) -> impl Iterator<Item = (&str, i64)> {
-        self.prunes
+    pub(crate) fn prunes(&self) -> impl Iterator<Item = (String, i64)> {
+        let mut prunes: Vec<(String, i64)> = self
+            .prunes
             .iter()
-            .map(|(key, before)| (key.as_str(), *before))
+            .map(|(key, before)| (key.storage_key(), *before))
+            .collect();
+        prunes.sort_unstable();
+        prunes.into_iter()
     }
 }
 
@@ -81,11 +96,14 @@ impl Limits for Book {
         let (added, prunes) = (&mut self.added, &mut self.prunes);
         self.limits
             .settle_with(claims, at, mode, |claim, buckets: Buckets| {
-                let key = claim.key.storage_key();
-                let slot = added.entry((key.clone(), buckets.commit)).or_insert(0);
+                let slot = added
+                    .entry(claim.key.clone())
+                    .or_default()
+                    .entry(buckets.commit)
+                    .or_insert(0);
                 *slot = slot.saturating_add(claim.amount);
                 if let Some(before) = buckets.prune_before {
-                    let kept = prunes.entry(key).or_insert(before);
+                    let kept = prunes.entry(claim.key.clone()).or_insert(before);
                     *kept = (*kept).max(before);
                 }
             })

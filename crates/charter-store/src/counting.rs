@@ -50,7 +50,7 @@ const MAX_KNOWN: usize = 100_000;
 /// claims a counter, never the later ones), and the rules that say what counters count, each
 /// compiled once (an active policy never changes).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Seeded(Arc<Known>);
+pub(crate) struct KnownCounters(Arc<Known>);
 
 #[derive(Debug, Default)]
 struct Known {
@@ -58,7 +58,7 @@ struct Known {
     rules: Mutex<HashMap<(String, String), Arc<CompiledSet>>>,
 }
 
-impl Seeded {
+impl KnownCounters {
     /// Remembers counters found marked or marked by a transaction that has committed (never
     /// before: a seed rolled back must be made again).
     pub(crate) fn learn(&self, counters: Vec<String>) {
@@ -213,6 +213,14 @@ impl Watch {
 pub(crate) struct Seed<'a> {
     check: &'a PendingCheck,
     claim: &'a Claim,
+    whose: Whose<'a>,
+}
+
+/// Whose recorded actions a seed reads (a run's counters are never seeded).
+#[derive(Clone, Copy)]
+enum Whose<'a> {
+    Agent(&'a str, &'a str),
+    Tenant(&'a str),
 }
 
 /// A recorded allowed action read to seed a counter: (at in ms, run, agent, input text).
@@ -224,20 +232,30 @@ pub(crate) type SeedRow = (i64, String, String, Option<String>);
 pub(crate) fn seeds<'a>(
     batch: &'a [PendingCheck],
     wanted: &BTreeMap<String, Wanted>,
-    seeded: &Seeded,
+    known: &KnownCounters,
 ) -> HashMap<String, Seed<'a>> {
-    let Ok(known) = seeded.0.counters.lock() else {
+    let Ok(known) = known.0.counters.lock() else {
         return HashMap::new();
     };
     wanted
         .iter()
-        .filter(|(text, w)| {
-            !matches!(w.key.subject(), Subject::Run(_)) && !known.contains(text.as_str())
-        })
+        .filter(|(text, _)| !known.contains(text.as_str()))
         .filter_map(|(text, w)| {
             let check = batch.get(w.by.0)?;
             let claim = check.evaluation.claims.get(w.by.1)?;
-            Some((text.clone(), Seed { check, claim }))
+            let whose = match claim.key.subject() {
+                Subject::Agent(tenant, agent) => Whose::Agent(tenant, agent),
+                Subject::Tenant(tenant) => Whose::Tenant(tenant),
+                Subject::Run(_) => return None,
+            };
+            Some((
+                text.clone(),
+                Seed {
+                    check,
+                    claim,
+                    whose,
+                },
+            ))
         })
         .collect()
 }
@@ -291,8 +309,8 @@ impl<'a> Seed<'a> {
         // Spend is all a cost counter counts, and an action spends only if its stored text
         // has a `cost_usd` (a free action's is left out): the others are never parsed.
         let spends = matches!(self.claim.key, CounterKey::Cost { .. });
-        match (self.claim.key.subject(), spends) {
-            (Subject::Agent(tenant, agent), false) => (
+        match (self.whose, spends) {
+            (Whose::Agent(tenant, agent), false) => (
                 "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
                  AND agent_id = $2 AND at >= $3 AND at < $4 AND decision = 'allow'",
                 vec![
@@ -302,7 +320,7 @@ impl<'a> Seed<'a> {
                     Param::Int(until),
                 ],
             ),
-            (Subject::Agent(tenant, agent), true) => (
+            (Whose::Agent(tenant, agent), true) => (
                 "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
                  AND agent_id = $2 AND at >= $3 AND at < $4 AND decision = 'allow' \
                  AND input LIKE '%\"cost_usd\"%'",
@@ -313,21 +331,16 @@ impl<'a> Seed<'a> {
                     Param::Int(until),
                 ],
             ),
-            (Subject::Tenant(tenant), false) => (
+            (Whose::Tenant(tenant), false) => (
                 "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
                  AND at >= $2 AND at < $3 AND decision = 'allow'",
                 vec![Param::Text(tenant), Param::Int(from), Param::Int(until)],
             ),
-            (Subject::Tenant(tenant), true) => (
+            (Whose::Tenant(tenant), true) => (
                 "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
                  AND at >= $2 AND at < $3 AND decision = 'allow' \
                  AND input LIKE '%\"cost_usd\"%'",
                 vec![Param::Text(tenant), Param::Int(from), Param::Int(until)],
-            ),
-            // Never seeded (see `seeds`): a statement that reads nothing.
-            (Subject::Run(run), _) => (
-                "SELECT at, run_id, agent_id, input FROM actions WHERE run_id = $1 AND 0 = 1",
-                vec![Param::Text(run)],
             ),
         }
     }

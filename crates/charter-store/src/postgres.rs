@@ -16,8 +16,9 @@ pub(crate) mod ops;
 pub(crate) type Db = Postgres;
 /// Serialises settlements of one counter across every node, until the transaction ends.
 pub(crate) const LOCK_COUNTER: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
-/// A subject's lock taken shared (`LOCK_COUNTER` takes it exclusive, to seed one of its
-/// counters): held from before a batch reads its watched counters until it commits.
+/// A subject's lock (`crate::counting`), held from before a batch reads its watched counters
+/// until it commits: exclusive to seed one of its counters, shared otherwise.
+pub(crate) const LOCK_SUBJECT: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 pub(crate) const LOCK_SUBJECT_SHARED: &str =
     "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))";
 pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
@@ -36,7 +37,7 @@ pub struct PgStore {
     /// may revoke them.
     pub(crate) keys: Option<std::sync::Arc<crate::key_cache::KeyCache>>,
     /// Limit counters known to be seeded (by this node or another).
-    seeded: crate::counting::Seeded,
+    known: crate::counting::KnownCounters,
 }
 
 impl PgStore {
@@ -62,7 +63,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             keys: None,
-            seeded: crate::counting::Seeded::default(),
+            known: crate::counting::KnownCounters::default(),
         })
     }
 
@@ -104,7 +105,7 @@ impl PgStore {
         &self,
         batch: crate::CheckBatch,
     ) -> Result<Vec<crate::CheckOutcome>, StoreError> {
-        ops::commit_checks(&self.pool, batch.checks(), &self.seeded).await
+        ops::commit_checks(&self.pool, batch.checks(), &self.known).await
     }
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.

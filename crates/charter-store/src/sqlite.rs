@@ -29,7 +29,8 @@ pub(crate) type Db = Sqlite;
 /// SQLite has no row locks: `BEGIN IMMEDIATE` already holds the database's write lock.
 /// SQLite serialises write transactions already: no per-counter lock is needed.
 pub(crate) const LOCK_COUNTER: &str = "";
-/// Likewise for a subject's lock, shared or not.
+/// Likewise for a subject's lock, exclusive or shared.
+pub(crate) const LOCK_SUBJECT: &str = "";
 pub(crate) const LOCK_SUBJECT_SHARED: &str = "";
 pub(crate) const FOR_UPDATE: &str = "";
 /// SQLite's default collation already orders text by its bytes.
@@ -225,7 +226,7 @@ pub struct SqliteStore {
     /// The write slot the group commit and import pieces take in turn (`import`).
     turn: Arc<import::WriteTurn>,
     /// Limit counters known to be seeded.
-    seeded: crate::counting::Seeded,
+    known: crate::counting::KnownCounters,
 }
 
 /// How durable a commit is.
@@ -301,7 +302,7 @@ impl SqliteStore {
             reader: None,
             committer: None,
             turn: Arc::default(),
-            seeded: crate::counting::Seeded::default(),
+            known: crate::counting::KnownCounters::default(),
         })
     }
 
@@ -329,7 +330,7 @@ impl SqliteStore {
             // The same file in the same process: one write slot.
             turn: Arc::clone(&self.turn),
             // What a restarted process knows: nothing yet.
-            seeded: crate::counting::Seeded::default(),
+            known: crate::counting::KnownCounters::default(),
         })
     }
 
@@ -362,8 +363,8 @@ impl SqliteStore {
     ) -> Result<Vec<crate::CheckOutcome>, StoreError> {
         let _turn = self.turn.lock().await;
         match &self.committer {
-            Some(committer) => committer.commit(batch, &self.seeded).await,
-            None => ops::commit_checks(&self.pool, batch.checks(), &self.seeded).await,
+            Some(committer) => committer.commit(batch, &self.known).await,
+            None => ops::commit_checks(&self.pool, batch.checks(), &self.known).await,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::commit::{
     ACTION_TABLE, HALT_RUN, Param, RunState, VIOLATION_TABLE, action_row, plan, read_runs,
     run_chunks, violation_row,
 };
-use crate::counting::{Seeded, seeds};
+use crate::counting::{KnownCounters, seeds};
 use crate::runs::{CheckOutcome, PendingCheck};
 
 /// Rows per multi-row insert. Every statement is a round trip (on SQLite, to its connection's
@@ -25,7 +25,7 @@ const ROWS_PER_STATEMENT: usize = 64;
 pub(crate) async fn commit_checks(
     pool: &Pool<Db>,
     batch: &[PendingCheck],
-    seeded: &Seeded,
+    known: &KnownCounters,
 ) -> Result<Vec<CheckOutcome>> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -34,10 +34,10 @@ pub(crate) async fn commit_checks(
     let mut runs = run_states(&mut tx, batch).await?;
     let mut book = Book::default();
     let wanted = Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)));
-    let seeds = seeds(batch, &wanted, seeded);
+    let seeds = seeds(batch, &wanted, known);
     lock_subjects(&mut tx, batch, &seeds).await?;
-    let now_seeded = load_counters(&mut tx, &mut book, wanted, &seeds, seeded).await?;
-    let watch = watched(&mut tx, batch, seeded).await?;
+    let now_seeded = load_counters(&mut tx, &mut book, wanted, &seeds, known).await?;
+    let watch = watched(&mut tx, batch, known).await?;
     let plan = plan(batch, &mut runs, &mut book, &watch)?;
     for (index, halted_by) in &plan.halts {
         let run = batch.get(*index).map(|c| c.run_id.as_str());
@@ -57,7 +57,7 @@ pub(crate) async fn commit_checks(
     insert(&mut tx, &VIOLATION_TABLE, &events).await?;
     store_counters(&mut tx, &book).await?;
     tx.commit().await?;
-    seeded.learn(now_seeded);
+    known.learn(now_seeded);
     Ok(plan.outcomes)
 }
 

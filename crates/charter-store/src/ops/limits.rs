@@ -8,11 +8,11 @@ use futures_util::TryStreamExt as _;
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
 
-use super::{Db, LOCK_COUNTER, LOCK_SUBJECT_SHARED, Result, Tx, begin};
+use super::{Db, LOCK_COUNTER, LOCK_SUBJECT, LOCK_SUBJECT_SHARED, Result, Tx, begin};
 use crate::book::{Book, Wanted};
 use crate::commit::{ADD_TO_COUNTER, LOAD_COUNTER, PRUNE_COUNTER, padded_chunks};
 use crate::counting::{
-    IS_SEEDED, MARK_SEEDED, READ_RULES, Seed, Seeded, Watch, counting_set, read_watched,
+    IS_SEEDED, KnownCounters, MARK_SEEDED, READ_RULES, Seed, Watch, counting_set, read_watched,
     subject_lock, subjects,
 };
 use crate::error::StoreError;
@@ -40,7 +40,7 @@ pub(crate) async fn settle(
         &mut book,
         wanted,
         &HashMap::new(),
-        &Seeded::default(),
+        &KnownCounters::default(),
     )
     .await?;
     let exceeded = book.settle(claims, at, mode);
@@ -59,7 +59,7 @@ pub(super) async fn load_counters(
     book: &mut Book,
     wanted: std::collections::BTreeMap<String, Wanted>,
     seeds: &HashMap<String, Seed<'_>>,
-    seeded: &Seeded,
+    known: &KnownCounters,
 ) -> Result<Vec<String>> {
     let mut now_seeded = Vec::new();
     for (text, Wanted { key, first, .. }) in wanted {
@@ -70,7 +70,7 @@ pub(super) async fn load_counters(
                 .await?;
         }
         if let Some(seed) = seeds.get(&text) {
-            seed_counter(tx, &text, seed, seeded).await?;
+            seed_counter(tx, &text, seed, known).await?;
             now_seeded.push(text.clone());
         }
         let rows = sqlx::query(LOAD_COUNTER)
@@ -88,7 +88,12 @@ pub(super) async fn load_counters(
 }
 
 /// Seeds `counter` from the recorded actions `seed` reads, unless it is marked seeded.
-async fn seed_counter(tx: &mut Tx, counter: &str, seed: &Seed<'_>, seeded: &Seeded) -> Result<()> {
+async fn seed_counter(
+    tx: &mut Tx,
+    counter: &str,
+    seed: &Seed<'_>,
+    known: &KnownCounters,
+) -> Result<()> {
     let marked = sqlx::query(IS_SEEDED)
         .bind(counter)
         .fetch_optional(&mut **tx)
@@ -98,7 +103,7 @@ async fn seed_counter(tx: &mut Tx, counter: &str, seed: &Seed<'_>, seeded: &Seed
         return Ok(());
     }
     let (policy_id, rule_id) = seed.rule();
-    let rule = counting_rule(tx, seeded, policy_id, rule_id).await?;
+    let rule = counting_rule(tx, known, policy_id, rule_id).await?;
     let (set, (policy_id, rule_id)) = seed.counting(rule);
     let (sql, params) = seed.query();
     let mut count = seed.count(&set);
@@ -136,11 +141,11 @@ async fn seed_counter(tx: &mut Tx, counter: &str, seed: &Seed<'_>, seeded: &Seed
 /// `None` when no stored policy holds it.
 async fn counting_rule(
     tx: &mut Tx,
-    seeded: &Seeded,
+    known: &KnownCounters,
     policy_id: &str,
     rule_id: &str,
 ) -> Result<Option<std::sync::Arc<charter_core::CompiledSet>>> {
-    if let Some(set) = seeded.rule(policy_id, rule_id) {
+    if let Some(set) = known.rule(policy_id, rule_id) {
         return Ok(Some(set));
     }
     let Some(row) = sqlx::query(READ_RULES)
@@ -151,7 +156,7 @@ async fn counting_rule(
         return Ok(None);
     };
     let set = std::sync::Arc::new(counting_set(&row.try_get::<String, _>("rules")?, rule_id)?);
-    seeded.remember_rule(policy_id, rule_id, &set);
+    known.remember_rule(policy_id, rule_id, &set);
     Ok(Some(set))
 }
 
@@ -162,13 +167,13 @@ pub(super) async fn lock_subjects(
     batch: &[PendingCheck],
     seeds: &HashMap<String, Seed<'_>>,
 ) -> Result<()> {
-    if LOCK_COUNTER.is_empty() {
+    if LOCK_SUBJECT.is_empty() {
         return Ok(());
     }
     let seeding: Vec<String> = seeds.values().map(Seed::subject).collect();
     for subject in subjects(batch) {
         let lock = if seeding.contains(&subject) {
-            LOCK_COUNTER
+            LOCK_SUBJECT
         } else {
             LOCK_SUBJECT_SHARED
         };
@@ -181,7 +186,11 @@ pub(super) async fn lock_subjects(
 }
 
 /// The watched counters of `batch`'s subjects, with what each counts.
-pub(super) async fn watched(tx: &mut Tx, batch: &[PendingCheck], seeded: &Seeded) -> Result<Watch> {
+pub(super) async fn watched(
+    tx: &mut Tx,
+    batch: &[PendingCheck],
+    known: &KnownCounters,
+) -> Result<Watch> {
     let subjects = subjects(batch);
     let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
     let mut rows: Vec<(String, String, String, String)> = Vec::new();
@@ -201,7 +210,7 @@ pub(super) async fn watched(tx: &mut Tx, batch: &[PendingCheck], seeded: &Seeded
     }
     let mut watch = Watch::default();
     for (counter, subject, policy_id, rule_id) in rows {
-        if let Some(set) = counting_rule(tx, seeded, &policy_id, &rule_id).await? {
+        if let Some(set) = counting_rule(tx, known, &policy_id, &rule_id).await? {
             watch.add(subject, counter, set);
         }
     }

@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 use sqlx::Transaction;
 
-use super::{BYTE_ORDER, Db, FOR_UPDATE, LOCK_COUNTER, LOCK_SUBJECT_SHARED, begin};
+use super::{BYTE_ORDER, Db, FOR_UPDATE, LOCK_COUNTER, LOCK_SUBJECT, LOCK_SUBJECT_SHARED, begin};
 use crate::error::StoreError;
 
 mod accounts;

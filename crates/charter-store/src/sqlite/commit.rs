@@ -28,8 +28,8 @@ use crate::commit::{
     VIOLATION_TABLE, action_row, padded_chunks, plan, read_runs, run_chunks, violation_row,
 };
 use crate::counting::{
-    IS_SEEDED, MARK_SEEDED, READ_RULES, Seed, Seeded, Watch, counting_set, read_watched, seeds,
-    subjects,
+    IS_SEEDED, KnownCounters, MARK_SEEDED, READ_RULES, Seed, Watch, counting_set, read_watched,
+    seeds, subjects,
 };
 use crate::error::StoreError;
 use crate::runs::{CheckBatch, CheckOutcome, PendingCheck};
@@ -122,10 +122,10 @@ impl Committer {
     pub(crate) async fn commit(
         &self,
         batch: CheckBatch,
-        seeded: &Seeded,
+        known: &KnownCounters,
     ) -> Result<Vec<CheckOutcome>, StoreError> {
         let connection = Arc::clone(&self.connection);
-        let seeded = seeded.clone();
+        let known = known.clone();
         let restart = Arc::clone(&self.restart);
         let commits = Arc::clone(&self.commits);
         tokio::task::spawn_blocking(move || {
@@ -134,7 +134,7 @@ impl Committer {
             let mut connection = connection
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let outcomes = commit(&mut connection, batch.checks(), &seeded);
+            let outcomes = commit(&mut connection, batch.checks(), &known);
             commits.fetch_add(1, Ordering::Relaxed);
             // Asked by the background checkpoints: copy the log's last frames here, between
             // two commits, so the next transaction restarts the log (see `checkpoints`).
@@ -154,7 +154,7 @@ impl Committer {
 fn commit(
     connection: &mut Connection,
     batch: &[PendingCheck],
-    seeded: &Seeded,
+    known: &KnownCounters,
 ) -> Result<Vec<CheckOutcome>, StoreError> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -183,13 +183,13 @@ fn commit(
     }
     let mut book = Book::default();
     let wanted = Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)));
-    let seeds = seeds(batch, &wanted, seeded);
+    let seeds = seeds(batch, &wanted, known);
     let mut now_seeded = Vec::new();
     {
         let mut load = tx.prepare_cached(LOAD_COUNTER).map_err(|e| backend(&e))?;
         for (text, Wanted { key, first, .. }) in wanted {
             if let Some(seed) = seeds.get(&text) {
-                seed_counter(&tx, &text, seed, seeded)?;
+                seed_counter(&tx, &text, seed, known)?;
                 now_seeded.push(text.clone());
             }
             let rows = load
@@ -200,7 +200,7 @@ fn commit(
             book.load(key, rows);
         }
     }
-    let watch = watched(&tx, batch, seeded)?;
+    let watch = watched(&tx, batch, known)?;
     let plan = plan(batch, &mut runs, &mut book, &watch)?;
     {
         let mut halt = tx.prepare_cached(HALT_RUN).map_err(|e| backend(&e))?;
@@ -242,7 +242,7 @@ fn commit(
         }
     }
     tx.commit().map_err(|e| backend(&e))?;
-    seeded.learn(now_seeded);
+    known.learn(now_seeded);
     Ok(plan.outcomes)
 }
 
@@ -252,7 +252,7 @@ fn seed_counter(
     tx: &rusqlite::Transaction<'_>,
     counter: &str,
     seed: &Seed<'_>,
-    seeded: &Seeded,
+    known: &KnownCounters,
 ) -> Result<(), StoreError> {
     let marked = tx
         .prepare_cached(IS_SEEDED)
@@ -262,7 +262,7 @@ fn seed_counter(
         return Ok(());
     }
     let (policy_id, rule_id) = seed.rule();
-    let rule = counting_rule(tx, seeded, policy_id, rule_id)?;
+    let rule = counting_rule(tx, known, policy_id, rule_id)?;
     let (set, (policy_id, rule_id)) = seed.counting(rule);
     let (sql, params) = seed.query();
     let mut count = seed.count(&set);
@@ -300,11 +300,11 @@ fn seed_counter(
 /// `None` when no stored policy holds it.
 fn counting_rule(
     tx: &rusqlite::Transaction<'_>,
-    seeded: &Seeded,
+    known: &KnownCounters,
     policy_id: &str,
     rule_id: &str,
 ) -> Result<Option<Arc<charter_core::CompiledSet>>, StoreError> {
-    if let Some(set) = seeded.rule(policy_id, rule_id) {
+    if let Some(set) = known.rule(policy_id, rule_id) {
         return Ok(Some(set));
     }
     let rules: Option<String> = tx
@@ -315,7 +315,7 @@ fn counting_rule(
         return Ok(None);
     };
     let set = Arc::new(counting_set(&rules, rule_id)?);
-    seeded.remember_rule(policy_id, rule_id, &set);
+    known.remember_rule(policy_id, rule_id, &set);
     Ok(Some(set))
 }
 
@@ -323,7 +323,7 @@ fn counting_rule(
 fn watched(
     tx: &rusqlite::Transaction<'_>,
     batch: &[PendingCheck],
-    seeded: &Seeded,
+    known: &KnownCounters,
 ) -> Result<Watch, StoreError> {
     let subjects = subjects(batch);
     let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
@@ -343,7 +343,7 @@ fn watched(
     }
     let mut watch = Watch::default();
     for (counter, subject, policy_id, rule_id) in rows {
-        if let Some(set) = counting_rule(tx, seeded, &policy_id, &rule_id)? {
+        if let Some(set) = counting_rule(tx, known, &policy_id, &rule_id)? {
             watch.add(subject, counter, set);
         }
     }
