@@ -90,7 +90,8 @@ impl Runtime {
     }
 
     /// Checks `action` of run `run_id` for `principal` at `now` (the server's clock): evaluates
-    /// it against the run's pinned set, hands it to the group commit, which settles its claims,
+    /// it against the run's pinned set, seeds the counters it is the first to claim (outside
+    /// the group commit), hands it to the group commit, which settles its claims,
     /// decides and records it, and answers once it is durable; then streams its violation
     /// events. A run that has ended is a conflict; another tenant's run is not found.
     pub async fn check<S: Store>(
@@ -117,20 +118,19 @@ impl Runtime {
         };
         let evaluation = run.set.evaluate(&action, &ctx);
         let action_id = format!("evt_{}", charter_store::new_id_suffix());
-        let outcome = self
-            .writer
-            .check(PendingCheck {
-                id: action_id.clone(),
-                run_id: run.id.clone(),
-                tenant_id: run.tenant_id.clone(),
-                agent_id: run.agent_id.clone(),
-                at: now,
-                action,
-                evaluation,
-                policy_set_hash: run.policy_set_hash.clone(),
-                set: Arc::clone(&run.set),
-            })
-            .await?;
+        let check = PendingCheck {
+            id: action_id.clone(),
+            run_id: run.id.clone(),
+            tenant_id: run.tenant_id.clone(),
+            agent_id: run.agent_id.clone(),
+            at: now,
+            action,
+            evaluation,
+            policy_set_hash: run.policy_set_hash.clone(),
+            set: Arc::clone(&run.set),
+        };
+        store.seed_counters(&check).await?;
+        let outcome = self.writer.check(check).await?;
         match outcome {
             CheckOutcome::Decided { decision, events } => {
                 if decision.outcome == charter_core::Outcome::Halt {

@@ -2,7 +2,10 @@
 //! (1,000,000 by default, `SEEDING_ACTIONS` to change), then a monthly cost cap and an hourly
 //! rate limit per tenant activated; the first check of a run pinning them seeds both counters,
 //! the later checks find them seeded. Prints the first check's time, the later checks' median
-//! and the ratio, on SQLite (a file) and PostgreSQL (when reachable).
+//! and the ratio, and the slowest check of another tenant made meanwhile (one after another,
+//! through the same writer), on SQLite (a file) and PostgreSQL (when reachable): once with the
+//! seed made before the check joins the group commit (`Store::seed_counters`, as the server
+//! does), once with the group commit left to make it (every check behind it waits).
 //! Run: `cargo bench -p charter-store --bench seeding`.
 
 #![allow(
@@ -101,8 +104,9 @@ fn history_sql(postgres: bool, actions: i64) -> [String; 2] {
     ]
 }
 
-async fn check(
+async fn check<S: Store>(
     writer: &ActionWriter,
+    seeder: Option<&S>,
     run: &charter_store::Run,
     set: &Arc<CompiledSet>,
     at: Timestamp,
@@ -117,20 +121,21 @@ async fn check(
         now: at,
     };
     let started = Instant::now();
-    let outcome = writer
-        .check(PendingCheck {
-            id: format!("evt_{}", charter_store::new_id_suffix()),
-            run_id: run.id.clone(),
-            tenant_id: run.tenant_id.clone(),
-            agent_id: run.agent_id.clone(),
-            at,
-            evaluation: set.evaluate(&action, &ctx),
-            action,
-            policy_set_hash: run.policy_set.hash.clone(),
-            set: Arc::clone(set),
-        })
-        .await
-        .unwrap();
+    let check = PendingCheck {
+        id: format!("evt_{}", charter_store::new_id_suffix()),
+        run_id: run.id.clone(),
+        tenant_id: run.tenant_id.clone(),
+        agent_id: run.agent_id.clone(),
+        at,
+        evaluation: set.evaluate(&action, &ctx),
+        action,
+        policy_set_hash: run.policy_set.hash.clone(),
+        set: Arc::clone(set),
+    };
+    if let Some(store) = seeder {
+        store.seed_counters(&check).await.unwrap();
+    }
+    let outcome = writer.check(check).await.unwrap();
     let elapsed = started.elapsed();
     assert!(
         matches!(outcome, CheckOutcome::Decided { ref decision, .. } if decision.outcome == Outcome::Allow),
@@ -139,23 +144,31 @@ async fn check(
     elapsed
 }
 
-async fn measure<S: Store + Clone>(name: &str, store: S, history: [String; 2], actions: i64) {
+async fn measure<S: Store + Clone>(
+    name: &str,
+    store: S,
+    before: bool,
+    history: [String; 2],
+    actions: i64,
+) {
     let start = Timestamp::from_millisecond(MONTH_START_MS).unwrap();
-    let acme = TenantId::new("acme").unwrap();
-    store
-        .create_tenant(&platform(start), &acme, "Acme")
-        .await
-        .unwrap();
-    store
-        .create_agent(
-            &platform(start),
-            &acme,
-            &AgentId::new("support").unwrap(),
-            "support",
-            None,
-        )
-        .await
-        .unwrap();
+    for tenant in ["acme", "globex"] {
+        let tenant = TenantId::new(tenant).unwrap();
+        store
+            .create_tenant(&platform(start), &tenant, tenant.as_str())
+            .await
+            .unwrap();
+        store
+            .create_agent(
+                &platform(start),
+                &tenant,
+                &AgentId::new("support").unwrap(),
+                "support",
+                None,
+            )
+            .await
+            .unwrap();
+    }
     let written = Instant::now();
     for sql in history {
         store_raw(&store, &sql).await;
@@ -187,20 +200,48 @@ async fn measure<S: Store + Clone>(name: &str, store: S, history: [String; 2], a
         .await
         .unwrap();
     let set = Arc::new(CompiledSet::compile(&policies).unwrap());
-    let first = check(&writer, &run, &set, at).await;
+    // Another tenant's checks, one after another, while the first check seeds.
+    let (other, unbounded) = store
+        .start_run(&Principal::Platform, "globex", "support", &json!({}), at)
+        .await
+        .unwrap();
+    let unbounded = Arc::new(CompiledSet::compile(&unbounded).unwrap());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let meanwhile = tokio::spawn({
+        let (writer, done) = (writer.clone(), Arc::clone(&done));
+        async move {
+            let mut slowest = Duration::ZERO;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let took = check::<S>(&writer, None, &other, &unbounded, at).await;
+                slowest = slowest.max(took);
+            }
+            slowest
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let seeder = before.then_some(&store);
+    let first = check(&writer, seeder, &run, &set, at).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let slowest = meanwhile.await.unwrap();
     let mut later = Vec::new();
     for i in 1..=200 {
         let at = Timestamp::from_millisecond(CHECK_AT_MS + i * 10).unwrap();
-        later.push(check(&writer, &run, &set, at).await);
+        later.push(check(&writer, seeder, &run, &set, at).await);
     }
     later.sort_unstable();
     let median = later[later.len() / 2];
     println!(
-        "| {name} | {actions} | {:.1} s | {:.1} ms | {:.2} ms | {:.0}× |",
+        "| {name} | {} | {actions} | {:.1} s | {:.1} ms | {:.2} ms | {:.0}× | {:.1} ms |",
+        if before {
+            "before"
+        } else {
+            "in the group commit"
+        },
         written.as_secs_f64(),
         first.as_secs_f64() * 1e3,
         median.as_secs_f64() * 1e3,
-        first.as_secs_f64() / median.as_secs_f64()
+        first.as_secs_f64() / median.as_secs_f64(),
+        slowest.as_secs_f64() * 1e3,
     );
 }
 
@@ -224,23 +265,21 @@ async fn main() {
         "A month of one tenant's history, then a monthly cost cap and an hourly rate limit per tenant activated: the first check seeds both counters.\n"
     );
     println!(
-        "| backend | recorded actions | history written in | first check (seeds) | later checks, median | first / later |"
+        "| backend | seeded | recorded actions | history written in | first check (seeds) | later checks, median | first / later | another tenant's slowest check meanwhile |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
-    let dir = std::env::temp_dir().join(format!("charter-bench-{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = SqliteStore::open(&dir.join("bench.db"), Sync::Normal)
-        .await
-        .unwrap();
-    measure(
-        "SQLite (a file)",
-        sqlite.clone(),
-        history_sql(false, actions),
-        actions,
-    )
-    .await;
-    sqlite.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for before in [true, false] {
+        let dir =
+            std::env::temp_dir().join(format!("charter-bench-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sqlite = SqliteStore::open(&dir.join("bench.db"), Sync::Normal)
+            .await
+            .unwrap();
+        let history = history_sql(false, actions);
+        measure("SQLite (a file)", sqlite.clone(), before, history, actions).await;
+        sqlite.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     let url = std::env::var("CHARTER_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
@@ -248,25 +287,22 @@ async fn main() {
         println!("\nPostgreSQL unreachable at {url}: skipped.");
         return;
     };
-    let schema = format!("charter_bench_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let pg = PgStore::connect_with(options.options([("search_path", schema.as_str())]))
-        .await
-        .unwrap();
-    measure(
-        "PostgreSQL 15",
-        pg.clone(),
-        history_sql(true, actions),
-        actions,
-    )
-    .await;
-    pg.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    for before in [true, false] {
+        let schema = format!("charter_bench_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+        let pg = PgStore::connect_with(options.options([("search_path", schema.as_str())]))
+            .await
+            .unwrap();
+        let history = history_sql(true, actions);
+        measure("PostgreSQL 15", pg.clone(), before, history, actions).await;
+        pg.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
 }

@@ -3,8 +3,9 @@
 //! `ops::commit_checks` through sqlx (PostgreSQL, an in-memory SQLite database) and
 //! `sqlite/commit` through rusqlite (a SQLite file).
 //!
-//! One batch is one transaction: read the batch's runs (locked on PostgreSQL, in byte order of
-//! their ids), lock its subjects (PostgreSQL), lock, seed and load its counters (in key order),
+//! Its counters are seeded before (`crate::counting`). One batch is one transaction: read the
+//! batch's runs (locked on PostgreSQL, in byte order of their ids), lock its subjects
+//! (PostgreSQL, shared), lock and load its counters (in key order),
 //! read its subjects' watched counters (`crate::counting`), [`plan`] every check in arrival
 //! order, then write the halts, the recorded actions, their violation events and the counters'
 //! additions, and commit. A check whose run has ended or halted (here or on another node) is

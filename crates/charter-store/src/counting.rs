@@ -3,17 +3,22 @@
 //! also from before its rule was activated (product.md §4).
 //!
 //! A counter's rule, compiled alone at platform scope ([`counting_set`]), says what it counts.
-//! The first check that claims a counter **seeds** it from the recorded allowed actions that
-//! rule counts ([`Seed`]), once (a marker in `limit_seeds`, naming the counter's subject and
-//! rule). From then on the counter is **watched**: every allowed action of its subject adds to
-//! it through the group commit, also one whose run's pinned set lacks the rule (a run started
-//! before the rule was activated). On PostgreSQL a batch holds its subjects' locks (shared,
-//! exclusive to seed one) from before it reads the watched counters until it commits, so a seed
-//! never misses an action another node is committing, and that node never misses the counter.
+//! Before the first check that claims a counter joins a batch, the counter is **seeded** from
+//! the recorded allowed actions that rule counts ([`Seed`]), in a transaction of its own, once
+//! (a marker in `limit_seeds`, naming the counter's subject and rule). From then on the counter
+//! is **watched**: every allowed action of its subject adds to it through the group commit,
+//! also one whose run's pinned set lacks the rule (a run started before the rule was
+//! activated). On PostgreSQL a seed holds its subject's lock exclusively and a batch holds its
+//! subjects' locks shared from before it reads the watched counters until it commits, so a
+//! seed never misses an action another node is committing, and that node never misses the
+//! counter. On a SQLite file the seed reads the history in a snapshot, outside the write lock,
+//! then writes in a short transaction that also counts what was recorded since the snapshot.
 //! A run's own counters are neither seeded nor watched: a run's pinned set is fixed at its
 //! start, so everything they count was claimed on them when it was checked.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use charter_core::engine::{CompiledSet, RunContext};
@@ -56,6 +61,10 @@ pub(crate) struct KnownCounters(Arc<Known>);
 struct Known {
     counters: Mutex<HashSet<String>>,
     rules: Mutex<HashMap<(String, String), Arc<CompiledSet>>>,
+    /// The subjects this store is seeding or about to, each with the lock of its turns.
+    seeding: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// How many subjects `seeding` holds: checks look no further while it is 0.
+    busy: AtomicUsize,
 }
 
 impl KnownCounters {
@@ -208,19 +217,16 @@ impl Watch {
     }
 }
 
-/// A counter to seed before a batch settles on it: the first claim of the batch on it, and its
-/// check.
-pub(crate) struct Seed<'a> {
-    check: &'a PendingCheck,
-    claim: &'a Claim,
-    whose: Whose<'a>,
-}
-
-/// Whose recorded actions a seed reads (a run's counters are never seeded).
-#[derive(Clone, Copy)]
-enum Whose<'a> {
-    Agent(&'a str, &'a str),
-    Tenant(&'a str),
+/// A counter to seed: the first claim that found it unseeded, and what a seed needs of that
+/// claim's check. Owned, as a SQLite file counts it on a blocking thread.
+#[derive(Clone)]
+pub(crate) struct Seed {
+    counter: String,
+    claim: Claim,
+    tenant_id: String,
+    at: Timestamp,
+    /// The claiming check's pinned set: what counts for a rule no stored policy holds.
+    pinned: Arc<CompiledSet>,
 }
 
 /// A recorded allowed action read to seed a counter: (at in ms, run, agent, input text).
@@ -229,50 +235,158 @@ pub(crate) type SeedRow = (i64, String, String, Option<String>);
 /// The counters of `batch` that may need a seed (`wanted`: its counters, from
 /// `Book::wanted` over the batch's checks in order), each with the first claim on it; never a
 /// run's (see the module's text).
-pub(crate) fn seeds<'a>(
-    batch: &'a [PendingCheck],
+fn seeds(
+    batch: &[PendingCheck],
     wanted: &BTreeMap<String, Wanted>,
     known: &KnownCounters,
-) -> HashMap<String, Seed<'a>> {
-    let Ok(known) = known.0.counters.lock() else {
-        return HashMap::new();
+) -> Vec<Seed> {
+    let Ok(counters) = known.0.counters.lock() else {
+        return Vec::new();
     };
     wanted
         .iter()
-        .filter(|(text, _)| !known.contains(text.as_str()))
+        .filter(|(text, _)| !counters.contains(text.as_str()))
         .filter_map(|(text, w)| {
             let check = batch.get(w.by.0)?;
             let claim = check.evaluation.claims.get(w.by.1)?;
-            let whose = match claim.key.subject() {
-                Subject::Agent(tenant, agent) => Whose::Agent(tenant, agent),
-                Subject::Tenant(tenant) => Whose::Tenant(tenant),
-                Subject::Run(_) => return None,
-            };
-            Some((
-                text.clone(),
-                Seed {
-                    check,
-                    claim,
-                    whose,
-                },
-            ))
+            if let Subject::Run(_) = claim.key.subject() {
+                return None;
+            }
+            Some(Seed {
+                counter: text.clone(),
+                claim: claim.clone(),
+                tenant_id: check.tenant_id.clone(),
+                at: check.at,
+                pinned: Arc::clone(&check.set),
+            })
         })
         .collect()
 }
 
-impl<'a> Seed<'a> {
-    /// When the seed is made (the claiming check's time), for its marker.
-    pub(crate) fn at_ms(&self) -> i64 {
-        self.check.at.as_millisecond()
+/// How a backend makes one seed, in a transaction of its own: unless the counter is marked
+/// seeded by then, it adds what [`Seed::count`] counts of the recorded history to the counter
+/// and marks it ([`MARK_SEEDED`]), so every commit after it watches the counter.
+pub(crate) trait MakeSeed {
+    /// Makes `seed`.
+    fn make_seed(&self, seed: &Seed) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A subject's turn at this store's seeds (see [`KnownCounters::seed_for`]): released, and
+/// forgotten once nobody waits for it, when dropped.
+struct Turn {
+    known: KnownCounters,
+    subject: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let lock = self.guard.take().map(|guard| {
+            let lock = Arc::clone(tokio::sync::OwnedMutexGuard::mutex(&guard));
+            drop(guard);
+            lock
+        });
+        if let (Some(lock), Ok(mut seeding)) = (lock, self.known.0.seeding.lock()) {
+            // The table's handle and this one: nobody else waits for the subject.
+            if Arc::strong_count(&lock) <= 2 {
+                seeding.remove(&self.subject);
+                self.known.0.busy.store(seeding.len(), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl KnownCounters {
+    /// Makes the seeds `checks` need, each in its own transaction through `maker`, before they
+    /// join a batch: the read of a month of history then holds up only the checks that wait
+    /// for it, not the group commit every check passes through. This store's seeds of one
+    /// subject take turns (two checks needing one counter seed it once); with `wait`, checks
+    /// of a subject this store is seeding also wait for it, so they never reach a batch that
+    /// would wait for the seed's lock on PostgreSQL. The database alone keeps a seed correct
+    /// (its marker, the subject's lock): the turns only spare work and waiting.
+    pub(crate) async fn seed_for(
+        &self,
+        checks: &[PendingCheck],
+        wait: bool,
+        maker: &impl MakeSeed,
+    ) -> Result<()> {
+        let wanted = Book::wanted(
+            checks
+                .iter()
+                .map(|c| (c.evaluation.claims.as_slice(), c.at)),
+        );
+        let seeds = seeds(checks, &wanted, self);
+        let busy = wait && self.0.busy.load(Ordering::Relaxed) > 0;
+        if seeds.is_empty() && !busy {
+            return Ok(());
+        }
+        let mut subjects: BTreeSet<String> = seeds.iter().map(Seed::subject).collect();
+        if busy && let Ok(seeding) = self.0.seeding.lock() {
+            subjects.extend(
+                checks
+                    .iter()
+                    .flat_map(subjects_of)
+                    .filter(|s| seeding.contains_key(s)),
+            );
+        }
+        for subject in subjects {
+            let _turn = self.turn(&subject).await;
+            for seed in seeds.iter().filter(|s| s.subject() == subject) {
+                if self.knows(&seed.counter) {
+                    continue;
+                }
+                maker.make_seed(seed).await?;
+                self.learn(vec![seed.counter.clone()]);
+            }
+        }
+        Ok(())
     }
 
+    /// Whether `counter` is known to be seeded.
+    fn knows(&self, counter: &str) -> bool {
+        self.0
+            .counters
+            .lock()
+            .is_ok_and(|counters| counters.contains(counter))
+    }
+
+    /// Waits for and takes `subject`'s turn.
+    async fn turn(&self, subject: &str) -> Turn {
+        let lock = self.0.seeding.lock().ok().map(|mut seeding| {
+            let lock = Arc::clone(seeding.entry(subject.to_owned()).or_default());
+            self.0.busy.store(seeding.len(), Ordering::Relaxed);
+            lock
+        });
+        let guard = match lock {
+            Some(lock) => Some(lock.lock_owned().await),
+            None => None,
+        };
+        Turn {
+            known: self.clone(),
+            subject: subject.to_owned(),
+            guard,
+        }
+    }
+}
+
+impl Seed {
     /// The counter's subject, as its marker and its lock name it.
     pub(crate) fn subject(&self) -> String {
         self.claim.key.subject().storage_text()
     }
 
+    /// The counter, as stored.
+    pub(crate) fn counter(&self) -> &str {
+        &self.counter
+    }
+
+    /// When the seed is made (the claiming check's time), for its marker.
+    pub(crate) fn at_ms(&self) -> i64 {
+        self.at.as_millisecond()
+    }
+
     /// The policy and the rule that say what the counter counts.
-    pub(crate) fn rule(&self) -> (&'a str, &'a str) {
+    pub(crate) fn rule(&self) -> (&str, &str) {
         let source = &self.claim.source;
         (source.policy.id.as_str(), source.rule_id.as_str())
     }
@@ -284,65 +398,57 @@ impl<'a> Seed<'a> {
     pub(crate) fn counting(
         &self,
         rule: Option<Arc<CompiledSet>>,
-    ) -> (Arc<CompiledSet>, (&'a str, &'a str)) {
+    ) -> (Arc<CompiledSet>, (&str, &str)) {
         match rule {
             Some(set) => (set, self.rule()),
-            None => (Arc::clone(&self.check.set), ("", "")),
+            None => (Arc::clone(&self.pinned), ("", "")),
         }
     }
 
     /// The statement reading the recorded allowed actions that may count on the counter, and
     /// its parameters: those of its subject in the claim's window (from two windows back: as
-    /// much as a counter keeps) or calendar period.
-    pub(crate) fn query(&self) -> (&'static str, Vec<Param<'a>>) {
+    /// much as a counter keeps) or calendar period. With `after`, only those recorded after
+    /// the row `after` of `actions` (SQLite's rowids only grow): the few a SQLite seed's
+    /// snapshot missed, read by rowid rather than through the subject's index, which would
+    /// walk its whole period again.
+    pub(crate) fn query(&self, after: Option<i64>) -> (String, Vec<Param<'_>>) {
         let (from, until) = match self.claim.window {
             ClaimWindow::Rolling { millis } => {
                 let kept = i64::try_from(millis).unwrap_or(i64::MAX).saturating_mul(2);
-                (
-                    self.check.at.as_millisecond().saturating_sub(kept),
-                    i64::MAX,
-                )
+                (self.at.as_millisecond().saturating_sub(kept), i64::MAX)
             }
             ClaimWindow::Calendar { start, end } => (start.as_millisecond(), end.as_millisecond()),
             ClaimWindow::Run => (i64::MIN, i64::MAX),
         };
+        let (tenant, agent) = match self.claim.key.subject() {
+            Subject::Agent(tenant, agent) => (tenant, Some(agent)),
+            Subject::Tenant(tenant) | Subject::Run(tenant) => (tenant, None),
+        };
+        let mut sql = String::from(
+            "SELECT at, run_id, agent_id, input FROM actions WHERE decision = 'allow'",
+        );
+        let mut params: Vec<Param<'_>> = Vec::with_capacity(5);
+        // `+column` keeps SQLite from reading through that column's index.
+        let indexed = if after.is_some() { "+" } else { "" };
+        let mut and = |condition: &str, param| {
+            params.push(param);
+            let _ = write!(sql, " AND {condition} ${}", params.len());
+        };
+        if let Some(after) = after {
+            and("rowid >", Param::Int(after));
+        }
+        and(&format!("{indexed}tenant_id ="), Param::Text(tenant));
+        if let Some(agent) = agent {
+            and(&format!("{indexed}agent_id ="), Param::Text(agent));
+        }
+        and(&format!("{indexed}at >="), Param::Int(from));
+        and(&format!("{indexed}at <"), Param::Int(until));
         // Spend is all a cost counter counts, and an action spends only if its stored text
         // has a `cost_usd` (a free action's is left out): the others are never parsed.
-        let spends = matches!(self.claim.key, CounterKey::Cost { .. });
-        match (self.whose, spends) {
-            (Whose::Agent(tenant, agent), false) => (
-                "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
-                 AND agent_id = $2 AND at >= $3 AND at < $4 AND decision = 'allow'",
-                vec![
-                    Param::Text(tenant),
-                    Param::Text(agent),
-                    Param::Int(from),
-                    Param::Int(until),
-                ],
-            ),
-            (Whose::Agent(tenant, agent), true) => (
-                "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
-                 AND agent_id = $2 AND at >= $3 AND at < $4 AND decision = 'allow' \
-                 AND input LIKE '%\"cost_usd\"%'",
-                vec![
-                    Param::Text(tenant),
-                    Param::Text(agent),
-                    Param::Int(from),
-                    Param::Int(until),
-                ],
-            ),
-            (Whose::Tenant(tenant), false) => (
-                "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
-                 AND at >= $2 AND at < $3 AND decision = 'allow'",
-                vec![Param::Text(tenant), Param::Int(from), Param::Int(until)],
-            ),
-            (Whose::Tenant(tenant), true) => (
-                "SELECT at, run_id, agent_id, input FROM actions WHERE tenant_id = $1 \
-                 AND at >= $2 AND at < $3 AND decision = 'allow' \
-                 AND input LIKE '%\"cost_usd\"%'",
-                vec![Param::Text(tenant), Param::Int(from), Param::Int(until)],
-            ),
+        if matches!(self.claim.key, CounterKey::Cost { .. }) {
+            sql.push_str(" AND input LIKE '%\"cost_usd\"%'");
         }
+        (sql, params)
     }
 
     /// A count of the recorded actions the seed reads, each counted as the counter's rule
@@ -359,7 +465,7 @@ impl<'a> Seed<'a> {
 
 /// The buckets a seed has counted so far.
 pub(crate) struct SeedCount<'s> {
-    seed: &'s Seed<'s>,
+    seed: &'s Seed,
     set: &'s CompiledSet,
     buckets: HashMap<i64, u64>,
 }
@@ -375,7 +481,7 @@ impl SeedCount<'_> {
             return;
         };
         let ctx = RunContext {
-            tenant_id: &self.seed.check.tenant_id,
+            tenant_id: &self.seed.tenant_id,
             agent_id: &agent_id,
             run_id: &run_id,
             run_started_at: at,
@@ -389,6 +495,15 @@ impl SeedCount<'_> {
                 .or_insert(0);
             *slot = slot.saturating_add(claim.amount);
         }
+    }
+
+    /// Carries on a count made earlier (`buckets`, from [`SeedCount::finish`]).
+    pub(crate) fn resume(mut self, buckets: &[(i64, i64)]) -> Self {
+        for &(bucket, amount) in buckets {
+            self.buckets
+                .insert(bucket, u64::try_from(amount).unwrap_or(u64::MAX));
+        }
+        self
     }
 
     /// The buckets counted, in order, as stored amounts.

@@ -324,6 +324,11 @@ pub trait Store: Send + std::marker::Sync + 'static {
         status: RunStatus,
         at: Timestamp,
     ) -> impl Future<Output = Result<Run>> + Send;
+    /// Seeds the rate and cost counters `check` claims that have not been seeded yet, each in
+    /// a transaction of its own, before the check joins a batch (the counting module): the
+    /// read of their history then holds up only the checks that need it. [`Store::commit_checks`]
+    /// seeds what is left, so this only moves the work out of the group commit.
+    fn seed_counters(&self, check: &PendingCheck) -> impl Future<Output = Result<()>> + Send;
     /// Settles, decides and records a batch of evaluated checks in one transaction, in order:
     /// one outcome per check. Used through [`ActionWriter`], which batches concurrent checks.
     fn commit_checks(
@@ -667,6 +672,9 @@ macro_rules! store_impl {
                     use $ops as ops;
                     ops::end_run(&self.pool, principal, id, status, at).await
                 }
+            }
+            async fn seed_counters(&self, check: &PendingCheck) -> Result<()> {
+                self.seed_counters(check).await
             }
             async fn commit_checks(&self, batch: CheckBatch) -> Result<Vec<CheckOutcome>> {
                 self.commit_batch(batch).await

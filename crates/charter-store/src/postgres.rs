@@ -16,8 +16,8 @@ pub(crate) mod ops;
 pub(crate) type Db = Postgres;
 /// Serialises settlements of one counter across every node, until the transaction ends.
 pub(crate) const LOCK_COUNTER: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
-/// A subject's lock (`crate::counting`), held from before a batch reads its watched counters
-/// until it commits: exclusive to seed one of its counters, shared otherwise.
+/// A subject's lock (`crate::counting`): exclusive while one of its counters is seeded, shared
+/// by a batch from before it reads the subject's watched counters until it commits.
 pub(crate) const LOCK_SUBJECT: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 pub(crate) const LOCK_SUBJECT_SHARED: &str =
     "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))";
@@ -105,7 +105,19 @@ impl PgStore {
         &self,
         batch: crate::CheckBatch,
     ) -> Result<Vec<crate::CheckOutcome>, StoreError> {
+        self.known.seed_for(batch.checks(), false, self).await?;
         ops::commit_checks(&self.pool, batch.checks(), &self.known).await
+    }
+
+    /// Seeds the counters `check` claims unseeded, before it joins a batch
+    /// (`crate::counting`).
+    pub(crate) async fn seed_counters(
+        &self,
+        check: &crate::PendingCheck,
+    ) -> Result<(), StoreError> {
+        self.known
+            .seed_for(std::slice::from_ref(check), true, self)
+            .await
     }
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.
@@ -115,5 +127,11 @@ impl PgStore {
             .execute(&self.pool)
             .await?
             .rows_affected())
+    }
+}
+
+impl crate::counting::MakeSeed for PgStore {
+    async fn make_seed(&self, seed: &crate::counting::Seed) -> Result<(), StoreError> {
+        ops::seed(&self.pool, seed, &self.known).await
     }
 }

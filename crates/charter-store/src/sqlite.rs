@@ -361,11 +361,23 @@ impl SqliteStore {
         &self,
         batch: crate::CheckBatch,
     ) -> Result<Vec<crate::CheckOutcome>, StoreError> {
+        self.known.seed_for(batch.checks(), false, self).await?;
         let _turn = self.turn.lock().await;
         match &self.committer {
             Some(committer) => committer.commit(batch, &self.known).await,
             None => ops::commit_checks(&self.pool, batch.checks(), &self.known).await,
         }
+    }
+
+    /// Seeds the counters `check` claims unseeded, before it joins a batch
+    /// (`crate::counting`).
+    pub(crate) async fn seed_counters(
+        &self,
+        check: &crate::PendingCheck,
+    ) -> Result<(), StoreError> {
+        self.known
+            .seed_for(std::slice::from_ref(check), true, self)
+            .await
     }
 
     /// A run import, in pieces (see `import`).
@@ -384,5 +396,21 @@ impl SqliteStore {
             .execute(&self.pool)
             .await?
             .rows_affected())
+    }
+}
+
+impl crate::counting::MakeSeed for SqliteStore {
+    /// On a file, the history is counted in a snapshot through the reader, and only the
+    /// writing of the seed takes the write lock, in turn with the group commit; in memory, in
+    /// one transaction.
+    async fn make_seed(&self, seed: &crate::counting::Seed) -> Result<(), StoreError> {
+        match (&self.reader, &self.committer) {
+            (Some(reader), Some(committer)) => {
+                let counted = reader.seed_snapshot(seed.clone(), &self.known).await?;
+                let _turn = self.turn.lock().await;
+                committer.seed(seed.clone(), counted, &self.known).await
+            }
+            _ => ops::seed(&self.pool, seed, &self.known).await,
+        }
     }
 }

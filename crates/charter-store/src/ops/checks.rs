@@ -12,7 +12,7 @@ use crate::commit::{
     ACTION_TABLE, HALT_RUN, Param, RunState, VIOLATION_TABLE, action_row, plan, read_runs,
     run_chunks, violation_row,
 };
-use crate::counting::{KnownCounters, seeds};
+use crate::counting::KnownCounters;
 use crate::runs::{CheckOutcome, PendingCheck};
 
 /// Rows per multi-row insert. Every statement is a round trip (on SQLite, to its connection's
@@ -34,9 +34,8 @@ pub(crate) async fn commit_checks(
     let mut runs = run_states(&mut tx, batch).await?;
     let mut book = Book::default();
     let wanted = Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)));
-    let seeds = seeds(batch, &wanted, known);
-    lock_subjects(&mut tx, batch, &seeds).await?;
-    let now_seeded = load_counters(&mut tx, &mut book, wanted, &seeds, known).await?;
+    lock_subjects(&mut tx, batch).await?;
+    load_counters(&mut tx, &mut book, wanted).await?;
     let watch = watched(&mut tx, batch, known).await?;
     let plan = plan(batch, &mut runs, &mut book, &watch)?;
     for (index, halted_by) in &plan.halts {
@@ -57,7 +56,6 @@ pub(crate) async fn commit_checks(
     insert(&mut tx, &VIOLATION_TABLE, &events).await?;
     store_counters(&mut tx, &book).await?;
     tx.commit().await?;
-    known.learn(now_seeded);
     Ok(plan.outcomes)
 }
 

@@ -1,7 +1,5 @@
-//! Limit counters: loaded (and seeded) for a transaction, written back after it, and settled
-//! outside a run (`Store::settle`).
-
-use std::collections::HashMap;
+//! Limit counters: seeded (`crate::counting`), loaded for a transaction, written back after
+//! it, and settled outside a run (`Store::settle`).
 
 use charter_core::limits::{Claim, Exceeded, Limits as _, Settle};
 use futures_util::TryStreamExt as _;
@@ -34,15 +32,7 @@ pub(crate) async fn settle(
     let mut tx = begin(pool).await?;
     let mut book = Book::default();
     // Outside a run nothing says which recorded actions a counter holds: no seed.
-    let wanted = Book::wanted([(claims, at)]);
-    load_counters(
-        &mut tx,
-        &mut book,
-        wanted,
-        &HashMap::new(),
-        &KnownCounters::default(),
-    )
-    .await?;
+    load_counters(&mut tx, &mut book, Book::wanted([(claims, at)])).await?;
     let exceeded = book.settle(claims, at, mode);
     store_counters(&mut tx, &book).await?;
     tx.commit().await?;
@@ -50,28 +40,18 @@ pub(crate) async fn settle(
 }
 
 /// Locks (on PostgreSQL) and loads the counters a transaction will claim, in key order
-/// everywhere, so two transactions never wait on each other in a cycle. A counter in `seeds`
-/// is seeded first if no transaction has (`crate::counting::Seed`), under its lock, so a node
-/// seeding while another spends neither counts twice nor loses a count. Returns the counters
-/// found or made seeded, to remember once the transaction commits.
+/// everywhere, so two transactions never wait on each other in a cycle.
 pub(super) async fn load_counters(
     tx: &mut Tx,
     book: &mut Book,
     wanted: std::collections::BTreeMap<String, Wanted>,
-    seeds: &HashMap<String, Seed<'_>>,
-    known: &KnownCounters,
-) -> Result<Vec<String>> {
-    let mut now_seeded = Vec::new();
+) -> Result<()> {
     for (text, Wanted { key, first, .. }) in wanted {
         if !LOCK_COUNTER.is_empty() {
             sqlx::query(LOCK_COUNTER)
                 .bind(&text)
                 .execute(&mut **tx)
                 .await?;
-        }
-        if let Some(seed) = seeds.get(&text) {
-            seed_counter(tx, &text, seed, known).await?;
-            now_seeded.push(text.clone());
         }
         let rows = sqlx::query(LOAD_COUNTER)
             .bind(&text)
@@ -84,31 +64,39 @@ pub(super) async fn load_counters(
             .collect::<Result<Vec<(i64, i64)>>>()?;
         book.load(key, rows);
     }
-    Ok(now_seeded)
+    Ok(())
 }
 
-/// Seeds `counter` from the recorded actions `seed` reads, unless it is marked seeded.
-async fn seed_counter(
-    tx: &mut Tx,
-    counter: &str,
-    seed: &Seed<'_>,
-    known: &KnownCounters,
-) -> Result<()> {
+/// Makes `seed` in a transaction of its own (`crate::counting::MakeSeed`): under its subject's
+/// lock, held exclusively (PostgreSQL), so no batch of another node commits an action of the
+/// subject while the history is read; then under the counter's, as every transaction that
+/// writes it.
+pub(crate) async fn seed(pool: &Pool<Db>, seed: &Seed, known: &KnownCounters) -> Result<()> {
+    let mut tx = begin(pool).await?;
+    for (lock, name) in [
+        (LOCK_SUBJECT, subject_lock(&seed.subject())),
+        (LOCK_COUNTER, seed.counter().to_owned()),
+    ] {
+        if !lock.is_empty() {
+            sqlx::query(lock).bind(name).execute(&mut *tx).await?;
+        }
+    }
     let marked = sqlx::query(IS_SEEDED)
-        .bind(counter)
-        .fetch_optional(&mut **tx)
+        .bind(seed.counter())
+        .fetch_optional(&mut *tx)
         .await?
         .is_some();
     if marked {
         return Ok(());
     }
     let (policy_id, rule_id) = seed.rule();
-    let rule = counting_rule(tx, known, policy_id, rule_id).await?;
+    let rule = counting_rule(&mut tx, known, policy_id, rule_id).await?;
     let (set, (policy_id, rule_id)) = seed.counting(rule);
-    let (sql, params) = seed.query();
+    let (sql, params) = seed.query(None);
     let mut count = seed.count(&set);
     {
-        let mut rows = super::bind_all(sqlx::query(sql), &params).fetch(&mut **tx);
+        let mut rows =
+            super::bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &params).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
             count.add((
                 row.try_get("at")?,
@@ -120,20 +108,21 @@ async fn seed_counter(
     }
     for (bucket, amount) in count.finish() {
         sqlx::query(ADD_TO_COUNTER)
-            .bind(counter)
+            .bind(seed.counter())
             .bind(bucket)
             .bind(amount)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     sqlx::query(MARK_SEEDED)
-        .bind(counter)
+        .bind(seed.counter())
         .bind(seed.at_ms())
         .bind(seed.subject())
         .bind(policy_id)
         .bind(rule_id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -160,24 +149,13 @@ async fn counting_rule(
     Ok(Some(set))
 }
 
-/// Locks the subjects of `batch` (PostgreSQL), in order: exclusive for a subject with a
-/// counter to seed, shared otherwise (see `crate::counting`).
-pub(super) async fn lock_subjects(
-    tx: &mut Tx,
-    batch: &[PendingCheck],
-    seeds: &HashMap<String, Seed<'_>>,
-) -> Result<()> {
-    if LOCK_SUBJECT.is_empty() {
+/// Locks the subjects of `batch` (PostgreSQL), shared, in order (see `crate::counting`).
+pub(super) async fn lock_subjects(tx: &mut Tx, batch: &[PendingCheck]) -> Result<()> {
+    if LOCK_SUBJECT_SHARED.is_empty() {
         return Ok(());
     }
-    let seeding: Vec<String> = seeds.values().map(Seed::subject).collect();
     for subject in subjects(batch) {
-        let lock = if seeding.contains(&subject) {
-            LOCK_SUBJECT
-        } else {
-            LOCK_SUBJECT_SHARED
-        };
-        sqlx::query(lock)
+        sqlx::query(LOCK_SUBJECT_SHARED)
             .bind(subject_lock(&subject))
             .execute(&mut **tx)
             .await?;

@@ -30,7 +30,7 @@ pub(crate) use accounts::{
 pub(crate) use audit::{audit_list, audit_verify};
 pub(crate) use checks::commit_checks;
 pub(crate) use history::actions_page;
-pub(crate) use limits::settle;
+pub(crate) use limits::{seed, settle};
 pub(crate) use monitor::{list_violations, violation_stats};
 pub(crate) use policies::{
     activate, add_rule, clone_policy, create_policy, delete_policy, deprecate, get_policy,

@@ -29,7 +29,7 @@ use crate::commit::{
 };
 use crate::counting::{
     IS_SEEDED, KnownCounters, MARK_SEEDED, READ_RULES, Seed, Watch, counting_set, read_watched,
-    seeds, subjects,
+    subjects,
 };
 use crate::error::StoreError;
 use crate::runs::{CheckBatch, CheckOutcome, PendingCheck};
@@ -149,6 +149,25 @@ impl Committer {
         .await
         .map_err(|e| StoreError::Backend(format!("committing checks: {e}")))?
     }
+
+    /// Writes a seed counted in a snapshot (see [`write_seed`]).
+    pub(crate) async fn seed(
+        &self,
+        seed: Seed,
+        counted: (i64, Vec<(i64, i64)>),
+        known: &KnownCounters,
+    ) -> Result<(), StoreError> {
+        let connection = Arc::clone(&self.connection);
+        let known = known.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            write_seed(&mut connection, &seed, &counted, &known)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("seeding a counter: {e}")))?
+    }
 }
 
 fn commit(
@@ -183,15 +202,9 @@ fn commit(
     }
     let mut book = Book::default();
     let wanted = Book::wanted(batch.iter().map(|c| (c.evaluation.claims.as_slice(), c.at)));
-    let seeds = seeds(batch, &wanted, known);
-    let mut now_seeded = Vec::new();
     {
         let mut load = tx.prepare_cached(LOAD_COUNTER).map_err(|e| backend(&e))?;
         for (text, Wanted { key, first, .. }) in wanted {
-            if let Some(seed) = seeds.get(&text) {
-                seed_counter(&tx, &text, seed, known)?;
-                now_seeded.push(text.clone());
-            }
             let rows = load
                 .query_map(params![text, first], |row| Ok((row.get(0)?, row.get(1)?)))
                 .map_err(|e| backend(&e))?
@@ -242,32 +255,36 @@ fn commit(
         }
     }
     tx.commit().map_err(|e| backend(&e))?;
-    known.learn(now_seeded);
     Ok(plan.outcomes)
 }
 
-/// Seeds `counter` from the recorded actions `seed` reads, unless it is marked seeded (see
-/// `ops::limits::load_counters`).
-fn seed_counter(
-    tx: &rusqlite::Transaction<'_>,
-    counter: &str,
-    seed: &Seed<'_>,
+/// Writes `seed`, counted up to the row `through` of `actions` (`counted`: its buckets, read
+/// in a snapshot outside the write lock by `reader::Reader::seed_snapshot`), unless the counter
+/// is marked seeded by now: what was recorded since the snapshot is counted here, then the
+/// buckets are added and the counter marked, in one short transaction.
+fn write_seed(
+    connection: &mut Connection,
+    seed: &Seed,
+    (through, counted): &(i64, Vec<(i64, i64)>),
     known: &KnownCounters,
 ) -> Result<(), StoreError> {
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| backend(&e))?;
     let marked = tx
         .prepare_cached(IS_SEEDED)
-        .and_then(|mut s| s.exists([counter]))
+        .and_then(|mut s| s.exists([seed.counter()]))
         .map_err(|e| backend(&e))?;
     if marked {
         return Ok(());
     }
     let (policy_id, rule_id) = seed.rule();
-    let rule = counting_rule(tx, known, policy_id, rule_id)?;
+    let rule = counting_rule(&tx, known, policy_id, rule_id)?;
     let (set, (policy_id, rule_id)) = seed.counting(rule);
-    let (sql, params) = seed.query();
-    let mut count = seed.count(&set);
+    let (sql, params) = seed.query(Some(*through));
+    let mut count = seed.count(&set).resume(counted);
     {
-        let mut read = tx.prepare_cached(sql).map_err(|e| backend(&e))?;
+        let mut read = tx.prepare(&sql).map_err(|e| backend(&e))?;
         let rows = read
             .query_map(rusqlite::params_from_iter(params), |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
@@ -277,15 +294,17 @@ fn seed_counter(
             count.add(row.map_err(|e| backend(&e))?);
         }
     }
-    let mut add = tx.prepare_cached(ADD_TO_COUNTER).map_err(|e| backend(&e))?;
-    for (bucket, amount) in count.finish() {
-        add.execute(params![counter, bucket, amount])
-            .map_err(|e| backend(&e))?;
+    {
+        let mut add = tx.prepare_cached(ADD_TO_COUNTER).map_err(|e| backend(&e))?;
+        for (bucket, amount) in count.finish() {
+            add.execute(params![seed.counter(), bucket, amount])
+                .map_err(|e| backend(&e))?;
+        }
     }
     tx.prepare_cached(MARK_SEEDED)
         .and_then(|mut s| {
             s.execute(params![
-                counter,
+                seed.counter(),
                 seed.at_ms(),
                 seed.subject(),
                 policy_id,
@@ -293,13 +312,13 @@ fn seed_counter(
             ])
         })
         .map_err(|e| backend(&e))?;
-    Ok(())
+    tx.commit().map_err(|e| backend(&e))
 }
 
 /// The compiled rule that says what a counter counts (`crate::counting`), compiled once;
 /// `None` when no stored policy holds it.
-fn counting_rule(
-    tx: &rusqlite::Transaction<'_>,
+pub(super) fn counting_rule(
+    tx: &Connection,
     known: &KnownCounters,
     policy_id: &str,
     rule_id: &str,
@@ -363,8 +382,148 @@ impl rusqlite::ToSql for Param<'_> {
 
 #[cfg(test)]
 mod tests {
+    use charter_core::engine::{CompiledSet, Outcome, RunContext};
+    use charter_core::policy::PolicyDefinition;
+    use charter_core::{Action, AgentId, TenantId};
+    use serde_json::json;
+
     use super::*;
+    use crate::counting::MakeSeed;
+    use crate::sqlite::SqliteStore;
     use crate::sqlite::log_sync::tests::eventually;
+    use crate::{Activation, Actor, Change, Principal, Run, Store};
+
+    /// Makes a seed with `between` committed after its snapshot, before its write.
+    struct Interleaved<'a> {
+        store: &'a SqliteStore,
+        between: Vec<PendingCheck>,
+    }
+
+    impl MakeSeed for Interleaved<'_> {
+        async fn make_seed(&self, seed: &Seed) -> Result<(), StoreError> {
+            let (Some(reader), Some(committer)) = (&self.store.reader, &self.store.committer)
+            else {
+                panic!("a file database");
+            };
+            let counted = reader
+                .seed_snapshot(seed.clone(), &self.store.known)
+                .await?;
+            let between = CheckBatch::new(self.between.clone());
+            let outcomes = committer.commit(between, &self.store.known).await?;
+            assert_eq!(outcomes.len(), self.between.len());
+            committer
+                .seed(seed.clone(), counted, &self.store.known)
+                .await
+        }
+    }
+
+    fn pending(run: &Run, set: &Arc<CompiledSet>, seconds: i64) -> PendingCheck {
+        let action = Action::parse(&json!({"kind": "tool_call", "tool": "web.search"})).unwrap();
+        let at = jiff::Timestamp::from_second(1_795_000_000 + seconds).unwrap();
+        let ctx = RunContext {
+            tenant_id: &run.tenant_id,
+            agent_id: &run.agent_id,
+            run_id: &run.id,
+            run_started_at: run.started_at,
+            now: at,
+        };
+        PendingCheck {
+            id: crate::ids::new("evt"),
+            run_id: run.id.clone(),
+            tenant_id: run.tenant_id.clone(),
+            agent_id: run.agent_id.clone(),
+            at,
+            evaluation: set.evaluate(&action, &ctx),
+            action,
+            policy_set_hash: run.policy_set.hash.clone(),
+            set: Arc::clone(set),
+        }
+    }
+
+    /// Actions recorded after a SQLite seed's snapshot and before its write are counted by the
+    /// write: a run that started before the rule searches 3 times before the snapshot and 2
+    /// times in between, so a limit of 6 searches an hour leaves exactly one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_seed_counts_what_was_committed_after_its_snapshot() {
+        let dir = std::env::temp_dir().join(crate::ids::new("seed"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("charter.db"), Sync::Normal)
+            .await
+            .unwrap();
+        let change = Change {
+            principal: Principal::Platform,
+            actor: Actor {
+                key_id: "key_admin".into(),
+                name: "admin".into(),
+            },
+            at: jiff::Timestamp::from_second(1_795_000_000).unwrap(),
+        };
+        let acme = TenantId::new("acme").unwrap();
+        store.create_tenant(&change, &acme, "acme").await.unwrap();
+        let support = AgentId::new("support").unwrap();
+        store
+            .create_agent(&change, &acme, &support, "support", None)
+            .await
+            .unwrap();
+        let start = |seconds: i64| {
+            let store = &store;
+            async move {
+                let at = jiff::Timestamp::from_second(1_795_000_000 + seconds).unwrap();
+                let (run, policies) = store
+                    .start_run(&Principal::Platform, "acme", "support", &json!({}), at)
+                    .await
+                    .unwrap();
+                (run, Arc::new(CompiledSet::compile(&policies).unwrap()))
+            }
+        };
+        let (old, unbounded) = start(0).await;
+        for second in 1..=3 {
+            let check = CheckBatch::new(vec![pending(&old, &unbounded, second)]);
+            store.commit_checks(check).await.unwrap();
+        }
+        let body = json!({"name": "searches", "scope": {"type": "tenant", "tenant_id": "acme"},
+            "rules": [{"id": "r", "type": "rate", "limit": 6, "window": "1h", "per": "agent",
+                       "match": {"tools": ["web.*"]}}]});
+        let draft = store
+            .create_policy(&change, PolicyDefinition::parse(&body).unwrap(), false)
+            .await
+            .unwrap();
+        let force = Activation {
+            force: true,
+            supersede: false,
+        };
+        store
+            .activate(&change, draft.policy.id.as_str(), force, None)
+            .await
+            .unwrap();
+        let (new, limited) = start(10).await;
+        let first = pending(&new, &limited, 20);
+        let interleaved = Interleaved {
+            store: &store,
+            between: vec![pending(&old, &unbounded, 11), pending(&old, &unbounded, 12)],
+        };
+        store
+            .known
+            .seed_for(std::slice::from_ref(&first), true, &interleaved)
+            .await
+            .unwrap();
+        let decided = |outcomes: Vec<CheckOutcome>| match outcomes.as_slice() {
+            [CheckOutcome::Decided { decision, .. }] => decision.outcome,
+            other => panic!("{other:?}"),
+        };
+        let outcomes = store.commit_checks(CheckBatch::new(vec![first])).await;
+        assert_eq!(decided(outcomes.unwrap()), Outcome::Allow, "the 6th search");
+        let outcomes = store
+            .commit_checks(CheckBatch::new(vec![pending(&new, &limited, 30)]))
+            .await;
+        assert_eq!(
+            decided(outcomes.unwrap()),
+            Outcome::Block,
+            "3 before the snapshot, 2 after it, 1 under the rule"
+        );
+        store.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[cfg(unix)]
     #[test]

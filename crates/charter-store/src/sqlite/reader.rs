@@ -21,6 +21,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags};
 
 use super::ops::{self, query::Bind};
+use crate::counting::{KnownCounters, Seed};
 use crate::error::StoreError;
 use crate::{HistoryPage, Principal, RecordedRow};
 
@@ -95,6 +96,59 @@ impl Reader {
         .await
         .map_err(|e| StoreError::Backend(format!("reading recorded actions: {e}")))?
     }
+}
+
+impl Reader {
+    /// Counts `seed` in a snapshot of the database, outside the write lock: the buckets it
+    /// counted, and the last row of `actions` the snapshot holds (`commit::write_seed` counts
+    /// the rows after it).
+    pub(crate) async fn seed_snapshot(
+        &self,
+        seed: Seed,
+        known: &KnownCounters,
+    ) -> Result<(i64, Vec<(i64, i64)>), StoreError> {
+        let reader = self.clone();
+        let known = known.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = reader.connect()?;
+            let counted = seed_snapshot(&mut connection, &seed, &known);
+            reader.release(connection);
+            counted
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("seeding a counter: {e}")))?
+    }
+}
+
+fn seed_snapshot(
+    connection: &mut Connection,
+    seed: &Seed,
+    known: &KnownCounters,
+) -> Result<(i64, Vec<(i64, i64)>), StoreError> {
+    // One read transaction: the rowid and the rows are of the same snapshot.
+    let tx = connection.transaction().map_err(|e| backend(&e))?;
+    let through: i64 = tx
+        .query_row("SELECT coalesce(max(rowid), 0) FROM actions", [], |row| {
+            row.get(0)
+        })
+        .map_err(|e| backend(&e))?;
+    let (policy_id, rule_id) = seed.rule();
+    let rule = super::commit::counting_rule(&tx, known, policy_id, rule_id)?;
+    let (set, _) = seed.counting(rule);
+    let (sql, params) = seed.query(None);
+    let mut count = seed.count(&set);
+    {
+        let mut read = tx.prepare(&sql).map_err(|e| backend(&e))?;
+        let rows = read
+            .query_map(rusqlite::params_from_iter(params), |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(|e| backend(&e))?;
+        for row in rows {
+            count.add(row.map_err(|e| backend(&e))?);
+        }
+    }
+    Ok((through, count.finish()))
 }
 
 /// A row as read, before its action is parsed.
