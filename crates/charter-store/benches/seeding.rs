@@ -21,8 +21,7 @@ use charter_core::engine::{CompiledSet, Outcome, RunContext};
 use charter_core::policy::PolicyDefinition;
 use charter_core::{Action, AgentId, TenantId};
 use charter_store::{
-    ActionWriter, Activation, Actor, Change, CheckOutcome, PendingCheck, PgStore, Principal,
-    SqliteStore, Store, Sync,
+    ActionWriter, Activation, Actor, Change, CheckOutcome, PendingCheck, Principal, Store, Sync,
 };
 use jiff::Timestamp;
 use serde_json::json;
@@ -139,7 +138,7 @@ async fn check(
     elapsed
 }
 
-async fn measure<S: Store + Clone>(name: &str, store: S, history: [String; 2], actions: i64) {
+async fn measure(name: &str, store: Store, history: [String; 2], actions: i64) {
     let start = Timestamp::from_millisecond(MONTH_START_MS).unwrap();
     let acme = TenantId::new("acme").unwrap();
     store
@@ -158,7 +157,7 @@ async fn measure<S: Store + Clone>(name: &str, store: S, history: [String; 2], a
         .unwrap();
     let written = Instant::now();
     for sql in history {
-        store_raw(&store, &sql).await;
+        store.execute_raw(&sql).await.unwrap();
     }
     let written = written.elapsed();
     let at = Timestamp::from_millisecond(CHECK_AT_MS).unwrap();
@@ -204,16 +203,6 @@ async fn measure<S: Store + Clone>(name: &str, store: S, history: [String; 2], a
     );
 }
 
-/// Raw SQL on either store (the benchmark's only backend-specific step).
-async fn store_raw<S: Store>(store: &S, sql: &str) {
-    let any: &dyn std::any::Any = store;
-    if let Some(sqlite) = any.downcast_ref::<SqliteStore>() {
-        sqlite.execute_raw(sql).await.unwrap();
-    } else if let Some(pg) = any.downcast_ref::<PgStore>() {
-        pg.execute_raw(sql).await.unwrap();
-    }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let actions: i64 = std::env::var("SEEDING_ACTIONS")
@@ -229,7 +218,7 @@ async fn main() {
     println!("|---|---:|---:|---:|---:|---:|");
     let dir = std::env::temp_dir().join(format!("charter-bench-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = SqliteStore::open(&dir.join("bench.db"), Sync::Normal)
+    let sqlite = Store::open_sqlite(&dir.join("bench.db"), Sync::Normal)
         .await
         .unwrap();
     measure(
@@ -254,7 +243,7 @@ async fn main() {
         .await
         .unwrap();
     let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let pg = PgStore::connect_with(options.options([("search_path", schema.as_str())]))
+    let pg = Store::connect_postgres_with(options.options([("search_path", schema.as_str())]))
         .await
         .unwrap();
     measure(
