@@ -9,8 +9,7 @@ use charter_core::policy::PolicyDefinition;
 use charter_core::{AgentId, TenantId};
 use charter_server::{Shared, serve};
 use charter_store::{
-    Activation, Actor, Change, KeyScope, PolicyFilter, Principal, SqliteStore, Store, Sync,
-    new_key_secret,
+    Activation, Actor, Change, KeyScope, PolicyFilter, Principal, Store, Sync, new_key_secret,
 };
 use clap::Args;
 use serde_json::json;
@@ -41,7 +40,7 @@ pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {
 async fn start(args: &DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let store = SqliteStore::open(&args.data_dir.join("charter.db"), Sync::Normal)
+    let store = Store::open_sqlite(&args.data_dir.join("charter.db"), Sync::Normal)
         .await
         .context("opening the SQLite database")?;
     let now = jiff::Timestamp::now();
@@ -83,7 +82,7 @@ async fn start(args: &DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn seed<S: Store + Clone>(store: &S, admin: &Change) -> anyhow::Result<()> {
+async fn seed(store: &Store, admin: &Change) -> anyhow::Result<()> {
     for (tenant, name, agents) in [
         ("acme", "Acme Corp", &["support", "billing", "research"][..]),
         ("globex", "Globex", &["support", "research"][..]),
@@ -267,7 +266,7 @@ const AGENTS: [(&str, &str); 5] = [
 
 /// A week of recorded history before now (imported, as from a system before Charter): what
 /// Validate replays.
-async fn history<S: Store>(store: &S, now: jiff::Timestamp) -> anyhow::Result<()> {
+async fn history(store: &Store, now: jiff::Timestamp) -> anyhow::Result<()> {
     let mut dice = Dice(0x5eed_c4a7_7e11);
     let week_ms: u64 = 7 * 86_400_000;
     for (tenant, agent) in AGENTS {
@@ -304,7 +303,7 @@ async fn history<S: Store>(store: &S, now: jiff::Timestamp) -> anyhow::Result<()
 
 /// A few hundred runs checked now through the engine, as the server would: the Monitor's
 /// blocks and halts.
-async fn live<S: Store + Clone>(store: &S, now: jiff::Timestamp) -> anyhow::Result<()> {
+async fn live(store: &Store, now: jiff::Timestamp) -> anyhow::Result<()> {
     let mut dice = Dice(0x11ce_f00d);
     let writer = charter_store::ActionWriter::spawn(store.clone(), 256);
     for (tenant, agent) in AGENTS {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use charter_server::{Shared, bootstrap, serve};
-use charter_store::{PgStore, SqliteStore, Store, Sync};
+use charter_store::{Store, Sync};
 use clap::{Args, ValueEnum};
 
 /// What `serve` reads from its environment, for its help: the bootstrap key has no flag, so
@@ -50,24 +50,27 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
-        if let Some(url) = &args.database {
-            let store = PgStore::connect(url)
+        let (store, staging_dir) = if let Some(url) = &args.database {
+            let store = Store::connect_postgres(url)
                 .await
                 .context("connecting to PostgreSQL")?;
             // No data directory of ours with PostgreSQL: NDJSON imports are staged in the
             // system's temporary directory.
-            return start(store, args, std::env::temp_dir()).await;
-        }
-        std::fs::create_dir_all(&args.data_dir)
-            .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
-        let sync = match args.sync {
-            SyncMode::Normal => Sync::Normal,
-            SyncMode::Full => Sync::Full,
+            (store, std::env::temp_dir())
+        } else {
+            std::fs::create_dir_all(&args.data_dir).with_context(|| {
+                format!("creating the data directory {}", args.data_dir.display())
+            })?;
+            let sync = match args.sync {
+                SyncMode::Normal => Sync::Normal,
+                SyncMode::Full => Sync::Full,
+            };
+            let store = Store::open_sqlite(&args.data_dir.join("charter.db"), sync)
+                .await
+                .context("opening the SQLite database")?;
+            (store, args.data_dir.clone())
         };
-        let store = SqliteStore::open(&args.data_dir.join("charter.db"), sync)
-            .await
-            .context("opening the SQLite database")?;
-        start(store, args, args.data_dir.clone()).await
+        start(store, args, staging_dir).await
     })
 }
 
@@ -75,11 +78,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
     clippy::print_stdout,
     reason = "scripts read the real port and the bootstrap key from standard output"
 )]
-async fn start<S: Store + Clone>(
-    store: S,
-    args: &ServeArgs,
-    staging_dir: std::path::PathBuf,
-) -> anyhow::Result<()> {
+async fn start(store: Store, args: &ServeArgs, staging_dir: PathBuf) -> anyhow::Result<()> {
     let preset = std::env::var("CHARTER_BOOTSTRAP_KEY").ok();
     if let Some(key) = bootstrap(&store, preset, jiff::Timestamp::now())
         .await

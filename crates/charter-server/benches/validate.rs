@@ -33,8 +33,7 @@ use axum::body::{Body, Bytes};
 use axum::http::Request;
 use charter_core::{Action, AgentId, Outcome, TenantId};
 use charter_store::{
-    Actor, Change, ImportedAction, ImportedRun, KeyScope, Principal, RunStatus, SqliteStore, Store,
-    Sync,
+    Actor, Change, ImportedAction, ImportedRun, KeyScope, Principal, RunStatus, Store, Sync,
 };
 use http_body_util::BodyExt as _;
 use jiff::Timestamp;
@@ -153,7 +152,7 @@ fn oldest_run(path: &Path, tenant: &str) -> Option<i64> {
 }
 
 struct Bench {
-    store: SqliteStore,
+    store: Store,
     path: std::path::PathBuf,
     router: Router,
     key: String,
@@ -575,7 +574,7 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("charter-validate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = kept.clone().unwrap_or_else(|| dir.join("bench.db"));
-    let store = SqliteStore::open(&path, Sync::Normal).await.unwrap();
+    let store = Store::open_sqlite(&path, Sync::Normal).await.unwrap();
     let admin = Change {
         principal: Principal::Platform,
         actor: Actor {

@@ -11,7 +11,6 @@ pub(crate) mod validate;
 
 use axum::Router;
 use axum::routing::get;
-use charter_store::Store;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -19,7 +18,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The whole API.
-pub fn router<S: Store + Clone>(state: AppState<S>) -> Router {
+pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     let render = metrics.clone();
     let writer = state.runtime.writer.clone();

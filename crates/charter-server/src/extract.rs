@@ -3,7 +3,7 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use charter_store::{Actor, ApiKey, Change, KeyScope, Principal, Store};
+use charter_store::{Actor, ApiKey, Change, KeyScope, Principal};
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -45,10 +45,10 @@ impl Caller {
     }
 }
 
-impl<S: Store + Clone> FromRequestParts<AppState<S>> for Caller {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -86,20 +86,20 @@ pub(crate) struct Reader(pub(crate) Caller);
 #[derive(Debug, Clone)]
 pub(crate) struct Writer(pub(crate) Caller);
 
-impl<S: Store + Clone> FromRequestParts<AppState<S>> for Reader {
+impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.require(KeyScope::Read)?;
         Ok(Reader(caller))
     }
 }
 
-impl<S: Store + Clone> FromRequestParts<AppState<S>> for Writer {
+impl FromRequestParts<AppState> for Writer {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.require(KeyScope::Write)?;
         Ok(Writer(caller))
@@ -110,10 +110,10 @@ impl<S: Store + Clone> FromRequestParts<AppState<S>> for Writer {
 #[derive(Debug, Clone)]
 pub(crate) struct Executor(pub(crate) Caller);
 
-impl<S: Store + Clone> FromRequestParts<AppState<S>> for Executor {
+impl FromRequestParts<AppState> for Executor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.require(KeyScope::Execute)?;
         Ok(Executor(caller))
@@ -125,10 +125,10 @@ impl<S: Store + Clone> FromRequestParts<AppState<S>> for Executor {
 #[derive(Debug, Clone)]
 pub(crate) struct JsonBody(pub(crate) Value);
 
-impl<S: Store + Clone> FromRequest<AppState<S>> for JsonBody {
+impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let limit = state.body_limit;
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await

@@ -1,4 +1,4 @@
-//! Charter's HTTP API v1 over any [`charter_store::Store`]: the only crate that knows HTTP.
+//! Charter's HTTP API v1 over a [`charter_store::Store`]: the only crate that knows HTTP.
 //! Handlers parse outside input once (strictly, with JSON paths in errors), ask the store, and
 //! render; errors are one type, [`ApiError`], in the API's error format.
 

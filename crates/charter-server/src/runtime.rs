@@ -79,7 +79,7 @@ const MAX_LIVE_RUNS: usize = 100_000;
 
 impl Runtime {
     /// A runtime over `store` (spawns the writer task: call inside a Tokio runtime).
-    pub fn new<S: Store + Clone>(store: S) -> Runtime {
+    pub fn new(store: Store) -> Runtime {
         Runtime {
             sets: Arc::default(),
             runs: Arc::default(),
@@ -94,9 +94,9 @@ impl Runtime {
     /// the group commit), hands it to the group commit, which settles its claims,
     /// decides and records it, and answers once it is durable; then streams its violation
     /// events. A run that has ended is a conflict; another tenant's run is not found.
-    pub async fn check<S: Store>(
+    pub async fn check(
         &self,
-        store: &S,
+        store: &Store,
         principal: &Principal,
         run_id: &str,
         action: Action,
@@ -161,9 +161,9 @@ impl Runtime {
     }
 
     /// The run `id` for a check by `principal`: from memory, or read once from the store.
-    async fn find_run<S: Store>(
+    async fn find_run(
         &self,
-        store: &S,
+        store: &Store,
         principal: &Principal,
         id: &str,
     ) -> Result<Found, StoreError> {
@@ -208,7 +208,7 @@ impl Runtime {
     }
 
     /// The compiled set a run pinned: from the cache, or compiled from the store once.
-    async fn set_of<S: Store>(&self, store: &S, run: &Run) -> Result<Arc<CompiledSet>, StoreError> {
+    async fn set_of(&self, store: &Store, run: &Run) -> Result<Arc<CompiledSet>, StoreError> {
         let hash = &run.policy_set.hash;
         if let Some(set) = self
             .sets

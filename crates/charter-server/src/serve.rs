@@ -10,8 +10,8 @@ use crate::state::AppState;
 
 /// On a store with no keys, creates a platform key with every scope: `preset` (from
 /// `CHARTER_BOOTSTRAP_KEY`) or a random one. Returns the key when one was created.
-pub async fn bootstrap<S: Store>(
-    store: &S,
+pub async fn bootstrap(
+    store: &Store,
     preset: Option<String>,
     at: jiff::Timestamp,
 ) -> Result<Option<String>, StoreError> {
@@ -43,8 +43,8 @@ pub async fn bootstrap<S: Store>(
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Serves API v1 on `listener` until `shutdown` resolves, then finishes the requests in flight.
-pub async fn serve<S: Store + Clone>(
-    state: AppState<S>,
+pub async fn serve(
+    state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use charter_store::Store;
 use jiff::Timestamp;
 
 /// Where the server reads the time: the system clock in production, a fixed one in tests, so
@@ -32,40 +33,35 @@ pub const DEFAULT_STAGING_RESERVE: u64 = 1 << 30;
 ///
 /// axum hands each request its own copy of the state (several, through the layers), so a copy
 /// must cost one reference count, not one per handle inside (the store's, the writer's...).
-pub struct AppState<S>(Arc<Shared<S>>);
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
 
-impl<S> Clone for AppState<S> {
-    fn clone(&self) -> Self {
-        AppState(Arc::clone(&self.0))
-    }
-}
+impl std::ops::Deref for AppState {
+    type Target = Shared;
 
-impl<S> std::ops::Deref for AppState<S> {
-    type Target = Shared<S>;
-
-    fn deref(&self) -> &Shared<S> {
+    fn deref(&self) -> &Shared {
         &self.0
     }
 }
 
-impl<S> From<Shared<S>> for AppState<S> {
-    fn from(shared: Shared<S>) -> Self {
+impl From<Shared> for AppState {
+    fn from(shared: Shared) -> Self {
         AppState(Arc::new(shared))
     }
 }
 
-impl<S: charter_store::Store + Clone> AppState<S> {
+impl AppState {
     /// State over `store` with the system clock and the default body limit (see
     /// [`Shared::new`] to change them first).
-    pub fn new(store: S) -> AppState<S> {
+    pub fn new(store: Store) -> AppState {
         Shared::new(store).into()
     }
 }
 
 /// What the state holds, set up before the server starts ([`AppState::from`]).
-pub struct Shared<S> {
+pub struct Shared {
     /// Everything Charter keeps.
-    pub store: S,
+    pub store: Store,
     /// The server's clock.
     pub clock: Arc<dyn Clock>,
     /// The largest request body accepted, in bytes.
@@ -87,10 +83,10 @@ pub struct Shared<S> {
     pub staging_reserve: u64,
 }
 
-impl<S: charter_store::Store + Clone> Shared<S> {
+impl Shared {
     /// State over `store` with the system clock and the default body limit (starts the action
     /// writer: call inside a Tokio runtime).
-    pub fn new(store: S) -> Shared<S> {
+    pub fn new(store: Store) -> Shared {
         Shared {
             runtime: crate::runtime::Runtime::new(store.clone()),
             store,

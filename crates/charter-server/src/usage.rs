@@ -28,7 +28,7 @@ impl Usage {
     }
 
     /// Writes what was counted to the store.
-    pub async fn flush<S: Store>(&self, store: &S) -> Result<(), StoreError> {
+    pub async fn flush(&self, store: &Store) -> Result<(), StoreError> {
         let batch: Vec<(String, u64, Timestamp)> = match self.pending.lock() {
             Ok(mut pending) => pending.drain().map(|(k, (n, at))| (k, n, at)).collect(),
             Err(_) => return Ok(()),

@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 
 use charter_core::engine::Evaluation;
 use charter_core::{Action, TenantId};
-use charter_store::{
-    ActionWriter, Actor, Change, PendingCheck, PgStore, Principal, SqliteStore, Store, Sync,
-};
+use charter_store::{ActionWriter, Actor, Change, PendingCheck, Principal, Store, Sync};
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -44,7 +42,7 @@ fn record(run: &str, i: usize) -> PendingCheck {
     }
 }
 
-async fn prepare<S: Store>(store: &S) -> String {
+async fn prepare(store: &Store) -> String {
     let change = Change {
         principal: Principal::Platform,
         actor: Actor {
@@ -79,7 +77,7 @@ async fn prepare<S: Store>(store: &S) -> String {
 }
 
 /// Appends `ACTIONS` actions from `CLIENTS` tasks; returns the elapsed time.
-async fn one_commit_each<S: Store + Clone>(store: &S, run: &str) -> Duration {
+async fn one_commit_each(store: &Store, run: &str) -> Duration {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
@@ -103,7 +101,7 @@ async fn one_commit_each<S: Store + Clone>(store: &S, run: &str) -> Duration {
     start.elapsed()
 }
 
-async fn group_commit<S: Store + Clone>(store: &S, run: &str) -> (Duration, u64) {
+async fn group_commit(store: &Store, run: &str) -> (Duration, u64) {
     let writer = Arc::new(ActionWriter::spawn(store.clone(), 512));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -122,7 +120,7 @@ async fn group_commit<S: Store + Clone>(store: &S, run: &str) -> (Duration, u64)
     (start.elapsed(), writer.stats().batches)
 }
 
-async fn measure<S: Store + Clone>(name: &str, store: S) {
+async fn measure(name: &str, store: Store) {
     let run = prepare(&store).await;
     // Warm-up: connections, statement caches.
     one_commit_each(&store, &run).await;
@@ -149,12 +147,12 @@ async fn main() {
     println!("|---|---:|---:|---:|---:|");
     let dir = std::env::temp_dir().join(format!("charter-bench-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = SqliteStore::open(&dir.join("bench.db"), Sync::Normal)
+    let sqlite = Store::open_sqlite(&dir.join("bench.db"), Sync::Normal)
         .await
         .unwrap();
     measure("SQLite (WAL, synchronous=NORMAL)", sqlite.clone()).await;
     sqlite.close().await;
-    let full = SqliteStore::open(&dir.join("bench-full.db"), Sync::Full)
+    let full = Store::open_sqlite(&dir.join("bench-full.db"), Sync::Full)
         .await
         .unwrap();
     measure("SQLite (WAL, synchronous=FULL)", full.clone()).await;
@@ -173,7 +171,7 @@ async fn main() {
         .await
         .unwrap();
     let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let pg = PgStore::connect_with(options.options([("search_path", schema.as_str())]))
+    let pg = Store::connect_postgres_with(options.options([("search_path", schema.as_str())]))
         .await
         .unwrap();
     measure("PostgreSQL 15 (synchronous_commit=on)", pg.clone()).await;

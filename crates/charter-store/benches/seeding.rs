@@ -24,8 +24,7 @@ use charter_core::engine::{CompiledSet, Outcome, RunContext};
 use charter_core::policy::PolicyDefinition;
 use charter_core::{Action, AgentId, TenantId};
 use charter_store::{
-    ActionWriter, Activation, Actor, Change, CheckOutcome, PendingCheck, PgStore, Principal,
-    SqliteStore, Store, Sync,
+    ActionWriter, Activation, Actor, Change, CheckOutcome, PendingCheck, Principal, Store, Sync,
 };
 use jiff::Timestamp;
 use serde_json::json;
@@ -104,9 +103,9 @@ fn history_sql(postgres: bool, actions: i64) -> [String; 2] {
     ]
 }
 
-async fn check<S: Store>(
+async fn check(
     writer: &ActionWriter,
-    seeder: Option<&S>,
+    seeder: Option<&Store>,
     run: &charter_store::Run,
     set: &Arc<CompiledSet>,
     at: Timestamp,
@@ -144,13 +143,7 @@ async fn check<S: Store>(
     elapsed
 }
 
-async fn measure<S: Store + Clone>(
-    name: &str,
-    store: S,
-    before: bool,
-    history: [String; 2],
-    actions: i64,
-) {
+async fn measure(name: &str, store: Store, before: bool, history: [String; 2], actions: i64) {
     let start = Timestamp::from_millisecond(MONTH_START_MS).unwrap();
     for tenant in ["acme", "globex"] {
         let tenant = TenantId::new(tenant).unwrap();
@@ -171,7 +164,7 @@ async fn measure<S: Store + Clone>(
     }
     let written = Instant::now();
     for sql in history {
-        store_raw(&store, &sql).await;
+        store.execute_raw(&sql).await.unwrap();
     }
     let written = written.elapsed();
     let at = Timestamp::from_millisecond(CHECK_AT_MS).unwrap();
@@ -212,7 +205,7 @@ async fn measure<S: Store + Clone>(
         async move {
             let mut slowest = Duration::ZERO;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let took = check::<S>(&writer, None, &other, &unbounded, at).await;
+                let took = check(&writer, None, &other, &unbounded, at).await;
                 slowest = slowest.max(took);
             }
             slowest
@@ -245,16 +238,6 @@ async fn measure<S: Store + Clone>(
     );
 }
 
-/// Raw SQL on either store (the benchmark's only backend-specific step).
-async fn store_raw<S: Store>(store: &S, sql: &str) {
-    let any: &dyn std::any::Any = store;
-    if let Some(sqlite) = any.downcast_ref::<SqliteStore>() {
-        sqlite.execute_raw(sql).await.unwrap();
-    } else if let Some(pg) = any.downcast_ref::<PgStore>() {
-        pg.execute_raw(sql).await.unwrap();
-    }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let actions: i64 = std::env::var("SEEDING_ACTIONS")
@@ -272,7 +255,7 @@ async fn main() {
         let dir =
             std::env::temp_dir().join(format!("charter-bench-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let sqlite = SqliteStore::open(&dir.join("bench.db"), Sync::Normal)
+        let sqlite = Store::open_sqlite(&dir.join("bench.db"), Sync::Normal)
             .await
             .unwrap();
         let history = history_sql(false, actions);
@@ -294,7 +277,7 @@ async fn main() {
             .await
             .unwrap();
         let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-        let pg = PgStore::connect_with(options.options([("search_path", schema.as_str())]))
+        let pg = Store::connect_postgres_with(options.options([("search_path", schema.as_str())]))
             .await
             .unwrap();
         let history = history_sql(true, actions);

@@ -1,5 +1,6 @@
-//! Everything Charter keeps, behind one [`Store`] trait with two real backends: SQLite
-//! (embedded, the default: a file in the data directory) and PostgreSQL (several nodes).
+//! Everything Charter keeps, in one [`Store`] on either of two real backends, chosen at
+//! start: SQLite (embedded, the default: a file in the data directory) or PostgreSQL
+//! (several nodes).
 //!
 //! Every change is one transaction that also appends its audit entry, so the audit log and the
 //! data can never disagree. Active and deprecated policies are immutable in the database too
@@ -20,7 +21,7 @@ mod runs;
 mod sqlite;
 mod writer;
 
-use std::future::Future;
+use std::path::Path;
 
 use charter_core::engine::{ArgsRead, Outcome};
 use charter_core::limits::{Claim, Exceeded, Settle};
@@ -29,6 +30,7 @@ use charter_core::rule::Rule;
 use charter_core::{Action, AgentId, LineageId, Policy, RuleId, Scope, TenantId};
 use jiff::Timestamp;
 use serde_json::Value;
+use sqlx::postgres::PgConnectOptions;
 
 pub use audit::GENESIS;
 pub use error::StoreError;
@@ -133,656 +135,461 @@ pub struct AuditFilter {
     pub since: Option<Timestamp>,
 }
 
-/// Everything Charter keeps. Both backends pass one conformance suite.
-pub trait Store: Send + std::marker::Sync + 'static {
+/// Everything Charter keeps, on the backend chosen at start. Both backends pass one
+/// conformance suite.
+///
+/// One concrete type rather than a trait: a process uses one backend, both are compiled into
+/// every binary, and a `match` per call costs nothing beside a query, so the server and its
+/// callers carry no type parameter.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// The embedded database: one file, one process.
+    Sqlite(SqliteStore),
+    /// A database several nodes share.
+    Postgres(PgStore),
+}
+
+/// Calls the backend's `ops` function `$op` with the store's pool and `$args`: the operations
+/// are written once (`ops/`) and compiled per backend.
+macro_rules! on_pool {
+    ($store:expr, $op:ident($($arg:expr),* $(,)?)) => {
+        match $store {
+            Store::Sqlite(s) => crate::sqlite::ops::$op(&s.pool, $($arg),*).await,
+            Store::Postgres(s) => crate::postgres::ops::$op(&s.pool, $($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database file at `path` and migrates it. Fails if
+    /// another process has it open.
+    pub async fn open_sqlite(path: &Path, sync: Sync) -> Result<Store> {
+        Ok(Store::Sqlite(SqliteStore::open(path, sync).await?))
+    }
+
+    /// A private in-memory SQLite database (tests, demos that keep nothing).
+    pub async fn in_memory() -> Result<Store> {
+        Ok(Store::Sqlite(SqliteStore::in_memory().await?))
+    }
+
+    /// Connects to the PostgreSQL database at `url` and migrates it.
+    pub async fn connect_postgres(url: &str) -> Result<Store> {
+        Ok(Store::Postgres(PgStore::connect(url).await?))
+    }
+
+    /// Connects to PostgreSQL with explicit options (a test gives each run its own
+    /// `search_path` schema) and migrates the database.
+    pub async fn connect_postgres_with(options: PgConnectOptions) -> Result<Store> {
+        Ok(Store::Postgres(PgStore::connect_with(options).await?))
+    }
+
+    /// Opens the same database anew, as a restarted process (or another node) would. A
+    /// SQLite store reopened in this process shares the file's lock and the cache of keys.
+    pub async fn reopen(&self) -> Result<Store> {
+        Ok(match self {
+            Store::Sqlite(s) => Store::Sqlite(s.reopen().await?),
+            Store::Postgres(s) => Store::Postgres(s.reopen().await?),
+        })
+    }
+
+    /// Closes the pools (every connection), as a process would on shutdown.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+
+    /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.
+    #[doc(hidden)]
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64> {
+        match self {
+            Store::Sqlite(s) => s.execute_raw(sql).await,
+            Store::Postgres(s) => s.execute_raw(sql).await,
+        }
+    }
+
+    /// The cache of authenticated keys. SQLite's only: its file is written by this process
+    /// alone, while on PostgreSQL another node may revoke a key, so keys are read from the
+    /// database on every request.
+    fn keys(&self) -> Option<&key_cache::KeyCache> {
+        match self {
+            Store::Sqlite(s) => Some(&s.keys),
+            Store::Postgres(_) => None,
+        }
+    }
+
     /// Creates a tenant (platform keys only).
-    fn create_tenant(
+    pub async fn create_tenant(
         &self,
         change: &Change,
         id: &TenantId,
         name: &str,
-    ) -> impl Future<Output = Result<Tenant>> + Send;
+    ) -> Result<Tenant> {
+        on_pool!(self, create_tenant(change, id, name))
+    }
+
     /// The tenants the principal sees.
-    fn list_tenants(
-        &self,
-        principal: &Principal,
-    ) -> impl Future<Output = Result<Vec<Tenant>>> + Send;
+    pub async fn list_tenants(&self, principal: &Principal) -> Result<Vec<Tenant>> {
+        on_pool!(self, list_tenants(principal))
+    }
+
     /// Registers an agent in a tenant.
-    fn create_agent(
+    pub async fn create_agent(
         &self,
         change: &Change,
         tenant: &TenantId,
         id: &AgentId,
         name: &str,
         owner: Option<&str>,
-    ) -> impl Future<Output = Result<Agent>> + Send;
+    ) -> Result<Agent> {
+        on_pool!(self, create_agent(change, tenant, id, name, owner))
+    }
+
     /// A tenant's agents.
-    fn list_agents(
-        &self,
-        principal: &Principal,
-        tenant: &str,
-    ) -> impl Future<Output = Result<Vec<Agent>>> + Send;
+    pub async fn list_agents(&self, principal: &Principal, tenant: &str) -> Result<Vec<Agent>> {
+        on_pool!(self, list_agents(principal, tenant))
+    }
+
     /// Stores a key (only its hash and last four characters) with its scopes.
-    fn create_key(
+    pub async fn create_key(
         &self,
         change: &Change,
         name: &str,
         tenant: Option<&TenantId>,
         scopes: &[KeyScope],
         secret: &str,
-    ) -> impl Future<Output = Result<ApiKey>> + Send;
+    ) -> Result<ApiKey> {
+        on_pool!(self, create_key(change, name, tenant, scopes, secret))
+    }
+
     /// The keys the principal sees (never their values).
-    fn list_keys(&self, principal: &Principal) -> impl Future<Output = Result<Vec<ApiKey>>> + Send;
+    pub async fn list_keys(&self, principal: &Principal) -> Result<Vec<ApiKey>> {
+        on_pool!(self, list_keys(principal))
+    }
+
     /// How many keys exist (a fresh install has none and makes a bootstrap key).
-    fn count_keys(&self) -> impl Future<Output = Result<u64>> + Send;
+    pub async fn count_keys(&self) -> Result<u64> {
+        on_pool!(self, count_keys())
+    }
+
     /// Revokes a key, with immediate effect.
-    fn revoke_key(&self, change: &Change, id: &str) -> impl Future<Output = Result<ApiKey>> + Send;
+    pub async fn revoke_key(&self, change: &Change, id: &str) -> Result<ApiKey> {
+        // Cleared after the revocation, however the call ends (even dropped while the commit
+        // is in flight).
+        let _clear = key_cache::ClearOnDrop(self.keys());
+        on_pool!(self, revoke_key(change, id))
+    }
+
     /// The live (unrevoked) key whose whole text is `secret`.
-    fn authenticate(&self, secret: &str) -> impl Future<Output = Result<Option<ApiKey>>> + Send;
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>> {
+        let hash = audit::sha256_hex(secret);
+        let generation = match self.keys().map(|c| c.get(&hash)) {
+            Some(Ok(key)) => return Ok(Some(key)),
+            Some(Err(generation)) => Some(generation),
+            None => None,
+        };
+        let key = on_pool!(self, authenticate(&hash))?;
+        if let (Some(cache), Some(key), Some(generation)) = (self.keys(), &key, generation) {
+            cache.put(hash, key, generation);
+        }
+        Ok(key)
+    }
+
     /// Creates a draft, version 1 of a new lineage (`imported` records `policy.imported`).
-    fn create_policy(
+    pub async fn create_policy(
         &self,
         change: &Change,
         definition: PolicyDefinition,
         imported: bool,
-    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    ) -> Result<StoredPolicy> {
+        on_pool!(self, create_policy(change, definition, imported))
+    }
+
     /// Imports definitions as drafts, each version 1 of a new lineage, all or nothing
     /// (`policy.imported`).
-    fn import_policies(
+    pub async fn import_policies(
         &self,
         change: &Change,
         definitions: Vec<PolicyDefinition>,
-    ) -> impl Future<Output = Result<Vec<StoredPolicy>>> + Send;
+    ) -> Result<Vec<StoredPolicy>> {
+        on_pool!(self, import_policies(change, definitions))
+    }
+
     /// Reads a policy for export, recording `policy.exported`.
-    fn record_export(
-        &self,
-        change: &Change,
-        id: &str,
-    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    pub async fn record_export(&self, change: &Change, id: &str) -> Result<StoredPolicy> {
+        on_pool!(self, record_export(change, id))
+    }
+
     /// One policy version the principal may see.
-    fn get_policy(
-        &self,
-        principal: &Principal,
-        id: &str,
-    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    pub async fn get_policy(&self, principal: &Principal, id: &str) -> Result<StoredPolicy> {
+        on_pool!(self, get_policy(principal, id))
+    }
+
     /// The policies the principal may see, filtered.
-    fn list_policies(
+    pub async fn list_policies(
         &self,
         principal: &Principal,
         filter: &PolicyFilter,
-    ) -> impl Future<Output = Result<Vec<StoredPolicy>>> + Send;
+    ) -> Result<Vec<StoredPolicy>> {
+        on_pool!(self, list_policies(principal, filter))
+    }
+
     /// Edits a draft (name, description, scope, rules), bumping its revision.
-    fn update_policy(
+    pub async fn update_policy(
         &self,
         change: &Change,
         id: &str,
         edit: PolicyEdit,
         if_revision: Option<u32>,
-    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    ) -> Result<StoredPolicy> {
+        on_pool!(self, update_policy(change, id, edit, if_revision))
+    }
+
     /// Adds a rule to a draft.
-    fn add_rule(
+    pub async fn add_rule(
         &self,
         change: &Change,
         id: &str,
         rule: Rule,
         if_revision: Option<u32>,
-    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    ) -> Result<StoredPolicy> {
+        on_pool!(self, add_rule(change, id, rule, if_revision))
+    }
+
     /// Removes a rule from a draft.
-    fn remove_rule(
+    pub async fn remove_rule(
         &self,
         change: &Change,
         id: &str,
         rule_id: &RuleId,
         if_revision: Option<u32>,
-    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    ) -> Result<StoredPolicy> {
+        on_pool!(self, remove_rule(change, id, rule_id, if_revision))
+    }
+
     /// Deletes a draft, recording its full definition in the audit log.
-    fn delete_policy(
+    pub async fn delete_policy(
         &self,
         change: &Change,
         id: &str,
         if_revision: Option<u32>,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> Result<()> {
+        on_pool!(self, delete_policy(change, id, if_revision))
+    }
+
     /// Stores a validation report against a draft's revision (what activation requires).
-    fn record_validation(
+    pub async fn record_validation(
         &self,
         change: &Change,
         id: &str,
         revision: u32,
         report: &Value,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> Result<()> {
+        on_pool!(self, record_validation(change, id, revision, report))
+    }
+
     /// The latest validation report of a policy: (revision, when, report).
-    fn latest_validation(
+    pub async fn latest_validation(
         &self,
         principal: &Principal,
         id: &str,
-    ) -> impl Future<Output = Result<Option<(u32, Timestamp, Value)>>> + Send;
+    ) -> Result<Option<(u32, Timestamp, Value)>> {
+        on_pool!(self, latest_validation(principal, id))
+    }
+
     /// Activates a draft; with `supersede`, deprecates the lineage's other active versions in
     /// the same transaction.
-    fn activate(
+    pub async fn activate(
         &self,
         change: &Change,
         id: &str,
         how: Activation,
         if_revision: Option<u32>,
-    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    ) -> Result<StoredPolicy> {
+        on_pool!(self, activate(change, id, how, if_revision))
+    }
+
     /// Deprecates an active policy.
-    fn deprecate(
-        &self,
-        change: &Change,
-        id: &str,
-    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    pub async fn deprecate(&self, change: &Change, id: &str) -> Result<StoredPolicy> {
+        on_pool!(self, deprecate(change, id))
+    }
+
     /// Clones any version: the next version of its lineage, or (with another scope) version 1
     /// of a new lineage.
-    fn clone_policy(
+    pub async fn clone_policy(
         &self,
         change: &Change,
         id: &str,
         scope: Option<Scope>,
         name: Option<String>,
-    ) -> impl Future<Output = Result<StoredPolicy>> + Send;
+    ) -> Result<StoredPolicy> {
+        on_pool!(self, clone_policy(change, id, scope, name))
+    }
+
     /// A lineage's versions, oldest first.
-    fn versions(
+    pub async fn versions(
         &self,
         principal: &Principal,
         id: &str,
-    ) -> impl Future<Output = Result<(LineageId, Vec<StoredPolicy>)>> + Send;
+    ) -> Result<(LineageId, Vec<StoredPolicy>)> {
+        on_pool!(self, versions(principal, id))
+    }
+
     /// Audit entries the principal may read, oldest first, one page.
-    fn audit(
+    pub async fn audit(
         &self,
         principal: &Principal,
         filter: &AuditFilter,
         cursor: Option<&str>,
         limit: u32,
-    ) -> impl Future<Output = Result<Page<AuditEntry>>> + Send;
+    ) -> Result<Page<AuditEntry>> {
+        on_pool!(self, audit_list(principal, filter, cursor, limit))
+    }
+
     /// Settles the limit claims of one action atomically, across every node that shares the
     /// database (see `charter_core::limits::Limits`); the state survives restarts.
-    fn settle(
+    pub async fn settle(
         &self,
         claims: &[Claim],
         at: Timestamp,
         mode: Settle,
-    ) -> impl Future<Output = Result<Vec<Exceeded>>> + Send;
+    ) -> Result<Vec<Exceeded>> {
+        on_pool!(self, settle(claims, at, mode))
+    }
+
     /// Starts a run of `agent` in `tenant`, pinning the active policies that govern it in the
     /// same transaction; returns the run and those policies.
-    fn start_run(
+    pub async fn start_run(
         &self,
         principal: &Principal,
         tenant: &str,
         agent: &str,
         metadata: &Value,
         at: Timestamp,
-    ) -> impl Future<Output = Result<(Run, Vec<Policy>)>> + Send;
+    ) -> Result<(Run, Vec<Policy>)> {
+        on_pool!(self, start_run(principal, tenant, agent, metadata, at))
+    }
+
     /// A run the principal may see.
-    fn get_run(&self, principal: &Principal, id: &str) -> impl Future<Output = Result<Run>> + Send;
+    pub async fn get_run(&self, principal: &Principal, id: &str) -> Result<Run> {
+        on_pool!(self, get_run(principal, id))
+    }
+
     /// The policy versions a run pinned.
-    fn pinned_policies(&self, run: &Run) -> impl Future<Output = Result<Vec<Policy>>> + Send;
+    pub async fn pinned_policies(&self, run: &Run) -> Result<Vec<Policy>> {
+        on_pool!(self, pinned_policies(run))
+    }
+
     /// Ends a running or halted run (`completed` or `failed`; a halted run stays halted).
-    fn end_run(
+    pub async fn end_run(
         &self,
         principal: &Principal,
         id: &str,
         status: RunStatus,
         at: Timestamp,
-    ) -> impl Future<Output = Result<Run>> + Send;
+    ) -> Result<Run> {
+        on_pool!(self, end_run(principal, id, status, at))
+    }
+
     /// Seeds the rate and cost counters `check` claims that have not been seeded yet, each in
     /// a transaction of its own, before the check joins a batch (the counting module): the
-    /// read of their history then holds up only the checks that need it. [`Store::commit_checks`]
-    /// seeds what is left, so this only moves the work out of the group commit.
-    fn seed_counters(&self, check: &PendingCheck) -> impl Future<Output = Result<()>> + Send;
+    /// read of their history then holds up only the checks that need it.
+    /// [`Store::commit_checks`] seeds what is left, so this only moves the work out of the group
+    /// commit.
+    pub async fn seed_counters(&self, check: &PendingCheck) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.seed_counters(check).await,
+            Store::Postgres(s) => s.seed_counters(check).await,
+        }
+    }
+
     /// Settles, decides and records a batch of evaluated checks in one transaction, in order:
     /// one outcome per check. Used through [`ActionWriter`], which batches concurrent checks.
-    fn commit_checks(
-        &self,
-        batch: CheckBatch,
-    ) -> impl Future<Output = Result<Vec<CheckOutcome>>> + Send;
+    pub async fn commit_checks(&self, batch: CheckBatch) -> Result<Vec<CheckOutcome>> {
+        match self {
+            Store::Sqlite(s) => s.commit_batch(batch).await,
+            Store::Postgres(s) => s.commit_batch(batch).await,
+        }
+    }
+
     /// Violation events, newest first, one page.
-    fn violations(
+    pub async fn violations(
         &self,
         principal: &Principal,
         filter: &ViolationFilter,
         cursor: Option<&str>,
         limit: u32,
-    ) -> impl Future<Output = Result<Page<ViolationEvent>>> + Send;
+    ) -> Result<Page<ViolationEvent>> {
+        on_pool!(self, list_violations(principal, filter, cursor, limit))
+    }
+
     /// Violation counts per time bucket (`bucket_ms` long, aligned to the Unix epoch).
-    fn violation_stats(
+    pub async fn violation_stats(
         &self,
         principal: &Principal,
         filter: &ViolationFilter,
         bucket_ms: i64,
-    ) -> impl Future<Output = Result<Vec<(Timestamp, u64)>>> + Send;
+    ) -> Result<Vec<(Timestamp, u64)>> {
+        on_pool!(self, violation_stats(principal, filter, bucket_ms))
+    }
+
     /// One page of recorded actions (see [`HistoryPage`]) that the principal may read.
-    fn actions_page(
+    pub async fn actions_page(
         &self,
         principal: &Principal,
         page: &HistoryPage,
-    ) -> impl Future<Output = Result<Vec<RecordedRow>>> + Send;
+    ) -> Result<Vec<RecordedRow>> {
+        match self {
+            Store::Sqlite(s) => s.recorded_page(principal, page).await,
+            Store::Postgres(s) => s.recorded_page(principal, page).await,
+        }
+    }
+
     /// Runs the principal may see, newest first, one page.
-    fn runs(
+    pub async fn runs(
         &self,
         principal: &Principal,
         filter: &RunFilter,
         cursor: Option<&str>,
         limit: u32,
-    ) -> impl Future<Output = Result<Page<Run>>> + Send;
+    ) -> Result<Page<Run>> {
+        on_pool!(self, list_runs(principal, filter, cursor, limit))
+    }
+
     /// A run's actions with their decisions, in order.
-    fn run_actions(
-        &self,
-        principal: &Principal,
-        run_id: &str,
-    ) -> impl Future<Output = Result<Vec<RunAction>>> + Send;
+    pub async fn run_actions(&self, principal: &Principal, run_id: &str) -> Result<Vec<RunAction>> {
+        on_pool!(self, run_actions(principal, run_id))
+    }
+
     /// Imports recorded runs (history for Validate), all or nothing, pulling them from `runs`
     /// one at a time; returns (runs, actions). An error's path names `runs[i]`, `i` counting
     /// the runs pulled: always the one pulled last. PostgreSQL writes them in one
     /// transaction; SQLite in pieces that take turns with the checks' commits, the runs
     /// unseen until the last piece (`sqlite/import`).
-    fn import_runs<R: RunSource>(
+    pub async fn import_runs<R: RunSource>(
         &self,
         principal: &Principal,
         runs: &mut R,
-    ) -> impl Future<Output = Result<(u64, u64)>> + Send;
+    ) -> Result<(u64, u64)> {
+        match self {
+            Store::Sqlite(s) => s.import_recorded(principal, runs).await,
+            Store::Postgres(s) => s.import_recorded(principal, runs).await,
+        }
+    }
+
     /// Adds flushed usage (calls, last use) to keys.
-    fn record_key_usage(
-        &self,
-        usage: &[(String, u64, Timestamp)],
-    ) -> impl Future<Output = Result<()>> + Send;
+    pub async fn record_key_usage(&self, usage: &[(String, u64, Timestamp)]) -> Result<()> {
+        on_pool!(self, record_key_usage(usage))
+    }
+
     /// Recomputes audit chains (the principal's own, one asked for, or all) and names the first
     /// bad entry.
-    fn verify_audit(
+    pub async fn verify_audit(
         &self,
         principal: &Principal,
         tenant: Option<&str>,
-    ) -> impl Future<Output = Result<Verification>> + Send;
+    ) -> Result<Verification> {
+        on_pool!(self, audit_verify(principal, tenant))
+    }
 }
-
-/// Implements [`Store`] for a backend by calling its `ops` module: the operations are written
-/// once (`ops/`) and compiled per backend.
-macro_rules! store_impl {
-    ($store:ty, $ops:path) => {
-        impl Store for $store {
-            async fn create_tenant(
-                &self,
-                change: &Change,
-                id: &TenantId,
-                name: &str,
-            ) -> Result<Tenant> {
-                {
-                    use $ops as ops;
-                    ops::create_tenant(&self.pool, change, id, name).await
-                }
-            }
-            async fn list_tenants(&self, principal: &Principal) -> Result<Vec<Tenant>> {
-                {
-                    use $ops as ops;
-                    ops::list_tenants(&self.pool, principal).await
-                }
-            }
-            async fn create_agent(
-                &self,
-                change: &Change,
-                tenant: &TenantId,
-                id: &AgentId,
-                name: &str,
-                owner: Option<&str>,
-            ) -> Result<Agent> {
-                {
-                    use $ops as ops;
-                    ops::create_agent(&self.pool, change, tenant, id, name, owner).await
-                }
-            }
-            async fn list_agents(&self, principal: &Principal, tenant: &str) -> Result<Vec<Agent>> {
-                {
-                    use $ops as ops;
-                    ops::list_agents(&self.pool, principal, tenant).await
-                }
-            }
-            async fn create_key(
-                &self,
-                change: &Change,
-                name: &str,
-                tenant: Option<&TenantId>,
-                scopes: &[KeyScope],
-                secret: &str,
-            ) -> Result<ApiKey> {
-                {
-                    use $ops as ops;
-                    ops::create_key(&self.pool, change, name, tenant, scopes, secret).await
-                }
-            }
-            async fn list_keys(&self, principal: &Principal) -> Result<Vec<ApiKey>> {
-                {
-                    use $ops as ops;
-                    ops::list_keys(&self.pool, principal).await
-                }
-            }
-            async fn count_keys(&self) -> Result<u64> {
-                {
-                    use $ops as ops;
-                    ops::count_keys(&self.pool).await
-                }
-            }
-            async fn revoke_key(&self, change: &Change, id: &str) -> Result<ApiKey> {
-                // Cleared after the revocation, however the call ends (even dropped while
-                // the commit is in flight).
-                let _clear = key_cache::ClearOnDrop(self.keys.as_deref());
-                {
-                    use $ops as ops;
-                    ops::revoke_key(&self.pool, change, id).await
-                }
-            }
-            async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>> {
-                let hash = audit::sha256_hex(secret);
-                let generation = match self.keys.as_deref().map(|c| c.get(&hash)) {
-                    Some(Ok(key)) => return Ok(Some(key)),
-                    Some(Err(generation)) => Some(generation),
-                    None => None,
-                };
-                let key = {
-                    use $ops as ops;
-                    ops::authenticate(&self.pool, &hash).await?
-                };
-                if let (Some(cache), Some(key), Some(generation)) =
-                    (self.keys.as_deref(), &key, generation)
-                {
-                    cache.put(hash, key, generation);
-                }
-                Ok(key)
-            }
-            async fn create_policy(
-                &self,
-                change: &Change,
-                definition: PolicyDefinition,
-                imported: bool,
-            ) -> Result<StoredPolicy> {
-                {
-                    use $ops as ops;
-                    ops::create_policy(&self.pool, change, definition, imported).await
-                }
-            }
-            async fn get_policy(&self, principal: &Principal, id: &str) -> Result<StoredPolicy> {
-                {
-                    use $ops as ops;
-                    ops::get_policy(&self.pool, principal, id).await
-                }
-            }
-            async fn list_policies(
-                &self,
-                principal: &Principal,
-                filter: &PolicyFilter,
-            ) -> Result<Vec<StoredPolicy>> {
-                {
-                    use $ops as ops;
-                    ops::list_policies(&self.pool, principal, filter).await
-                }
-            }
-            async fn update_policy(
-                &self,
-                change: &Change,
-                id: &str,
-                edit: PolicyEdit,
-                if_revision: Option<u32>,
-            ) -> Result<StoredPolicy> {
-                {
-                    use $ops as ops;
-                    ops::update_policy(&self.pool, change, id, edit, if_revision).await
-                }
-            }
-            async fn add_rule(
-                &self,
-                change: &Change,
-                id: &str,
-                rule: Rule,
-                if_revision: Option<u32>,
-            ) -> Result<StoredPolicy> {
-                {
-                    use $ops as ops;
-                    ops::add_rule(&self.pool, change, id, rule, if_revision).await
-                }
-            }
-            async fn remove_rule(
-                &self,
-                change: &Change,
-                id: &str,
-                rule_id: &RuleId,
-                if_revision: Option<u32>,
-            ) -> Result<StoredPolicy> {
-                {
-                    use $ops as ops;
-                    ops::remove_rule(&self.pool, change, id, rule_id, if_revision).await
-                }
-            }
-            async fn delete_policy(
-                &self,
-                change: &Change,
-                id: &str,
-                if_revision: Option<u32>,
-            ) -> Result<()> {
-                {
-                    use $ops as ops;
-                    ops::delete_policy(&self.pool, change, id, if_revision).await
-                }
-            }
-            async fn record_validation(
-                &self,
-                change: &Change,
-                id: &str,
-                revision: u32,
-                report: &Value,
-            ) -> Result<()> {
-                {
-                    use $ops as ops;
-                    ops::record_validation(&self.pool, change, id, revision, report).await
-                }
-            }
-            async fn activate(
-                &self,
-                change: &Change,
-                id: &str,
-                how: Activation,
-                if_revision: Option<u32>,
-            ) -> Result<StoredPolicy> {
-                {
-                    use $ops as ops;
-                    ops::activate(&self.pool, change, id, how, if_revision).await
-                }
-            }
-            async fn deprecate(&self, change: &Change, id: &str) -> Result<StoredPolicy> {
-                {
-                    use $ops as ops;
-                    ops::deprecate(&self.pool, change, id).await
-                }
-            }
-            async fn clone_policy(
-                &self,
-                change: &Change,
-                id: &str,
-                scope: Option<Scope>,
-                name: Option<String>,
-            ) -> Result<StoredPolicy> {
-                {
-                    use $ops as ops;
-                    ops::clone_policy(&self.pool, change, id, scope, name).await
-                }
-            }
-            async fn versions(
-                &self,
-                principal: &Principal,
-                id: &str,
-            ) -> Result<(LineageId, Vec<StoredPolicy>)> {
-                {
-                    use $ops as ops;
-                    ops::versions(&self.pool, principal, id).await
-                }
-            }
-            async fn audit(
-                &self,
-                principal: &Principal,
-                filter: &AuditFilter,
-                cursor: Option<&str>,
-                limit: u32,
-            ) -> Result<Page<AuditEntry>> {
-                {
-                    use $ops as ops;
-                    ops::audit_list(&self.pool, principal, filter, cursor, limit).await
-                }
-            }
-            async fn settle(
-                &self,
-                claims: &[Claim],
-                at: Timestamp,
-                mode: Settle,
-            ) -> Result<Vec<Exceeded>> {
-                {
-                    use $ops as ops;
-                    ops::settle(&self.pool, claims, at, mode).await
-                }
-            }
-            async fn start_run(
-                &self,
-                principal: &Principal,
-                tenant: &str,
-                agent: &str,
-                metadata: &Value,
-                at: Timestamp,
-            ) -> Result<(Run, Vec<Policy>)> {
-                {
-                    use $ops as ops;
-                    ops::start_run(&self.pool, principal, tenant, agent, metadata, at).await
-                }
-            }
-            async fn get_run(&self, principal: &Principal, id: &str) -> Result<Run> {
-                {
-                    use $ops as ops;
-                    ops::get_run(&self.pool, principal, id).await
-                }
-            }
-            async fn pinned_policies(&self, run: &Run) -> Result<Vec<Policy>> {
-                {
-                    use $ops as ops;
-                    ops::pinned_policies(&self.pool, run).await
-                }
-            }
-            async fn end_run(
-                &self,
-                principal: &Principal,
-                id: &str,
-                status: RunStatus,
-                at: Timestamp,
-            ) -> Result<Run> {
-                {
-                    use $ops as ops;
-                    ops::end_run(&self.pool, principal, id, status, at).await
-                }
-            }
-            async fn seed_counters(&self, check: &PendingCheck) -> Result<()> {
-                self.seed_counters(check).await
-            }
-            async fn commit_checks(&self, batch: CheckBatch) -> Result<Vec<CheckOutcome>> {
-                self.commit_batch(batch).await
-            }
-            async fn violations(
-                &self,
-                principal: &Principal,
-                filter: &ViolationFilter,
-                cursor: Option<&str>,
-                limit: u32,
-            ) -> Result<Page<ViolationEvent>> {
-                {
-                    use $ops as ops;
-                    ops::list_violations(&self.pool, principal, filter, cursor, limit).await
-                }
-            }
-            async fn violation_stats(
-                &self,
-                principal: &Principal,
-                filter: &ViolationFilter,
-                bucket_ms: i64,
-            ) -> Result<Vec<(Timestamp, u64)>> {
-                {
-                    use $ops as ops;
-                    ops::violation_stats(&self.pool, principal, filter, bucket_ms).await
-                }
-            }
-            async fn actions_page(
-                &self,
-                principal: &Principal,
-                page: &HistoryPage,
-            ) -> Result<Vec<RecordedRow>> {
-                self.recorded_page(principal, page).await
-            }
-            async fn import_policies(
-                &self,
-                change: &Change,
-                definitions: Vec<PolicyDefinition>,
-            ) -> Result<Vec<StoredPolicy>> {
-                {
-                    use $ops as ops;
-                    ops::import_policies(&self.pool, change, definitions).await
-                }
-            }
-            async fn record_export(&self, change: &Change, id: &str) -> Result<StoredPolicy> {
-                {
-                    use $ops as ops;
-                    ops::record_export(&self.pool, change, id).await
-                }
-            }
-            async fn latest_validation(
-                &self,
-                principal: &Principal,
-                id: &str,
-            ) -> Result<Option<(u32, Timestamp, Value)>> {
-                {
-                    use $ops as ops;
-                    ops::latest_validation(&self.pool, principal, id).await
-                }
-            }
-            async fn runs(
-                &self,
-                principal: &Principal,
-                filter: &RunFilter,
-                cursor: Option<&str>,
-                limit: u32,
-            ) -> Result<Page<Run>> {
-                {
-                    use $ops as ops;
-                    ops::list_runs(&self.pool, principal, filter, cursor, limit).await
-                }
-            }
-            async fn run_actions(
-                &self,
-                principal: &Principal,
-                run_id: &str,
-            ) -> Result<Vec<RunAction>> {
-                {
-                    use $ops as ops;
-                    ops::run_actions(&self.pool, principal, run_id).await
-                }
-            }
-            async fn import_runs<R: RunSource>(
-                &self,
-                principal: &Principal,
-                runs: &mut R,
-            ) -> Result<(u64, u64)> {
-                self.import_recorded(principal, runs).await
-            }
-            async fn record_key_usage(&self, usage: &[(String, u64, Timestamp)]) -> Result<()> {
-                {
-                    use $ops as ops;
-                    ops::record_key_usage(&self.pool, usage).await
-                }
-            }
-            async fn verify_audit(
-                &self,
-                principal: &Principal,
-                tenant: Option<&str>,
-            ) -> Result<Verification> {
-                {
-                    use $ops as ops;
-                    ops::audit_verify(&self.pool, principal, tenant).await
-                }
-            }
-        }
-    };
-}
-
-store_impl!(SqliteStore, crate::sqlite::ops);
-store_impl!(PgStore, crate::postgres::ops);

@@ -33,22 +33,19 @@ pub(crate) async fn begin(pool: &Pool<Db>) -> Result<Transaction<'static, Db>, S
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pub(crate) pool: Pool<Db>,
-    /// Always `None`: keys are read from the database on every request, since another node
-    /// may revoke them.
-    pub(crate) keys: Option<std::sync::Arc<crate::key_cache::KeyCache>>,
     /// Limit counters known to be seeded (by this node or another).
     known: crate::counting::KnownCounters,
 }
 
 impl PgStore {
     /// Connects to `url` and migrates the database.
-    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+    pub(crate) async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let options: PgConnectOptions = url.parse()?;
         Self::connect_with(options).await
     }
 
     /// Connects with explicit options (a test gives each run its own `search_path` schema).
-    pub async fn connect_with(options: PgConnectOptions) -> Result<PgStore, StoreError> {
+    pub(crate) async fn connect_with(options: PgConnectOptions) -> Result<PgStore, StoreError> {
         // Multi-row inserts have one statement text per row count and table: more than the
         // default cache of 100 prepared statements holds.
         let options = options.statement_cache_capacity(512);
@@ -62,19 +59,18 @@ impl PgStore {
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
         Ok(PgStore {
             pool,
-            keys: None,
             known: crate::counting::KnownCounters::default(),
         })
     }
 
     /// Connects anew with the same options, as a restarted process (or another node) would.
-    pub async fn reopen(&self) -> Result<PgStore, StoreError> {
+    pub(crate) async fn reopen(&self) -> Result<PgStore, StoreError> {
         let options = (*self.pool.connect_options()).clone();
         Self::connect_with(options).await
     }
 
     /// Closes the pool (every connection), as a process would on shutdown.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.pool.close().await;
     }
 
@@ -121,8 +117,7 @@ impl PgStore {
     }
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.
-    #[doc(hidden)]
-    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+    pub(crate) async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
         Ok(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
             .execute(&self.pool)
             .await?

@@ -214,7 +214,7 @@ pub struct SqliteStore {
     /// Every operation but the group commit and Validate's reads of a file database; all of
     /// them for an in-memory one (a single connection).
     pub(crate) pool: Pool<Db>,
-    pub(crate) keys: Option<Arc<KeyCache>>,
+    pub(crate) keys: Arc<KeyCache>,
     /// The held lock of the database file (none for an in-memory database).
     held_lock: Option<Arc<File>>,
     /// The background checkpoints of a file database.
@@ -242,7 +242,7 @@ pub enum Sync {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and migrates it. Fails if
     /// another process has it open.
-    pub async fn open(path: &Path, sync: Sync) -> Result<SqliteStore, StoreError> {
+    pub(crate) async fn open(path: &Path, sync: Sync) -> Result<SqliteStore, StoreError> {
         let lock = lock(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -264,7 +264,7 @@ impl SqliteStore {
     }
 
     /// A private in-memory database (tests, demos that keep nothing).
-    pub async fn in_memory() -> Result<SqliteStore, StoreError> {
+    pub(crate) async fn in_memory() -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
         // One connection: every pooled connection to `:memory:` would be its own database.
         Self::connect(options, Sync::Normal, 1).await
@@ -296,7 +296,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
         Ok(SqliteStore {
             pool,
-            keys: Some(Arc::default()),
+            keys: Arc::default(),
             held_lock: None,
             checkpointer: None,
             reader: None,
@@ -308,7 +308,7 @@ impl SqliteStore {
 
     /// Opens the same database anew, as a restarted process would (or another node: in this
     /// process, sharing its lock and its cache of keys).
-    pub async fn reopen(&self) -> Result<SqliteStore, StoreError> {
+    pub(crate) async fn reopen(&self) -> Result<SqliteStore, StoreError> {
         let options = (*self.pool.connect_options()).clone();
         let connections = self.pool.options().get_max_connections();
         let pool = pool(&options, connections).await?;
@@ -322,7 +322,7 @@ impl SqliteStore {
         let checkpointer = committer.as_ref().map(|_| checkpointer(&pool, &restart));
         Ok(SqliteStore {
             pool,
-            keys: self.keys.clone(),
+            keys: Arc::clone(&self.keys),
             held_lock: self.held_lock.clone(),
             checkpointer,
             reader: self.reader.clone(),
@@ -335,7 +335,7 @@ impl SqliteStore {
     }
 
     /// Closes the pools (every connection), as a process would on shutdown.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.task.abort();
         }
@@ -390,8 +390,7 @@ impl SqliteStore {
     }
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.
-    #[doc(hidden)]
-    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+    pub(crate) async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
         Ok(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
             .execute(&self.pool)
             .await?

@@ -39,7 +39,7 @@ pub struct WriterStats {
 impl ActionWriter {
     /// Starts the writer task over `store`, committing at most `max_batch` actions at once.
     /// The task ends when every handle is dropped, after committing what was queued.
-    pub fn spawn<S: Store + Clone>(store: S, max_batch: usize) -> ActionWriter {
+    pub fn spawn(store: Store, max_batch: usize) -> ActionWriter {
         let max_batch = max_batch.max(1);
         let (queue, mut rx) = mpsc::channel::<Pending>(max_batch.saturating_mul(4));
         let stats = Arc::new(Counters::default());
@@ -96,7 +96,7 @@ impl ActionWriter {
 /// transaction changed nothing, and one whose commit was acknowledged but reported as failed
 /// (a connection lost at the last moment) makes the retry fail on the actions' primary keys
 /// instead of recording or spending twice.
-async fn commit<S: Store + Clone>(store: &S, checks: CheckBatch) -> Vec<Result<CheckOutcome>> {
+async fn commit(store: &Store, checks: CheckBatch) -> Vec<Result<CheckOutcome>> {
     let error = match guarded(store, checks.clone()).await {
         Ok(outcomes) if outcomes.len() == checks.len() => {
             return outcomes.into_iter().map(Ok).collect();
@@ -127,7 +127,7 @@ async fn commit<S: Store + Clone>(store: &S, checks: CheckBatch) -> Vec<Result<C
 
 /// Commits `checks` in a task of its own, so a panic while committing fails these checks and
 /// leaves the writer running.
-async fn guarded<S: Store + Clone>(store: &S, checks: CheckBatch) -> Result<Vec<CheckOutcome>> {
+async fn guarded(store: &Store, checks: CheckBatch) -> Result<Vec<CheckOutcome>> {
     let store = store.clone();
     tokio::spawn(async move { store.commit_checks(checks).await })
         .await

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use charter_store::{AuditFilter, Store};
+use charter_store::AuditFilter;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -12,10 +12,10 @@ use crate::error::ApiError;
 use crate::extract::{Params, Reader};
 use crate::state::AppState;
 
-pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/audit", get(list::<S>))
-        .route("/v1/audit/verify", get(verify::<S>))
+        .route("/v1/audit", get(list))
+        .route("/v1/audit/verify", get(verify))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -63,8 +63,8 @@ struct AuditQuery {
     ),
     security(("bearer" = []))
 )]
-async fn list<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn list(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(q): Params<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -109,8 +109,8 @@ struct VerifyQuery {
     ),
     security(("bearer" = []))
 )]
-async fn verify<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn verify(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(q): Params<VerifyQuery>,
 ) -> Result<Json<Value>, ApiError> {

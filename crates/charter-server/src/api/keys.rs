@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use charter_core::TenantId;
-use charter_store::{KeyScope, Store, new_key_secret};
+use charter_store::{KeyScope, new_key_secret};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,10 +14,10 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, NoQuery, Params, PathParams, Reader, Writer};
 use crate::state::AppState;
 
-pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/keys", post(create_key::<S>).get(list_keys::<S>))
-        .route("/v1/keys/{key_id}", delete(revoke_key::<S>))
+        .route("/v1/keys", post(create_key).get(list_keys))
+        .route("/v1/keys/{key_id}", delete(revoke_key))
 }
 
 /// `POST /v1/keys`.
@@ -65,8 +65,8 @@ enum ScopeName {
     ),
     security(("bearer" = []))
 )]
-async fn create_key<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn create_key(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -124,8 +124,8 @@ async fn create_key<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn list_keys<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn list_keys(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -148,8 +148,8 @@ async fn list_keys<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn revoke_key<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn revoke_key(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(key_id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use charter_core::calendar::Span;
-use charter_store::{Store, ViolationFilter};
+use charter_store::ViolationFilter;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,11 +14,11 @@ use crate::error::ApiError;
 use crate::extract::{Params, Reader};
 use crate::state::AppState;
 
-pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/violations", get(list::<S>))
-        .route("/v1/violations/stats", get(stats::<S>))
-        .route("/v1/violations/stream", get(stream::<S>))
+        .route("/v1/violations", get(list))
+        .route("/v1/violations/stats", get(stats))
+        .route("/v1/violations/stream", get(stream))
 }
 
 /// Whether a live event passes the caller's tenant and the stream's filters.
@@ -55,8 +55,8 @@ fn passes(
     ),
     security(("bearer" = []))
 )]
-async fn stream<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn stream(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(q): Params<Filters>,
 ) -> Result<
@@ -169,8 +169,8 @@ impl Filters {
     ),
     security(("bearer" = []))
 )]
-async fn list<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn list(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(q): Params<Filters>,
 ) -> Result<Json<Value>, ApiError> {
@@ -204,8 +204,8 @@ async fn list<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn stats<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn stats(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(q): Params<Filters>,
 ) -> Result<Json<Value>, ApiError> {

@@ -18,29 +18,23 @@ use crate::error::ApiError;
 use crate::extract::{IfMatch, JsonBody, NoQuery, Params, PathParams, Reader, Writer};
 use crate::state::AppState;
 
-pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/policies", post(create::<S>).get(list::<S>))
-        .route("/v1/policies/import", post(import::<S>))
-        .route(
-            "/v1/policies/{id}",
-            get(show::<S>).put(update::<S>).delete(remove::<S>),
-        )
-        .route("/v1/policies/{id}/rules", post(add_rule::<S>))
-        .route(
-            "/v1/policies/{id}/rules/{rule_id}",
-            delete(remove_rule::<S>),
-        )
-        .route("/v1/policies/{id}/activate", post(activate::<S>))
-        .route("/v1/policies/{id}/deprecate", post(deprecate::<S>))
-        .route("/v1/policies/{id}/clone", post(clone::<S>))
-        .route("/v1/policies/{id}/versions", get(versions::<S>))
-        .route("/v1/policies/{id}/export", get(export::<S>))
+        .route("/v1/policies", post(create).get(list))
+        .route("/v1/policies/import", post(import))
+        .route("/v1/policies/{id}", get(show).put(update).delete(remove))
+        .route("/v1/policies/{id}/rules", post(add_rule))
+        .route("/v1/policies/{id}/rules/{rule_id}", delete(remove_rule))
+        .route("/v1/policies/{id}/activate", post(activate))
+        .route("/v1/policies/{id}/deprecate", post(deprecate))
+        .route("/v1/policies/{id}/clone", post(clone))
+        .route("/v1/policies/{id}/versions", get(versions))
+        .route("/v1/policies/{id}/export", get(export))
 }
 
 /// A policy as the API shows it, with its latest validation.
-async fn view<S: Store>(
-    store: &S,
+async fn view(
+    store: &Store,
     principal: &Principal,
     stored: &StoredPolicy,
 ) -> Result<Value, ApiError> {
@@ -75,8 +69,8 @@ async fn view<S: Store>(
     ),
     security(("bearer" = []))
 )]
-async fn create<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn create(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -146,8 +140,8 @@ struct ListQuery {
     ),
     security(("bearer" = []))
 )]
-async fn list<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn list(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(q): Params<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -184,8 +178,8 @@ async fn list<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn show<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn show(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
     PathParams(id): PathParams<String>,
@@ -268,8 +262,8 @@ fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
     ),
     security(("bearer" = []))
 )]
-async fn update<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn update(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
     IfMatch(revision): IfMatch,
@@ -301,8 +295,8 @@ async fn update<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn remove<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn remove(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
     IfMatch(revision): IfMatch,
@@ -334,8 +328,8 @@ async fn remove<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn add_rule<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn add_rule(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
     IfMatch(revision): IfMatch,
@@ -370,8 +364,8 @@ async fn add_rule<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn remove_rule<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn remove_rule(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams((id, rule_id)): PathParams<(String, String)>,
     IfMatch(revision): IfMatch,
@@ -417,8 +411,8 @@ struct ActivateBody {
     ),
     security(("bearer" = []))
 )]
-async fn activate<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn activate(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
     IfMatch(revision): IfMatch,
@@ -465,8 +459,8 @@ struct Empty {}
     ),
     security(("bearer" = []))
 )]
-async fn deprecate<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn deprecate(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody,
@@ -514,8 +508,8 @@ struct CloneBody {
     ),
     security(("bearer" = []))
 )]
-async fn clone<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn clone(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody,
@@ -551,8 +545,8 @@ async fn clone<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn versions<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn versions(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
     PathParams(id): PathParams<String>,
@@ -583,8 +577,8 @@ async fn versions<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn export<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn export(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
     PathParams(id): PathParams<String>,
@@ -613,8 +607,8 @@ async fn export<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn import<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn import(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {

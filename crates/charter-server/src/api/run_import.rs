@@ -17,7 +17,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use charter_core::Action;
-use charter_store::{ImportedRun, RunSource, RunStatus, Store, StoreError};
+use charter_store::{ImportedRun, RunSource, RunStatus, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -56,8 +56,8 @@ const READ_AT: usize = 1 << 20;
     ),
     security(("bearer" = []))
 )]
-pub(crate) async fn import<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+pub(crate) async fn import(
+    State(state): State<AppState>,
     crate::extract::Writer(caller): crate::extract::Writer,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
@@ -93,8 +93,8 @@ pub(crate) async fn import<S: Store + Clone>(
 
 /// Reads an NDJSON body line by line (each within the body limit), refusing the first line
 /// that is not a valid run, and stages every run on disk.
-async fn stage<S>(
-    state: &AppState<S>,
+async fn stage(
+    state: &AppState,
     caller: &Caller,
     mut body: axum::body::Body,
 ) -> Result<Staged, ApiError> {

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use charter_core::Action;
-use charter_store::{Principal, RunFilter, RunStatus, Store};
+use charter_store::{Principal, RunFilter, RunStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,13 +18,13 @@ use crate::extract::{Executor, JsonBody, NoQuery, Params, PathParams, Reader};
 use crate::runtime::Checked;
 use crate::state::AppState;
 
-pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/runs", post(start::<S>).get(list::<S>))
-        .route("/v1/runs/import", post(super::run_import::import::<S>))
-        .route("/v1/runs/{run_id}", get(show::<S>))
-        .route("/v1/runs/{run_id}/check", post(check::<S>))
-        .route("/v1/runs/{run_id}/end", post(end::<S>))
+        .route("/v1/runs", post(start).get(list))
+        .route("/v1/runs/import", post(super::run_import::import))
+        .route("/v1/runs/{run_id}", get(show))
+        .route("/v1/runs/{run_id}/check", post(check))
+        .route("/v1/runs/{run_id}/end", post(end))
 }
 
 /// `POST /v1/runs`: a new run of an agent, which pins the active policies that govern it.
@@ -83,8 +83,8 @@ fn run_view(run: &charter_store::Run) -> Result<Value, ApiError> {
     ),
     security(("bearer" = []))
 )]
-async fn start<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn start(
+    State(state): State<AppState>,
     Executor(caller): Executor,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -126,8 +126,8 @@ async fn start<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn check<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn check(
+    State(state): State<AppState>,
     Executor(caller): Executor,
     PathParams(run_id): PathParams<String>,
     JsonBody(body): JsonBody,
@@ -244,8 +244,8 @@ enum EndStatus {
     ),
     security(("bearer" = []))
 )]
-async fn end<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn end(
+    State(state): State<AppState>,
     Executor(caller): Executor,
     PathParams(run_id): PathParams<String>,
     JsonBody(body): JsonBody,
@@ -302,8 +302,8 @@ struct ListQuery {
     ),
     security(("bearer" = []))
 )]
-async fn list<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn list(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(q): Params<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -343,8 +343,8 @@ async fn list<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn show<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn show(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
     PathParams(run_id): PathParams<String>,

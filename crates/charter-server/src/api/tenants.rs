@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use charter_core::{AgentId, TenantId};
-use charter_store::Store;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,15 +13,12 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, NoQuery, Params, PathParams, Reader, Writer};
 use crate::state::AppState;
 
-pub(super) fn router<S: Store + Clone>() -> Router<AppState<S>> {
+pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/tenants",
-            post(create_tenant::<S>).get(list_tenants::<S>),
-        )
+        .route("/v1/tenants", post(create_tenant).get(list_tenants))
         .route(
             "/v1/tenants/{tenant_id}/agents",
-            post(create_agent::<S>).get(list_agents::<S>),
+            post(create_agent).get(list_agents),
         )
 }
 
@@ -59,8 +55,8 @@ struct NewTenant {
     ),
     security(("bearer" = []))
 )]
-async fn create_tenant<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn create_tenant(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -85,8 +81,8 @@ async fn create_tenant<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn list_tenants<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn list_tenants(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -136,8 +132,8 @@ struct NewAgent {
     ),
     security(("bearer" = []))
 )]
-async fn create_agent<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn create_agent(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(tenant_id): PathParams<String>,
     JsonBody(body): JsonBody,
@@ -173,8 +169,8 @@ async fn create_agent<S: Store + Clone>(
     ),
     security(("bearer" = []))
 )]
-async fn list_agents<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+async fn list_agents(
+    State(state): State<AppState>,
     Reader(caller): Reader,
     Params(NoQuery {}): Params<NoQuery>,
     PathParams(tenant_id): PathParams<String>,

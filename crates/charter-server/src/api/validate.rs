@@ -8,7 +8,7 @@ use charter_core::calendar::Span;
 use charter_core::engine::ArgsRead;
 use charter_core::replay::{RecordedAction, Replay};
 use charter_core::{CompiledSet, Scope};
-use charter_store::{HistoryPage, Principal, Store};
+use charter_store::{HistoryPage, Principal};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -22,8 +22,8 @@ const PAGE: u32 = 2_000;
 /// The default and largest number of runs a validation looks at.
 const DEFAULT_MAX_RUNS: u64 = 10_000;
 
-pub(crate) fn router<S: Store + Clone>() -> Router<AppState<S>> {
-    Router::new().route("/v1/policies/{id}/validate", post(validate::<S>))
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/v1/policies/{id}/validate", post(validate))
 }
 
 /// `POST /v1/policies/{id}/validate`: the range to replay; the body may be empty.
@@ -67,8 +67,8 @@ pub(crate) struct ValidateBody {
     ),
     security(("bearer" = []))
 )]
-pub(crate) async fn validate<S: Store + Clone>(
-    State(state): State<AppState<S>>,
+pub(crate) async fn validate(
+    State(state): State<AppState>,
     Writer(caller): Writer,
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody,

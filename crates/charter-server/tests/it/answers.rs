@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
-use charter_store::Store;
 use serde_json::{Value, json};
 
 use crate::app::{App, Response, policy_body};
@@ -75,7 +74,7 @@ async fn every_answer_matches_the_document_on_postgres() {
 }
 
 /// Every JSON route, in its successes and its usual refusals.
-async fn every_answer_matches_the_document<S: Store + Clone>(app: App<S>) {
+async fn every_answer_matches_the_document(app: App) {
     let (app, acme, _globex) = app.seed().await;
     let admin = app.admin.clone();
     let mut c = Contract::new();

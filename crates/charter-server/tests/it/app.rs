@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use charter_server::{Clock, Shared};
-use charter_store::{Actor, Change, KeyScope, PgStore, Principal, SqliteStore, Store, Sync};
+use charter_store::{Actor, Change, KeyScope, Principal, Store, Sync};
 use http_body_util::BodyExt as _;
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -21,9 +21,9 @@ impl Clock for Fixed {
     }
 }
 
-pub(crate) struct App<S = SqliteStore> {
+pub(crate) struct App {
     pub(crate) router: Router,
-    pub(crate) store: S,
+    pub(crate) store: Store,
     pub(crate) admin: String,
     pub(crate) usage: charter_server::Usage,
 }
@@ -46,7 +46,7 @@ impl Response {
 }
 
 /// Changes to the server's settings before it starts.
-pub(crate) type Configure<S = SqliteStore> = fn(&mut Shared<S>);
+pub(crate) type Configure = fn(&mut Shared);
 
 fn scratch_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join("charter-server-tests");
@@ -60,7 +60,7 @@ impl App {
     }
 
     pub(crate) async fn configured(configure: Configure) -> App {
-        let store = SqliteStore::open(
+        let store = Store::open_sqlite(
             &scratch_dir().join(format!("{}.db", uuid::Uuid::now_v7().simple())),
             Sync::Normal,
         )
@@ -106,11 +106,11 @@ impl PgSchema {
 }
 
 #[allow(dead_code, reason = "used by the tests that run on both backends")]
-impl App<PgStore> {
+impl App {
     /// The test server over a fresh PostgreSQL schema, as the store's suite makes one; `None`
     /// (with a message) when the server is unreachable, unless `CI=true` or
     /// `CHARTER_TEST_POSTGRES=1` require it, which makes that a failure.
-    pub(crate) async fn postgres() -> Option<(App<PgStore>, PgSchema)> {
+    pub(crate) async fn postgres() -> Option<(App, PgSchema)> {
         let url = PgSchema::url();
         let required = std::env::var("CI").is_ok_and(|v| v == "true")
             || std::env::var("CHARTER_TEST_POSTGRES").is_ok_and(|v| v == "1");
@@ -129,16 +129,16 @@ impl App<PgStore> {
             .await
             .unwrap();
         admin.close().await;
-        let store = PgStore::connect_with(base.options([("search_path", schema.as_str())]))
+        let store = Store::connect_postgres_with(base.options([("search_path", schema.as_str())]))
             .await
             .unwrap();
         Some((App::over(store, |_| {}).await, PgSchema(schema)))
     }
 }
 
-impl<S: Store + Clone> App<S> {
+impl App {
     /// The test server over `store`, with a platform key holding every scope.
-    pub(crate) async fn over(store: S, configure: Configure<S>) -> App<S> {
+    pub(crate) async fn over(store: Store, configure: Configure) -> App {
         let admin = charter_store::new_key_secret();
         let change = Change {
             principal: Principal::Platform,
@@ -245,7 +245,7 @@ impl<S: Store + Clone> App<S> {
     }
 
     /// This server with two tenants with agents, and a write+read key for each.
-    pub(crate) async fn seed(self) -> (App<S>, String, String) {
+    pub(crate) async fn seed(self) -> (App, String, String) {
         let app = self;
         let admin = app.admin.clone();
         for (t, agents) in [
@@ -311,6 +311,6 @@ pub(crate) fn error_path(r: &Response) -> &str {
 }
 
 #[allow(dead_code, reason = "used by some tests only")]
-pub(crate) async fn store_ok<S: Store + Clone>(app: &App<S>) -> bool {
+pub(crate) async fn store_ok(app: &App) -> bool {
     app.store.count_keys().await.is_ok()
 }

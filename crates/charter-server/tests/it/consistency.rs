@@ -3,7 +3,6 @@
 //! leaving it out; a tenant key learns nothing of another tenant.
 
 use axum::http::StatusCode;
-use charter_store::Store as _;
 use serde_json::{Value, json};
 
 use crate::app::{App, Response, error_code, error_path, policy_body};

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use charter_store::Store;
 use serde_json::{Value, json};
 
 use crate::app::{App, Response, error_code, error_path, policy_body};
@@ -70,12 +69,7 @@ fn body_for(operation: &str) -> Value {
     }
 }
 
-async fn send<S: Store + Clone>(
-    app: &App<S>,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Response {
+async fn send(app: &App, method: &str, path: &str, body: Option<&Value>) -> Response {
     let key = app.admin.clone();
     let body = body.map(Value::to_string);
     let request = app.raw(method, path, Some(&key), body.as_deref(), &[]);
@@ -85,7 +79,7 @@ async fn send<S: Store + Clone>(
         .unwrap_or_else(|_| panic!("{method} {path} did not answer"))
 }
 
-async fn sweep<S: Store + Clone>(app: App<S>) {
+async fn sweep(app: App) {
     let r = app.raw("GET", "/v1/openapi.json", None, None, &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     let document = r.body;

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use charter_core::engine::{ArgsRead, CompiledSet, Outcome};
 use charter_core::replay::{RecordedAction, Replay};
 use charter_server::{Clock, Shared};
-use charter_store::{HistoryPage, Principal, SqliteStore, Store};
+use charter_store::{HistoryPage, Principal};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -29,7 +29,7 @@ impl Clock for Stepping {
     }
 }
 
-fn stepping(state: &mut Shared<SqliteStore>) {
+fn stepping(state: &mut Shared) {
     state.clock = Arc::new(Stepping(AtomicI64::new(START_MS)));
 }
 

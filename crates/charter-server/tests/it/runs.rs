@@ -2,7 +2,7 @@
 //! halts, ended runs.
 
 use axum::http::StatusCode;
-use charter_store::{Principal, Store, ViolationFilter};
+use charter_store::{Principal, ViolationFilter};
 use serde_json::json;
 
 use crate::app::{App, error_code, policy_body};

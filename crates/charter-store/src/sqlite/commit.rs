@@ -447,9 +447,12 @@ mod tests {
     async fn a_seed_counts_what_was_committed_after_its_snapshot() {
         let dir = std::env::temp_dir().join(crate::ids::new("seed"));
         std::fs::create_dir_all(&dir).unwrap();
-        let store = SqliteStore::open(&dir.join("charter.db"), Sync::Normal)
+        let store = Store::open_sqlite(&dir.join("charter.db"), Sync::Normal)
             .await
             .unwrap();
+        let Store::Sqlite(file) = &store else {
+            panic!("a SQLite store");
+        };
         let change = Change {
             principal: Principal::Platform,
             actor: Actor {
@@ -499,11 +502,10 @@ mod tests {
         let (new, limited) = start(10).await;
         let first = pending(&new, &limited, 20);
         let interleaved = Interleaved {
-            store: &store,
+            store: file,
             between: vec![pending(&old, &unbounded, 11), pending(&old, &unbounded, 12)],
         };
-        store
-            .known
+        file.known
             .seed_for(std::slice::from_ref(&first), true, &interleaved)
             .await
             .unwrap();

@@ -2,7 +2,7 @@
 
 use charter_core::policy::PolicyDefinition;
 use charter_core::{PolicyDocument, TenantId};
-use charter_store::{Actor, Change, PgStore, Principal, SqliteStore, Store};
+use charter_store::{Actor, Change, Principal, Store};
 use jiff::Timestamp;
 use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
@@ -15,23 +15,23 @@ pub(crate) enum Kind {
 }
 
 /// A store in a fresh database file (a file, not memory, so tests can reopen it).
-pub(crate) async fn sqlite() -> SqliteStore {
+pub(crate) async fn sqlite() -> Store {
     sqlite_file().await.0
 }
 
 /// A store in a fresh database file, and the file's path (to open it again).
-pub(crate) async fn sqlite_file() -> (SqliteStore, std::path::PathBuf) {
+pub(crate) async fn sqlite_file() -> (Store, std::path::PathBuf) {
     let dir = std::env::temp_dir().join("charter-store-tests");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
-    let store = SqliteStore::open(&path, charter_store::Sync::Normal)
+    let store = Store::open_sqlite(&path, charter_store::Sync::Normal)
         .await
         .unwrap();
     (store, path)
 }
 
 /// A store in a fresh schema, or `None` when PostgreSQL is unreachable and that is allowed.
-pub(crate) async fn postgres() -> Option<(PgStore, String)> {
+pub(crate) async fn postgres() -> Option<(Store, String)> {
     let url = std::env::var("CHARTER_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let required = std::env::var("CI").is_ok_and(|v| v == "true")
@@ -51,7 +51,7 @@ pub(crate) async fn postgres() -> Option<(PgStore, String)> {
         .await
         .unwrap();
     admin.close().await;
-    let store = PgStore::connect_with(base.options([("search_path", schema.as_str())]))
+    let store = Store::connect_postgres_with(base.options([("search_path", schema.as_str())]))
         .await
         .unwrap();
     Some((store, schema))
@@ -68,7 +68,7 @@ pub(crate) async fn drop_schema(schema: &str) {
     }
 }
 
-/// Runs `async fn $name<S: Store + Clone>(store: S, kind: Kind)` on both backends.
+/// Runs `async fn $name(store: Store, kind: Kind)` on both backends.
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         $(
@@ -127,7 +127,7 @@ pub(crate) fn later(change: &Change, seconds: i64) -> Change {
 }
 
 /// Two tenants, `acme` (agents support, billing) and `globex` (agent support).
-pub(crate) async fn seed<S: Store>(store: &S) {
+pub(crate) async fn seed(store: &Store) {
     let p = platform();
     for (t, agents) in [
         ("acme", &["support", "billing"][..]),
@@ -168,8 +168,8 @@ pub(crate) fn document(text: &str) -> PolicyDocument {
 
 /// Every audit entry the principal reads with `filter`, through pages of 3 (so paging is
 /// exercised by every test that reads the log).
-pub(crate) async fn all_audit<S: Store>(
-    store: &S,
+pub(crate) async fn all_audit(
+    store: &Store,
     principal: &charter_store::Principal,
     filter: &charter_store::AuditFilter,
 ) -> Result<Vec<charter_store::AuditEntry>, charter_store::StoreError> {

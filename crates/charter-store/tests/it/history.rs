@@ -11,7 +11,6 @@ use charter_store::{
 use serde_json::json;
 
 use crate::harness::{Kind, at, both, platform, seed, tenant};
-use crate::limits::Reopen;
 
 both!(
     imported_history_is_listed_and_replayable,
@@ -52,7 +51,7 @@ fn imported(agent: &str, start: i64, actions: usize) -> ImportedRun {
     }
 }
 
-async fn imported_history_is_listed_and_replayable<S: Store + Clone>(store: S, _: Kind) {
+async fn imported_history_is_listed_and_replayable(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let (runs, actions) = store
@@ -168,7 +167,7 @@ async fn imported_history_is_listed_and_replayable<S: Store + Clone>(store: S, _
     assert_eq!(rows[0].run_started_at, at(100));
 }
 
-async fn key_usage_is_flushed<S: Store + Clone>(store: S, _: Kind) {
+async fn key_usage_is_flushed(store: Store, _: Kind) {
     seed(&store).await;
     let key = store
         .create_key(
@@ -194,8 +193,8 @@ async fn key_usage_is_flushed<S: Store + Clone>(store: S, _: Kind) {
 
 /// Two processes on one database (a second pool, as another node would open) spend against
 /// one cap concurrently: together they never pass it.
-async fn two_nodes_share_one_budget<S: Store + Clone + Reopen + NewNode>(store: S, _: Kind) {
-    let other = store.new_node().await;
+async fn two_nodes_share_one_budget(store: Store, _: Kind) {
+    let other = store.reopen().await.unwrap();
     let definition = PolicyDefinition::parse(&json!({"name": "cap", "scope": {"type": "platform"},
         "rules": [{"id": "c", "type": "cost", "max_usd": "5.00", "period": "day", "per": "tenant"}]})).unwrap();
     let policy = Policy::draft(
@@ -271,9 +270,9 @@ fn capped_spend(run: &charter_store::Run, seconds: i64) -> PendingCheck {
 /// 64 checks from 8 runs through two nodes' group-commit writers, each spending 0.50 against a
 /// 5.00 tenant cap: exactly 10 are allowed (the rest halt their runs), and the counters hold
 /// exactly what was allowed.
-async fn checks_through_two_nodes_share_one_budget<S: Store + Clone + NewNode>(store: S, _: Kind) {
+async fn checks_through_two_nodes_share_one_budget(store: Store, _: Kind) {
     seed(&store).await;
-    let other = store.new_node().await;
+    let other = store.reopen().await.unwrap();
     let writers = [
         ActionWriter::spawn(store.clone(), 16),
         ActionWriter::spawn(other.clone(), 16),
@@ -325,7 +324,7 @@ async fn checks_through_two_nodes_share_one_budget<S: Store + Clone + NewNode>(s
 
 /// Checks racing the end of their run: every check answered with a decision is recorded, and
 /// once the end is committed no check is recorded or decided any more.
-async fn checks_racing_the_end_of_their_run<S: Store + Clone + NewNode>(store: S, _: Kind) {
+async fn checks_racing_the_end_of_their_run(store: Store, _: Kind) {
     seed(&store).await;
     let writer = ActionWriter::spawn(store.clone(), 8);
     let (run, _) = store
@@ -361,27 +360,10 @@ async fn checks_racing_the_end_of_their_run<S: Store + Clone + NewNode>(store: S
     assert_eq!(recorded.len(), decided);
 }
 
-/// A second connection pool to the same database: another node.
-pub(crate) trait NewNode: Sized {
-    fn new_node(&self) -> impl std::future::Future<Output = Self> + Send;
-}
-
-impl NewNode for charter_store::SqliteStore {
-    async fn new_node(&self) -> Self {
-        self.reopen().await.unwrap()
-    }
-}
-
-impl NewNode for charter_store::PgStore {
-    async fn new_node(&self) -> Self {
-        self.reopen().await.unwrap()
-    }
-}
-
 /// A check that cannot be committed (here: an action id already recorded) fails alone; the
 /// checks that shared its batch are committed. A current-thread runtime makes the batch
 /// deterministic: all 32 checks are queued before the writer runs.
-async fn a_failing_check_fails_only_itself<S: Store + Clone>(store: S) {
+async fn a_failing_check_fails_only_itself(store: Store) {
     seed(&store).await;
     let writer = ActionWriter::spawn(store.clone(), 64);
     let (run, _) = store
@@ -472,7 +454,7 @@ async fn a_failing_check_fails_only_itself_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_pages_read_alike_from_a_file_and_from_memory() {
     let file = crate::harness::sqlite().await;
-    let memory = charter_store::SqliteStore::in_memory().await.unwrap();
+    let memory = Store::in_memory().await.unwrap();
     for store in [&file, &memory] {
         seed(store).await;
         let mut globex = imported("support", 150, 4);
@@ -603,7 +585,7 @@ async fn recorded_pages_read_alike_from_a_file_and_from_memory() {
 
 /// Counts the rows of `table` that `filter` keeps, through a no-op update (the store's raw SQL
 /// answers a row count).
-async fn count(store: &charter_store::SqliteStore, table: &str, filter: &str) -> u64 {
+async fn count(store: &Store, table: &str, filter: &str) -> u64 {
     store
         .execute_raw(&format!("UPDATE {table} SET id = id WHERE {filter}"))
         .await
@@ -611,7 +593,7 @@ async fn count(store: &charter_store::SqliteStore, table: &str, filter: &str) ->
 }
 
 /// Every run id the platform sees, through the list's pages.
-async fn listed_runs(store: &charter_store::SqliteStore) -> Vec<String> {
+async fn listed_runs(store: &Store) -> Vec<String> {
     let (mut ids, mut cursor) = (Vec::new(), None);
     loop {
         let page = store
@@ -635,7 +617,7 @@ async fn listed_runs(store: &charter_store::SqliteStore) -> Vec<String> {
 /// is pulled (after the first piece of 500 was committed).
 struct Watching {
     runs: std::vec::IntoIter<ImportedRun>,
-    store: charter_store::SqliteStore,
+    store: Store,
     path: std::path::PathBuf,
     pulled: usize,
     tagged_midway: Option<i64>,
@@ -798,7 +780,7 @@ async fn sqlite_imports_in_pieces_show_all_or_nothing() {
     // Deleted at the next open, with their actions; the rest kept.
     store.close().await;
     drop(store);
-    let store = charter_store::SqliteStore::open(&path, charter_store::Sync::Normal)
+    let store = Store::open_sqlite(&path, charter_store::Sync::Normal)
         .await
         .unwrap();
     assert_eq!(count(&store, "runs", "TRUE").await, 2_000);

@@ -24,7 +24,7 @@ fn audit_actions(entries: &[charter_store::AuditEntry]) -> Vec<String> {
     entries.iter().map(|e| e.action.clone()).collect()
 }
 
-async fn full_lifecycle<S: Store + Clone>(store: S, _: Kind) {
+async fn full_lifecycle(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let p = store
@@ -211,7 +211,7 @@ impl ParseId for str {
     }
 }
 
-async fn refused_transitions_change_nothing<S: Store + Clone>(store: S, _: Kind) {
+async fn refused_transitions_change_nothing(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let p = store
@@ -319,7 +319,7 @@ async fn refused_transitions_change_nothing<S: Store + Clone>(store: S, _: Kind)
     ));
 }
 
-async fn revisions_guard_concurrent_edits<S: Store + Clone>(store: S, _: Kind) {
+async fn revisions_guard_concurrent_edits(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let p = store
@@ -389,7 +389,7 @@ async fn revisions_guard_concurrent_edits<S: Store + Clone>(store: S, _: Kind) {
     );
 }
 
-async fn database_refuses_changes_to_frozen_rows<S: Store + Clone + RawSql>(store: S, _: Kind) {
+async fn database_refuses_changes_to_frozen_rows(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let p = store
@@ -400,7 +400,7 @@ async fn database_refuses_changes_to_frozen_rows<S: Store + Clone + RawSql>(stor
     // A draft may be changed by anyone with SQL...
     assert_eq!(
         store
-            .raw(&format!("UPDATE policies SET name = 'd' WHERE id = '{id}'"))
+            .execute_raw(&format!("UPDATE policies SET name = 'd' WHERE id = '{id}'"))
             .await
             .unwrap(),
         1
@@ -427,7 +427,7 @@ async fn database_refuses_changes_to_frozen_rows<S: Store + Clone + RawSql>(stor
         "UPDATE audit_log SET action = 'x'".to_owned(),
         "DELETE FROM audit_log".to_owned(),
     ] {
-        let e = store.raw(&sql).await.unwrap_err();
+        let e = store.execute_raw(&sql).await.unwrap_err();
         assert!(matches!(e, StoreError::Conflict { .. }), "{sql}: {e:?}");
     }
     store.deprecate(&acme, &id).await.unwrap();
@@ -436,7 +436,7 @@ async fn database_refuses_changes_to_frozen_rows<S: Store + Clone + RawSql>(stor
         format!("UPDATE policies SET status = 'active' WHERE id = '{id}'"),
         format!("DELETE FROM policies WHERE id = '{id}'"),
     ] {
-        assert!(store.raw(&sql).await.is_err(), "{sql}");
+        assert!(store.execute_raw(&sql).await.is_err(), "{sql}");
     }
     let read = store.get_policy(&acme.principal, &id).await.unwrap();
     assert_eq!(
@@ -445,27 +445,7 @@ async fn database_refuses_changes_to_frozen_rows<S: Store + Clone + RawSql>(stor
     );
 }
 
-/// Raw SQL, to prove what the database itself refuses.
-pub(crate) trait RawSql {
-    fn raw(&self, sql: &str) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send;
-}
-
-impl RawSql for charter_store::SqliteStore {
-    async fn raw(&self, sql: &str) -> Result<u64, StoreError> {
-        self.execute_raw(sql).await
-    }
-}
-
-impl RawSql for charter_store::PgStore {
-    async fn raw(&self, sql: &str) -> Result<u64, StoreError> {
-        self.execute_raw(sql).await
-    }
-}
-
-async fn audit_chain_verifies_and_detects_tampering<S: Store + Clone + RawSql>(
-    store: S,
-    kind: Kind,
-) {
+async fn audit_chain_verifies_and_detects_tampering(store: Store, kind: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     for i in 0..5 {
@@ -500,9 +480,9 @@ async fn audit_chain_verifies_and_detects_tampering<S: Store + Clone + RawSql>(
         Kind::Sqlite => "DROP TRIGGER audit_append_only_update",
         Kind::Postgres => "ALTER TABLE audit_log DISABLE TRIGGER audit_append_only",
     };
-    store.raw(disable).await.unwrap();
+    store.execute_raw(disable).await.unwrap();
     store
-        .raw("UPDATE audit_log SET details = '{\"definition\":{\"name\":\"forged\"}}' WHERE chain = 'acme' AND seq = 4")
+        .execute_raw("UPDATE audit_log SET details = '{\"definition\":{\"name\":\"forged\"}}' WHERE chain = 'acme' AND seq = 4")
         .await
         .unwrap();
     assert_eq!(
@@ -539,9 +519,9 @@ async fn audit_chain_verifies_and_detects_tampering<S: Store + Clone + RawSql>(
         Kind::Sqlite => "DROP TRIGGER audit_append_only_delete",
         Kind::Postgres => "SELECT 1",
     };
-    store.raw(disable_delete).await.unwrap();
+    store.execute_raw(disable_delete).await.unwrap();
     store
-        .raw("DELETE FROM audit_log WHERE chain = '' AND seq = 2")
+        .execute_raw("DELETE FROM audit_log WHERE chain = '' AND seq = 2")
         .await
         .unwrap();
     assert_eq!(
@@ -557,7 +537,7 @@ async fn audit_chain_verifies_and_detects_tampering<S: Store + Clone + RawSql>(
     );
 }
 
-async fn concurrent_activations_have_one_winner<S: Store + Clone>(store: S, _: Kind) {
+async fn concurrent_activations_have_one_winner(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let p = store
@@ -613,7 +593,7 @@ async fn concurrent_activations_have_one_winner<S: Store + Clone>(store: S, _: K
     ));
 }
 
-async fn scope_is_fixed_once_active<S: Store + Clone>(store: S, _: Kind) {
+async fn scope_is_fixed_once_active(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let p = store
@@ -680,7 +660,7 @@ both!(
     replace_and_truncate_cannot_bypass_the_triggers,
 );
 
-async fn concurrent_supersedes_leave_one_active_version<S: Store + Clone>(store: S, _: Kind) {
+async fn concurrent_supersedes_leave_one_active_version(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let v1 = store
@@ -748,7 +728,7 @@ async fn concurrent_supersedes_leave_one_active_version<S: Store + Clone>(store:
     );
 }
 
-async fn concurrent_clones_get_distinct_versions<S: Store + Clone>(store: S, _: Kind) {
+async fn concurrent_clones_get_distinct_versions(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let v1 = store
@@ -784,7 +764,7 @@ async fn concurrent_clones_get_distinct_versions<S: Store + Clone>(store: S, _: 
     );
 }
 
-async fn a_lineage_keeps_one_scope_and_one_tenant<S: Store + Clone>(store: S, _: Kind) {
+async fn a_lineage_keeps_one_scope_and_one_tenant(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let v1 = store
@@ -864,10 +844,7 @@ async fn a_lineage_keeps_one_scope_and_one_tenant<S: Store + Clone>(store: S, _:
     );
 }
 
-async fn replace_and_truncate_cannot_bypass_the_triggers<S: Store + Clone + RawSql>(
-    store: S,
-    kind: Kind,
-) {
+async fn replace_and_truncate_cannot_bypass_the_triggers(store: Store, kind: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let p = store
@@ -898,7 +875,7 @@ async fn replace_and_truncate_cannot_bypass_the_triggers<S: Store + Clone + RawS
         Kind::Postgres => vec!["TRUNCATE audit_log".to_owned(), "TRUNCATE policies CASCADE".to_owned()],
     };
     for sql in attacks {
-        assert!(store.raw(&sql).await.is_err(), "{sql}");
+        assert!(store.execute_raw(&sql).await.is_err(), "{sql}");
     }
     assert_eq!(
         store

@@ -5,7 +5,7 @@ use charter_core::engine::{CompiledSet, RunContext};
 use charter_core::limits::{Claim, Settle};
 use charter_core::policy::{Policy, PolicyDefinition};
 use charter_core::{LineageId, PolicyId};
-use charter_store::{PgStore, SqliteStore, Store};
+use charter_store::Store;
 use serde_json::{Value, json};
 
 use crate::harness::{Kind, at, both};
@@ -16,23 +16,10 @@ both!(
     limit_state_survives_a_restart
 );
 
-/// Reopening the same database, as a restarted process would.
-pub(crate) trait Reopen: Sized {
-    fn reopen_store(&self) -> impl std::future::Future<Output = Self> + Send;
-}
-
-impl Reopen for SqliteStore {
-    async fn reopen_store(&self) -> Self {
-        self.close().await;
-        self.reopen().await.unwrap()
-    }
-}
-
-impl Reopen for PgStore {
-    async fn reopen_store(&self) -> Self {
-        self.close().await;
-        self.reopen().await.unwrap()
-    }
+/// The same database opened anew after `store` closed, as a restarted process would.
+pub(crate) async fn restarted(store: &Store) -> Store {
+    store.close().await;
+    store.reopen().await.unwrap()
 }
 
 fn set(rules: Value) -> CompiledSet {
@@ -63,7 +50,7 @@ fn claims(set: &CompiledSet, action: &Value, run: &str, seconds: i64) -> Vec<Cla
 }
 
 /// 16 tasks, 3 attempts each, spending 1.00 against a 10.00 daily cap of the tenant.
-async fn concurrent_spends_never_exceed_the_cap<S: Store + Clone>(store: S, _: Kind) {
+async fn concurrent_spends_never_exceed_the_cap(store: Store, _: Kind) {
     let set = set(
         json!([{"id": "cap", "type": "cost", "max_usd": "10.00", "period": "day", "per": "tenant"}]),
     );
@@ -111,7 +98,7 @@ async fn concurrent_spends_never_exceed_the_cap<S: Store + Clone>(store: S, _: K
     assert_eq!(exceeded[0].used, 10_000_000);
 }
 
-async fn concurrent_rate_checks_never_exceed_the_limit<S: Store + Clone>(store: S, _: Kind) {
+async fn concurrent_rate_checks_never_exceed_the_limit(store: Store, _: Kind) {
     let set = set(json!([
         {"id": "r5", "type": "rate", "limit": 5, "window": "1m", "per": "agent"},
         {"id": "r7", "type": "rate", "limit": 7, "window": "1m", "per": "agent"}
@@ -156,7 +143,7 @@ async fn concurrent_rate_checks_never_exceed_the_limit<S: Store + Clone>(store: 
     );
 }
 
-async fn limit_state_survives_a_restart<S: Store + Clone + Reopen>(store: S, _: Kind) {
+async fn limit_state_survives_a_restart(store: Store, _: Kind) {
     let set =
         set(json!([{"id": "r", "type": "rate", "limit": 5, "window": "1h", "per": "tenant"}]));
     let claim = claims(
@@ -179,7 +166,7 @@ async fn limit_state_survives_a_restart<S: Store + Clone + Reopen>(store: S, _: 
         .settle(&claim, at(100), Settle::CheckOnly)
         .await
         .unwrap();
-    let store = store.reopen_store().await;
+    let store = restarted(&store).await;
     let mut allowed = 0;
     for _ in 0..5 {
         if store
@@ -203,7 +190,7 @@ async fn limit_state_survives_a_restart<S: Store + Clone + Reopen>(store: S, _: 
 
 both!(a_claim_older_than_the_kept_history_fails_closed);
 
-async fn a_claim_older_than_the_kept_history_fails_closed<S: Store + Clone>(store: S, _: Kind) {
+async fn a_claim_older_than_the_kept_history_fails_closed(store: Store, _: Kind) {
     let set =
         set(json!([{"id": "r", "type": "rate", "limit": 100, "window": "1m", "per": "tenant"}]));
     let now = claims(

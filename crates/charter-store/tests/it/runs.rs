@@ -13,7 +13,7 @@ use crate::harness::{Kind, acme_support, at, both, definition, seed, tenant};
 
 both!(runs_pin_their_policy_set, actions_violations_and_queries);
 
-async fn runs_pin_their_policy_set<S: Store + Clone>(store: S, _: Kind) {
+async fn runs_pin_their_policy_set(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let force = Activation {
@@ -109,7 +109,7 @@ async fn runs_pin_their_policy_set<S: Store + Clone>(store: S, _: Kind) {
     ));
 }
 
-async fn actions_violations_and_queries<S: Store + Clone>(store: S, _: Kind) {
+async fn actions_violations_and_queries(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let mut def = definition("Guard", acme_support());

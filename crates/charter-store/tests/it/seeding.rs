@@ -7,14 +7,12 @@ use std::sync::Arc;
 use charter_core::engine::{CompiledSet, Outcome, RunContext};
 use charter_core::policy::PolicyDefinition;
 use charter_core::{Action, Policy};
-use charter_store::{
-    ActionWriter, Activation, CheckOutcome, PendingCheck, PgStore, Principal, Run, Store,
-};
+use charter_store::{ActionWriter, Activation, CheckOutcome, PendingCheck, Principal, Run, Store};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::harness::{Kind, at, both, seed, tenant};
-use crate::limits::Reopen;
+use crate::limits::restarted;
 
 both!(
     a_rate_rule_counts_the_window_before_it,
@@ -23,7 +21,7 @@ both!(
 );
 
 /// A run of `agent` in acme started at `seconds`, with the compiled set it pinned.
-async fn run<S: Store>(store: &S, agent: &str, seconds: i64) -> (Run, Arc<CompiledSet>) {
+async fn run(store: &Store, agent: &str, seconds: i64) -> (Run, Arc<CompiledSet>) {
     let (run, policies) = store
         .start_run(&Principal::Platform, "acme", agent, &json!({}), at(seconds))
         .await
@@ -69,7 +67,7 @@ async fn check(
 }
 
 /// Creates and activates (forced) a tenant policy of acme with `rules`.
-async fn activate<S: Store>(store: &S, rules: Value) -> Policy {
+async fn activate(store: &Store, rules: Value) -> Policy {
     let acme = tenant("acme");
     let body = json!({"name": "limits", "scope": {"type": "tenant", "tenant_id": "acme"},
                       "rules": rules});
@@ -98,7 +96,7 @@ fn spend(usd: &str) -> Value {
 
 /// "3 searches per hour per agent" activated after the agent made 2 searches in the last hour
 /// (and 5 more two hours ago, and some that were blocked or of another agent): 1 more is allowed.
-async fn a_rate_rule_counts_the_window_before_it<S: Store + Clone>(store: S, _: Kind) {
+async fn a_rate_rule_counts_the_window_before_it(store: Store, _: Kind) {
     seed(&store).await;
     let writer = ActionWriter::spawn(store.clone(), 16);
     let before = run(&store, "support", 0).await;
@@ -164,10 +162,7 @@ async fn a_rate_rule_counts_the_window_before_it<S: Store + Clone>(store: S, _: 
 /// A daily cap of 5.00 per tenant activated at noon, after 3.50 spent in the morning (and 9.00
 /// the day before): 1.50 more is allowed, then the run halts; after a restart the counter is not
 /// seeded again (nothing counted twice).
-async fn a_cost_cap_counts_the_day_before_it_also_after_a_restart<S: Store + Clone + Reopen>(
-    store: S,
-    _: Kind,
-) {
+async fn a_cost_cap_counts_the_day_before_it_also_after_a_restart(store: Store, _: Kind) {
     seed(&store).await;
     // `at(0)` is 11:06:40 UTC: "the day" is the next one, from at(46_400).
     let day = 46_400;
@@ -197,7 +192,7 @@ async fn a_cost_cap_counts_the_day_before_it_also_after_a_restart<S: Store + Clo
         "3.50 + 1.00 is within 5.00"
     );
     drop(writer);
-    let store = store.reopen_store().await;
+    let store = restarted(&store).await;
     let writer = ActionWriter::spawn(store.clone(), 16);
     let second = run(&store, "billing", noon + 120).await;
     assert_eq!(
@@ -218,10 +213,7 @@ async fn a_cost_cap_counts_the_day_before_it_also_after_a_restart<S: Store + Clo
 /// A run started before a rule was activated does not have it, yet its actions count on the
 /// rule's counters: those recorded before the counter was seeded through the seed, those after
 /// through the counter being watched, also after a restart.
-async fn runs_without_the_rule_still_count_once_it_is_seeded<S: Store + Clone + Reopen>(
-    store: S,
-    _: Kind,
-) {
+async fn runs_without_the_rule_still_count_once_it_is_seeded(store: Store, _: Kind) {
     seed(&store).await;
     let writer = ActionWriter::spawn(store.clone(), 16);
     let old = run(&store, "support", 0).await;
@@ -250,7 +242,7 @@ async fn runs_without_the_rule_still_count_once_it_is_seeded<S: Store + Clone + 
         Some(Outcome::Allow)
     );
     drop(writer);
-    let store = store.reopen_store().await;
+    let store = restarted(&store).await;
     let writer = ActionWriter::spawn(store.clone(), 16);
     assert_eq!(
         check(&writer, &old, &search(), at(300)).await,
@@ -286,7 +278,7 @@ async fn two_nodes_seeding_and_spending_at_once_reach_the_cap_exactly() {
         return;
     };
     seed(&one).await;
-    let two: PgStore = one.reopen().await.unwrap();
+    let two = one.reopen().await.unwrap();
     let day = 46_400;
     let writer = ActionWriter::spawn(one.clone(), 16);
     let morning = run(&one, "support", day).await;
@@ -342,7 +334,7 @@ async fn a_seed_on_one_node_misses_nothing_another_node_commits() {
         return;
     };
     seed(&one).await;
-    let two: PgStore = one.reopen().await.unwrap();
+    let two = one.reopen().await.unwrap();
     let day = 46_400;
     let mut old = Vec::new();
     for i in 0..8 {

@@ -16,7 +16,7 @@ both!(
     platform_policies_are_read_only_to_tenants
 );
 
-async fn tenants_agents_and_keys<S: Store + Clone>(store: S, _: Kind) {
+async fn tenants_agents_and_keys(store: Store, _: Kind) {
     seed(&store).await;
     let p = platform();
     let acme = TenantId::new("acme").unwrap();
@@ -154,7 +154,7 @@ async fn tenants_agents_and_keys<S: Store + Clone>(store: S, _: Kind) {
     assert!(listed[0].revoked_at.is_some());
 }
 
-async fn tenants_cannot_see_each_other<S: Store + Clone>(store: S, _: Kind) {
+async fn tenants_cannot_see_each_other(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
     let globex = tenant("globex");
@@ -249,7 +249,7 @@ async fn tenants_cannot_see_each_other<S: Store + Clone>(store: S, _: Kind) {
     assert_eq!(store.get_policy(&acme.principal, &id).await.unwrap(), p);
 }
 
-async fn platform_policies_are_read_only_to_tenants<S: Store + Clone>(store: S, _: Kind) {
+async fn platform_policies_are_read_only_to_tenants(store: Store, _: Kind) {
     seed(&store).await;
     let p = store
         .create_policy(
@@ -342,7 +342,7 @@ async fn platform_policies_are_read_only_to_tenants<S: Store + Clone>(store: S, 
 #[tokio::test]
 async fn a_sqlite_database_is_opened_by_one_process_at_a_time() {
     let (first, path) = crate::harness::sqlite_file().await;
-    let second = charter_store::SqliteStore::open(&path, charter_store::Sync::Normal).await;
+    let second = Store::open_sqlite(&path, charter_store::Sync::Normal).await;
     let Err(StoreError::Backend(message)) = second else {
         panic!("a second open succeeded");
     };
@@ -352,7 +352,7 @@ async fn a_sqlite_database_is_opened_by_one_process_at_a_time() {
     );
     first.close().await;
     drop(first);
-    charter_store::SqliteStore::open(&path, charter_store::Sync::Normal)
+    Store::open_sqlite(&path, charter_store::Sync::Normal)
         .await
         .unwrap();
 }
