@@ -6,7 +6,9 @@
 //! has its own, and nothing here can fail at start. `/metrics` needs no key, so every label
 //! takes its values from a closed set: a method outside the standard ones is `other`, a path
 //! no route matches is `unmatched`, and a violation's `policy_id` is that of a policy that
-//! exists. A request cannot add series of its own making.
+//! exists. A request cannot add series of its own making. Policies are as many as operators
+//! make (the engine holds 100,000): past [`MAX_POLICY_SERIES`] policies with series of their
+//! own, the others' violations count under `policy_id="other"`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +26,9 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::error::ApiError;
+
+/// The most policies whose violations are counted under their own `policy_id`.
+pub(crate) const MAX_POLICY_SERIES: usize = 1_000;
 
 /// Upper bounds of the latency histograms, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -98,6 +103,8 @@ struct Inner {
     decisions: Family<DecisionLabels, Counter>,
     check_duration: Histogram,
     violations: Family<ViolationLabels, Counter>,
+    /// The policies counted under their own id so far.
+    policies: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The server's metrics.
@@ -225,6 +232,7 @@ impl Metrics {
                 decisions,
                 check_duration,
                 violations,
+                policies: std::sync::Mutex::default(),
             }),
         }
     }
@@ -265,6 +273,14 @@ impl Metrics {
     pub fn observe_violation(&self, policy_id: &str, rule_type: &str, decision: &str) {
         let rule_type = charter_core::RuleType::from_name(rule_type)
             .map_or("other", charter_core::RuleType::as_str);
+        let policy_id = match self.inner.policies.lock() {
+            Ok(seen) if seen.contains(policy_id) => policy_id,
+            Ok(mut seen) if seen.len() < MAX_POLICY_SERIES => {
+                seen.insert(policy_id.to_owned());
+                policy_id
+            }
+            _ => "other",
+        };
         self.inner
             .violations
             .get_or_create(&ViolationLabels {
@@ -395,5 +411,26 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn policies_past_the_cap_count_as_other() {
+        let metrics = Metrics::new();
+        for i in 0..MAX_POLICY_SERIES + 5 {
+            metrics.observe_violation(&format!("pol_{i}"), "tool", "block");
+        }
+        metrics.observe_violation("pol_0", "tool", "block");
+        let text = metrics.render(Exposition::Prometheus, (0, 0)).unwrap();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("charter_violations_total{"))
+            .count();
+        assert_eq!(series, MAX_POLICY_SERIES + 1, "{text}");
+        assert!(text.contains(
+            r#"charter_violations_total{policy_id="other",rule_type="tool",decision="block"} 5"#
+        ));
+        assert!(text.contains(
+            r#"charter_violations_total{policy_id="pol_0",rule_type="tool",decision="block"} 2"#
+        ));
     }
 }
