@@ -48,10 +48,32 @@ impl Response {
 /// Changes to the server's settings before it starts.
 pub(crate) type Configure = fn(&mut Shared);
 
+/// The directory of the tests' database files. The first call of a test process removes what
+/// earlier runs left there more than an hour ago (a test deletes nothing of its own: a failing
+/// test's files are there to look at), so runs do not fill the disk.
 fn scratch_dir() -> std::path::PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
     let dir = std::env::temp_dir().join("charter-server-tests");
     std::fs::create_dir_all(&dir).unwrap();
+    SWEPT.call_once(|| sweep(&dir, std::time::Duration::from_hours(1)));
     dir
+}
+
+/// Removes the files and folders in `dir` last changed more than `age` ago.
+fn sweep(dir: &std::path::Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age));
+        if old {
+            let path = entry.path();
+            let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+        }
+    }
 }
 
 impl App {

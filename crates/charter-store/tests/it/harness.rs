@@ -21,13 +21,34 @@ pub(crate) async fn sqlite() -> Store {
 
 /// A store in a fresh database file, and the file's path (to open it again).
 pub(crate) async fn sqlite_file() -> (Store, std::path::PathBuf) {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
     let dir = std::env::temp_dir().join("charter-store-tests");
     std::fs::create_dir_all(&dir).unwrap();
+    // What earlier runs left more than an hour ago (a test deletes nothing of its own: a
+    // failing test's files are there to look at), so runs do not fill the disk.
+    SWEPT.call_once(|| sweep(&dir, std::time::Duration::from_hours(1)));
     let path = dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
     let store = Store::open_sqlite(&path, charter_store::Sync::Normal)
         .await
         .unwrap();
     (store, path)
+}
+
+/// Removes the files and folders in `dir` last changed more than `age` ago.
+fn sweep(dir: &std::path::Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age));
+        if old {
+            let path = entry.path();
+            let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+        }
+    }
 }
 
 /// A store in a fresh schema, or `None` when PostgreSQL is unreachable and that is allowed.
