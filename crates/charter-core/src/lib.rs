@@ -24,6 +24,7 @@ pub mod policy;
 pub mod replay;
 pub mod rule;
 pub mod scope;
+pub mod sentence;
 
 pub use action::{Action, ActionDetail, ActionKind};
 pub use document::PolicyDocument;
