@@ -223,10 +223,17 @@ impl Watch {
 pub(crate) struct Seed {
     counter: String,
     claim: Claim,
-    tenant_id: String,
+    whose: Whose,
     at: Timestamp,
     /// The claiming check's pinned set: what counts for a rule no stored policy holds.
     pinned: Arc<CompiledSet>,
+}
+
+/// Whose recorded actions a seed reads (a run's counters are never seeded).
+#[derive(Clone)]
+enum Whose {
+    Agent(String, String),
+    Tenant(String),
 }
 
 /// A recorded allowed action read to seed a counter: (at in ms, run, agent, input text).
@@ -249,13 +256,17 @@ fn seeds(
         .filter_map(|(text, w)| {
             let check = batch.get(w.by.0)?;
             let claim = check.evaluation.claims.get(w.by.1)?;
-            if let Subject::Run(_) = claim.key.subject() {
-                return None;
-            }
+            let whose = match claim.key.subject() {
+                Subject::Agent(tenant, agent) => {
+                    Whose::Agent(tenant.to_string(), agent.to_string())
+                }
+                Subject::Tenant(tenant) => Whose::Tenant(tenant.to_string()),
+                Subject::Run(_) => return None,
+            };
             Some(Seed {
                 counter: text.clone(),
                 claim: claim.clone(),
-                tenant_id: check.tenant_id.clone(),
+                whose,
                 at: check.at,
                 pinned: Arc::clone(&check.set),
             })
@@ -420,9 +431,9 @@ impl Seed {
             ClaimWindow::Calendar { start, end } => (start.as_millisecond(), end.as_millisecond()),
             ClaimWindow::Run => (i64::MIN, i64::MAX),
         };
-        let (tenant, agent) = match self.claim.key.subject() {
-            Subject::Agent(tenant, agent) => (tenant, Some(agent)),
-            Subject::Tenant(tenant) | Subject::Run(tenant) => (tenant, None),
+        let (tenant, agent) = match &self.whose {
+            Whose::Agent(tenant, agent) => (tenant, Some(agent)),
+            Whose::Tenant(tenant) => (tenant, None),
         };
         let mut sql = String::from(
             "SELECT at, run_id, agent_id, input FROM actions WHERE decision = 'allow'",
@@ -481,7 +492,9 @@ impl SeedCount<'_> {
             return;
         };
         let ctx = RunContext {
-            tenant_id: &self.seed.tenant_id,
+            tenant_id: match &self.seed.whose {
+                Whose::Agent(tenant, _) | Whose::Tenant(tenant) => tenant,
+            },
             agent_id: &agent_id,
             run_id: &run_id,
             run_started_at: at,
