@@ -23,6 +23,8 @@ pub(crate) struct Assets {
     pub(crate) htmx: String,
     /// htmx's SSE extension.
     pub(crate) sse: String,
+    /// The icon.
+    pub(crate) icon: String,
 }
 
 /// The assets' URLs, computed once.
@@ -31,6 +33,7 @@ pub(crate) static ASSETS: LazyLock<Assets> = LazyLock::new(|| Assets {
     js: url("app.js"),
     htmx: url("vendor/htmx-2.0.11.min.js"),
     sse: url("vendor/htmx-ext-sse-2.2.4.min.js"),
+    icon: url("favicon.svg"),
 });
 
 /// The version part of a file's URL: the first 12 hex digits of its SHA-256.
@@ -85,7 +88,13 @@ mod tests {
     #[test]
     fn every_linked_asset_is_embedded() {
         let assets = &*super::ASSETS;
-        for url in [&assets.css, &assets.js, &assets.htmx, &assets.sse] {
+        for url in [
+            &assets.css,
+            &assets.js,
+            &assets.htmx,
+            &assets.sse,
+            &assets.icon,
+        ] {
             assert!(!url.contains("/missing/"), "{url}");
         }
     }

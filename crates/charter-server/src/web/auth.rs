@@ -174,8 +174,9 @@ pub(crate) async fn sign_out(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TenantForm {
+    /// The token, checked by the CSRF guard (htmx may send it as a header instead).
     #[serde(rename = "csrf")]
-    _csrf: String,
+    _csrf: Option<String>,
     /// A tenant's id; empty for all tenants.
     tenant: String,
     /// The page to return to.
