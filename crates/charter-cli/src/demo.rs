@@ -74,6 +74,10 @@ async fn start(args: &DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
+    // The key rides in the fragment, which the browser never sends: it stays out of server
+    // logs, proxies and `Referer`; the sign-in page's script removes it from the address bar
+    // and history before signing in (docs/workspace.md).
+    println!("workspace: http://{addr}/sign-in#key={key}");
     let mut state = Shared::new(store);
     state.staging_dir.clone_from(&args.data_dir);
     serve(state.into(), listener, crate::serve::shutdown_signal())

@@ -67,6 +67,15 @@ impl FromRequestParts<AppState> for Caller {
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
         state.usage.count(&key.id, state.clock.now());
+        Caller::of(key)
+    }
+}
+
+impl Caller {
+    /// The caller a live key makes: its principal is the platform, or the key's tenant. The
+    /// API (from `Authorization`) and the workspace (from a session's key, reloaded on every
+    /// request) both build their caller here, so the authority is the same.
+    pub(crate) fn of(key: ApiKey) -> Result<Caller, ApiError> {
         let principal = match &key.tenant_id {
             None => Principal::Platform,
             Some(t) => Principal::Tenant(
@@ -346,7 +355,7 @@ fn id_shape(text: &str) -> Result<(), charter_core::ids::IdError> {
 
 /// Strict percent-decoding of a path segment or a query name or value (`+` is a space in a
 /// query): `None` for a `%` not followed by two hex digits, or bytes that are not UTF-8.
-fn decode(raw: &str, plus_is_space: bool) -> Option<String> {
+pub(crate) fn decode(raw: &str, plus_is_space: bool) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

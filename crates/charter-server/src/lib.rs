@@ -1,6 +1,7 @@
-//! Charter's HTTP API v1 over a [`charter_store::Store`]: the only crate that knows HTTP.
-//! Handlers parse outside input once (strictly, with JSON paths in errors), ask the store, and
-//! render; errors are one type, [`ApiError`], in the API's error format.
+//! Charter's HTTP API v1 and its web workspace over a [`charter_store::Store`]: the only crate
+//! that knows HTTP. Handlers parse outside input once (strictly, with JSON paths in errors), ask
+//! the store, and render; the API's errors are one type, [`ApiError`], in the API's error
+//! format. [`app`] is both: the workspace at `/` beside the API at `/v1`.
 
 mod answers;
 mod api;
@@ -13,6 +14,7 @@ mod schemas;
 mod serve;
 mod state;
 mod usage;
+mod web;
 
 pub use api::router;
 pub use error::ApiError;
@@ -25,3 +27,4 @@ pub use state::{
     AppState, Clock, DEFAULT_BODY_LIMIT, DEFAULT_STAGING_RESERVE, Shared, SystemClock,
 };
 pub use usage::Usage;
+pub use web::app;

@@ -42,7 +42,7 @@ pub async fn bootstrap(
 /// How long requests in flight may take to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Serves API v1 on `listener` until `shutdown` resolves, then finishes the requests in flight.
+/// Serves API v1 and the workspace ([`crate::app`]) on `listener` until `shutdown` resolves, then finishes the requests in flight.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -62,7 +62,7 @@ pub async fn serve(
             }
         })
     };
-    let app = crate::api::router(state).layer(
+    let app = crate::web::app(state).layer(
         TraceLayer::new_for_http()
             .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
             .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),

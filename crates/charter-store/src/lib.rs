@@ -37,7 +37,7 @@ pub use error::StoreError;
 pub use ids::{new_id_suffix, new_key_secret};
 pub use model::{
     Activation, Actor, Agent, ApiKey, AuditEntry, Change, KeyScope, PolicyFilter, Principal,
-    StoredPolicy, Tenant, Verification,
+    StoredPolicy, Tenant, Verification, WebSession,
 };
 pub use postgres::PgStore;
 pub use runs::{
@@ -591,5 +591,46 @@ impl Store {
         tenant: Option<&str>,
     ) -> Result<Verification> {
         on_pool!(self, audit_verify(principal, tenant))
+    }
+
+    /// Starts a web session of the key `key_id`: stores the SHA-256 of `session_id` (never the
+    /// id itself) and the CSRF token, and drops expired sessions.
+    pub async fn create_session(
+        &self,
+        session_id: &str,
+        key_id: &str,
+        csrf_token: &str,
+        created_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()> {
+        let hash = audit::sha256_hex(session_id);
+        on_pool!(
+            self,
+            create_session(&hash, key_id, csrf_token, created_at, expires_at)
+        )
+    }
+
+    /// The session `session_id` at `now` with its key reloaded: `None` when unknown, expired,
+    /// or its key revoked.
+    pub async fn session(&self, session_id: &str, now: Timestamp) -> Result<Option<WebSession>> {
+        let hash = audit::sha256_hex(session_id);
+        on_pool!(self, session(&hash, now))
+    }
+
+    /// Points a platform key's session at a tenant (`None`: all tenants).
+    pub async fn choose_session_tenant(
+        &self,
+        session_id: &str,
+        principal: &Principal,
+        tenant: Option<&TenantId>,
+    ) -> Result<()> {
+        let hash = audit::sha256_hex(session_id);
+        on_pool!(self, choose_session_tenant(&hash, principal, tenant))
+    }
+
+    /// Ends the session `session_id`.
+    pub async fn end_session(&self, session_id: &str) -> Result<()> {
+        let hash = audit::sha256_hex(session_id);
+        on_pool!(self, end_session(&hash))
     }
 }

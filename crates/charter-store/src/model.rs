@@ -170,6 +170,36 @@ pub struct StoredPolicy {
     pub policy: Policy,
     /// Its tenant (`None`: platform).
     pub tenant_id: Option<String>,
+    /// When its definition was last written (its creation, or the last edit of the draft).
+    pub updated_at: Timestamp,
+}
+
+impl StoredPolicy {
+    /// When anything of this version last changed: an edit, its activation or deprecation.
+    pub fn last_changed(&self) -> Timestamp {
+        let p = &self.policy;
+        [Some(self.updated_at), p.activated_at, p.deprecated_at]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(self.updated_at)
+    }
+}
+
+/// A signed-in session of the web workspace, with its key as stored now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// The key the session signed in with, reloaded on every read (so never a revoked one).
+    pub key: ApiKey,
+    /// The tenant a platform key chose to look at; `None`: all of them (and always for a
+    /// tenant key, whose own tenant is the only one it sees).
+    pub tenant_id: Option<String>,
+    /// The synchronizer token every state-changing request of the session must carry.
+    pub csrf_token: String,
+    /// When the session began.
+    pub created_at: Timestamp,
+    /// When it ends, whatever happens.
+    pub expires_at: Timestamp,
 }
 
 /// One entry of an audit chain.

@@ -1,4 +1,4 @@
-//! A test server: the router over a fresh SQLite file (or, for the tests that run on both
+//! A test server: the API and the workspace over a fresh SQLite file (or, for the tests that run on both
 //! backends, a fresh PostgreSQL schema), a platform key, and a request helper.
 
 use std::sync::Arc;
@@ -186,7 +186,7 @@ impl App {
         configure(&mut state);
         let usage = state.usage.clone();
         App {
-            router: charter_server::router(state.into()),
+            router: charter_server::app(state.into()),
             store,
             admin,
             usage,

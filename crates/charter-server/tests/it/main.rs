@@ -19,3 +19,4 @@ mod policies;
 mod replay;
 mod requests;
 mod runs;
+mod workspace;

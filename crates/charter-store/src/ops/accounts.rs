@@ -195,7 +195,7 @@ pub(crate) async fn list_agents(
         .collect()
 }
 
-fn key_row(row: &<Db as sqlx::Database>::Row) -> Result<ApiKey> {
+pub(super) fn key_row(row: &<Db as sqlx::Database>::Row) -> Result<ApiKey> {
     let scopes: String = row.try_get("scopes")?;
     let calls: i64 = row.try_get("calls")?;
     let last_used: Option<i64> = row.try_get("last_used_at")?;

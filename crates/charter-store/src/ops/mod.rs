@@ -5,7 +5,8 @@
 //!
 //! One module per part of the product: the audit chain, accounts (tenants, agents, keys),
 //! policies, limits settled outside a run, runs, the group commit of checks, recorded history
-//! (Validate's pages, imports), the Monitor's reads, and the query builder they share.
+//! (Validate's pages, imports), the Monitor's reads, the web workspace's sessions, and the query
+//! builder they share.
 
 use jiff::Timestamp;
 use sqlx::Transaction;
@@ -22,6 +23,7 @@ mod monitor;
 mod policies;
 pub(crate) mod query;
 mod runs;
+mod sessions;
 
 pub(crate) use accounts::{
     authenticate, count_keys, create_agent, create_key, create_tenant, list_agents, list_keys,
@@ -37,6 +39,8 @@ pub(crate) use policies::{
     import_policies, latest_validation, list_policies, record_export, record_validation,
     remove_rule, update_policy, versions,
 };
+
+pub(crate) use sessions::{choose_session_tenant, create_session, end_session, session};
 
 pub(crate) use runs::{end_run, get_run, list_runs, pinned_policies, run_actions, start_run};
 

@@ -18,7 +18,7 @@ use crate::model::{Activation, Change, PolicyFilter, Principal, StoredPolicy};
 
 pub(super) const POLICY_COLUMNS: &str = "id, lineage_id, version, tenant_id, scope, status, revision, name, \
      description, rules, cloned_from, created_at, created_by, activated_at, activated_by, \
-     deprecated_at, deprecated_by";
+     deprecated_at, deprecated_by, updated_at";
 
 pub(super) fn policy_row(row: &<Db as sqlx::Database>::Row) -> Result<StoredPolicy> {
     let scope: String = row.try_get("scope")?;
@@ -59,6 +59,7 @@ pub(super) fn policy_row(row: &<Db as sqlx::Database>::Row) -> Result<StoredPoli
     Ok(StoredPolicy {
         policy,
         tenant_id: row.try_get("tenant_id")?,
+        updated_at: time(row.try_get("updated_at")?)?,
     })
 }
 
@@ -147,7 +148,11 @@ fn new_draft(
     policy.version = version;
     policy.cloned_from = cloned_from;
     policy.created_by.clone_from(&change.actor.key_id);
-    Ok(StoredPolicy { policy, tenant_id })
+    Ok(StoredPolicy {
+        policy,
+        tenant_id,
+        updated_at: change.at,
+    })
 }
 
 fn new_lineage() -> Result<LineageId> {
@@ -408,6 +413,7 @@ async fn rewrite_draft(
     after.policy.definition = definition;
     after.policy.revision = revision;
     after.tenant_id = tenant_id;
+    after.updated_at = change.at;
     // A scope move between tenants is recorded in the chain the policy now belongs to.
     append(
         &mut tx,

@@ -18,4 +18,5 @@ mod lifecycle;
 mod limits;
 mod runs;
 mod seeding;
+mod sessions;
 mod tenancy;

@@ -1,0 +1,55 @@
+//! The web workspace: server-rendered pages at `/`, beside the API at `/v1`, in the same
+//! process and over the same store.
+//!
+//! One authority: a page reads through the same `Store` operations as the API, with the
+//! `Principal` built by the same [`Caller::of`](crate::Caller) from the session's key, which
+//! is reloaded on every request (revoking it ends its sessions at once). Never the API over
+//! HTTP, never a second copy of a rule.
+//!
+//! Every response carries a strict Content-Security-Policy (`headers`); every state-changing
+//! request passes two CSRF checks (`csrf`); pages answer a full document, or only their content
+//! to htmx (`render`).
+
+mod assets;
+mod auth;
+mod csrf;
+mod headers;
+mod pages;
+mod render;
+mod session;
+
+use axum::Router;
+use axum::response::Redirect;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+/// The whole server: the workspace at `/` and API v1 (with `/healthz` and `/metrics`), which
+/// keeps its own error format and fallback.
+pub fn app(state: AppState) -> Router {
+    workspace(state.clone()).merge(crate::api::router(state))
+}
+
+/// The workspace's routes, each answer carrying the security headers.
+fn workspace(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/policies") }))
+        .route("/sign-in", get(auth::page).post(auth::sign_in))
+        .route("/sign-out", post(auth::sign_out))
+        .route("/tenant", post(auth::switch_tenant))
+        .route("/policies", get(pages::policies::list))
+        .route("/policies/{id}", get(pages::policies::show))
+        .route("/monitor", get(pages::soon::monitor))
+        .route("/audit", get(pages::soon::audit))
+        .route("/runs", get(pages::soon::runs))
+        .route("/agents", get(pages::soon::agents))
+        .route("/keys", get(pages::soon::keys))
+        .route("/docs", get(pages::soon::docs))
+        .route("/static/{version}/{*file}", get(assets::serve))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::guard,
+        ))
+        .layer(axum::middleware::from_fn(headers::secure))
+        .with_state(state)
+}

@@ -1,0 +1,4 @@
+//! The workspace's pages, one module per area.
+
+pub(crate) mod policies;
+pub(crate) mod soon;

@@ -1,0 +1,315 @@
+//! Policies: the list (tabs by status, search by name, filter by scope) and a policy's page.
+//! Both read through the store with the visitor's principal, as `GET /v1/policies` does.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use charter_core::policy::Status;
+use charter_core::{PolicyId, Scope};
+use charter_store::{PolicyFilter, StoredPolicy};
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use crate::state::AppState;
+use crate::web::render::{self, Chrome, WebError};
+use crate::web::session::{Visitor, is_htmx};
+
+/// The list's query, as sent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    status: Option<String>,
+    q: Option<String>,
+    scope: Option<String>,
+}
+
+/// The list's query, parsed.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Filters {
+    /// `None`: every status (the "All" tab).
+    status: Option<Status>,
+    /// Names containing this.
+    q: Option<String>,
+    /// `platform`, `tenant` or `agent`.
+    scope: Option<&'static str>,
+}
+
+impl Filters {
+    fn parse(query: ListQuery) -> Result<Filters, WebError> {
+        let status = match query.status.as_deref().unwrap_or("") {
+            "" | "all" => None,
+            "draft" => Some(Status::Draft),
+            "active" => Some(Status::Active),
+            "deprecated" => Some(Status::Deprecated),
+            other => {
+                return Err(WebError::BadRequest(format!(
+                    "status: `{other}` is none of draft, active, deprecated, all"
+                )));
+            }
+        };
+        let scope = match query.scope.as_deref().unwrap_or("") {
+            "" | "any" => None,
+            "platform" => Some("platform"),
+            "tenant" => Some("tenant"),
+            "agent" => Some("agent"),
+            other => {
+                return Err(WebError::BadRequest(format!(
+                    "scope: `{other}` is none of platform, tenant, agent, any"
+                )));
+            }
+        };
+        let q = query
+            .q
+            .map(|q| q.trim().to_owned())
+            .filter(|q| !q.is_empty());
+        if let Some(q) = &q
+            && (q.chars().count() > 200 || q.chars().any(char::is_control))
+        {
+            return Err(WebError::BadRequest(
+                "q: a search is at most 200 characters, with no control characters".into(),
+            ));
+        }
+        Ok(Filters { status, q, scope })
+    }
+
+    /// The list's URL with these filters and `status` instead of this one's.
+    fn href(&self, status: Option<Status>) -> String {
+        let mut params = Vec::new();
+        if let Some(status) = status {
+            params.push(format!("status={}", status.as_str()));
+        }
+        if let Some(q) = &self.q {
+            params.push(format!("q={}", encode(q)));
+        }
+        if let Some(scope) = self.scope {
+            params.push(format!("scope={scope}"));
+        }
+        if params.is_empty() {
+            "/policies".to_owned()
+        } else {
+            format!("/policies?{}", params.join("&"))
+        }
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A tab of the list.
+struct Tab {
+    label: &'static str,
+    href: String,
+    current: bool,
+}
+
+/// A row of the list.
+struct Row {
+    id: String,
+    name: String,
+    scope: String,
+    version: u32,
+    status: &'static str,
+    rules: usize,
+    updated: String,
+}
+
+/// A scope in words: `Platform`, `Tenant acme`, `Agent acme/support`.
+fn scope_text(scope: &Scope) -> String {
+    match scope {
+        Scope::Platform => "Platform".to_owned(),
+        Scope::Tenant { tenant_id } => format!("Tenant {tenant_id}"),
+        Scope::Agent {
+            tenant_id,
+            agent_id,
+        } => format!("Agent {tenant_id}/{agent_id}"),
+    }
+}
+
+/// A time as the pages show it (UTC, to the minute).
+fn when(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+impl Row {
+    fn of(stored: &StoredPolicy) -> Row {
+        let p = &stored.policy;
+        Row {
+            id: p.id.to_string(),
+            name: p.definition.name.clone(),
+            scope: scope_text(&p.definition.scope),
+            version: p.version,
+            status: p.status.as_str(),
+            rules: p.definition.rules.len(),
+            updated: when(stored.last_changed()),
+        }
+    }
+}
+
+/// The Policies list.
+#[derive(Template)]
+#[template(path = "policies.html", blocks = ["content"])]
+struct ListPage {
+    chrome: Chrome,
+    tabs: Vec<Tab>,
+    q: String,
+    scope: &'static str,
+    rows: Vec<Row>,
+    /// Whether any filter narrows the list (the empty state then says so).
+    filtered: bool,
+}
+
+render::page!(ListPage);
+
+/// `GET /policies`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    uri: Uri,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, WebError> {
+    let htmx = is_htmx(&headers);
+    let path = uri
+        .path_and_query()
+        .map_or_else(|| "/policies".to_owned(), ToString::to_string);
+    let chrome = Chrome::load(&state, &visitor, "policies", path).await?;
+    let filters = match query {
+        Ok(Query(query)) => Filters::parse(query),
+        Err(e) => Err(WebError::BadRequest(e.body_text())),
+    };
+    let filters = match filters {
+        Ok(filters) => filters,
+        Err(e) => return Ok(e.in_layout(chrome, htmx)),
+    };
+    let filter = PolicyFilter {
+        status: filters.status,
+        scope_type: filters.scope.map(str::to_owned),
+        tenant_id: visitor.tenant.clone(),
+        agent_id: None,
+        q: filters.q.clone(),
+    };
+    let found = match state
+        .store
+        .list_policies(&visitor.caller.principal, &filter)
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => return Ok(WebError::from(e).in_layout(chrome, htmx)),
+    };
+    let tabs = [
+        ("All", None),
+        ("Draft", Some(Status::Draft)),
+        ("Active", Some(Status::Active)),
+        ("Deprecated", Some(Status::Deprecated)),
+    ]
+    .into_iter()
+    .map(|(label, status)| Tab {
+        label,
+        href: filters.href(status),
+        current: status == filters.status,
+    })
+    .collect();
+    let page = ListPage {
+        chrome,
+        tabs,
+        q: filters.q.clone().unwrap_or_default(),
+        scope: filters.scope.unwrap_or(""),
+        rows: found.iter().map(Row::of).collect(),
+        filtered: filters != Filters::default(),
+    };
+    Ok(render::respond(StatusCode::OK, htmx, &page))
+}
+
+/// A policy's page (read-only for now).
+#[derive(Template)]
+#[template(path = "policy.html", blocks = ["content"])]
+struct PolicyPage {
+    chrome: Chrome,
+    row: Row,
+    description: String,
+    lineage: String,
+    revision: u32,
+    created: String,
+    cloned_from: Option<String>,
+    rules_json: String,
+}
+
+render::page!(PolicyPage);
+
+/// `GET /policies/{id}`: another tenant's policy is not found, as a made-up id is.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let htmx = is_htmx(&headers);
+    let chrome = Chrome::load(&state, &visitor, "policies", uri.path().to_owned()).await?;
+    // An id no policy can have is not found, before the store is asked.
+    if PolicyId::new(id.as_str()).is_err() {
+        return Ok(WebError::NotFound.in_layout(chrome, htmx));
+    }
+    let stored = match state.store.get_policy(&visitor.caller.principal, &id).await {
+        Ok(stored) => stored,
+        Err(e) => return Ok(WebError::from(e).in_layout(chrome, htmx)),
+    };
+    let rules_json = match serde_json::to_string_pretty(&stored.policy.definition.rules) {
+        Ok(json) => json,
+        Err(e) => {
+            tracing::error!(error = %e, "serializing rules");
+            return Ok(WebError::Internal.in_layout(chrome, htmx));
+        }
+    };
+    let p = &stored.policy;
+    let page = PolicyPage {
+        row: Row::of(&stored),
+        description: p.definition.description.clone(),
+        lineage: p.lineage_id.to_string(),
+        revision: p.revision,
+        created: when(p.created_at),
+        cloned_from: p.cloned_from.as_ref().map(ToString::to_string),
+        rules_json,
+        chrome,
+    };
+    Ok(render::respond(StatusCode::OK, htmx, &page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(status: Option<&str>, q: Option<&str>, scope: Option<&str>) -> ListQuery {
+        ListQuery {
+            status: status.map(str::to_owned),
+            q: q.map(str::to_owned),
+            scope: scope.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn filters_are_parsed_once_and_kept_in_links() {
+        let f = Filters::parse(query(Some("draft"), Some(" a b&c "), Some("agent"))).unwrap();
+        assert_eq!(f.status, Some(Status::Draft));
+        assert_eq!(f.href(None), "/policies?q=a%20b%26c&scope=agent");
+        assert_eq!(
+            Filters::parse(query(Some("all"), Some(""), Some("any"))).unwrap(),
+            Filters::default()
+        );
+        assert!(Filters::parse(query(Some("gone"), None, None)).is_err());
+        assert!(Filters::parse(query(None, None, Some("world"))).is_err());
+        assert!(Filters::parse(query(None, Some("a\u{0}"), None)).is_err());
+    }
+}

@@ -1,0 +1,59 @@
+// Charter's workspace script: what htmx attributes cannot say without eval (the CSP forbids
+// eval and inline handlers), as listeners.
+"use strict";
+
+// Sign-in from a link: `charter demo` prints `/sign-in#key=...`. The fragment never leaves
+// the browser (no server log, no Referer); it is removed from the address bar and history at
+// once, then the form is submitted as if the key were pasted.
+function signInFromFragment() {
+  const form = document.getElementById("sign-in");
+  const hash = window.location.hash;
+  if (!form || !hash.startsWith("#key=")) {
+    return;
+  }
+  const key = decodeURIComponent(hash.slice("#key=".length));
+  history.replaceState(null, "", window.location.pathname);
+  if (key) {
+    form.elements.namedItem("key").value = key;
+    form.submit();
+  }
+}
+
+// The tenant switcher applies a choice at once (its button stays for keyboards and no JS).
+function switchTenantOnChange() {
+  const select = document.getElementById("tenant-select");
+  if (select) {
+    select.addEventListener("change", () => select.form.submit());
+  }
+}
+
+// After htmx swaps a page's content in: its title, the sidebar's current item, focus.
+function afterSwap(event) {
+  const content = document.getElementById("content");
+  if (!content || event.detail.target !== content) {
+    return;
+  }
+  const page = content.querySelector("[data-title]");
+  if (page) {
+    document.title = page.dataset.title;
+  }
+  const path = window.location.pathname;
+  document.querySelectorAll(".nav a").forEach((link) => {
+    const href = link.getAttribute("href");
+    if (path === href || path.startsWith(href + "/")) {
+      link.setAttribute("aria-current", "page");
+    } else {
+      link.removeAttribute("aria-current");
+    }
+  });
+  // The element that had focus was swapped out: move focus to the new content.
+  if (!content.contains(document.activeElement) || document.activeElement === document.body) {
+    content.focus({ preventScroll: true });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  signInFromFragment();
+  switchTenantOnChange();
+});
+document.addEventListener("htmx:afterSettle", afterSwap);

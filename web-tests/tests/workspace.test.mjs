@@ -1,0 +1,167 @@
+// The workspace in a real browser: Debian's chromium, headless, against the real `charter`
+// binary running `charter demo` on a fresh data directory. Signs in by typing the key, reads the
+// Policies list, opens a policy, signs out, and signs in again by the one-click link the demo
+// prints; no console error and no CSP violation anywhere. Writes screenshots (1280 and 390 px
+// wide) to docs/screenshots/.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const binary = process.env.CHARTER_BIN ?? join(root, "target", "debug", "charter");
+const shots = join(root, "docs", "screenshots");
+const browserPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+let server;
+let dataDir;
+let base;
+let key;
+let browser;
+
+/** Starts `charter demo` and reads its URL and key from standard output. */
+function startDemo() {
+  dataDir = mkdtempSync(join(tmpdir(), "charter-web-"));
+  server = spawn(binary, ["demo", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, RUST_LOG: "warn" },
+  });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`charter demo did not start: ${out}`)), 120_000);
+    server.on("exit", (code) => reject(new Error(`charter demo exited (${code}): ${out}`)));
+    server.stdout.on("data", (chunk) => {
+      out += chunk;
+      const url = out.match(/^listening on (http:\/\/\S+)$/m);
+      const link = out.match(/^workspace: (\S+)$/m);
+      const found = out.match(/^bootstrap key: (\S+)$/m);
+      if (url && link && found) {
+        clearTimeout(timer);
+        resolve({ base: url[1], key: found[1], link: link[1] });
+      }
+    });
+  });
+}
+
+let link;
+
+before(async () => {
+  ({ base, key, link } = await startDemo());
+  browser = await chromium.launch({
+    executablePath: browserPath,
+    args: [
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+  mkdirSync(shots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    server.removeAllListeners("exit");
+    server.kill("SIGTERM");
+    await new Promise((resolve) => server.once("exit", resolve));
+  }
+  if (dataDir) {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+/** A page that records console errors, page errors and CSP violations. */
+async function watchedPage(width) {
+  const context = await browser.newContext({ viewport: { width, height: 900 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (message) => {
+    if (message.type() === "error" || message.type() === "warning") {
+      problems.push(`console ${message.type()}: ${message.text()}`);
+    }
+  });
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  // Runs outside the page's CSP (injected by the driver), before any script of the page.
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (event) => {
+      console.error(`CSP violation: ${event.violatedDirective} ${event.blockedURI}`);
+    });
+  });
+  return { context, page, problems };
+}
+
+/** Whether the page scrolls sideways. */
+async function scrollsSideways(page) {
+  return page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+}
+
+for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
+  test(`sign in by typing a key, read the policies, open one, sign out (${label})`, async () => {
+    const { context, page, problems } = await watchedPage(width);
+    await page.goto(`${base}/policies`);
+    assert.equal(new URL(page.url()).pathname, "/sign-in", "unauthenticated pages lead to sign-in");
+    await page.screenshot({ path: join(shots, `sign-in-${label}.png`) });
+    await page.getByLabel("API key").fill(key);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(`${base}/policies`);
+
+    // The list, from the demo's data: several policies, each with a status badge.
+    await page.getByRole("heading", { name: "Policies" }).waitFor();
+    const rows = page.locator("table.list tbody tr");
+    assert.ok((await rows.count()) >= 3, "the demo's policies are listed");
+    assert.ok((await page.locator(".badge-active").count()) >= 1);
+    assert.equal(await scrollsSideways(page), false, `no horizontal scroll at ${width}px`);
+    await page.screenshot({ path: join(shots, `policies-${label}.png`), fullPage: true });
+
+    // Tabs swap the content through htmx and keep a real URL.
+    await page.getByRole("link", { name: "Active", exact: true }).click();
+    await page.waitForURL(`${base}/policies?status=active`);
+    await page.locator('.tabs a[aria-current="page"]', { hasText: "Active" }).waitFor();
+    const statuses = await page.locator("table.list tbody .badge").allTextContents();
+    assert.ok(statuses.length > 0 && statuses.every((s) => s.trim() === "active"), statuses.join());
+
+    // A policy's page.
+    const first = page.locator("table.list tbody tr a").first();
+    const name = (await first.textContent()).trim();
+    await first.click();
+    await page.waitForURL(/\/policies\/pol_/);
+    await page.getByRole("heading", { name, level: 1 }).waitFor();
+    assert.match(await page.locator("pre.json").textContent(), /"type"/);
+    // app.js sets the title of content swapped in by htmx (after it settles).
+    await page.waitForFunction((title) => document.title === title, `${name} · Charter`);
+    assert.equal(await scrollsSideways(page), false, `no horizontal scroll at ${width}px`);
+    await page.screenshot({ path: join(shots, `policy-${label}.png`), fullPage: true });
+
+    // Reload: the pushed URL answers a whole page.
+    await page.reload();
+    await page.getByRole("heading", { name, level: 1 }).waitFor();
+
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.waitForURL(`${base}/sign-in`);
+    await page.goto(`${base}/policies`);
+    assert.equal(new URL(page.url()).pathname, "/sign-in", "signed out");
+
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+}
+
+test("the link charter demo prints signs in with one click and forgets the key", async () => {
+  const { context, page, problems } = await watchedPage(1280);
+  assert.ok(link.startsWith(`${base}/sign-in#key=`), link);
+  await page.goto(link);
+  await page.waitForURL(`${base}/policies`);
+  await page.getByRole("heading", { name: "Policies" }).waitFor();
+  assert.ok(!page.url().includes(key), "the key is not in the address");
+  await page.goBack();
+  assert.ok(!page.url().includes(key), "nor in the history");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
