@@ -1,8 +1,9 @@
 // The workspace in a real browser: Debian's chromium, headless, against the real `charter`
 // binary running `charter demo` on a fresh data directory. Signs in by typing the key, reads the
 // Policies list, opens a policy, signs out, and signs in again by the one-click link the demo
-// prints; no console error and no CSP violation anywhere. Writes screenshots (1280 and 390 px
-// wide) to docs/screenshots/.
+// prints; no console error and no CSP violation anywhere. Takes screenshots (1280 and 390 px
+// wide) into a scratch folder, or into `SCREENSHOTS_DIR` (`docs/screenshots` to refresh the
+// committed ones: they show the demo's timestamps, so every run would otherwise change them).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -15,7 +16,9 @@ import { chromium } from "playwright-core";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const binary = process.env.CHARTER_BIN ?? join(root, "target", "debug", "charter");
-const shots = join(root, "docs", "screenshots");
+const shots = process.env.SCREENSHOTS_DIR
+  ? join(root, process.env.SCREENSHOTS_DIR)
+  : mkdtempSync(join(tmpdir(), "charter-screenshots-"));
 const browserPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 let server;
@@ -74,6 +77,9 @@ after(async () => {
   }
   if (dataDir) {
     rmSync(dataDir, { recursive: true, force: true });
+  }
+  if (!process.env.SCREENSHOTS_DIR) {
+    rmSync(shots, { recursive: true, force: true });
   }
 });
 
