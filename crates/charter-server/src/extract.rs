@@ -278,33 +278,43 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Par
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        check_query(parts.uri.query().unwrap_or_default())?;
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| Params(q.0))
-            .map_err(|e| {
-                let text = e.body_text();
-                // Name the parameter when serde does: the path of a value it could not read
-                // (`since: failed to parse ...`), or an unknown or missing field.
-                let at_path = text
-                    .split_once("query string: ")
-                    .and_then(|(_, rest)| rest.split_once(": "))
-                    .map(|(name, _)| name)
-                    .filter(|name| is_name(name))
-                    .map(str::to_owned);
-                let field = at_path.or_else(|| {
-                    ["unknown field `", "missing field `", "field `"]
-                        .iter()
-                        .find_map(|lead| {
-                            let rest = &text[text.find(lead)? + lead.len()..];
-                            rest.find('`').map(|end| rest[..end].to_owned())
-                        })
-                });
-                match field {
-                    Some(field) => ApiError::invalid(&format!("query.{field}"), text),
-                    None => ApiError::invalid("query", text),
-                }
-            })
+        parse_query(parts.uri.query().unwrap_or_default()).map(Params)
     }
+}
+
+/// A query string read as [`Params`] reads it: the workspace parses its own queries with it,
+/// so a value the API refuses is refused there too, with the same words.
+pub(crate) fn parse_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    check_query(query)?;
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError::invalid("query", "not a query string"))?,
+    )
+    .map(|q| q.0)
+    .map_err(|e| {
+        let text = e.body_text();
+        // Name the parameter when serde does: the path of a value it could not read
+        // (`since: failed to parse ...`), or an unknown or missing field.
+        let at_path = text
+            .split_once("query string: ")
+            .and_then(|(_, rest)| rest.split_once(": "))
+            .map(|(name, _)| name)
+            .filter(|name| is_name(name))
+            .map(str::to_owned);
+        let field = at_path.or_else(|| {
+            ["unknown field `", "missing field `", "field `"]
+                .iter()
+                .find_map(|lead| {
+                    let rest = &text[text.find(lead)? + lead.len()..];
+                    rest.find('`').map(|end| rest[..end].to_owned())
+                })
+        });
+        match field {
+            Some(field) => ApiError::invalid(&format!("query.{field}"), text),
+            None => ApiError::invalid("query", text),
+        }
+    })
 }
 
 /// Whether a parameter's name can be shown in `details.path` as it is.

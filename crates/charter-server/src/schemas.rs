@@ -255,6 +255,9 @@ pub(crate) struct ViolationFilters {
     /// Only this rule type.
     #[param(value_type = Option<RuleType>)]
     rule_type: Option<String>,
+    /// Only this decision: `block` or `halt`.
+    #[param(pattern = "^(block|halt)$")]
+    decision: Option<String>,
     /// At or after this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,

@@ -276,6 +276,8 @@ pub struct ViolationFilter {
     pub run_id: Option<String>,
     /// One rule type.
     pub rule_type: Option<String>,
+    /// One decision, `block` or `halt`.
+    pub decision: Option<String>,
     /// At or after.
     pub since: Option<Timestamp>,
     /// Before.

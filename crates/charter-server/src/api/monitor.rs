@@ -21,8 +21,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/violations/stream", get(stream))
 }
 
-/// Whether a live event passes the caller's tenant and the stream's filters.
-fn passes(
+/// Whether a live event passes the caller's tenant and the stream's filters (the
+/// workspace's live Monitor asks too).
+pub(crate) fn passes(
     event: &charter_store::ViolationEvent,
     principal: &charter_store::Principal,
     f: &ViolationFilter,
@@ -35,6 +36,7 @@ fn passes(
         && is(&f.agent_id, &event.agent_id)
         && is(&f.run_id, &event.run_id)
         && is(&f.rule_type, &event.rule_type)
+        && is(&f.decision, &event.decision)
         && f.since.is_none_or(|s| event.at >= s)
         && f.until.is_none_or(|u| event.at < u)
 }
@@ -103,26 +105,32 @@ async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
+/// The Monitor's query, as the API and the workspace's Monitor read it
+/// ([`crate::extract::parse_query`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Filters {
+pub(crate) struct Filters {
     policy_id: Option<String>,
     lineage_id: Option<String>,
     agent_id: Option<String>,
     tenant_id: Option<String>,
     run_id: Option<String>,
     rule_type: Option<String>,
+    decision: Option<String>,
     since: Option<jiff::Timestamp>,
     until: Option<jiff::Timestamp>,
-    cursor: Option<String>,
-    limit: Option<String>,
-    bucket: Option<String>,
+    /// Where the page starts.
+    pub(crate) cursor: Option<String>,
+    /// The page's length.
+    pub(crate) limit: Option<String>,
+    /// The stats' bucket.
+    pub(crate) bucket: Option<String>,
 }
 
 impl Filters {
     /// The first paging parameter given, `cursor` or `limit` (and `bucket` when `bucket` is
     /// true), for the routes that take none.
-    fn paging(&self, bucket: bool) -> Option<&'static str> {
+    pub(crate) fn paging(&self, bucket: bool) -> Option<&'static str> {
         [
             ("cursor", self.cursor.is_some()),
             ("limit", self.limit.is_some()),
@@ -132,7 +140,8 @@ impl Filters {
         .find_map(|(name, given)| given.then_some(name))
     }
 
-    fn filter(&self) -> Result<ViolationFilter, ApiError> {
+    /// The store's filter: the one reading of these values.
+    pub(crate) fn filter(&self) -> Result<ViolationFilter, ApiError> {
         if let Some(t) = &self.rule_type
             && charter_core::RuleType::from_name(t).is_none()
         {
@@ -141,6 +150,11 @@ impl Filters {
                 "one of tool, data_access, rate, cost, time, output",
             ));
         }
+        if let Some(d) = &self.decision
+            && !matches!(d.as_str(), "block" | "halt")
+        {
+            return Err(ApiError::invalid("query.decision", "one of block, halt"));
+        }
         Ok(ViolationFilter {
             policy_id: self.policy_id.clone(),
             lineage_id: self.lineage_id.clone(),
@@ -148,6 +162,7 @@ impl Filters {
             tenant_id: self.tenant_id.clone(),
             run_id: self.run_id.clone(),
             rule_type: self.rule_type.clone(),
+            decision: self.decision.clone(),
             since: self.since,
             until: self.until,
         })

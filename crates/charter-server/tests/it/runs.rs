@@ -314,6 +314,19 @@ async fn the_monitor_lists_and_counts_blocks() {
         (r.status, r.body["error"]["details"]["path"].clone()),
         (StatusCode::BAD_REQUEST, json!("query.rule_type"))
     );
+    // Decisions filter too: these are all blocks.
+    let r = app
+        .call("GET", "/v1/violations?decision=halt", key, None)
+        .await;
+    assert!(r.body["items"].as_array().unwrap().is_empty());
+    let r = app
+        .call("GET", "/v1/violations?decision=block", key, None)
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 3);
+    let r = app
+        .call("GET", "/v1/violations?decision=allow", key, None)
+        .await;
+    assert_eq!(r.body["error"]["details"]["path"], "query.decision");
     let r = app
         .call("GET", "/v1/violations/stats?bucket=0m", key, None)
         .await;

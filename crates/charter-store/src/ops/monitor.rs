@@ -65,6 +65,7 @@ async fn violation_filters(
         f.text("run_id = ?", Some(run_id));
     }
     f.text("rule_type = ?", filter.rule_type.as_deref());
+    f.text("decision = ?", filter.decision.as_deref());
     f.int("at >= ?", filter.since.map(ms));
     f.int("at < ?", filter.until.map(ms));
     Ok(f)
