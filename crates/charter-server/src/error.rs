@@ -115,6 +115,18 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// The error in words for a page: `field: message`, the field named as in a query
+    /// (`since`, not `query.since`).
+    pub(crate) fn in_words(&self) -> String {
+        let path = self.details["path"].as_str().unwrap_or_default();
+        let field = path.strip_prefix("query.").unwrap_or(path);
+        if field.is_empty() || field == "query" {
+            self.message.clone()
+        } else {
+            format!("{field}: {}", self.message)
+        }
+    }
+
     /// Places a 400's path under `prefix` (an import's `runs[2]` or `line 7`).
     #[must_use]
     pub fn under(mut self, prefix: &str) -> ApiError {

@@ -14,6 +14,7 @@ mod consistency;
 mod hostile;
 mod isolation;
 mod metrics;
+mod monitor;
 mod openapi;
 mod policies;
 mod replay;

@@ -12,10 +12,10 @@ use tower::ServiceExt as _;
 use crate::app::{App, policy_body};
 
 /// An answer of the workspace.
-struct Page {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: axum::http::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Page {
@@ -53,7 +53,13 @@ fn cookie_value(line: &str) -> &str {
 }
 
 impl App {
-    async fn web(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Page {
+    pub(crate) async fn web(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Page {
         let mut request = Request::builder().method(method).uri(path);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -98,7 +104,7 @@ impl App {
         (session, page)
     }
 
-    async fn signed_in(&self, key: &str) -> String {
+    pub(crate) async fn signed_in(&self, key: &str) -> String {
         let (session, page) = self.sign_in(key, &[]).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
         session.unwrap()

@@ -1,0 +1,242 @@
+//! Runs: the list, newest first and paged, and a run's page (its agent, status, times, the
+//! policy versions it pinned, and its actions as a timeline with their decisions and
+//! violations). Read through `Store::runs`, `Store::get_run`, `Store::pinned_policies`,
+//! `Store::run_actions` and `Store::violations` with the visitor's principal, as the API's
+//! run routes do: another tenant's run is not found, as a made-up id is.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use charter_core::{Action, RunId};
+use charter_store::{Run, RunFilter, StoreError, ViolationFilter};
+use serde::Deserialize;
+
+use crate::extract::parse_query;
+use crate::state::AppState;
+use crate::web::pages::monitor::Row as EventRow;
+use crate::web::pages::policies::{encode, when};
+use crate::web::render::{self, Chrome, WebError};
+use crate::web::session::{Visitor, is_htmx};
+
+/// Runs on a page.
+const PAGE: u32 = 50;
+
+/// The most violations a run's page shows (the Monitor filtered by the run pages the rest).
+const VIOLATIONS: u32 = 500;
+
+/// The list's query.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    cursor: Option<String>,
+}
+
+/// A row of the list.
+struct RunRow {
+    id: String,
+    agent_id: String,
+    tenant_id: String,
+    status: &'static str,
+    started: String,
+    ended: Option<String>,
+    imported: bool,
+}
+
+impl RunRow {
+    fn of(run: &Run) -> RunRow {
+        RunRow {
+            id: run.id.clone(),
+            agent_id: run.agent_id.clone(),
+            tenant_id: run.tenant_id.clone(),
+            status: run.status.as_str(),
+            started: when(run.started_at),
+            ended: run.ended_at.map(when),
+            imported: run.imported,
+        }
+    }
+}
+
+/// The Runs list.
+#[derive(Template)]
+#[template(path = "runs.html", blocks = ["content"])]
+struct ListPage {
+    chrome: Chrome,
+    rows: Vec<RunRow>,
+    problem: Option<String>,
+    older: Option<String>,
+    newest: bool,
+}
+
+render::page!(ListPage);
+
+/// `GET /runs`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, WebError> {
+    let htmx = is_htmx(&headers);
+    let path = uri
+        .path_and_query()
+        .map_or_else(|| "/runs".to_owned(), ToString::to_string);
+    let chrome = Chrome::load(&state, &visitor, "runs", path).await?;
+    let mut page = ListPage {
+        chrome,
+        rows: Vec::new(),
+        problem: None,
+        older: None,
+        newest: false,
+    };
+    let query: ListQuery = match parse_query(uri.query().unwrap_or_default()) {
+        Ok(query) => query,
+        Err(e) => {
+            page.problem = Some(e.in_words());
+            return Ok(render::respond(StatusCode::BAD_REQUEST, htmx, &page));
+        }
+    };
+    let filter = RunFilter {
+        tenant_id: visitor.tenant.clone(),
+        ..RunFilter::default()
+    };
+    let found = state
+        .store
+        .runs(
+            &visitor.caller.principal,
+            &filter,
+            query.cursor.as_deref(),
+            PAGE,
+        )
+        .await;
+    match found {
+        Ok(found) => {
+            page.rows = found.items.iter().map(RunRow::of).collect();
+            page.older = found
+                .next_cursor
+                .map(|cursor| format!("/runs?cursor={}", encode(&cursor)));
+            page.newest = query.cursor.is_some();
+            Ok(render::respond(StatusCode::OK, htmx, &page))
+        }
+        Err(StoreError::Invalid { path, message }) => {
+            page.problem = Some(format!("{path}: {message}"));
+            Ok(render::respond(StatusCode::BAD_REQUEST, htmx, &page))
+        }
+        Err(e) => Ok(WebError::from(e).in_layout(page.chrome, htmx)),
+    }
+}
+
+/// A policy version a run pinned.
+struct Pinned {
+    id: String,
+    name: String,
+    version: u32,
+    status: &'static str,
+}
+
+/// An action of the timeline.
+struct Step {
+    at: String,
+    kind: String,
+    summary: String,
+    /// `None`: an imported action without a recorded decision.
+    decision: Option<String>,
+    violations: Vec<EventRow>,
+}
+
+/// A run's page.
+#[derive(Template)]
+#[template(path = "run.html", blocks = ["content"])]
+struct RunPage {
+    chrome: Chrome,
+    run: RunRow,
+    pinned: Vec<Pinned>,
+    steps: Vec<Step>,
+    /// Whether the run has more violations than the page shows.
+    more: bool,
+}
+
+render::page!(RunPage);
+
+/// `GET /runs/{id}`: another tenant's run is not found, as a made-up id is.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let htmx = is_htmx(&headers);
+    let chrome = Chrome::load(&state, &visitor, "runs", uri.path().to_owned()).await?;
+    match load(&state, &visitor, &id).await {
+        Ok((run, pinned, steps, more)) => {
+            let page = RunPage {
+                chrome,
+                run,
+                pinned,
+                steps,
+                more,
+            };
+            Ok(render::respond(StatusCode::OK, htmx, &page))
+        }
+        Err(e) => Ok(e.in_layout(chrome, htmx)),
+    }
+}
+
+/// The run `id` with what its page shows.
+async fn load(
+    state: &AppState,
+    visitor: &Visitor,
+    id: &str,
+) -> Result<(RunRow, Vec<Pinned>, Vec<Step>, bool), WebError> {
+    // An id no run can have is not found, before the store is asked.
+    if RunId::new(id).is_err() {
+        return Err(WebError::NotFound);
+    }
+    let principal = &visitor.caller.principal;
+    let run = state.store.get_run(principal, id).await?;
+    let pinned = state
+        .store
+        .pinned_policies(&run)
+        .await?
+        .iter()
+        .map(|p| Pinned {
+            id: p.id.to_string(),
+            name: p.definition.name.clone(),
+            version: p.version,
+            status: p.status.as_str(),
+        })
+        .collect();
+    let actions = state.store.run_actions(principal, id).await?;
+    let filter = ViolationFilter {
+        run_id: Some(id.to_owned()),
+        ..ViolationFilter::default()
+    };
+    let violations = state
+        .store
+        .violations(principal, &filter, None, VIOLATIONS)
+        .await?;
+    let more = violations.next_cursor.is_some();
+    let steps = actions
+        .iter()
+        .map(|a| {
+            let (kind, summary) = match a.action.as_ref().map(Action::parse) {
+                Some(Ok(action)) => (action.kind().as_str().to_owned(), action.summary()),
+                _ => ("action".to_owned(), "input not kept".to_owned()),
+            };
+            Step {
+                at: a.at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                kind,
+                summary,
+                decision: a.decision.clone(),
+                violations: violations
+                    .items
+                    .iter()
+                    .filter(|v| v.action_id == a.id)
+                    .map(EventRow::of)
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok((RunRow::of(&run), pinned, steps, more))
+}

@@ -1,0 +1,300 @@
+//! The workspace's Monitor and Runs pages in process, signed in with a session cookie: filters
+//! narrow the rows, the cursor pages, another tenant's events and runs never show, names are
+//! escaped, and bad filter values answer a page that says what is wrong.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::app::App;
+
+/// Acme's guard (named to test escaping) blocking mail outside acme.com, a second acme policy
+/// blocking a tool, and a globex policy; `blocked` acme checks, one allowed, one globex block.
+struct Seeded {
+    app: App,
+    acme: String,
+    guard: String,
+    other: String,
+    acme_run: String,
+    globex_run: String,
+}
+
+const GUARD: &str = "<script>alert(1)</script>";
+
+async fn policy(app: &App, key: &str, tenant: &str, name: &str, tool: &str) -> String {
+    let body = json!({
+        "name": name,
+        "scope": {"type": "agent", "tenant_id": tenant, "agent_id": "support"},
+        "rules": [{"id": "r1", "type": "tool", "effect": "deny", "tools": [tool],
+                   "when": [{"arg": "to", "op": "not_ends_with", "value": "@acme.com"}]}]
+    });
+    let r = app
+        .call("POST", "/v1/policies", Some(key), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{id}/activate"),
+            Some(key),
+            Some(json!({"force": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    id
+}
+
+async fn run(app: &App, key: &str, tools_and_to: &[(&str, &str)]) -> String {
+    let run = app
+        .call(
+            "POST",
+            "/v1/runs",
+            Some(key),
+            Some(json!({"agent_id": "support"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (tool, to) in tools_and_to {
+        let r = app
+            .call(
+                "POST",
+                &format!("/v1/runs/{run}/check"),
+                Some(key),
+                Some(json!({"kind": "tool_call", "tool": tool, "args": {"to": to}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    run
+}
+
+async fn seeded(blocked: usize) -> Seeded {
+    let (app, acme, globex) = App::seeded().await;
+    let guard = policy(&app, &acme, "acme", GUARD, "gmail.send_email").await;
+    let other = policy(&app, &acme, "acme", "No slack", "slack.post").await;
+    policy(&app, &globex, "globex", "Globex guard", "gmail.send_email").await;
+    let mut checks = vec![
+        ("gmail.send_email", "ann@acme.com"),
+        ("slack.post", "x@evil.io"),
+    ];
+    let outside: Vec<String> = (0..blocked).map(|i| format!("u{i}@gmail.com")).collect();
+    checks.extend(outside.iter().map(|to| ("gmail.send_email", to.as_str())));
+    let acme_run = run(&app, &acme, &checks).await;
+    let globex_run = run(&app, &globex, &[("gmail.send_email", "g@gmail.com")]).await;
+    Seeded {
+        app,
+        acme,
+        guard,
+        other,
+        acme_run,
+        globex_run,
+    }
+}
+
+/// Whether `body` shows [`GUARD`] as text (askama writes `&#60;`, others `&lt;`).
+fn escaped(body: &str) -> bool {
+    body.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+        || body.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+}
+
+/// The number of event rows on a Monitor page.
+fn rows(body: &str) -> usize {
+    body.matches("<tr id=\"vio_").count()
+}
+
+/// The `href` of the link `rel="next"`, unescaped.
+fn older(body: &str) -> Option<String> {
+    let end = body.find("rel=\"next\"")?;
+    let start = body[..end].rfind("<a href=\"")? + 9;
+    let href = &body[start..end];
+    Some(
+        href[..href.find('"')?]
+            .replace("&amp;", "&")
+            .replace("&#38;", "&"),
+    )
+}
+
+#[tokio::test]
+async fn the_monitor_filters_pages_and_escapes_with_the_visitors_authority() {
+    let s = seeded(3).await;
+    let session = s.app.signed_in(&s.acme).await;
+    let cookie = [("cookie", session.as_str())];
+    let get = |path: String| {
+        let app = &s.app;
+        async move { app.web("GET", &path, &cookie, "").await }
+    };
+
+    // Every acme block (3 mails, 1 slack post), none of globex's; the name is text.
+    let page = get("/monitor".into()).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(rows(&page.body), 4);
+    assert!(escaped(&page.body));
+    assert!(!page.body.contains(GUARD));
+    assert!(!page.body.contains(&s.globex_run));
+    assert!(
+        page.body
+            .contains(&format!("href=\"/runs/{}\"", s.acme_run))
+    );
+    assert!(page.body.contains("badge-block"));
+    assert!(page.body.contains("u0@gmail.com"), "the matching input");
+    assert!(page.body.contains("<svg") && page.body.contains("class=\"bar\""));
+
+    // Filters narrow the rows and stay in the form.
+    let page = get(format!("/monitor?policy_id={}", s.guard)).await;
+    assert_eq!(rows(&page.body), 3);
+    assert!(page.body.contains(&format!("value=\"{}\"", s.guard)));
+    let page = get(format!("/monitor?policy_id={}&agent_id=&range=1h", s.other)).await;
+    assert_eq!(rows(&page.body), 1);
+    let page = get("/monitor?decision=halt".into()).await;
+    assert_eq!((page.status, rows(&page.body)), (StatusCode::OK, 0));
+    assert!(page.body.contains("No blocks or halts match these filters"));
+    let page = get("/monitor?rule_type=tool&decision=block&since=2020-01-01T00%3A00".into()).await;
+    assert_eq!(rows(&page.body), 4);
+    let page = get("/monitor?until=2020-01-01T00%3A00".into()).await;
+    assert_eq!(rows(&page.body), 0);
+    // Another tenant's id matches nothing, as it does in the API.
+    let page = get(format!("/monitor?run_id={}", s.globex_run)).await;
+    assert_eq!((page.status, rows(&page.body)), (StatusCode::OK, 0));
+
+    // Bad values: a page with the form and what is wrong, never a 500.
+    for (query, words) in [
+        ("decision=allow", "decision: one of block, halt"),
+        ("rule_type=nope", "rule_type"),
+        ("since=yesterday", "since"),
+        ("range=2y", "range"),
+        ("cursor=garbage", "cursor"),
+        ("policy_id=%3Cscript%3E", "policy_id"),
+        ("colour=red", "colour"),
+    ] {
+        let page = get(format!("/monitor?{query}")).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(
+            page.body.contains("These filters cannot be used"),
+            "{query}"
+        );
+        assert!(page.body.contains(words), "{query}: {}", page.body);
+        assert!(
+            page.body.contains("id=\"f-policy\""),
+            "{query}: the form stays"
+        );
+        assert!(!page.body.contains("<script>"), "{query}");
+    }
+    // htmx gets the same as a swappable 422.
+    let page = s
+        .app
+        .web(
+            "GET",
+            "/monitor?decision=allow",
+            &[("cookie", &session), ("hx-request", "true")],
+            "",
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!page.body.contains("<html"));
+
+    // A policy's page links to its blocks.
+    let page = get(format!("/policies/{}", s.guard)).await;
+    assert!(
+        page.body
+            .contains(&format!("href=\"/monitor?policy_id={}\"", s.guard))
+    );
+}
+
+#[tokio::test]
+async fn the_monitor_pages_with_the_cursor() {
+    let s = seeded(53).await;
+    let session = s.app.signed_in(&s.acme).await;
+    let cookie = [("cookie", session.as_str())];
+    let first = s
+        .app
+        .web(
+            "GET",
+            &format!("/monitor?policy_id={}", s.guard),
+            &cookie,
+            "",
+        )
+        .await;
+    assert_eq!(rows(&first.body), 50);
+    let next = older(&first.body).expect("an Older link");
+    assert!(next.contains(&format!("policy_id={}", s.guard)), "{next}");
+    let second = s.app.web("GET", &next, &cookie, "").await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(rows(&second.body), 3);
+    assert!(older(&second.body).is_none());
+    assert!(second.body.contains(">Newest</a>"));
+}
+
+#[tokio::test]
+async fn runs_show_their_actions_and_another_tenants_run_is_not_found() {
+    let s = seeded(2).await;
+    let session = s.app.signed_in(&s.acme).await;
+    let cookie = [("cookie", session.as_str())];
+
+    let list = s.app.web("GET", "/runs", &cookie, "").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(
+        list.body
+            .contains(&format!("href=\"/runs/{}\"", s.acme_run))
+    );
+    assert!(!list.body.contains(&s.globex_run));
+    let bad = s.app.web("GET", "/runs?cursor=garbage", &cookie, "").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("cursor"));
+
+    let run = s
+        .app
+        .web("GET", &format!("/runs/{}", s.acme_run), &cookie, "")
+        .await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.body);
+    // Its pinned versions, linked; its four actions in order, with decisions and violations.
+    assert!(
+        run.body
+            .contains(&format!("href=\"/policies/{}\"", s.guard))
+    );
+    assert!(
+        run.body
+            .contains(&format!("href=\"/policies/{}\"", s.other))
+    );
+    assert_eq!(run.body.matches("<li class=\"step").count(), 4);
+    assert_eq!(run.body.matches("step step-block").count(), 3);
+    assert_eq!(run.body.matches("step step-allow").count(), 1);
+    assert!(escaped(&run.body));
+    assert!(!run.body.contains(GUARD));
+    assert!(run.body.contains("u1@gmail.com"));
+
+    // Another tenant's run is the same page as a made-up id.
+    let theirs = s
+        .app
+        .web("GET", &format!("/runs/{}", s.globex_run), &cookie, "")
+        .await;
+    let made_up = s.app.web("GET", "/runs/run_made_up", &cookie, "").await;
+    let odd = s.app.web("GET", "/runs/%3Cx%3E", &cookie, "").await;
+    for page in [&theirs, &made_up, &odd] {
+        assert_eq!(page.status, StatusCode::NOT_FOUND);
+        assert!(page.body.contains("nothing this key may see"));
+        assert!(!page.body.contains(&s.globex_run));
+    }
+
+    // The platform key sees both tenants' runs.
+    let admin = s.app.signed_in(&s.app.admin.clone()).await;
+    let page = s
+        .app
+        .web(
+            "GET",
+            &format!("/runs/{}", s.globex_run),
+            &[("cookie", &admin)],
+            "",
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    // Acme's three blocks and globex's one.
+    let page = s
+        .app
+        .web("GET", "/monitor", &[("cookie", &admin)], "")
+        .await;
+    assert_eq!(rows(&page.body), 4);
+    assert!(page.body.contains(&s.globex_run));
+}
