@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use charter_store::{Principal, StoreError, ViolationEvent, ViolationFilter};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use self::chart::Chart;
 pub(crate) use self::query::MonitorQuery;
@@ -232,33 +232,54 @@ pub(crate) async fn page(
     Ok(render::respond(StatusCode::OK, htmx, &page))
 }
 
-/// The chart of the events `filter` selects, from its `since` (or the first event's day) to
-/// its `until` (or now); `None` when there is nothing to draw.
+/// The chart of the events `filter` selects, from its `since` (or the first event) to its
+/// `until` (or now); `None` when there is nothing to draw.
 async fn chart(
     state: &AppState,
     principal: &Principal,
     filter: &ViolationFilter,
     now: Timestamp,
 ) -> Result<Option<Chart>, StoreError> {
-    const DAY_MS: i64 = 86_400_000;
     let end = filter.until.unwrap_or(now);
-    let start = match filter.since {
-        Some(since) => since,
-        // All time: where the first event's day begins, from a count per day.
-        None => match state
+    let Some(since) = filter.since else {
+        // All time: count per day to find the first event, then narrow the buckets to the
+        // span from there (a few rounds at most: each bucket width is finer than the last).
+        let mut bucket_ms = 86_400_000;
+        for _ in 0..4 {
+            let counts = state
+                .store
+                .violation_stats(principal, filter, bucket_ms)
+                .await?;
+            let Some(&(first, _)) = counts.first() else {
+                return Ok(None);
+            };
+            // At least an hour, so events of one minute are not one bar as wide as the chart.
+            let first = first.min(
+                end.checked_sub(SignedDuration::from_hours(1))
+                    .unwrap_or(end),
+            );
+            let finer = chart::bucket_ms(first, end);
+            if finer >= bucket_ms || first >= end {
+                return Ok(Some(Chart::new(&counts, first, end, bucket_ms)));
+            }
+            bucket_ms = finer;
+        }
+        let counts = state
             .store
-            .violation_stats(principal, filter, DAY_MS)
-            .await?
-            .first()
-        {
-            Some((first, _)) => *first,
-            None => return Ok(None),
-        },
+            .violation_stats(principal, filter, bucket_ms)
+            .await?;
+        return Ok(counts.first().map(|&(first, _)| {
+            let first = first.min(
+                end.checked_sub(SignedDuration::from_hours(1))
+                    .unwrap_or(end),
+            );
+            Chart::new(&counts, first, end, bucket_ms)
+        }));
     };
-    if start >= end {
+    if since >= end {
         return Ok(None);
     }
-    let bucket_ms = chart::bucket_ms(start, end);
+    let bucket_ms = chart::bucket_ms(since, end);
     let counts = state
         .store
         .violation_stats(principal, filter, bucket_ms)
@@ -266,5 +287,5 @@ async fn chart(
     if counts.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Chart::new(&counts, start, end, bucket_ms)))
+    Ok(Some(Chart::new(&counts, since, end, bucket_ms)))
 }

@@ -69,7 +69,7 @@ pub(crate) struct Chart {
     pub(crate) from: String,
     /// Its end as shown.
     pub(crate) to: String,
-    /// The bucket's width in words (`1 hour`).
+    /// The bucket's width in words (`hour`, `3 hours`).
     pub(crate) bucket: String,
 }
 
@@ -134,7 +134,7 @@ fn words(seconds: i64) -> String {
         s => (s / 60, "minute"),
     };
     if n == 1 {
-        format!("1 {unit}")
+        unit.to_owned()
     } else {
         format!("{n} {unit}s")
     }
