@@ -20,7 +20,7 @@ use charter_store::{
 };
 use jiff::Timestamp;
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// The runtime part of the server's state.
 #[derive(Debug, Clone)]
@@ -31,6 +31,9 @@ pub struct Runtime {
     pub writer: ActionWriter,
     /// Violation events as they are committed, for the Monitor's live stream.
     pub events: broadcast::Sender<Arc<ViolationEvent>>,
+    /// Turns true when the server shuts down: live streams end then (an open stream would
+    /// hold the graceful shutdown until its grace period ran out).
+    closing: watch::Sender<bool>,
 }
 
 /// What a check needs of a running run: the facts fixed at its start.
@@ -86,7 +89,18 @@ impl Runtime {
             writer: ActionWriter::spawn(store, MAX_BATCH),
             // A subscriber more than this many events behind misses the oldest (it is told).
             events: broadcast::channel(4_096).0,
+            closing: watch::channel(false).0,
         }
+    }
+
+    /// Ends every live stream of violation events: the server is shutting down.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Watches for [`Runtime::close_streams`].
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Checks `action` of run `run_id` for `principal` at `now` (the server's clock): evaluates

@@ -62,6 +62,7 @@ pub async fn serve(
             }
         })
     };
+    let state_runtime = state.runtime.clone();
     let app = crate::web::app(state).layer(
         TraceLayer::new_for_http()
             .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
@@ -70,8 +71,11 @@ pub async fn serve(
     // Requests in flight get a grace period to finish; a client that never completes its
     // request cannot hold the process up past it.
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runtime = state_runtime;
     let signal = async move {
         shutdown.await;
+        // Live streams never finish on their own: end them, or they hold the shutdown.
+        runtime.close_streams();
         let _ = stopping.send(());
     };
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);

@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use charter_core::calendar::Span;
-use charter_store::ViolationFilter;
+use std::sync::Arc;
+
+use charter_store::{Principal, ViolationEvent, ViolationFilter};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -23,11 +25,7 @@ pub(crate) fn router() -> Router<AppState> {
 
 /// Whether a live event passes the caller's tenant and the stream's filters (the
 /// workspace's live Monitor asks too).
-pub(crate) fn passes(
-    event: &charter_store::ViolationEvent,
-    principal: &charter_store::Principal,
-    f: &ViolationFilter,
-) -> bool {
+pub(crate) fn passes(event: &ViolationEvent, principal: &Principal, f: &ViolationFilter) -> bool {
     let is = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
     principal.sees(Some(&event.tenant_id))
         && is(&f.tenant_id, &event.tenant_id)
@@ -39,6 +37,44 @@ pub(crate) fn passes(
         && is(&f.decision, &event.decision)
         && f.since.is_none_or(|s| event.at >= s)
         && f.until.is_none_or(|u| event.at < u)
+}
+
+/// What a live subscriber of violation events receives.
+pub(crate) enum Live {
+    /// A committed event that passes the subscriber's tenant and filters.
+    Event(Arc<ViolationEvent>),
+    /// The subscriber fell behind: this many events were dropped for it.
+    Missed(u64),
+}
+
+/// The violation events `principal` may see that pass `filter`, as they are committed, until
+/// the server shuts down: the one live feed of the API's stream and the workspace's Monitor.
+pub(crate) fn live(
+    state: &AppState,
+    principal: Principal,
+    filter: ViolationFilter,
+) -> impl futures_util::Stream<Item = Live> + Send + use<> {
+    use tokio::sync::broadcast::error::RecvError;
+    let receiver = state.runtime.events.subscribe();
+    let closing = state.runtime.closing();
+    futures_util::stream::unfold(
+        (receiver, closing, principal, filter),
+        |(mut receiver, mut closing, principal, filter)| async move {
+            loop {
+                let next = tokio::select! {
+                    next = receiver.recv() => next,
+                    _ = closing.wait_for(|closed| *closed) => return None,
+                };
+                let live = match next {
+                    Ok(event) if passes(&event, &principal, &filter) => Live::Event(event),
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(missed)) => Live::Missed(missed),
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((live, (receiver, closing, principal, filter)));
+            }
+        },
+    )
 }
 
 /// Server-sent events, one per new violation matching the filters, as they are committed.
@@ -68,7 +104,7 @@ async fn stream(
     ApiError,
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    use tokio::sync::broadcast::error::RecvError;
+    use futures_util::StreamExt as _;
     if let Some(name) = q.paging(true) {
         return Err(ApiError::invalid(
             &format!("query.{name}"),
@@ -76,31 +112,16 @@ async fn stream(
         ));
     }
     let filter = q.filter()?;
-    let principal = caller.principal;
-    let receiver = state.runtime.events.subscribe();
-    let events = futures_util::stream::unfold(receiver, move |mut receiver| {
-        let (filter, principal) = (filter.clone(), principal.clone());
-        async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(event) if passes(&event, &principal, &filter) => {
-                        let data = serde_json::to_string(&*event).unwrap_or_default();
-                        let frame = Event::default()
-                            .event("violation")
-                            .id(event.id.clone())
-                            .data(data);
-                        return Some((Ok(frame), receiver));
-                    }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(missed)) => {
-                        let frame = Event::default()
-                            .comment(format!("missed {missed} events: read /v1/violations"));
-                        return Some((Ok(frame), receiver));
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
+    let events = live(&state, caller.principal, filter).map(|live| {
+        Ok(match live {
+            Live::Event(event) => Event::default()
+                .event("violation")
+                .id(event.id.clone())
+                .data(serde_json::to_string(&*event).unwrap_or_default()),
+            Live::Missed(missed) => {
+                Event::default().comment(format!("missed {missed} events: read /v1/violations"))
             }
-        }
+        })
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
