@@ -1,8 +1,9 @@
 // The workspace in a real browser: Debian's chromium, headless, against the real `charter`
 // binary running `charter demo` on a fresh data directory. Signs in by typing the key, reads the
 // Policies list, opens a policy, signs out, and signs in again by the one-click link the demo
-// prints; opens the Monitor, filters it by a policy and opens a run from a row; no console
-// error and no CSP violation anywhere. Takes screenshots (1280 and 390 px
+// prints; opens the Monitor, filters it by a policy and opens a run from a row, sees a block
+// made through the API arrive in the open Monitor, pauses it; no console error and no CSP
+// violation anywhere. Takes screenshots (1280 and 390 px
 // wide) into a scratch folder, or into `SCREENSHOTS_DIR` (`docs/screenshots` to refresh the
 // committed ones: they show the demo's timestamps, so every run would otherwise change them).
 
@@ -224,6 +225,67 @@ for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
     await context.close();
   });
 }
+
+/** Calls API v1 with the demo's key. */
+async function api(method, path, body) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
+  return JSON.parse(text);
+}
+
+/** A check the demo's "No shell access" refuses, made through the API; its decision. */
+async function blockedCheck() {
+  const run = await api("POST", "/v1/runs", { tenant_id: "globex", agent_id: "research" });
+  return api("POST", `/v1/runs/${run.id}/check`, {
+    kind: "tool_call",
+    tool: "admin.exec",
+    args: { cmd: "live-row-check" },
+  });
+}
+
+test("the live Monitor adds a row for a new block without a reload, and pauses", async () => {
+  const { context, page, problems } = await watchedPage(1280);
+  await page.goto(link);
+  await page.waitForURL(`${base}/policies`);
+  await page.goto(`${base}/monitor`);
+  const rows = page.locator("#events tr");
+  await rows.first().waitFor();
+  // The stream is open once the extension says so.
+  await page.locator('.live[data-state="open"]').waitFor({ state: "attached" });
+  const firstId = await rows.first().getAttribute("id");
+  const navigations = [];
+  page.on("framenavigated", (frame) => frame === page.mainFrame() && navigations.push(frame.url()));
+
+  const decision = await blockedCheck();
+  assert.equal(decision.decision, "block", JSON.stringify(decision));
+  await page.waitForFunction(
+    (id) => document.querySelector("#events tr")?.id !== id,
+    firstId,
+  );
+  const newest = rows.first();
+  assert.match(await newest.textContent(), /admin\.exec/);
+  assert.equal(await newest.locator('td[data-label="Run"] a').getAttribute("href"), `/runs/${decision.run_id}`);
+  assert.deepEqual(navigations, [], "no reload");
+
+  // Paused, a new block is held back and counted; resuming brings it.
+  await page.getByRole("button", { name: "Pause" }).click();
+  const paused = await blockedCheck();
+  await page.getByText("Paused: 1 new event held back").waitFor();
+  assert.notEqual(await rows.first().locator('td[data-label="Run"] a').getAttribute("href"), `/runs/${paused.run_id}`);
+  await page.getByRole("button", { name: "Resume" }).click();
+  await page.waitForFunction(
+    (href) => document.querySelector('#events tr td[data-label="Run"] a')?.getAttribute("href") === href,
+    `/runs/${paused.run_id}`,
+  );
+
+  assert.deepEqual(problems, []);
+  await context.close();
+});
 
 test("the link charter demo prints signs in with one click and forgets the key", async () => {
   const { context, page, problems } = await watchedPage(1280);

@@ -40,6 +40,7 @@ fn workspace(state: AppState) -> Router {
         .route("/policies", get(pages::policies::list))
         .route("/policies/{id}", get(pages::policies::show))
         .route("/monitor", get(pages::monitor::page))
+        .route("/monitor/stream", get(pages::monitor::stream))
         .route("/audit", get(pages::soon::audit))
         .route("/runs", get(pages::runs::list))
         .route("/runs/{id}", get(pages::runs::show))

@@ -52,6 +52,80 @@ function afterSwap(event) {
   }
 }
 
+// The live Monitor: htmx's SSE extension puts each new row at the top of the table. Paused,
+// rows are held back (counted); resuming reloads the page's content, which has them all.
+const live = { paused: false, held: 0 };
+
+function liveStatus(text) {
+  const status = document.getElementById("live-status");
+  if (status) {
+    status.textContent = text;
+  }
+}
+
+function toggleLive(event) {
+  const button = event.target.closest("#live-toggle");
+  if (!button) {
+    return;
+  }
+  live.paused = !live.paused;
+  button.setAttribute("aria-pressed", String(live.paused));
+  button.textContent = live.paused ? "Resume" : "Pause";
+  if (live.paused) {
+    liveStatus("Paused: new events are held back");
+  } else {
+    const held = live.held;
+    live.held = 0;
+    liveStatus("Live: new events appear at the top");
+    if (held > 0) {
+      htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#content" });
+    }
+  }
+}
+
+function beforeLiveRow(event) {
+  if (event.target.id !== "events") {
+    return;
+  }
+  if (live.paused) {
+    event.preventDefault();
+    live.held += 1;
+    liveStatus(`Paused: ${live.held} new ${live.held === 1 ? "event" : "events"} held back`);
+    return;
+  }
+  // The first row replaces the empty state.
+  document.getElementById("events-empty")?.remove();
+  event.target.closest(".table-wrap")?.classList.remove("is-empty");
+}
+
+// A new page of content is live again.
+function resetLive(event) {
+  if (event.detail.target && event.detail.target.id === "content") {
+    live.paused = false;
+    live.held = 0;
+  }
+}
+
+// Whether the stream is open, for the reader (and the tests): the extension reconnects by
+// itself after an error.
+function liveState(state, text) {
+  return (event) => {
+    const box = event.target.closest(".live");
+    if (box) {
+      box.dataset.state = state;
+      if (!live.paused) {
+        liveStatus(text);
+      }
+    }
+  };
+}
+
+document.addEventListener("click", toggleLive);
+document.addEventListener("htmx:sseOpen", liveState("open", "Live: new events appear at the top"));
+document.addEventListener("htmx:sseError", liveState("error", "Reconnecting to the live stream…"));
+document.addEventListener("htmx:sseBeforeMessage", beforeLiveRow);
+document.addEventListener("htmx:beforeSwap", resetLive);
+
 document.addEventListener("DOMContentLoaded", () => {
   signInFromFragment();
   switchTenantOnChange();

@@ -15,6 +15,7 @@ struct Seeded {
     guard: String,
     other: String,
     acme_run: String,
+    globex: String,
     globex_run: String,
 }
 
@@ -90,6 +91,7 @@ async fn seeded(blocked: usize) -> Seeded {
         guard,
         other,
         acme_run,
+        globex,
         globex_run,
     }
 }
@@ -225,6 +227,13 @@ async fn the_monitor_pages_with_the_cursor() {
     assert_eq!(rows(&second.body), 3);
     assert!(older(&second.body).is_none());
     assert!(second.body.contains(">Newest</a>"));
+    // New events belong on the first page only.
+    assert!(
+        first
+            .body
+            .contains("sse-connect=\"/monitor/stream?policy_id=")
+    );
+    assert!(!second.body.contains("sse-connect"));
 }
 
 #[tokio::test]
@@ -297,4 +306,126 @@ async fn runs_show_their_actions_and_another_tenants_run_is_not_found() {
         .await;
     assert_eq!(rows(&page.body), 4);
     assert!(page.body.contains(&s.globex_run));
+}
+
+/// The next data frame of a stream's body as text, within `wait`; `None` when the stream
+/// ended or nothing came.
+async fn next_text(body: &mut axum::body::Body, wait: std::time::Duration) -> Option<String> {
+    use http_body_util::BodyExt as _;
+    let frame = tokio::time::timeout(wait, body.frame()).await.ok()??.ok()?;
+    frame
+        .into_data()
+        .ok()
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn the_live_monitor_streams_rendered_rows_and_ends_with_the_session() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use std::time::Duration;
+    use tower::ServiceExt as _;
+    let s = seeded(0).await;
+    let session = s.app.signed_in(&s.acme).await;
+    let open = |query: &str| {
+        Request::builder()
+            .uri(format!("/monitor/stream{query}"))
+            .header("cookie", session.as_str())
+            .body(Body::empty())
+            .unwrap()
+    };
+    let response = s
+        .app
+        .router
+        .clone()
+        .oneshot(open(&format!("?policy_id={}&agent_id=", s.guard)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/event-stream",
+        "an event stream"
+    );
+    let mut stream = response.into_body();
+    // Without a session there is no stream; a bad filter is refused by name.
+    let refused = s
+        .app
+        .router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/monitor/stream")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::SEE_OTHER);
+    let bad = s
+        .app
+        .router
+        .clone()
+        .oneshot(open("?decision=allow"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    // Globex's block and acme's other policy's do not pass; the guard's arrives as a row.
+    let globex_key = s.globex.clone();
+    run(&s.app, &globex_key, &[("gmail.send_email", "g2@gmail.com")]).await;
+    run(
+        &s.app,
+        &s.acme,
+        &[
+            ("slack.post", "x@evil.io"),
+            ("gmail.send_email", "eve@gmail.com"),
+        ],
+    )
+    .await;
+    let text = next_text(&mut stream, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(text.starts_with("event: violation\n"), "{text}");
+    assert!(
+        text.contains("<tr id=\\\"vio_") || text.contains("<tr id=\"vio_"),
+        "{text}"
+    );
+    assert!(text.contains("eve@gmail.com"), "{text}");
+    assert!(!text.contains("x@evil.io"), "{text}");
+    assert!(
+        text.contains("&#60;script&#62;") || text.contains("&lt;script&gt;"),
+        "{text}"
+    );
+
+    // Signing out ends the stream (within a session check).
+    let page = s
+        .app
+        .web("GET", "/monitor", &[("cookie", &session)], "")
+        .await;
+    assert!(
+        page.body.contains("sse-connect=\"/monitor/stream\""),
+        "{}",
+        page.body
+    );
+    let at = page.body.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = page.body[at..at + 64].to_owned();
+    let out = s
+        .app
+        .web(
+            "POST",
+            "/sign-out",
+            &[("cookie", &session), ("sec-fetch-site", "same-origin")],
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let end = tokio::time::timeout(Duration::from_secs(12), async {
+        while next_text(&mut stream, Duration::from_secs(12))
+            .await
+            .is_some()
+        {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream ended with the session");
 }

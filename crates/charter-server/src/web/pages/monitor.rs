@@ -4,6 +4,7 @@
 //! `GET /v1/violations` and its stats do, with the filters read by the API's own parsing.
 
 mod chart;
+mod live;
 mod query;
 
 use askama::Template;
@@ -14,6 +15,7 @@ use charter_store::{Principal, StoreError, ViolationEvent, ViolationFilter};
 use jiff::{SignedDuration, Timestamp};
 
 use self::chart::Chart;
+pub(crate) use self::live::stream;
 pub(crate) use self::query::MonitorQuery;
 use self::query::RANGES;
 use crate::state::AppState;
@@ -126,6 +128,16 @@ struct MonitorPage {
     older: Option<String>,
     /// The first page's URL, on a later page.
     newest: Option<String>,
+    /// On the first page: where new events stream from.
+    live: Option<LiveLinks>,
+}
+
+/// The live Monitor's URLs, with the page's filters.
+struct LiveLinks {
+    /// The event stream.
+    stream: String,
+    /// This page, reloaded into the content when the stream says events were missed.
+    reload: String,
 }
 
 render::page!(MonitorPage);
@@ -158,6 +170,7 @@ impl MonitorPage {
             filtered: query.filtered(),
             older: None,
             newest: None,
+            live: None,
         }
     }
 }
@@ -229,6 +242,13 @@ pub(crate) async fn page(
         .map(|cursor| query.href("/monitor", Some(cursor)));
     page.newest = query.cursor.as_ref().map(|_| query.href("/monitor", None));
     page.chart = chart;
+    // New events belong at the top of the first page only.
+    if query.cursor.is_none() {
+        page.live = Some(LiveLinks {
+            stream: query.href("/monitor/stream", None),
+            reload: query.href("/monitor", None),
+        });
+    }
     Ok(render::respond(StatusCode::OK, htmx, &page))
 }
 

@@ -1,0 +1,89 @@
+//! The live Monitor: server-sent events for the Monitor page, authenticated by the session
+//! cookie (an `EventSource` cannot send `Authorization`), over the API's own live feed
+//! ([`crate::api::monitor::live`]: the visitor's tenant, the same filters, lag told).
+//!
+//! Each new event is sent as `event: violation` whose data is the rendered `<tr>`, which
+//! htmx's SSE extension puts at the top of the table; a subscriber that fell behind gets
+//! `event: lagged`, on which the page reloads the table. The stream ends when the session does
+//! (signed out, its key revoked, expired: checked every [`SESSION_CHECK`]) and when the server
+//! shuts down.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+
+use super::{MonitorQuery, Row, RowTemplate, visitor_filter};
+use crate::api::monitor::{Live, live};
+use crate::state::AppState;
+use crate::web::session::Visitor;
+
+/// How often a stream asks whether its session still holds.
+pub(crate) const SESSION_CHECK: Duration = Duration::from_secs(5);
+
+/// The frame of one feed item; `None` when a row cannot be rendered (logged, skipped).
+fn frame(live: Live) -> Option<Event> {
+    match live {
+        Live::Event(event) => match (RowTemplate {
+            row: Row::of(&event),
+        })
+        .render()
+        {
+            // A carriage return would end an SSE line early; HTML needs none.
+            Ok(html) => Some(
+                Event::default()
+                    .event("violation")
+                    .id(event.id.clone())
+                    .data(html.replace('\r', "")),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "rendering a live Monitor row");
+                None
+            }
+        },
+        Live::Missed(missed) => Some(Event::default().event("lagged").data(missed.to_string())),
+    }
+}
+
+/// `GET /monitor/stream`: the Monitor's filters, as its page reads them.
+pub(crate) async fn stream(State(state): State<AppState>, visitor: Visitor, uri: Uri) -> Response {
+    let query = match MonitorQuery::parse(uri.query().unwrap_or_default(), state.clock.now()) {
+        Ok(query) => query,
+        Err(problem) => return (StatusCode::BAD_REQUEST, problem).into_response(),
+    };
+    let filter = visitor_filter(&visitor, &query);
+    let feed = Box::pin(live(&state, visitor.caller.principal.clone(), filter));
+    let start = tokio::time::Instant::now() + SESSION_CHECK;
+    let tick = tokio::time::interval_at(start, SESSION_CHECK);
+    let session = visitor.session_id;
+    let frames = futures_util::stream::unfold(
+        (feed, tick, state, session),
+        |(mut feed, mut tick, state, session)| async move {
+            loop {
+                tokio::select! {
+                    next = feed.next() => {
+                        // The feed ends when the server shuts down.
+                        if let Some(event) = frame(next?) {
+                            return Some((Ok::<_, Infallible>(event), (feed, tick, state, session)));
+                        }
+                    }
+                    _ = tick.tick() => {
+                        let now = state.clock.now();
+                        // Signed out, revoked, expired, or unreadable: the stream ends.
+                        if !matches!(state.store.session(&session, now).await, Ok(Some(_))) {
+                            return None;
+                        }
+                    }
+                }
+            }
+        },
+    );
+    Sse::new(frames)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
