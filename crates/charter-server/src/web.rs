@@ -13,6 +13,7 @@
 mod assets;
 mod auth;
 mod csrf;
+mod forms;
 mod headers;
 mod pages;
 mod render;
@@ -42,7 +43,10 @@ fn workspace(state: AppState) -> Router {
         .route("/monitor", get(pages::soon::monitor))
         .route("/audit", get(pages::soon::audit))
         .route("/runs", get(pages::soon::runs))
-        .route("/agents", get(pages::soon::agents))
+        .route(
+            "/agents",
+            get(pages::agents::list).post(pages::agents::create),
+        )
         .route("/keys", get(pages::soon::keys))
         .route("/docs", get(pages::soon::docs))
         .route("/static/{version}/{*file}", get(assets::serve))

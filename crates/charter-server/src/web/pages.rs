@@ -1,4 +1,5 @@
 //! The workspace's pages, one module per area.
 
+pub(crate) mod agents;
 pub(crate) mod policies;
 pub(crate) mod soon;

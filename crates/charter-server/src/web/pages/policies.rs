@@ -138,7 +138,7 @@ fn scope_text(scope: &Scope) -> String {
 }
 
 /// A time as the pages show it (UTC, to the minute).
-fn when(at: Timestamp) -> String {
+pub(crate) fn when(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%M UTC").to_string()
 }
 

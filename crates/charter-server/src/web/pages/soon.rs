@@ -62,7 +62,6 @@ soon_pages! {
     monitor: "monitor", "Monitor", "charter violations --follow";
     audit: "audit", "Audit Log", "charter audit list";
     runs: "runs", "Runs", "charter runs list";
-    agents: "agents", "Agents", "charter agents list TENANT";
     keys: "keys", "Keys", "charter keys list";
     docs: "docs", "API reference", "GET /v1/openapi.json";
 }

