@@ -47,7 +47,11 @@ fn workspace(state: AppState) -> Router {
             "/agents",
             get(pages::agents::list).post(pages::agents::create),
         )
-        .route("/keys", get(pages::soon::keys))
+        .route("/keys", get(pages::keys::list).post(pages::keys::create))
+        .route(
+            "/keys/{id}/revoke",
+            get(pages::keys::confirm).post(pages::keys::revoke),
+        )
         .route("/docs", get(pages::soon::docs))
         .route("/static/{version}/{*file}", get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(

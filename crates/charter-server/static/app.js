@@ -52,6 +52,46 @@ function afterSwap(event) {
   }
 }
 
+// A copy button (`data-copy` names the element whose text it copies): a key's value, shown
+// once. Without clipboard access (an insecure origin, a refused permission) the text is
+// selected instead, for the user to copy.
+function copyOnClick(event) {
+  const button = event.target.closest("[data-copy]");
+  if (!button) {
+    return;
+  }
+  const source = document.getElementById(button.dataset.copy);
+  const status = button.closest(".secret-box")?.querySelector(".copy-status");
+  if (!source) {
+    return;
+  }
+  const say = (text) => {
+    if (status) {
+      status.textContent = text;
+    }
+  };
+  const select = () => {
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    say("Selected: press Ctrl+C (or ⌘C) to copy.");
+  };
+  if (!navigator.clipboard) {
+    select();
+    return;
+  }
+  navigator.clipboard.writeText(source.textContent.trim()).then(
+    () => {
+      button.textContent = "Copied";
+      say("Copied to the clipboard.");
+    },
+    select,
+  );
+}
+
+document.addEventListener("click", copyOnClick);
 document.addEventListener("DOMContentLoaded", () => {
   signInFromFragment();
   switchTenantOnChange();

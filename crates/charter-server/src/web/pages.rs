@@ -1,5 +1,6 @@
 //! The workspace's pages, one module per area.
 
 pub(crate) mod agents;
+pub(crate) mod keys;
 pub(crate) mod policies;
 pub(crate) mod soon;

@@ -62,6 +62,5 @@ soon_pages! {
     monitor: "monitor", "Monitor", "charter violations --follow";
     audit: "audit", "Audit Log", "charter audit list";
     runs: "runs", "Runs", "charter runs list";
-    keys: "keys", "Keys", "charter keys list";
     docs: "docs", "API reference", "GET /v1/openapi.json";
 }

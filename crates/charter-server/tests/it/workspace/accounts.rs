@@ -262,3 +262,248 @@ async fn agent_names_render_escaped_and_a_tenant_key_sees_only_its_agents() {
     );
     assert!(!page.body.contains("<script>alert(1)"));
 }
+
+impl App {
+    /// The keys the platform key sees, through the API: `(id, name, revoked)`.
+    async fn keys(&self) -> Vec<(String, String, bool)> {
+        let r = self.call("GET", "/v1/keys", Some(&self.admin), None).await;
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["id"].as_str().unwrap().to_owned(),
+                    k["name"].as_str().unwrap().to_owned(),
+                    !k["revoked_at"].is_null(),
+                )
+            })
+            .collect()
+    }
+
+    /// The id of the key named `name`.
+    async fn key_id(&self, name: &str) -> String {
+        self.keys()
+            .await
+            .into_iter()
+            .find(|(_, n, _)| n == name)
+            .unwrap()
+            .0
+    }
+}
+
+/// The text of the element with id `id` (up to its closing tag).
+fn text_of<'a>(page: &'a Page, id: &str) -> &'a str {
+    let start = page.body.find(&format!("id=\"{id}\"")).unwrap();
+    let rest = &page.body[start..];
+    let open = rest.find('>').unwrap() + 1;
+    let close = rest[open..].find('<').unwrap();
+    &rest[open..open + close]
+}
+
+#[tokio::test]
+async fn a_created_key_is_shown_once_and_never_again() {
+    let (app, acme, _) = App::seeded().await;
+    let session = app.signed_in(&acme).await;
+    let list = app.get("/keys", &session).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.body.contains("acme ops") && list.body.contains("(this session)"));
+    let token = list.csrf();
+    let created = app
+        .post(
+            "/keys",
+            &session,
+            &format!("csrf={token}&name=ci+runner&scope_read=on&scope_execute=on"),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let value = text_of(&created, "new-key-value").to_owned();
+    assert!(value.starts_with("chk_"), "{value}");
+    assert!(created.body.contains("data-copy=\"new-key-value\""));
+    assert!(created.body.contains("will not be shown again"));
+    // The value works, for the tenant of the key that made it, with the scopes ticked.
+    let r = app.call("GET", "/v1/keys", Some(&value), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let mine = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "ci runner")
+        .unwrap()
+        .clone();
+    assert_eq!(mine["tenant_id"], "acme");
+    assert_eq!(mine["scopes"], json!(["read", "execute"]));
+    // Never again: not on the list, not in its partial.
+    for partial in [false, true] {
+        let mut headers = vec![("cookie", session.as_str())];
+        if partial {
+            headers.push(("hx-request", "true"));
+        }
+        let list = app.web("GET", "/keys", &headers, "").await;
+        assert!(list.body.contains("ci runner"));
+        assert!(!list.body.contains(&value));
+        assert!(
+            list.body
+                .contains(&format!("…{}", &value[value.len() - 4..]))
+        );
+    }
+
+    // A key grants only what it holds; the refusal keeps the form as it was.
+    let reader = app
+        .key("acme reader", Some("acme"), &["read", "write"])
+        .await;
+    let limited = app.signed_in(&reader).await;
+    let token = app.get("/keys", &limited).await.csrf();
+    let refused = app
+        .post(
+            "/keys",
+            &limited,
+            &format!("csrf={token}&name=escalate&scope_read=on&scope_execute=on"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("cannot grant the `execute` scope"));
+    assert!(refused.body.contains("value=\"escalate\""));
+    let none = app
+        .post("/keys", &limited, &format!("csrf={token}&name=empty"))
+        .await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        none.body
+            .contains("id=\"key-scopes-error\">a key needs at least one scope")
+    );
+    assert!(
+        !app.keys()
+            .await
+            .iter()
+            .any(|(_, n, _)| n == "escalate" || n == "empty")
+    );
+}
+
+#[tokio::test]
+async fn revoking_asks_first_and_ends_the_keys_sessions() {
+    let (app, acme, _) = App::seeded().await;
+    let other = app.key("acme bot", Some("acme"), &["read"]).await;
+    let bot_session = app.signed_in(&other).await;
+    let session = app.signed_in(&acme).await;
+    let bot = app.key_id("acme bot").await;
+    let list = app.get("/keys", &session).await;
+    assert!(list.body.contains(&format!("href=\"/keys/{bot}/revoke\"")));
+    // The confirmation changes nothing.
+    let confirm = app.get(&format!("/keys/{bot}/revoke"), &session).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Revoke “acme bot”?"));
+    assert!(!app.keys().await.iter().any(|(_, _, revoked)| *revoked));
+    assert_eq!(
+        app.get("/policies", &bot_session).await.status,
+        StatusCode::OK
+    );
+    let done = app
+        .post(
+            &format!("/keys/{bot}/revoke"),
+            &session,
+            &format!("csrf={}", confirm.csrf()),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.header("location"), "/keys");
+    assert!(
+        app.keys()
+            .await
+            .iter()
+            .any(|(id, _, revoked)| *id == bot && *revoked)
+    );
+    // The revoked key's session is over; the list shows it revoked, with no button.
+    assert_eq!(
+        app.get("/policies", &bot_session).await.header("location"),
+        "/sign-in"
+    );
+    let list = app.get("/keys", &session).await;
+    assert!(list.body.contains("revoked"));
+    assert!(!list.body.contains(&format!("href=\"/keys/{bot}/revoke\"")));
+
+    // Revoking the session's own key signs the visitor out.
+    let own = app.key_id("acme ops").await;
+    let confirm = app.get(&format!("/keys/{own}/revoke"), &session).await;
+    assert!(confirm.body.contains("revoking it signs you out"));
+    let done = app
+        .post(
+            &format!("/keys/{own}/revoke"),
+            &session,
+            &format!("csrf={}", confirm.csrf()),
+        )
+        .await;
+    assert_eq!(done.header("location"), "/sign-in");
+    assert_eq!(
+        app.get("/keys", &session).await.header("location"),
+        "/sign-in"
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_key_cannot_create_or_revoke_keys() {
+    let (app, _, _) = App::seeded().await;
+    let reader = app.key("acme reader", Some("acme"), &["read"]).await;
+    let session = app.signed_in(&reader).await;
+    let page = app.get("/keys", &session).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!offers_writes(&page), "{}", page.body);
+    assert!(!page.body.contains("/revoke"));
+    let token = page.csrf();
+    let target = app.key_id("acme ops").await;
+    let before = app.keys().await;
+    for (path, body) in [
+        (
+            "/keys".to_owned(),
+            format!("csrf={token}&name=mine&scope_read=on"),
+        ),
+        (format!("/keys/{target}/revoke"), format!("csrf={token}")),
+    ] {
+        let forged = app.post(&path, &session, &body).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(forged.body.contains("lacks the `write` scope"));
+    }
+    let confirm = app.get(&format!("/keys/{target}/revoke"), &session).await;
+    assert_eq!(confirm.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.keys().await, before, "nothing changed");
+}
+
+#[tokio::test]
+async fn a_tenant_key_never_sees_another_tenants_keys() {
+    let (app, acme, _) = App::seeded().await;
+    let hostile = "<script>alert(1)</script>";
+    let r = app
+        .call(
+            "POST",
+            "/v1/keys",
+            Some(&app.admin),
+            Some(json!({"name": hostile, "tenant_id": "acme", "scopes": ["read"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let session = app.signed_in(&acme).await;
+    let page = app.get("/keys", &session).await;
+    assert!(!page.body.contains("globex") && !page.body.contains(">admin<"));
+    assert!(
+        page.body
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+    );
+    assert!(!page.body.contains("<script>alert(1)"));
+    // Another tenant's key: not found, the same as a made-up id, and not revoked.
+    let theirs = app.key_id("globex ops").await;
+    let token = page.csrf();
+    for id in [theirs.as_str(), "key_made_up"] {
+        let confirm = app.get(&format!("/keys/{id}/revoke"), &session).await;
+        assert_eq!(confirm.status, StatusCode::NOT_FOUND, "{id}");
+        let post = app
+            .post(
+                &format!("/keys/{id}/revoke"),
+                &session,
+                &format!("csrf={token}"),
+            )
+            .await;
+        assert_eq!(post.status, StatusCode::NOT_FOUND, "{id}");
+        assert!(!post.body.contains("globex"));
+    }
+    assert!(!app.keys().await.iter().any(|(_, _, revoked)| *revoked));
+}
