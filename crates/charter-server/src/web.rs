@@ -41,7 +41,8 @@ fn workspace(state: AppState) -> Router {
         .route("/policies", get(pages::policies::list))
         .route("/policies/{id}", get(pages::policies::show))
         .route("/monitor", get(pages::soon::monitor))
-        .route("/audit", get(pages::soon::audit))
+        .route("/audit", get(pages::audit::list))
+        .route("/audit/verify", get(pages::audit::verify))
         .route("/runs", get(pages::soon::runs))
         .route(
             "/agents",

@@ -94,7 +94,7 @@ impl Filters {
 }
 
 /// Percent-encodes a query value.
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {

@@ -507,3 +507,160 @@ async fn a_tenant_key_never_sees_another_tenants_keys() {
     }
     assert!(!app.keys().await.iter().any(|(_, _, revoked)| *revoked));
 }
+
+#[tokio::test]
+async fn the_audit_log_filters_links_and_shows_an_edit_field_by_field() {
+    let (app, acme, globex) = App::seeded().await;
+    let hostile = "<script>alert(1)</script>";
+    let r = app
+        .call(
+            "POST",
+            "/v1/policies",
+            Some(&acme),
+            Some(crate::app::policy_body("mail")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let (id, lineage) = (
+        r.body["id"].as_str().unwrap().to_owned(),
+        r.body["lineage_id"].as_str().unwrap().to_owned(),
+    );
+    let r = app
+        .call(
+            "PUT",
+            &format!("/v1/policies/{id}"),
+            Some(&acme),
+            Some(json!({"name": hostile})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = app
+        .call(
+            "POST",
+            "/v1/tenants/globex/agents",
+            Some(&globex),
+            Some(json!({"id": "hidden-agent", "name": "Hidden"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+
+    let session = app.signed_in(&acme).await;
+    let all = app.get("/audit", &session).await;
+    assert_eq!(all.status, StatusCode::OK);
+    for action in [
+        "agent.created",
+        "key.created",
+        "policy.created",
+        "policy.updated",
+    ] {
+        assert!(all.body.contains(&format!(">{action}</span>")), "{action}");
+    }
+    // Never another tenant's entries (nor the platform's).
+    assert!(!all.body.contains("hidden-agent") && !all.body.contains("globex"));
+    assert!(!all.body.contains(">tenant.created</span>"));
+    // The edit: its name before and after, escaped; links to the policy and its lineage.
+    assert!(
+        all.body
+            .contains("<th scope=\"row\">name</th><td><pre>mail</pre></td>")
+    );
+    assert!(
+        all.body
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+    );
+    assert!(!all.body.contains("<script>alert(1)"));
+    assert!(all.body.contains(&format!("href=\"/policies/{id}\"")));
+    assert!(
+        all.body
+            .contains(&format!("href=\"/audit?lineage_id={lineage}\""))
+    );
+
+    // Filters narrow the entries and stay in the URL (the form shows them).
+    let updated = app.get("/audit?action=policy.updated", &session).await;
+    assert_eq!(updated.body.matches("class=\"entry\"").count(), 1);
+    assert!(
+        updated
+            .body
+            .contains("<option value=\"policy.updated\" selected>")
+    );
+    let of_policy = app.get(&format!("/audit?policy_id={id}"), &session).await;
+    assert_eq!(of_policy.body.matches("class=\"entry\"").count(), 2);
+    let of_lineage = app
+        .get(&format!("/audit?lineage_id={lineage}"), &session)
+        .await;
+    assert_eq!(of_lineage.body.matches("class=\"entry\"").count(), 2);
+    let acme_key = app.key_id("acme ops").await;
+    let by_actor = app.get(&format!("/audit?actor={acme_key}"), &session).await;
+    assert_eq!(by_actor.body.matches("class=\"entry\"").count(), 2);
+    let later = app.get("/audit?since=2030-01-01", &session).await;
+    assert!(later.body.contains("No entries match these filters"));
+    let earlier = app.get("/audit?since=2020-01-01T00:00", &session).await;
+    assert_eq!(
+        earlier.body.matches("class=\"entry\"").count(),
+        all.body.matches("class=\"entry\"").count()
+    );
+    let bad = app.get("/audit?since=yesterday", &session).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // A platform key reads every chain, or the chosen tenant's.
+    let admin = app.admin.clone();
+    let platform = app.signed_in(&admin).await;
+    let every = app.get("/audit", &platform).await;
+    assert!(every.body.contains("hidden-agent") && every.body.contains(">tenant.created</span>"));
+}
+
+#[tokio::test]
+async fn the_audit_log_pages_with_the_stores_cursor() {
+    let (app, acme, _) = App::seeded().await;
+    for n in 0..55 {
+        let r = app
+            .call(
+                "POST",
+                "/v1/tenants/acme/agents",
+                Some(&acme),
+                Some(json!({"id": format!("a{n}"), "name": format!("agent {n}")})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let session = app.signed_in(&acme).await;
+    let first = app.get("/audit?action=agent.created", &session).await;
+    assert_eq!(first.body.matches("class=\"entry\"").count(), 50);
+    let next = first
+        .body
+        .split("<a href=\"")
+        .filter_map(|s| s.split('"').next())
+        .find(|href| href.contains("cursor="))
+        .unwrap()
+        .replace("&#38;", "&");
+    assert!(
+        next.starts_with("/audit?action=agent.created&cursor="),
+        "{next}"
+    );
+    let second = app.get(&next, &session).await;
+    // Two seeded agents and 55 made here: 57 in all.
+    assert_eq!(second.body.matches("class=\"entry\"").count(), 7);
+    assert!(second.body.contains("First page"));
+    assert!(!second.body.contains("Next page"));
+}
+
+#[tokio::test]
+async fn verify_reports_a_good_chain() {
+    let (app, acme, _) = App::seeded().await;
+    let session = app.signed_in(&acme).await;
+    let list = app.get("/audit", &session).await;
+    assert!(list.body.contains("href=\"/audit/verify\""));
+    let page = app.get("/audit/verify", &session).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("The chain is intact"));
+    let api = app.call("GET", "/v1/audit/verify", Some(&acme), None).await;
+    let n = api.body["entries"].as_u64().unwrap();
+    assert!(
+        page.body.contains(&format!("{n} entries checked")),
+        "{}",
+        page.body
+    );
+    let admin = app.admin.clone();
+    let platform = app.signed_in(&admin).await;
+    let page = app.get("/audit/verify", &platform).await;
+    assert!(page.body.contains("The chain is intact") && page.body.contains("every audit chain"));
+}
