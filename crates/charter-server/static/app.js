@@ -19,12 +19,25 @@ function signInFromFragment() {
   }
 }
 
-// The tenant switcher applies a choice at once (its button stays for keyboards and no JS).
+// The tenant switcher applies a choice at once (its button stays for keyboards and no JS),
+// and returns to the page shown now: after htmx swapped pages in, the address says which,
+// not the sidebar's `next`, rendered with the first page.
 function switchTenantOnChange() {
   const select = document.getElementById("tenant-select");
-  if (select) {
-    select.addEventListener("change", () => select.form.submit());
+  if (!select) {
+    return;
   }
+  const here = () => {
+    const next = select.form.elements.namedItem("next");
+    if (next) {
+      next.value = window.location.pathname + window.location.search;
+    }
+  };
+  select.form.addEventListener("submit", here);
+  select.addEventListener("change", () => {
+    here();
+    select.form.submit();
+  });
 }
 
 // After htmx swaps a page's content in: its title, the sidebar's current item, focus.

@@ -8,7 +8,7 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use charter_core::{LineageId, PolicyId};
 use charter_store::{AuditEntry, AuditFilter, Verification};
@@ -168,12 +168,20 @@ struct Detail {
     long: bool,
 }
 
-/// A value as a person reads it: text as is, anything else as (pretty) JSON.
+/// A value as a person reads it: text as is, a short value as one line of JSON, a long one
+/// (a definition, a list of rules) as indented JSON.
 fn readable(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => "—".to_owned(),
-        other => serde_json::to_string_pretty(other).unwrap_or_else(|_| other.to_string()),
+        other => {
+            let line = other.to_string();
+            if line.len() <= 80 {
+                line
+            } else {
+                serde_json::to_string_pretty(other).unwrap_or(line)
+            }
+        }
     }
 }
 
@@ -335,6 +343,8 @@ pub(crate) async fn list(
         Some(t) => format!("the audit chain of {t}"),
         None => "every audit chain (the platform's and each tenant's)".to_owned(),
     };
+    // The address htmx pushes: the filters as parsed, without the form's empty fields.
+    let canonical = filters.href(cursor.as_deref());
     let page = AuditPage {
         chrome,
         next: page.next_cursor.as_deref().map(|c| filters.href(Some(c))),
@@ -345,7 +355,11 @@ pub(crate) async fn list(
         filters,
         chains,
     };
-    Ok(render::respond(StatusCode::OK, htmx, &page))
+    let mut response = render::respond(StatusCode::OK, htmx, &page);
+    if htmx && let Ok(url) = HeaderValue::from_str(&canonical) {
+        response.headers_mut().insert("hx-push-url", url);
+    }
+    Ok(response)
 }
 
 /// The result of Verify.
