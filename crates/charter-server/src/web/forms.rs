@@ -7,6 +7,16 @@ use charter_store::StoreError;
 
 use super::render::WebError;
 
+/// Why a submitted form did nothing: errors to show with the form again (422), or a failure
+/// that is no fault of the form, shown as an error page.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// Shown beside the form's fields.
+    Form(FormErrors),
+    /// Shown as an error page.
+    Page(WebError),
+}
+
 /// What was wrong with a submitted form.
 #[derive(Debug, Default)]
 pub(crate) struct FormErrors {
@@ -34,6 +44,25 @@ impl FormErrors {
     pub(crate) fn field(&mut self, field: &'static str, message: impl Into<String>) {
         if self.get(field).is_none() {
             self.fields.push((field, message.into()));
+        }
+    }
+
+    /// One error, beside `field`.
+    pub(crate) fn one(field: &'static str, message: impl Into<String>) -> FormErrors {
+        let mut errors = FormErrors::default();
+        errors.field(field, message);
+        errors
+    }
+
+    /// [`FormErrors::from_store`] as a [`Refusal`].
+    pub(crate) fn refusal(
+        e: StoreError,
+        fields: &[&'static str],
+        conflict_field: Option<&'static str>,
+    ) -> Refusal {
+        match FormErrors::from_store(e, fields, conflict_field) {
+            Ok(errors) => Refusal::Form(errors),
+            Err(e) => Refusal::Page(e),
         }
     }
 

@@ -11,8 +11,9 @@ use charter_store::Agent;
 use serde::Deserialize;
 
 use super::policies::when;
+use crate::extract::Caller;
 use crate::state::AppState;
-use crate::web::forms::FormErrors;
+use crate::web::forms::{FormErrors, Refusal};
 use crate::web::render::{self, Chrome, WebError};
 use crate::web::session::{Visitor, is_htmx};
 
@@ -123,6 +124,29 @@ pub(crate) async fn list(
     )
 }
 
+/// Registers the agent `form` describes in `tenant`, by `caller` (the API's `Change`).
+async fn register(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &TenantId,
+    form: &NewAgent,
+) -> Result<Agent, Refusal> {
+    let id = AgentId::new(form.id.trim())
+        .map_err(|e| Refusal::Form(FormErrors::one("id", e.to_string())))?;
+    let owner = Some(form.owner.trim()).filter(|o| !o.is_empty());
+    state
+        .store
+        .create_agent(
+            &caller.change(state.clock.now()),
+            tenant,
+            &id,
+            form.name.trim(),
+            owner,
+        )
+        .await
+        .map_err(|e| FormErrors::refusal(e, &["id", "name", "owner"], Some("id")))
+}
+
 /// `POST /agents`: registers an agent in the tenant in view; the form again with its errors
 /// beside their fields (422) when the id, name or owner is refused.
 pub(crate) async fn create(
@@ -152,41 +176,17 @@ pub(crate) async fn create(
     let Ok(tenant) = TenantId::new(tenant) else {
         return Ok(WebError::NotFound.in_layout(chrome, htmx));
     };
-    let mut errors = FormErrors::default();
-    let id = AgentId::new(form.id.trim())
-        .map_err(|e| errors.field("id", e.to_string()))
-        .ok();
-    let owner = Some(form.owner.trim()).filter(|o| !o.is_empty());
-    let outcome = match id {
-        Some(id) => Some(
-            state
-                .store
-                .create_agent(
-                    &caller.change(state.clock.now()),
-                    &tenant,
-                    &id,
-                    form.name.trim(),
-                    owner,
-                )
-                .await,
-        ),
-        None => None,
-    };
-    match outcome {
-        Some(Ok(agent)) => {
-            if !htmx {
-                return Ok(Redirect::to("/agents").into_response());
-            }
+    let errors = match register(&state, caller, &tenant, &form).await {
+        Ok(agent) if htmx => {
             // htmx swaps the list in place, with the new agent, and the address says /agents.
-            let created = Some(agent.id);
             return Ok(
                 match page(
                     &state,
                     &visitor,
                     chrome,
                     NewAgent::default(),
-                    errors,
-                    created,
+                    FormErrors::default(),
+                    Some(agent.id),
                 )
                 .await
                 {
@@ -201,12 +201,10 @@ pub(crate) async fn create(
                 },
             );
         }
-        Some(Err(e)) => match FormErrors::from_store(e, &["id", "name", "owner"], Some("id")) {
-            Ok(store_errors) => errors = store_errors,
-            Err(e) => return Ok(e.in_layout(chrome, htmx)),
-        },
-        None => {}
-    }
+        Ok(_) => return Ok(Redirect::to("/agents").into_response()),
+        Err(Refusal::Page(e)) => return Ok(e.in_layout(chrome, htmx)),
+        Err(Refusal::Form(errors)) => errors,
+    };
     Ok(
         match page(&state, &visitor, chrome, form, errors, None).await {
             Ok(page) => render::respond(StatusCode::UNPROCESSABLE_ENTITY, htmx, &page),

@@ -13,8 +13,10 @@ use charter_store::{ApiKey, KeyScope, Principal};
 use serde::Deserialize;
 
 use super::policies::when;
+use crate::answers::CreatedKey;
+use crate::extract::Caller;
 use crate::state::AppState;
-use crate::web::forms::FormErrors;
+use crate::web::forms::{FormErrors, Refusal};
 use crate::web::render::{self, Chrome, WebError};
 use crate::web::session::{Visitor, is_htmx};
 
@@ -204,6 +206,26 @@ struct CreatedPage {
 
 render::page!(CreatedPage);
 
+/// Creates the key `form` describes, by `caller`, through the API's own `api::keys::create`.
+async fn make(
+    state: &AppState,
+    visitor: &Visitor,
+    caller: &Caller,
+    form: &NewKey,
+) -> Result<CreatedKey, Refusal> {
+    // Only a platform key chooses; a tenant key's keys are of its tenant, whatever was sent.
+    let tenant = match (&visitor.caller.principal, form.tenant_id.as_deref()) {
+        (Principal::Platform, Some(t)) if !t.is_empty() => Some(
+            TenantId::new(t)
+                .map_err(|e| Refusal::Form(FormErrors::one("tenant_id", e.to_string())))?,
+        ),
+        _ => None,
+    };
+    crate::api::keys::create(state, caller, form.name.trim(), tenant, &form.scopes())
+        .await
+        .map_err(|e| FormErrors::refusal(e, &["name", "tenant_id", "scopes"], None))
+}
+
 /// `POST /keys`: creates a key and shows its value once; the form again with its errors
 /// beside their fields (422) when refused.
 pub(crate) async fn create(
@@ -225,23 +247,8 @@ pub(crate) async fn create(
         )
         .in_layout(chrome, htmx));
     };
-    let mut errors = FormErrors::default();
-    // Only a platform key chooses; a tenant key's keys are of its tenant, whatever was sent.
-    let tenant = match (&visitor.caller.principal, form.tenant_id.as_deref()) {
-        (Principal::Platform, Some(t)) if !t.is_empty() => TenantId::new(t)
-            .map(Some)
-            .map_err(|e| errors.field("tenant_id", e.to_string())),
-        _ => Ok(None),
-    };
-    let outcome = match tenant {
-        Ok(tenant) => Some(
-            crate::api::keys::create(&state, caller, form.name.trim(), tenant, &form.scopes())
-                .await,
-        ),
-        Err(()) => None,
-    };
-    match outcome {
-        Some(Ok(created)) => {
+    let errors = match make(&state, &visitor, caller, &form).await {
+        Ok(created) => {
             let page = CreatedPage {
                 row: Row::of(&created.api_key, &visitor.caller.key.id),
                 value: created.key,
@@ -249,12 +256,9 @@ pub(crate) async fn create(
             };
             return Ok(render::respond(StatusCode::OK, htmx, &page));
         }
-        Some(Err(e)) => match FormErrors::from_store(e, &["name", "tenant_id", "scopes"], None) {
-            Ok(store_errors) => errors = store_errors,
-            Err(e) => return Ok(e.in_layout(chrome, htmx)),
-        },
-        None => {}
-    }
+        Err(Refusal::Page(e)) => return Ok(e.in_layout(chrome, htmx)),
+        Err(Refusal::Form(errors)) => errors,
+    };
     Ok(match page(&state, &visitor, chrome, &form, errors).await {
         Ok(page) => render::respond(StatusCode::UNPROCESSABLE_ENTITY, htmx, &page),
         Err((e, chrome)) => e.in_layout(chrome, htmx),
