@@ -200,13 +200,21 @@ fn details(value: &Value) -> (Vec<FieldChange>, Vec<Detail>) {
         fields.dedup();
         for field in fields {
             let (b, a) = (before.get(field), after.get(field));
-            if b != a {
-                changes.push(FieldChange {
-                    field: field.clone(),
-                    before: b.map_or_else(|| "—".to_owned(), readable),
-                    after: a.map_or_else(|| "—".to_owned(), readable),
-                });
+            if b == a {
+                continue;
             }
+            if let (Some(Value::Array(b)), Some(Value::Array(a))) = (b, a)
+                && field == "rules"
+                && let Some(rules) = rule_changes(b, a)
+            {
+                changes.extend(rules);
+                continue;
+            }
+            changes.push(FieldChange {
+                field: field.clone(),
+                before: b.map_or_else(|| "—".to_owned(), readable),
+                after: a.map_or_else(|| "—".to_owned(), readable),
+            });
         }
     }
     let rest = map
@@ -222,6 +230,50 @@ fn details(value: &Value) -> (Vec<FieldChange>, Vec<Detail>) {
         })
         .collect();
     (changes, rest)
+}
+
+/// An edit of the rules, rule by rule (by id): the rules added, removed or changed, and a
+/// line saying so when only their order changed. `None` when a rule has no id (nothing to
+/// match them by: the lists are then shown whole).
+fn rule_changes(before: &[Value], after: &[Value]) -> Option<Vec<FieldChange>> {
+    let id = |rule: &Value| rule.get("id").and_then(Value::as_str).map(str::to_owned);
+    let ids = |rules: &[Value]| rules.iter().map(id).collect::<Option<Vec<String>>>();
+    let (before_ids, after_ids) = (ids(before)?, ids(after)?);
+    let find = |rules: &[Value], ids: &[String], wanted: &str| {
+        ids.iter()
+            .position(|i| i == wanted)
+            .and_then(|n| rules.get(n))
+            .cloned()
+    };
+    let mut seen = Vec::new();
+    let mut changes = Vec::new();
+    for rule in before_ids.iter().chain(after_ids.iter()) {
+        if seen.contains(&rule) {
+            continue;
+        }
+        seen.push(rule);
+        let (b, a) = (
+            find(before, &before_ids, rule),
+            find(after, &after_ids, rule),
+        );
+        if b != a {
+            changes.push(FieldChange {
+                field: format!("rule {rule}"),
+                before: b.as_ref().map_or_else(|| "— (added)".to_owned(), readable),
+                after: a
+                    .as_ref()
+                    .map_or_else(|| "— (removed)".to_owned(), readable),
+            });
+        }
+    }
+    if changes.is_empty() {
+        changes.push(FieldChange {
+            field: "rules".to_owned(),
+            before: format!("order: {}", before_ids.join(", ")),
+            after: format!("order: {}", after_ids.join(", ")),
+        });
+    }
+    Some(changes)
 }
 
 /// An entry as shown.
@@ -473,7 +525,7 @@ mod tests {
             "after": {"name": "b", "rules": [{"id": "r1"}], "description": "same"},
         }));
         let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(fields, ["name", "rules"]);
+        assert_eq!(fields, ["name", "rule r1"]);
         assert_eq!(
             (changes[0].before.as_str(), changes[0].after.as_str()),
             ("a", "b")
@@ -483,6 +535,19 @@ mod tests {
             (rest[0].name.as_str(), rest[0].text.as_str()),
             ("revision", "2")
         );
+        let (changes, _) = details(&json!({
+            "before": {"rules": [{"id": "r1", "limit": 1}, {"id": "r2"}]},
+            "after": {"rules": [{"id": "r2"}, {"id": "r1", "limit": 2}, {"id": "r3"}]},
+        }));
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["rule r1", "rule r3"]);
+        assert_eq!(changes[0].before, r#"{"id":"r1","limit":1}"#);
+        assert_eq!(changes[1].before, "— (added)");
+        let (changes, _) = details(&json!({
+            "before": {"rules": [{"id": "r1"}, {"id": "r2"}]},
+            "after": {"rules": [{"id": "r2"}, {"id": "r1"}]},
+        }));
+        assert_eq!(changes[0].after, "order: r2, r1");
         let (changes, rest) = details(&json!({"agent_id": "bot", "owner": null}));
         assert!(changes.is_empty());
         assert_eq!(rest[1].text, "—");

@@ -321,7 +321,11 @@ async fn a_created_key_is_shown_once_and_never_again() {
     assert!(value.starts_with("chk_"), "{value}");
     assert!(created.body.contains("data-copy=\"new-key-value\""));
     assert!(created.body.contains("will not be shown again"));
-    assert_eq!(created.header("cache-control"), "no-store", "no cache keeps it");
+    assert_eq!(
+        created.header("cache-control"),
+        "no-store",
+        "no cache keeps it"
+    );
     // The value works, for the tenant of the key that made it, with the scopes ticked.
     let r = app.call("GET", "/v1/keys", Some(&value), None).await;
     assert_eq!(r.status, StatusCode::OK);
