@@ -566,7 +566,7 @@ async fn the_audit_log_filters_links_and_shows_an_edit_field_by_field() {
     // The edit: its name before and after, escaped; links to the policy and its lineage.
     assert!(
         all.body
-            .contains("<th scope=\"row\">name</th><td><pre>mail</pre></td>")
+            .contains("<th scope=\"row\">name</th><td data-label=\"Before\"><pre>mail</pre></td>")
     );
     assert!(
         all.body
