@@ -1,4 +1,7 @@
 //! The workspace's pages, one module per area.
 
+pub(crate) mod agents;
+pub(crate) mod audit;
+pub(crate) mod keys;
 pub(crate) mod policies;
 pub(crate) mod soon;

@@ -11,6 +11,9 @@ use tower::ServiceExt as _;
 
 use crate::app::{App, policy_body};
 
+/// The Agents, Keys and Audit Log pages.
+mod accounts;
+
 /// An answer of the workspace.
 struct Page {
     status: StatusCode,

@@ -94,7 +94,7 @@ impl Filters {
 }
 
 /// Percent-encodes a query value.
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
@@ -138,7 +138,7 @@ fn scope_text(scope: &Scope) -> String {
 }
 
 /// A time as the pages show it (UTC, to the minute).
-fn when(at: Timestamp) -> String {
+pub(crate) fn when(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%M UTC").to_string()
 }
 

@@ -60,9 +60,6 @@ macro_rules! soon_pages {
 
 soon_pages! {
     monitor: "monitor", "Monitor", "charter violations --follow";
-    audit: "audit", "Audit Log", "charter audit list";
     runs: "runs", "Runs", "charter runs list";
-    agents: "agents", "Agents", "charter agents list TENANT";
-    keys: "keys", "Keys", "charter keys list";
     docs: "docs", "API reference", "GET /v1/openapi.json";
 }
