@@ -2,6 +2,7 @@
 //! (two tenants, agents, policies in every status), and a fresh admin key printed on every
 //! start. The week of recorded run history arrives with runs and checks (issue 5).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -33,10 +34,6 @@ pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {
     runtime.block_on(start(args))
 }
 
-#[expect(
-    clippy::print_stdout,
-    reason = "scripts read the real port and the key from standard output"
-)]
 async fn start(args: &DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -68,16 +65,21 @@ async fn start(args: &DemoArgs) -> anyhow::Result<()> {
             &key,
         )
         .await?;
-    println!("bootstrap key: {key}");
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr}");
     // The key rides in the fragment, which the browser never sends: it stays out of server
     // logs, proxies and `Referer`; the sign-in page's script removes it from the address bar
-    // and history before signing in (docs/workspace.md).
-    println!("workspace: http://{addr}/sign-in#key={key}");
+    // and history before signing in (docs/workspace.md). `listening on` comes last: whoever
+    // waits for it has read everything, and may stop reading (a closed standard output must
+    // not stop the server, so nothing is printed after it, and nothing here panics).
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "bootstrap key: {key}");
+    let _ = writeln!(out, "workspace: http://{addr}/sign-in#key={key}");
+    let _ = writeln!(out, "listening on http://{addr}");
+    let _ = out.flush();
+    drop(out);
     let mut state = Shared::new(store);
     state.staging_dir.clone_from(&args.data_dir);
     serve(state.into(), listener, crate::serve::shutdown_signal())

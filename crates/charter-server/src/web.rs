@@ -13,6 +13,7 @@
 mod assets;
 mod auth;
 mod csrf;
+mod forms;
 mod headers;
 mod pages;
 mod render;
@@ -41,11 +42,19 @@ fn workspace(state: AppState) -> Router {
         .route("/policies/{id}", get(pages::policies::show))
         .route("/monitor", get(pages::monitor::page))
         .route("/monitor/stream", get(pages::monitor::stream))
-        .route("/audit", get(pages::soon::audit))
+        .route("/audit", get(pages::audit::list))
+        .route("/audit/verify", get(pages::audit::verify))
         .route("/runs", get(pages::runs::list))
         .route("/runs/{id}", get(pages::runs::show))
-        .route("/agents", get(pages::soon::agents))
-        .route("/keys", get(pages::soon::keys))
+        .route(
+            "/agents",
+            get(pages::agents::list).post(pages::agents::create),
+        )
+        .route("/keys", get(pages::keys::list).post(pages::keys::create))
+        .route(
+            "/keys/{id}/revoke",
+            get(pages::keys::confirm).post(pages::keys::revoke),
+        )
         .route("/docs", get(pages::soon::docs))
         .route("/static/{version}/{*file}", get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(

@@ -19,12 +19,25 @@ function signInFromFragment() {
   }
 }
 
-// The tenant switcher applies a choice at once (its button stays for keyboards and no JS).
+// The tenant switcher applies a choice at once (its button stays for keyboards and no JS),
+// and returns to the page shown now: after htmx swapped pages in, the address says which,
+// not the sidebar's `next`, rendered with the first page.
 function switchTenantOnChange() {
   const select = document.getElementById("tenant-select");
-  if (select) {
-    select.addEventListener("change", () => select.form.submit());
+  if (!select) {
+    return;
   }
+  const here = () => {
+    const next = select.form.elements.namedItem("next");
+    if (next) {
+      next.value = window.location.pathname + window.location.search;
+    }
+  };
+  select.form.addEventListener("submit", here);
+  select.addEventListener("change", () => {
+    here();
+    select.form.submit();
+  });
 }
 
 // After htmx swaps a page's content in: its title, the sidebar's current item, focus.
@@ -126,6 +139,46 @@ document.addEventListener("htmx:sseError", liveState("error", "Reconnecting to t
 document.addEventListener("htmx:sseBeforeMessage", beforeLiveRow);
 document.addEventListener("htmx:beforeSwap", resetLive);
 
+// A copy button (`data-copy` names the element whose text it copies): a key's value, shown
+// once. Without clipboard access (an insecure origin, a refused permission) the text is
+// selected instead, for the user to copy.
+function copyOnClick(event) {
+  const button = event.target.closest("[data-copy]");
+  if (!button) {
+    return;
+  }
+  const source = document.getElementById(button.dataset.copy);
+  const status = button.closest(".secret-box")?.querySelector(".copy-status");
+  if (!source) {
+    return;
+  }
+  const say = (text) => {
+    if (status) {
+      status.textContent = text;
+    }
+  };
+  const select = () => {
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    say("Selected: press Ctrl+C (or ⌘C) to copy.");
+  };
+  if (!navigator.clipboard) {
+    select();
+    return;
+  }
+  navigator.clipboard.writeText(source.textContent.trim()).then(
+    () => {
+      button.textContent = "Copied";
+      say("Copied to the clipboard.");
+    },
+    select,
+  );
+}
+
+document.addEventListener("click", copyOnClick);
 document.addEventListener("DOMContentLoaded", () => {
   signInFromFragment();
   switchTenantOnChange();

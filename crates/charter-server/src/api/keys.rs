@@ -5,13 +5,13 @@ use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use charter_core::TenantId;
-use charter_store::{KeyScope, new_key_secret};
+use charter_store::{KeyScope, StoreError, new_key_secret};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{items, json, parse};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, NoQuery, Params, PathParams, Reader, Writer};
+use crate::extract::{Caller, JsonBody, NoQuery, Params, PathParams, Reader, Writer};
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -80,15 +80,28 @@ async fn create_key(
             ScopeName::Execute => KeyScope::Execute,
         })
         .collect();
-    // A key can grant only what it holds: scopes would mean nothing otherwise.
+    let created = create(&state, &caller, &new.name, new.tenant_id, &scopes).await?;
+    Ok((StatusCode::CREATED, json(&created)?))
+}
+
+/// Creates a key by `caller`: the one way of the API and the workspace. A key grants only the
+/// scopes it holds (scopes would mean nothing otherwise), and a tenant key makes keys of its
+/// own tenant; the store checks the rest (a tenant key making a platform key, or one of
+/// another tenant). The answer holds the key's value: the only time it is ever shown.
+pub(crate) async fn create(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    tenant: Option<TenantId>,
+    scopes: &[KeyScope],
+) -> Result<crate::answers::CreatedKey, StoreError> {
     if let Some(missing) = scopes.iter().find(|s| !caller.key.scopes.contains(s)) {
-        return Err(ApiError::forbidden(format!(
+        return Err(StoreError::Forbidden(format!(
             "this key cannot grant the `{}` scope it does not hold",
             missing.as_str()
         )));
     }
-    // A tenant key makes keys of its own tenant.
-    let tenant = match (&caller.principal, new.tenant_id) {
+    let tenant = match (&caller.principal, tenant) {
         (charter_store::Principal::Tenant(own), None) => Some(own.clone()),
         (_, tenant) => tenant,
     };
@@ -97,18 +110,16 @@ async fn create_key(
         .store
         .create_key(
             &caller.change(state.clock.now()),
-            &new.name,
+            name,
             tenant.as_ref(),
-            &scopes,
+            scopes,
             &secret,
         )
         .await?;
-    // The only time the key is ever shown.
-    let created = crate::answers::CreatedKey {
+    Ok(crate::answers::CreatedKey {
         key: secret,
         api_key: key,
-    };
-    Ok((StatusCode::CREATED, json(&created)?))
+    })
 }
 
 #[utoipa::path(

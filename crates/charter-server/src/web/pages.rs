@@ -1,5 +1,8 @@
 //! The workspace's pages, one module per area.
 
+pub(crate) mod agents;
+pub(crate) mod audit;
+pub(crate) mod keys;
 pub(crate) mod monitor;
 pub(crate) mod policies;
 pub(crate) mod runs;

@@ -35,9 +35,33 @@ pub(crate) struct Visitor {
 }
 
 impl Visitor {
-    /// Whether the key may change things (pages offer no write controls otherwise).
+    /// The caller, when its key may change things: the API's own check
+    /// ([`Caller::require`] of `write`), so the pages and the API refuse the same keys. Every
+    /// workspace handler that changes something asks for it first; a refusal changes nothing.
+    pub(crate) fn writer(&self) -> Result<&Caller, WebError> {
+        self.caller
+            .require(KeyScope::Write)
+            .map(|()| &self.caller)
+            .map_err(|_| {
+                WebError::Forbidden(
+                    "this key lacks the `write` scope: it may look, not change anything".into(),
+                )
+            })
+    }
+
+    /// The tenant the pages act on: a tenant key's own, or the one a platform key chose in the
+    /// switcher; `None` for a platform key looking at all tenants.
+    pub(crate) fn tenant_in_view(&self) -> Option<String> {
+        match self.caller.principal.tenant() {
+            Some(own) => Some(own.to_string()),
+            None => self.tenant.clone(),
+        }
+    }
+
+    /// Whether the key may change things: templates show write controls only then (through
+    /// `Chrome::can_write`). The same check as [`Visitor::writer`], never a copy of it.
     pub(crate) fn can_write(&self) -> bool {
-        self.caller.key.scopes.contains(&KeyScope::Write)
+        self.writer().is_ok()
     }
 }
 

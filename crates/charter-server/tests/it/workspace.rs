@@ -11,6 +11,9 @@ use tower::ServiceExt as _;
 
 use crate::app::{App, policy_body};
 
+/// The Agents, Keys and Audit Log pages.
+mod accounts;
+
 /// An answer of the workspace.
 pub(crate) struct Page {
     pub(crate) status: StatusCode,
@@ -425,6 +428,45 @@ async fn names_are_escaped_everywhere() {
         );
         assert!(!page.body.contains("<script>alert(1)"), "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_policys_rules_read_as_sentences_with_their_values_escaped() {
+    let (app, acme, _) = App::seeded().await;
+    let mut body = policy_body("Outbound mail");
+    body["rules"].as_array_mut().unwrap().push(json!({"id": "r2", "type": "tool",
+        "effect": "deny", "tools": ["crm.*"], "when": [{"arg": "q", "op": "eq", "value": "<b>x</b>"}],
+        "description": "No raw HTML."}));
+    let r = app
+        .call("POST", "/v1/policies", Some(&acme), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let session = app.signed_in(&acme).await;
+    let page = app
+        .web(
+            "GET",
+            &format!("/policies/{id}"),
+            &[("cookie", &session)],
+            "",
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(
+            "block <code>*.send_email</code> when <code>args.to</code> does not end with <code>@acme.com</code>"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<b>x</b>"), "{}", page.body);
+    assert!(
+        page.body.contains("<code>&#60;b&#62;x&#60;/b&#62;</code>")
+            || page.body.contains("<code>&lt;b&gt;x&lt;/b&gt;</code>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("No raw HTML."));
 }
 
 #[tokio::test]

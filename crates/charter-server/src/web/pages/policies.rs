@@ -243,10 +243,39 @@ struct PolicyPage {
     revision: u32,
     created: String,
     cloned_from: Option<String>,
+    rules: Vec<RuleLine>,
     rules_json: String,
 }
 
 render::page!(PolicyPage);
+
+/// A rule as the page tells it: its id and type, its sentence as (is code, text) pieces, so the
+/// template escapes every piece and wraps code in `<code>`, and its description.
+struct RuleLine {
+    id: String,
+    rule_type: &'static str,
+    pieces: Vec<(bool, String)>,
+    description: Option<String>,
+}
+
+impl RuleLine {
+    fn of(rule: &charter_core::Rule) -> RuleLine {
+        use charter_core::sentence::{Piece, Sentence};
+        RuleLine {
+            id: rule.id.to_string(),
+            rule_type: rule.rule_type().as_str(),
+            pieces: Sentence::of(&rule.kind)
+                .pieces()
+                .iter()
+                .map(|piece| match piece {
+                    Piece::Text(text) => (false, text.clone()),
+                    Piece::Code(code) => (true, code.clone()),
+                })
+                .collect(),
+            description: rule.description.clone().filter(|d| !d.is_empty()),
+        }
+    }
+}
 
 /// `GET /policies/{id}`: another tenant's policy is not found, as a made-up id is.
 pub(crate) async fn show(
@@ -281,6 +310,7 @@ pub(crate) async fn show(
         revision: p.revision,
         created: when(p.created_at),
         cloned_from: p.cloned_from.as_ref().map(ToString::to_string),
+        rules: p.definition.rules.iter().map(RuleLine::of).collect(),
         rules_json,
         chrome,
     };

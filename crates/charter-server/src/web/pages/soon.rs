@@ -59,8 +59,5 @@ macro_rules! soon_pages {
 }
 
 soon_pages! {
-    audit: "audit", "Audit Log", "charter audit list";
-    agents: "agents", "Agents", "charter agents list TENANT";
-    keys: "keys", "Keys", "charter keys list";
     docs: "docs", "API reference", "GET /v1/openapi.json";
 }
