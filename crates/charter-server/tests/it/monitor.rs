@@ -157,6 +157,13 @@ async fn the_monitor_filters_pages_and_escapes_with_the_visitors_authority() {
     assert_eq!(rows(&page.body), 4);
     let page = get("/monitor?until=2020-01-01T00%3A00".into()).await;
     assert_eq!(rows(&page.body), 0);
+    // A run's events, the form keeping the run.
+    let page = get(format!("/monitor?run_id={}", s.acme_run)).await;
+    assert_eq!(rows(&page.body), 4);
+    assert!(
+        page.body
+            .contains(&format!("name=\"run_id\" value=\"{}\"", s.acme_run))
+    );
     // Another tenant's id matches nothing, as it does in the API.
     let page = get(format!("/monitor?run_id={}", s.globex_run)).await;
     assert_eq!((page.status, rows(&page.body)), (StatusCode::OK, 0));
@@ -273,6 +280,10 @@ async fn runs_show_their_actions_and_another_tenants_run_is_not_found() {
     assert!(escaped(&run.body));
     assert!(!run.body.contains(GUARD));
     assert!(run.body.contains("u1@gmail.com"));
+    assert!(
+        run.body
+            .contains(&format!("href=\"/monitor?run_id={}\"", s.acme_run))
+    );
 
     // Another tenant's run is the same page as a made-up id.
     let theirs = s

@@ -114,6 +114,8 @@ struct MonitorPage {
     policy_id: String,
     lineage_id: String,
     agent_id: String,
+    /// A run the events are narrowed to (from a run's page; the form keeps it hidden).
+    run_id: String,
     since: String,
     until: String,
     rule_types: Vec<Choice>,
@@ -159,6 +161,7 @@ impl MonitorPage {
             policy_id: query.field("policy_id").to_owned(),
             lineage_id: query.field("lineage_id").to_owned(),
             agent_id: query.field("agent_id").to_owned(),
+            run_id: query.field("run_id").to_owned(),
             since: query.field("since").to_owned(),
             until: query.field("until").to_owned(),
             rule_types: choices(&rule_types, query.field("rule_type")),

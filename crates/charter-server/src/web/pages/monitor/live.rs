@@ -87,3 +87,25 @@ pub(crate) async fn stream(State(state): State<AppState>, visitor: Visitor, uri:
         .keep_alive(KeepAlive::default())
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a frame writes on the wire.
+    async fn wire(event: Event) -> String {
+        use axum::response::IntoResponse as _;
+        use http_body_util::BodyExt as _;
+        let once = futures_util::stream::iter([Ok::<_, Infallible>(event)]);
+        let body = Sse::new(once).into_response().into_body();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_is_told_by_a_named_event_with_data() {
+        // A browser drops an event without data: the count makes it one.
+        let text = wire(frame(Live::Missed(7)).unwrap()).await;
+        assert_eq!(text, "event: lagged\ndata: 7\n\n");
+    }
+}
