@@ -26,6 +26,8 @@ pub(crate) struct App {
     pub(crate) store: Store,
     pub(crate) admin: String,
     pub(crate) usage: charter_server::Usage,
+    /// The server's runtime (to end its live streams as a shutdown does).
+    pub(crate) runtime: charter_server::Runtime,
 }
 
 pub(crate) struct Response {
@@ -185,11 +187,13 @@ impl App {
         state.staging_dir = scratch_dir();
         configure(&mut state);
         let usage = state.usage.clone();
+        let runtime = state.runtime.clone();
         App {
             router: charter_server::app(state.into()),
             store,
             admin,
             usage,
+            runtime,
         }
     }
 

@@ -330,6 +330,20 @@ async fn next_text(body: &mut axum::body::Body, wait: std::time::Duration) -> Op
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// Whether a stream's body ends within `wait` (frames before the end are skipped: keep-alives).
+async fn ends_within(body: &mut axum::body::Body, wait: std::time::Duration) -> bool {
+    use http_body_util::BodyExt as _;
+    tokio::time::timeout(wait, async {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 #[tokio::test]
 async fn the_live_monitor_streams_rendered_rows_and_ends_with_the_session() {
     use axum::body::Body;
@@ -431,12 +445,49 @@ async fn the_live_monitor_streams_rendered_rows_and_ends_with_the_session() {
         )
         .await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
-    let end = tokio::time::timeout(Duration::from_secs(12), async {
-        while next_text(&mut stream, Duration::from_secs(12))
-            .await
-            .is_some()
-        {}
-    })
-    .await;
-    assert!(end.is_ok(), "the stream ended with the session");
+    assert!(
+        ends_within(&mut stream, Duration::from_secs(12)).await,
+        "the stream ended with the session"
+    );
+}
+
+#[tokio::test]
+async fn a_shutdown_ends_the_live_streams_of_the_workspace_and_the_api() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use std::time::Duration;
+    use tower::ServiceExt as _;
+    let s = seeded(0).await;
+    let session = s.app.signed_in(&s.acme).await;
+    let workspace = Request::builder()
+        .uri("/monitor/stream")
+        .header("cookie", session.as_str())
+        .body(Body::empty())
+        .unwrap();
+    let api = Request::builder()
+        .uri("/v1/violations/stream")
+        .header("authorization", format!("Bearer {}", s.acme))
+        .body(Body::empty())
+        .unwrap();
+    let mut streams = Vec::new();
+    for request in [workspace, api] {
+        let response = s.app.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        streams.push(response.into_body());
+    }
+    // Open, and quiet: nothing comes until something is blocked.
+    for stream in &mut streams {
+        assert!(
+            next_text(stream, Duration::from_millis(200))
+                .await
+                .is_none()
+        );
+    }
+    s.app.runtime.close_streams();
+    for stream in &mut streams {
+        assert!(
+            ends_within(stream, Duration::from_secs(2)).await,
+            "the stream ended at shutdown"
+        );
+    }
 }
