@@ -190,7 +190,11 @@ async fn the_monitor_filters_pages_and_escapes_with_the_visitors_authority() {
             "{query}: the form stays"
         );
         assert!(!page.body.contains("<script>"), "{query}");
+        assert!(!page.body.contains("id=\"events\""), "{query}: no table");
     }
+    // The form keeps what was sent.
+    let page = get("/monitor?agent_id=support&decision=allow".into()).await;
+    assert!(page.body.contains("value=\"support\""), "{}", page.body);
     // htmx gets the same as a swappable 422.
     let page = s
         .app

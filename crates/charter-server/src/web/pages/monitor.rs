@@ -215,7 +215,7 @@ pub(crate) async fn page(
     };
     let query = match MonitorQuery::parse(uri.query().unwrap_or_default(), now) {
         Ok(query) => query,
-        Err(problem) => return bad(chrome, &MonitorQuery::default(), problem),
+        Err(refused) => return bad(chrome, &refused.shown, refused.problem),
     };
     let filter = visitor_filter(&visitor, &query);
     let principal = &visitor.caller.principal;

@@ -54,7 +54,7 @@ fn frame(live: Live) -> Option<Event> {
 pub(crate) async fn stream(State(state): State<AppState>, visitor: Visitor, uri: Uri) -> Response {
     let query = match MonitorQuery::parse(uri.query().unwrap_or_default(), state.clock.now()) {
         Ok(query) => query,
-        Err(problem) => return (StatusCode::BAD_REQUEST, problem).into_response(),
+        Err(refused) => return (StatusCode::BAD_REQUEST, refused.problem).into_response(),
     };
     let filter = visitor_filter(&visitor, &query);
     let feed = Box::pin(live(&state, visitor.caller.principal.clone(), filter));

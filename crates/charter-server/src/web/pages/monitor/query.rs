@@ -38,60 +38,58 @@ pub(crate) struct MonitorQuery {
     pub(crate) range: String,
 }
 
+/// A query the Monitor cannot use: what the page shows.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    /// The fields as sent, for the form (no filter).
+    pub(crate) shown: MonitorQuery,
+    /// What is wrong with them.
+    pub(crate) problem: String,
+}
+
 impl MonitorQuery {
-    /// Reads `raw` (a query string as sent) at `now`; `Err` is the message the page shows.
-    pub(crate) fn parse(raw: &str, now: Timestamp) -> Result<MonitorQuery, String> {
+    /// Reads `raw` (a query string as sent) at `now`.
+    pub(crate) fn parse(raw: &str, now: Timestamp) -> Result<MonitorQuery, Box<Refused>> {
         let mut fields = Vec::new();
         for pair in raw.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let (Some(name), Some(value)) = (decode(name, true), decode(value, true)) else {
-                return Err("the address holds text that is not percent-encoded UTF-8".into());
+                let problem = "the address holds text that is not percent-encoded UTF-8";
+                return Err(Box::new(Refused {
+                    shown: MonitorQuery::default(),
+                    problem: problem.into(),
+                }));
             };
             let value = value.trim().to_owned();
             if !value.is_empty() {
                 fields.push((name, value));
             }
         }
-        let mut range = String::new();
-        let mut api = Vec::new();
-        for (name, value) in &fields {
-            match name.as_str() {
-                "range" => range.clone_from(value),
-                "since" | "until" => api.push((name.clone(), utc(value))),
-                // The page's own length: the API's `limit`, `bucket` mean nothing here.
-                "limit" | "bucket" => {
-                    return Err(format!("{name}: the Monitor takes no `{name}`"));
-                }
-                _ => api.push((name.clone(), value.clone())),
+        let range = fields
+            .iter()
+            .find(|(n, _)| n == "range")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        match read(&fields, &range, now) {
+            Ok((filter, cursor)) => {
+                fields.retain(|(n, _)| n != "cursor");
+                Ok(MonitorQuery {
+                    fields,
+                    filter,
+                    cursor,
+                    range,
+                })
+            }
+            Err(problem) => {
+                fields.retain(|(n, _)| n != "cursor");
+                let shown = MonitorQuery {
+                    fields,
+                    range,
+                    ..MonitorQuery::default()
+                };
+                Err(Box::new(Refused { shown, problem }))
             }
         }
-        if !range.is_empty() && !fields.iter().any(|(n, _)| n == "since") {
-            let span = RANGES
-                .iter()
-                .skip(1)
-                .find(|(r, _)| *r == range)
-                .and_then(|(r, _)| Span::parse(r).ok())
-                .ok_or_else(|| format!("range: `{range}` is none of 1h, 24h, 7d, 30d"))?;
-            let back = i64::try_from(span.as_millis()).unwrap_or(i64::MAX);
-            let since = Timestamp::from_millisecond(now.as_millisecond().saturating_sub(back))
-                .map_err(|e| format!("range: {e}"))?;
-            api.push(("since".into(), since.to_string()));
-        }
-        let query = api
-            .iter()
-            .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let filters: Filters = parse_query(&query).map_err(|e| e.in_words())?;
-        let filter = filters.filter().map_err(|e| e.in_words())?;
-        let cursor = filters.cursor.clone();
-        fields.retain(|(n, _)| n != "cursor");
-        Ok(MonitorQuery {
-            fields,
-            filter,
-            cursor,
-            range,
-        })
     }
 
     /// A field's value as sent, or `""`.
@@ -123,6 +121,45 @@ impl MonitorQuery {
     pub(crate) fn filtered(&self) -> bool {
         !self.fields.is_empty()
     }
+}
+
+/// The store's filter and the cursor of `fields` (decoded, none empty), read by the API's own
+/// parsing after what only the form needs: times without offset, `range`.
+fn read(
+    fields: &[(String, String)],
+    range: &str,
+    now: Timestamp,
+) -> Result<(ViolationFilter, Option<String>), String> {
+    let mut api = Vec::new();
+    for (name, value) in fields {
+        match name.as_str() {
+            "range" => {}
+            "since" | "until" => api.push((name.clone(), utc(value))),
+            // The page's own length: the API's `limit`, `bucket` mean nothing here.
+            "limit" | "bucket" => return Err(format!("{name}: the Monitor takes no `{name}`")),
+            _ => api.push((name.clone(), value.clone())),
+        }
+    }
+    if !range.is_empty() && !fields.iter().any(|(n, _)| n == "since") {
+        let span = RANGES
+            .iter()
+            .skip(1)
+            .find(|(r, _)| *r == range)
+            .and_then(|(r, _)| Span::parse(r).ok())
+            .ok_or_else(|| format!("range: `{range}` is none of 1h, 24h, 7d, 30d"))?;
+        let back = i64::try_from(span.as_millis()).unwrap_or(i64::MAX);
+        let since = Timestamp::from_millisecond(now.as_millisecond().saturating_sub(back))
+            .map_err(|e| format!("range: {e}"))?;
+        api.push(("since".into(), since.to_string()));
+    }
+    let query = api
+        .iter()
+        .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let filters: Filters = parse_query(&query).map_err(|e| e.in_words())?;
+    let filter = filters.filter().map_err(|e| e.in_words())?;
+    Ok((filter, filters.cursor))
 }
 
 /// A time as a `datetime-local` input sends it (no offset) is UTC; anything else is passed on
@@ -186,7 +223,12 @@ mod tests {
             ("colour=red", "colour"),
             ("limit=5", "limit"),
         ] {
-            let e = MonitorQuery::parse(query, now()).unwrap_err();
+            let refused = MonitorQuery::parse(query, now()).unwrap_err();
+            let e = refused.problem;
+            assert!(
+                refused.shown.filtered(),
+                "{query}: the form keeps what was sent"
+            );
             assert!(e.contains(field), "{query}: {e}");
         }
     }
