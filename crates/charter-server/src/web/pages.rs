@@ -3,5 +3,6 @@
 pub(crate) mod agents;
 pub(crate) mod audit;
 pub(crate) mod keys;
+pub(crate) mod lifecycle;
 pub(crate) mod policies;
 pub(crate) mod soon;
