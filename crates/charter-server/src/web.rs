@@ -40,6 +40,11 @@ fn workspace(state: AppState) -> Router {
         .route("/tenant", post(auth::switch_tenant))
         .route("/policies", get(pages::policies::list))
         .route("/policies/{id}", get(pages::policies::show))
+        .route("/policies/{id}/export", get(pages::lifecycle::export))
+        .route(
+            "/policies/{id}/{change}",
+            get(pages::lifecycle::confirm).post(pages::lifecycle::act),
+        )
         .route("/monitor", get(pages::monitor::page))
         .route("/monitor/stream", get(pages::monitor::stream))
         .route("/audit", get(pages::audit::list))

@@ -3,6 +3,7 @@
 pub(crate) mod agents;
 pub(crate) mod audit;
 pub(crate) mod keys;
+pub(crate) mod lifecycle;
 pub(crate) mod monitor;
 pub(crate) mod policies;
 pub(crate) mod runs;

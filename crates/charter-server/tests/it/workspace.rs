@@ -13,6 +13,7 @@ use crate::app::{App, policy_body};
 
 /// The Agents, Keys and Audit Log pages.
 mod accounts;
+mod lifecycle;
 
 /// An answer of the workspace.
 pub(crate) struct Page {

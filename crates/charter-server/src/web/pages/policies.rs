@@ -115,14 +115,14 @@ struct Tab {
 }
 
 /// A row of the list.
-struct Row {
-    id: String,
-    name: String,
-    scope: String,
-    version: u32,
-    status: &'static str,
-    rules: usize,
-    updated: String,
+pub(crate) struct Row {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) scope: String,
+    pub(crate) version: u32,
+    pub(crate) status: &'static str,
+    pub(crate) rules: usize,
+    pub(crate) updated: String,
 }
 
 /// A scope in words: `Platform`, `Tenant acme`, `Agent acme/support`.
@@ -143,7 +143,7 @@ pub(crate) fn when(at: Timestamp) -> String {
 }
 
 impl Row {
-    fn of(stored: &StoredPolicy) -> Row {
+    pub(crate) fn of(stored: &StoredPolicy) -> Row {
         let p = &stored.policy;
         Row {
             id: p.id.to_string(),
