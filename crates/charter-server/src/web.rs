@@ -15,6 +15,7 @@ mod auth;
 mod csrf;
 mod forms;
 mod headers;
+mod multipart;
 mod pages;
 mod render;
 mod session;
@@ -39,6 +40,14 @@ fn workspace(state: AppState) -> Router {
         .route("/sign-out", post(auth::sign_out))
         .route("/tenant", post(auth::switch_tenant))
         .route("/policies", get(pages::policies::list))
+        .route(
+            "/policies/new",
+            get(pages::authoring::new_form).post(pages::authoring::create),
+        )
+        .route(
+            "/policies/import",
+            get(pages::authoring::import_form).post(pages::authoring::import),
+        )
         .route("/policies/{id}", get(pages::policies::show))
         .route("/policies/{id}/export", get(pages::lifecycle::export))
         .route(

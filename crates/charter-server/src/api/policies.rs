@@ -5,10 +5,13 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use charter_core::document::PolicyDocument;
+use charter_core::parse::ParseError;
 use charter_core::policy::{PolicyDefinition, Status};
 use charter_core::rule::{self, Rule};
 use charter_core::{RuleId, Scope};
-use charter_store::{Activation, Change, PolicyEdit, PolicyFilter, Principal, Store, StoredPolicy};
+use charter_store::{
+    Activation, Change, PolicyEdit, PolicyFilter, Principal, Store, StoreError, StoredPolicy,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -612,7 +615,42 @@ async fn import(
     Writer(caller): Writer,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let documents = match &body {
+    let change = caller.change(state.clock.now());
+    let stored = import_drafts(&state.store, &change, &body).await?;
+    let mut items = Vec::with_capacity(stored.len());
+    for s in &stored {
+        items.push(view(&state.store, &caller.principal, s).await?);
+    }
+    Ok((StatusCode::CREATED, super::json(&Items { items })?))
+}
+
+/// Why an import created nothing: a document is refused (its path starts with the document's
+/// index when `body` is an array, `[2].rules[0].op`), or the store refused the drafts.
+#[derive(Debug)]
+pub(crate) enum ImportRefused {
+    /// A document does not parse.
+    Document(ParseError),
+    /// The store refused (another tenant's scope, an unknown agent, a backend failure).
+    Store(StoreError),
+}
+
+impl From<ImportRefused> for ApiError {
+    fn from(e: ImportRefused) -> ApiError {
+        match e {
+            ImportRefused::Document(e) => e.into(),
+            ImportRefused::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Parses what an import receives (one `charter.policy/v1` document, or an array of them) into
+/// draft definitions, each rehomed for `change`'s principal. The API and the workspace both
+/// import through here, so they accept and refuse the same documents.
+pub(crate) fn import_definitions(
+    body: &Value,
+    change: &Change,
+) -> Result<Vec<PolicyDefinition>, ParseError> {
+    let documents = match body {
         Value::Array(items) => items
             .iter()
             .enumerate()
@@ -621,22 +659,30 @@ async fn import(
         other => vec![PolicyDocument::parse(other)?],
     };
     if documents.is_empty() {
-        return Err(ApiError::invalid("", "no documents to import"));
+        return Err(ParseError::new("", "no documents to import"));
     }
-    let change = caller.change(state.clock.now());
-    let mut created = Vec::with_capacity(documents.len());
-    for document in documents {
-        let mut definition = document.into_definition();
-        rehome(&mut definition, &change);
-        created.push(definition);
-    }
-    // All or nothing: the store imports every document in one transaction.
-    let stored = state.store.import_policies(&change, created).await?;
-    let mut items = Vec::with_capacity(stored.len());
-    for s in &stored {
-        items.push(view(&state.store, &caller.principal, s).await?);
-    }
-    Ok((StatusCode::CREATED, super::json(&Items { items })?))
+    Ok(documents
+        .into_iter()
+        .map(|document| {
+            let mut definition = document.into_definition();
+            rehome(&mut definition, change);
+            definition
+        })
+        .collect())
+}
+
+/// Imports `body`'s documents as drafts by `change`, all or nothing: the store creates every
+/// draft in one transaction, or none.
+pub(crate) async fn import_drafts(
+    store: &Store,
+    change: &Change,
+    body: &Value,
+) -> Result<Vec<StoredPolicy>, ImportRefused> {
+    let definitions = import_definitions(body, change).map_err(ImportRefused::Document)?;
+    store
+        .import_policies(change, definitions)
+        .await
+        .map_err(ImportRefused::Store)
 }
 
 /// A tenant- or agent-scoped document imported with a tenant key lands in that key's tenant

@@ -105,7 +105,27 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
             };
             (form_field(&bytes), Body::from(bytes))
         }
-        None => (None, body),
+        // A form with a file input (an import) sends multipart; without script, its token is a
+        // field of it, found by reading the body, which the handler then reads again.
+        None => match super::multipart::boundary(&parts.headers) {
+            Some(boundary) => {
+                let Ok(bytes) = axum::body::to_bytes(body, state.body_limit).await else {
+                    return WebError::BadRequest(format!(
+                        "the form is larger than {} bytes",
+                        state.body_limit
+                    ))
+                    .into_response();
+                };
+                let token = super::multipart::parts(&bytes, &boundary).and_then(|fields| {
+                    fields
+                        .into_iter()
+                        .find(|f| f.name == FIELD && f.filename.is_none())
+                        .and_then(|f| String::from_utf8(f.data.to_vec()).ok())
+                });
+                (token, Body::from(bytes))
+            }
+            None => (None, body),
+        },
     };
     if !token.is_some_and(|t| session::same_token(&t, &visitor.csrf)) {
         return WebError::Csrf.into_response();

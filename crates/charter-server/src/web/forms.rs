@@ -54,6 +54,14 @@ impl FormErrors {
         errors
     }
 
+    /// One error that belongs to no field, shown above the form.
+    pub(crate) fn above(message: impl Into<String>) -> FormErrors {
+        FormErrors {
+            fields: Vec::new(),
+            general: Some(message.into()),
+        }
+    }
+
     /// [`FormErrors::from_store`] as a [`Refusal`].
     pub(crate) fn refusal(
         e: StoreError,

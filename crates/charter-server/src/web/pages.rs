@@ -2,6 +2,7 @@
 
 pub(crate) mod agents;
 pub(crate) mod audit;
+pub(crate) mod authoring;
 pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub(crate) mod monitor;

@@ -13,6 +13,7 @@ use crate::app::{App, policy_body};
 
 /// The Agents, Keys and Audit Log pages.
 mod accounts;
+mod authoring;
 mod lifecycle;
 
 /// An answer of the workspace.
@@ -68,7 +69,7 @@ impl App {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        if method == "POST" {
+        if method == "POST" && !headers.iter().any(|(name, _)| *name == "content-type") {
             request = request.header("content-type", "application/x-www-form-urlencoded");
         }
         let response = self

@@ -197,7 +197,7 @@ pub(crate) async fn confirm(
 
 /// Where a change leaves the visitor: a redirect, as htmx follows it (`HX-Redirect`) or a
 /// browser does.
-fn go(htmx: bool, to: &str) -> Response {
+pub(crate) fn go(htmx: bool, to: &str) -> Response {
     match (htmx, HeaderValue::from_str(to)) {
         (true, Ok(to)) => (StatusCode::OK, [("hx-redirect", to)]).into_response(),
         _ => Redirect::to(to).into_response(),
