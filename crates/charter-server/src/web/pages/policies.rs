@@ -245,9 +245,42 @@ struct PolicyPage {
     cloned_from: Option<String>,
     rules: Vec<RuleLine>,
     rules_json: String,
+    /// The lineage's versions, oldest first.
+    versions: Vec<VersionLine>,
 }
 
 render::page!(PolicyPage);
+
+/// A version of the lineage as the chain on a policy's page shows it.
+struct VersionLine {
+    id: String,
+    version: u32,
+    status: &'static str,
+    created: String,
+    /// Who activated it (a key id) and when.
+    activated: Option<(String, String)>,
+    /// Who deprecated it (a key id) and when.
+    deprecated: Option<(String, String)>,
+    /// Whether it is the version this page shows.
+    current: bool,
+}
+
+impl VersionLine {
+    fn of(stored: &StoredPolicy, current: &PolicyId) -> VersionLine {
+        let p = &stored.policy;
+        // Who and when are recorded together; either alone would be a half-told event.
+        let event = |by: &Option<String>, at: Option<Timestamp>| by.clone().zip(at.map(when));
+        VersionLine {
+            id: p.id.to_string(),
+            version: p.version,
+            status: p.status.as_str(),
+            created: when(p.created_at),
+            activated: event(&p.activated_by, p.activated_at),
+            deprecated: event(&p.deprecated_by, p.deprecated_at),
+            current: p.id == *current,
+        }
+    }
+}
 
 /// A rule as the page tells it: its id and type, its sentence as (is code, text) pieces, so the
 /// template escapes every piece and wraps code in `<code>`, and its description.
@@ -302,8 +335,16 @@ pub(crate) async fn show(
             return Ok(WebError::Internal.in_layout(chrome, htmx));
         }
     };
+    let versions = match state.store.versions(&visitor.caller.principal, &id).await {
+        Ok((_, found)) => found
+            .iter()
+            .map(|v| VersionLine::of(v, &stored.policy.id))
+            .collect(),
+        Err(e) => return Ok(WebError::from(e).in_layout(chrome, htmx)),
+    };
     let p = &stored.policy;
     let page = PolicyPage {
+        versions,
         row: Row::of(&stored),
         description: p.definition.description.clone(),
         lineage: p.lineage_id.to_string(),

@@ -360,3 +360,73 @@ async fn a_tenant_key_neither_creates_in_nor_imports_into_another_tenant() {
         json!({"type": "tenant", "tenant_id": "acme"})
     );
 }
+
+#[tokio::test]
+async fn a_policys_page_shows_its_version_chain_oldest_first_with_who_and_when() {
+    let (app, acme, _) = App::seeded().await;
+    let post = |path: String, body: Value| {
+        let app = &app;
+        let acme = &acme;
+        async move {
+            let r = app.call("POST", &path, Some(acme), Some(body)).await;
+            assert!(r.status.is_success(), "{path}: {:?}", r.body);
+            r.body
+        }
+    };
+    let v1 = post("/v1/policies".into(), policy_body("Mail <v1>")).await;
+    let v1 = v1["id"].as_str().unwrap().to_owned();
+    post(
+        format!("/v1/policies/{v1}/activate"),
+        json!({"force": true}),
+    )
+    .await;
+    let v2 = post(format!("/v1/policies/{v1}/clone"), json!({})).await;
+    let v2 = v2["id"].as_str().unwrap().to_owned();
+    let active = post(
+        format!("/v1/policies/{v2}/activate"),
+        json!({"force": true, "supersede": true}),
+    )
+    .await;
+    let v3 = post(format!("/v1/policies/{v2}/clone"), json!({})).await;
+    let v3 = v3["id"].as_str().unwrap().to_owned();
+    let first = app
+        .call("GET", &format!("/v1/policies/{v1}"), Some(&acme), None)
+        .await
+        .body;
+    assert_eq!(first["status"], "deprecated");
+    let key_id = active["activated_by"].as_str().unwrap();
+
+    let session = app.signed_in(&acme).await;
+    let page = app
+        .web(
+            "GET",
+            &format!("/policies/{v2}"),
+            &[("cookie", &session)],
+            "",
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let chain = &page.body[page.body.find("class=\"list versions\"").unwrap()..];
+    let chain = &chain[..chain.find("</table>").unwrap()];
+    let rows: Vec<&str> = chain.split("<tr").skip(2).collect();
+    assert_eq!(rows.len(), 3, "{chain}");
+    assert!(rows[0].contains(&format!("href=\"/policies/{v1}\"")));
+    assert!(rows[0].contains("badge-deprecated"));
+    // v1: activated, then deprecated when v2 superseded it, both by the acme key.
+    assert_eq!(
+        rows[0]
+            .matches(&format!("by <code class=\"id\">{key_id}</code>"))
+            .count(),
+        2
+    );
+    assert!(rows[1].contains("aria-current=\"page\""));
+    assert!(rows[1].contains("<strong>v2</strong>"));
+    assert!(rows[1].contains("badge-active"));
+    assert!(rows[2].contains(&format!("href=\"/policies/{v3}\"")));
+    assert!(rows[2].contains("badge-draft"));
+    // The draft is neither activated nor deprecated.
+    assert_eq!(rows[2].matches("<span class=\"muted\">—</span>").count(), 2);
+    // The name is escaped in the heading.
+    assert!(page.body.contains("Mail &#60;v1&#62;") || page.body.contains("Mail &lt;v1&gt;"));
+    assert!(!page.body.contains("Mail <v1>"));
+}
