@@ -3,7 +3,8 @@
 // Policies list, opens a policy, signs out, and signs in again by the one-click link the demo
 // prints; opens the Monitor, filters it by a policy and opens a run from a row, sees a block
 // made through the API arrive in the open Monitor, pauses it; no console error and no CSP
-// violation anywhere. Takes screenshots (1280 and 390 px
+// violation anywhere; creates a policy through the form, imports a file, and follows its version
+// chain. Takes screenshots (1280 and 390 px
 // wide) into a scratch folder, or into `SCREENSHOTS_DIR` (`docs/screenshots` to refresh the
 // committed ones: they show the demo's timestamps, so every run would otherwise change them).
 
@@ -398,6 +399,89 @@ for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
       await page.getByRole("heading", { name: heading, level: 1 }).waitFor();
       assert.equal(await scrollsSideways(page), false, `${path}: no horizontal scroll at ${width}px`);
       await page.screenshot({ path: join(shots, `${path.slice(1)}-${label}.png`), fullPage: true });
+    }
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+}
+
+test("create a policy through the form, import a document file, see the version chain after a clone", async () => {
+  const { context, page, problems } = await watchedPage(1280);
+  await signIn(page);
+
+  // + New policy: a draft with no rules, scoped to an agent picked from the list.
+  await page.getByRole("link", { name: "New policy" }).click();
+  await page.waitForURL(`${base}/policies/new`);
+  await page.getByRole("heading", { name: "New policy", level: 1 }).waitFor();
+  // A missing name is refused beside its field (a 422, swapped in by htmx).
+  await page.locator('input[name="scope"][value="agent"]').check();
+  await page.locator("#policy-agent").selectOption({ index: 1 });
+  await page.getByRole("button", { name: "Create draft" }).click();
+  await page.locator("#policy-name-error").waitFor();
+  await page.getByLabel("Name", { exact: true }).fill("Browser <draft>");
+  await page.getByLabel(/^Description/).fill("made in the browser test");
+  await page.getByRole("button", { name: "Create draft" }).click();
+  await page.waitForURL(/\/policies\/pol_[^/]+$/);
+  const draftUrl = page.url();
+  await page.getByRole("heading", { name: "Browser <draft>", level: 1 }).waitFor();
+  await page.getByText("No rules yet").waitFor();
+  assert.equal(await page.locator("table.versions tbody tr").count(), 1);
+
+  // Clone: the new draft's page shows the chain, oldest first, itself marked.
+  await page.getByRole("button", { name: "Clone" }).click();
+  await page.waitForURL((url) => url.href !== draftUrl && /\/policies\/pol_[^/]+$/.test(url.pathname));
+  const chain = page.locator("table.versions tbody tr");
+  assert.equal(await chain.count(), 2);
+  assert.equal(await chain.nth(0).locator("a").getAttribute("href"), new URL(draftUrl).pathname);
+  assert.equal(await chain.nth(1).getAttribute("aria-current"), "page");
+
+  // Import: a document exported through the API, uploaded as a file.
+  const policyId = new URL(draftUrl).pathname.split("/").pop();
+  const doc = await api("GET", `/v1/policies/${policyId}/export`);
+  doc.name = "Imported in the browser";
+  await page.goto(`${base}/policies`);
+  await page.getByRole("link", { name: "Import" }).click();
+  await page.waitForURL(`${base}/policies/import`);
+  // A refused document names its path, and nothing is imported.
+  const bad = { ...doc, scope: { type: "galaxy" } };
+  await page.getByLabel("Policy file").setInputFiles({
+    name: "bad.json",
+    mimeType: "application/json",
+    buffer: Buffer.from(JSON.stringify([doc, bad])),
+  });
+  await page.getByRole("button", { name: "Import as drafts" }).click();
+  await page.getByText("Nothing was imported.").waitFor();
+  assert.match(await page.locator("#import-error code.path").textContent(), /^\[1\]\.scope/);
+  await page.getByLabel("Policy file").setInputFiles({
+    name: "policy.json",
+    mimeType: "application/json",
+    buffer: Buffer.from(JSON.stringify(doc)),
+  });
+  await page.getByRole("button", { name: "Import as drafts" }).click();
+  await page.getByText("Imported 1 draft.").waitFor();
+  await page.getByRole("link", { name: "Imported in the browser" }).click();
+  await page.getByRole("heading", { name: "Imported in the browser", level: 1 }).waitFor();
+
+  // Chromium logs every 4xx answer as a console error: the two refused forms asked for above.
+  const refused = /Failed to load resource: .* status of 422/;
+  assert.equal(problems.filter((p) => refused.test(p)).length, 2, problems.join("\n"));
+  assert.deepEqual(problems.filter((p) => !refused.test(p)), []);
+  await context.close();
+});
+
+for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
+  test(`New policy and Import fit the screen (${label})`, async () => {
+    const { context, page, problems } = await watchedPage(width);
+    await signIn(page);
+    for (const [path, heading] of [
+      ["/policies/new", "New policy"],
+      ["/policies/import", "Import policies"],
+    ]) {
+      await page.goto(`${base}${path}`);
+      await page.getByRole("heading", { name: heading, level: 1 }).waitFor();
+      assert.equal(await scrollsSideways(page), false, `${path}: no horizontal scroll at ${width}px`);
+      const name = path === "/policies/new" ? "policy-new" : "policy-import";
+      await page.screenshot({ path: join(shots, `${name}-${label}.png`), fullPage: true });
     }
     assert.deepEqual(problems, []);
     await context.close();
