@@ -1,6 +1,8 @@
 //! Policies: the list (tabs by status, search by name, filter by scope) and a policy's page.
 //! Both read through the store with the visitor's principal, as `GET /v1/policies` does.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -257,19 +259,36 @@ struct VersionLine {
     version: u32,
     status: &'static str,
     created: String,
-    /// Who activated it (a key id) and when.
-    activated: Option<(String, String)>,
-    /// Who deprecated it (a key id) and when.
-    deprecated: Option<(String, String)>,
+    /// Who activated it and when.
+    activated: Option<(Who, String)>,
+    /// Who deprecated it and when.
+    deprecated: Option<(Who, String)>,
     /// Whether it is the version this page shows.
     current: bool,
 }
 
+/// The key that did something: its id, and its name when the visitor's key may see it.
+struct Who {
+    id: String,
+    name: Option<String>,
+}
+
 impl VersionLine {
-    fn of(stored: &StoredPolicy, current: &PolicyId) -> VersionLine {
+    fn of(
+        stored: &StoredPolicy,
+        current: &PolicyId,
+        names: &HashMap<String, String>,
+    ) -> VersionLine {
         let p = &stored.policy;
         // Who and when are recorded together; either alone would be a half-told event.
-        let event = |by: &Option<String>, at: Option<Timestamp>| by.clone().zip(at.map(when));
+        let event = |by: &Option<String>, at: Option<Timestamp>| {
+            by.clone()
+                .map(|id| Who {
+                    name: names.get(&id).cloned(),
+                    id,
+                })
+                .zip(at.map(when))
+        };
         VersionLine {
             id: p.id.to_string(),
             version: p.version,
@@ -310,6 +329,29 @@ impl RuleLine {
     }
 }
 
+/// The names of the keys the visitor's key may see, by id, when `versions` name any (a tenant
+/// key sees its tenant's keys, not the platform's: those stay ids). Names only make the chain
+/// easier to read, so a failure to list them leaves the ids rather than failing the page.
+async fn key_names(
+    state: &AppState,
+    visitor: &Visitor,
+    versions: &[StoredPolicy],
+) -> HashMap<String, String> {
+    let acted = versions
+        .iter()
+        .any(|v| v.policy.activated_by.is_some() || v.policy.deprecated_by.is_some());
+    if !acted {
+        return HashMap::new();
+    }
+    match state.store.list_keys(&visitor.caller.principal).await {
+        Ok(keys) => keys.into_iter().map(|k| (k.id, k.name)).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "listing keys for a version chain");
+            HashMap::new()
+        }
+    }
+}
+
 /// `GET /policies/{id}`: another tenant's policy is not found, as a made-up id is.
 pub(crate) async fn show(
     State(state): State<AppState>,
@@ -335,13 +377,15 @@ pub(crate) async fn show(
             return Ok(WebError::Internal.in_layout(chrome, htmx));
         }
     };
-    let versions = match state.store.versions(&visitor.caller.principal, &id).await {
-        Ok((_, found)) => found
-            .iter()
-            .map(|v| VersionLine::of(v, &stored.policy.id))
-            .collect(),
+    let found = match state.store.versions(&visitor.caller.principal, &id).await {
+        Ok((_, found)) => found,
         Err(e) => return Ok(WebError::from(e).in_layout(chrome, htmx)),
     };
+    let names = key_names(&state, &visitor, &found).await;
+    let versions = found
+        .iter()
+        .map(|v| VersionLine::of(v, &stored.policy.id, &names))
+        .collect();
     let p = &stored.policy;
     let page = PolicyPage {
         versions,

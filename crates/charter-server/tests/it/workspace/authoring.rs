@@ -412,13 +412,10 @@ async fn a_policys_page_shows_its_version_chain_oldest_first_with_who_and_when()
     assert_eq!(rows.len(), 3, "{chain}");
     assert!(rows[0].contains(&format!("href=\"/policies/{v1}\"")));
     assert!(rows[0].contains("badge-deprecated"));
-    // v1: activated, then deprecated when v2 superseded it, both by the acme key.
-    assert_eq!(
-        rows[0]
-            .matches(&format!("by <code class=\"id\">{key_id}</code>"))
-            .count(),
-        2
-    );
+    // v1: activated, then deprecated when v2 superseded it, both by the acme key (its name,
+    // and its id linked to its audit entries).
+    let by = format!("by acme ops <a href=\"/audit?actor={key_id}\"");
+    assert_eq!(rows[0].matches(&by).count(), 2, "{}", rows[0]);
     assert!(rows[1].contains("aria-current=\"page\""));
     assert!(rows[1].contains("<strong>v2</strong>"));
     assert!(rows[1].contains("badge-active"));
