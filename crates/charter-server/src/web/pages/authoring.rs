@@ -363,3 +363,50 @@ pub(crate) async fn import(
     };
     Ok(render::respond(status, htmx, &page))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(scope: &str, tenant: &str, agent: &str) -> NewPolicy {
+        NewPolicy {
+            name: " Guard ".into(),
+            scope: scope.into(),
+            tenant: tenant.into(),
+            agent: agent.into(),
+            ..NewPolicy::default()
+        }
+    }
+
+    #[test]
+    fn the_form_is_the_json_the_api_takes() {
+        let json = definition_json(&form("agent", "", "acme/support"));
+        assert_eq!(
+            json,
+            json!({"name": "Guard", "description": "",
+                   "scope": {"type": "agent", "tenant_id": "acme", "agent_id": "support"}})
+        );
+        let json = definition_json(&form("tenant", "acme", "globex/x"));
+        assert_eq!(
+            json["scope"],
+            json!({"type": "tenant", "tenant_id": "acme"})
+        );
+        assert_eq!(
+            definition_json(&form("galaxy", "", ""))["scope"],
+            json!({"type": "galaxy"})
+        );
+    }
+
+    #[test]
+    fn a_path_lands_beside_its_field() {
+        assert_eq!(field_of("name", "tenant"), Some("name"));
+        assert_eq!(field_of("scope.type", "galaxy"), Some("scope"));
+        assert_eq!(field_of("scope.tenant_id", "tenant"), Some("tenant"));
+        // An agent's tenant comes from the agent picker.
+        assert_eq!(field_of("scope.tenant_id", "agent"), Some("agent"));
+        assert_eq!(field_of("scope.agent_id", "agent"), Some("agent"));
+        assert_eq!(field_of("rules[0]", "agent"), None);
+        let errors = at("rules[0]", "bad".into(), "agent");
+        assert_eq!(errors.general(), Some("rules[0]: bad"));
+    }
+}
