@@ -51,7 +51,10 @@ impl Range {
         let until = until.unwrap_or(now);
         let since = match (since, lookback) {
             (Some(_), Some(_)) => {
-                return Err(bad("lookback", "give `lookback` or `since`, not both".into()));
+                return Err(bad(
+                    "lookback",
+                    "give `lookback` or `since`, not both".into(),
+                ));
             }
             (Some(since), None) => since,
             (None, lookback) => {
