@@ -14,6 +14,7 @@ mod schemas;
 mod serve;
 mod state;
 mod usage;
+mod validation;
 mod web;
 
 pub use api::router;

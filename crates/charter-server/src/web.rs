@@ -51,6 +51,10 @@ fn workspace(state: AppState) -> Router {
         .route("/policies/{id}", get(pages::policies::show))
         .route("/policies/{id}/export", get(pages::lifecycle::export))
         .route(
+            "/policies/{id}/validate",
+            get(pages::validate::page).post(pages::validate::run),
+        )
+        .route(
             "/policies/{id}/{change}",
             get(pages::lifecycle::confirm).post(pages::lifecycle::act),
         )

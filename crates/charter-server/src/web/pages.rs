@@ -9,3 +9,4 @@ pub(crate) mod monitor;
 pub(crate) mod policies;
 pub(crate) mod runs;
 pub(crate) mod soon;
+pub(crate) mod validate;

@@ -222,7 +222,7 @@ async fn a_read_only_key_is_offered_no_change_and_its_forged_form_changes_nothin
         )
         .await;
     assert_eq!(page.status, StatusCode::OK);
-    for change in ["activate", "delete", "clone", "deprecate"] {
+    for change in ["activate", "delete", "clone", "deprecate", "validate"] {
         assert!(
             !page.body.contains(&format!("/policies/{id}/{change}")),
             "{change}"
@@ -238,8 +238,8 @@ async fn a_read_only_key_is_offered_no_change_and_its_forged_form_changes_nothin
         )
         .await;
     assert_eq!(confirm.status, StatusCode::FORBIDDEN);
-    let body = format!("csrf={}&force=1", page.csrf());
-    for change in ["activate", "delete", "clone"] {
+    let body = format!("csrf={}", page.csrf());
+    for change in ["activate", "delete", "clone", "validate"] {
         let forged = app
             .web(
                 "POST",
@@ -263,5 +263,122 @@ async fn a_read_only_key_is_offered_no_change_and_its_forged_form_changes_nothin
         list.body["items"].as_array().unwrap().len(),
         1,
         "no clone was made"
+    );
+}
+
+#[tokio::test]
+async fn validate_from_the_page_shows_the_report_and_unlocks_activation() {
+    use charter_core::engine::Outcome;
+    use charter_store::{ImportedAction, ImportedRun, Principal, RunStatus};
+    let (app, acme, _) = App::seeded().await;
+    let at = |s: i64| jiff::Timestamp::from_second(1_795_000_000 - 86_400 + s).unwrap();
+    let email = |to: &str| {
+        charter_core::Action::parse(
+            &json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": to}}),
+        )
+        .unwrap()
+    };
+    let history = [ImportedRun {
+        tenant_id: "acme".into(),
+        agent_id: "support".into(),
+        started_at: at(0),
+        ended_at: None,
+        status: RunStatus::Completed,
+        metadata: json!({}),
+        actions: vec![
+            ImportedAction {
+                at: at(1),
+                action: email("ann@acme.com"),
+                decision: None,
+            },
+            ImportedAction {
+                at: at(2),
+                action: email("bob@gmail.com"),
+                decision: None,
+            },
+            ImportedAction {
+                at: at(3),
+                action: email("eve@evil.io"),
+                decision: Some(Outcome::Block),
+            },
+        ],
+    }];
+    let principal = Principal::Tenant(charter_core::TenantId::new("acme").unwrap());
+    app.store
+        .import_runs(&principal, &mut history.iter())
+        .await
+        .unwrap();
+    let id = draft(&app, &acme).await;
+    let session = app.signed_in(&acme).await;
+    let path = format!("/policies/{id}/validate");
+    let form = app.web("GET", &path, &[("cookie", &session)], "").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+
+    let bad = format!("csrf={}&lookback=7d&max_runs=0", form.csrf());
+    let refused = app
+        .web("POST", &path, &[("cookie", &session), SAME], &bad)
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("id=\"max_runs-error\""),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        app.call("GET", &format!("/v1/policies/{id}"), Some(&acme), None)
+            .await
+            .body["last_validation"],
+        Value::Null,
+        "a refused range replays and records nothing"
+    );
+
+    let body = format!("csrf={}&lookback=7d&max_runs=100", form.csrf());
+    let done = app
+        .web("POST", &path, &[("cookie", &session), SAME], &body)
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    // 3 actions of 1 run; 2 external emails blocked, one of them already blocked.
+    for (label, value) in [
+        ("Actions scanned", 3),
+        ("Actions blocked", 2),
+        ("New blocks", 1),
+        ("Already blocked", 1),
+    ] {
+        assert!(
+            done.body
+                .contains(&format!("<dt>{label}</dt><dd>{value}</dd>")),
+            "{label}: {}",
+            done.body
+        );
+    }
+    assert!(
+        done.body.contains("<code>bob@gmail.com</code>"),
+        "{}",
+        done.body
+    );
+    assert!(
+        done.body.contains("href=\"/runs/run_"),
+        "samples link to their runs"
+    );
+
+    let confirm = app
+        .web(
+            "GET",
+            &format!("/policies/{id}/activate"),
+            &[("cookie", &session)],
+            "",
+        )
+        .await;
+    assert!(
+        confirm.body.contains("Validated at this revision"),
+        "{}",
+        confirm.body
+    );
+    let activated = confirm_and_post(&app, &session, &id, "activate", "").await;
+    assert_eq!(
+        activated.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        activated.body
     );
 }
