@@ -323,6 +323,11 @@ async fn a_refused_document_names_its_path_and_nothing_is_imported() {
         "{}",
         page.body
     );
+    // Past the body limit (1 MiB), the upload is refused before it is read whole.
+    let huge = format!("[{}]", " ".repeat(1 << 20));
+    let page = upload(&app, &session, &huge).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("larger than"), "{}", page.body);
     for file in ["not json", "[]", ""] {
         let page = upload(&app, &session, file).await;
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{file}");
@@ -346,6 +351,18 @@ async fn a_tenant_key_neither_creates_in_nor_imports_into_another_tenant() {
         assert!(page.body.contains("class=\"field-error\""), "{fields}");
         assert!(!page.body.contains("(globex)"), "{fields}");
     }
+    // A platform document is refused (only platform keys author them), and nothing imported.
+    let mut platform = document(&app, &app.admin.clone(), "Everyone").await;
+    platform["scope"] = json!({"type": "platform"});
+    let page = upload(&app, &session, &platform.to_string()).await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("only platform keys"), "{}", page.body);
+    assert!(policies(&app, &acme).await.is_empty());
     // A document of globex lands in acme, the key's own tenant, as the API rehomes it.
     let mut doc = document(&app, &app.admin.clone(), "Theirs").await;
     doc["scope"] = json!({"type": "tenant", "tenant_id": "globex"});
