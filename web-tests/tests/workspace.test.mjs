@@ -403,3 +403,42 @@ for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
     await context.close();
   });
 }
+
+for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
+  test(`the API reference: open it from the sidebar, find an operation, follow a schema (${label})`, async () => {
+    const { context, page, problems } = await watchedPage(width);
+    await signIn(page);
+    await page.getByRole("link", { name: "API reference", exact: true }).click();
+    await page.getByRole("heading", { name: "API reference", level: 1 }).waitFor();
+    await page.waitForURL(`${base}/docs`);
+    assert.equal(await scrollsSideways(page), false, `/docs: no horizontal scroll at ${width}px`);
+    await page.screenshot({ path: join(shots, `docs-${label}.png`) });
+
+    // The raw document is one click away, and it is the one the page was built from.
+    const raw = page.getByRole("link", { name: "Download openapi.json" });
+    assert.equal(await raw.getAttribute("href"), "/v1/openapi.json");
+    const doc = await (await page.request.get(`${base}/v1/openapi.json`)).json();
+    const operations = Object.values(doc.paths).flatMap((item) => Object.keys(item)).length;
+    assert.equal(await page.locator("article.operation").count(), operations);
+
+    // Find an operation from the contents, by its method and path.
+    const toc = page.getByRole("navigation", { name: "Operations" });
+    await toc.getByRole("link", { name: "POST /v1/policies", exact: true }).click();
+    await page.waitForURL(`${base}/docs#op-create_policy`);
+    const op = page.locator("#op-create_policy");
+    assert.equal(await op.isVisible(), true);
+    assert.match(await op.locator("h3").innerText(), /POST\s+\/v1\/policies/);
+    assert.equal(await scrollsSideways(page), false, `an operation: no horizontal scroll at ${width}px`);
+    await op.screenshot({ path: join(shots, `docs-operation-${label}.png`) });
+
+    // Its request body names a component: the link lands on the schema.
+    await op.locator('a[href^="#schema-"]').first().click();
+    await page.waitForURL(/#schema-/);
+    const target = page.locator(".component:target");
+    assert.equal(await target.count(), 1);
+    assert.equal(await target.isVisible(), true);
+    assert.equal(await scrollsSideways(page), false, `a schema: no horizontal scroll at ${width}px`);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+}
