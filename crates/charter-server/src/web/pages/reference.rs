@@ -86,8 +86,11 @@ pub(crate) struct Param {
 pub(crate) struct Body {
     /// The media type (`application/json`).
     pub(crate) media: String,
-    /// Its schema.
-    pub(crate) shape: Shape,
+    /// The component the schema is, when it is a `$ref`.
+    pub(crate) component: Option<String>,
+    /// Its schema's rows (a referenced component's own, one level deep); `None` for the
+    /// error body, told once in its own section rather than under every answer.
+    pub(crate) shape: Option<Shape>,
 }
 
 /// An answer of an operation.
@@ -207,10 +210,28 @@ fn plain(v: &Value) -> String {
     }
 }
 
+/// The schema inside `X or null` (a `oneOf`/`anyOf` of a schema and `{"type": "null"}`, how
+/// an `Option` is written in 3.1), which reads better as one line than as two options.
+fn nullable(schema: &Value) -> Option<&Value> {
+    let is_null = |v: &Value| v.as_object().is_some_and(|o| o.len() == 1) && v["type"] == "null";
+    ["oneOf", "anyOf"].iter().find_map(|key| {
+        let variants = schema.get(*key)?.as_array()?;
+        match variants.as_slice() {
+            [a, b] if is_null(a) => Some(b),
+            [a, b] if is_null(b) => Some(a),
+            _ => None,
+        }
+    })
+}
+
 /// The type words of a schema, and the component it names if any.
 fn kind(schema: &Value) -> (String, Option<String>) {
     if let Some(name) = ref_name(schema) {
         return (name.clone(), Some(name));
+    }
+    if let Some(inner) = nullable(schema) {
+        let (inner, link) = kind(inner);
+        return (format!("{inner} or null"), link);
     }
     let words = |v: &Value| -> Vec<String> {
         match v {
@@ -284,7 +305,12 @@ fn constraints(schema: &Value) -> String {
         out.push(format!("one of: {}", values.join(", ")));
     }
     if let Some(d) = schema.get("default") {
-        out.push(format!("default {}", plain(d)));
+        // An empty string would read as nothing at all.
+        let d = match d {
+            Value::String(s) if s.is_empty() => "\"\"".to_owned(),
+            other => plain(other),
+        };
+        out.push(format!("default {d}"));
     }
     out.join("; ")
 }
@@ -292,20 +318,31 @@ fn constraints(schema: &Value) -> String {
 /// One row for `schema` itself.
 fn row(schema: &Value, name: String, required: bool, depth: usize) -> Row {
     let (kind, link) = kind(schema);
+    let inner = nullable(schema).unwrap_or(schema);
+    let mut description = prose(&text(schema, "description"));
+    if description.is_empty() {
+        description = prose(&text(inner, "description"));
+    }
+    let mut bounds = constraints(schema);
+    if bounds.is_empty() {
+        bounds = constraints(inner);
+    }
     Row {
         depth: depth.min(MAX_DEPTH),
         name,
         required,
         kind,
         link,
-        constraints: constraints(schema),
-        description: prose(&text(schema, "description")),
+        constraints: bounds,
+        description,
     }
 }
 
 /// `schema` and what it contains, depth first: properties, map values, items, variants.
 fn rows(schema: &Value, name: String, required: bool, depth: usize, out: &mut Vec<Row>) {
     out.push(row(schema, name, required, depth));
+    // `X or null` is one line; what X contains follows it.
+    let schema = nullable(schema).unwrap_or(schema);
     if depth >= MAX_DEPTH || ref_name(schema).is_some() {
         return;
     }
@@ -356,13 +393,37 @@ fn shape(schema: &Value, name: &str) -> Shape {
     Shape { rows: out }
 }
 
-fn bodies(content: Option<Map<String, Value>>) -> Vec<Body> {
+/// The error body's component: every refusal carries it.
+const ERROR_BODY: &str = "ErrorBody";
+
+/// The contents of a body, a `$ref` shown as the component's own fields (whose own `$ref`s
+/// stay links), so a reader sees what to send without leaving the operation.
+fn bodies(content: Option<Map<String, Value>>, schemas: &Value) -> Vec<Body> {
     content
         .unwrap_or_default()
         .into_iter()
-        .map(|(media, m)| Body {
-            shape: shape(m.get("schema").unwrap_or(&Value::Null), "body"),
-            media,
+        .map(|(media, m)| {
+            let schema = m.get("schema").unwrap_or(&Value::Null);
+            let component = ref_name(schema);
+            let shape = match component.as_deref() {
+                Some(ERROR_BODY) => None,
+                Some(name) => Some(match schemas.get(name) {
+                    Some(target) => {
+                        let mut shape = shape(target, name);
+                        if let Some(first) = shape.rows.first_mut() {
+                            first.link = Some(name.to_owned());
+                        }
+                        shape
+                    }
+                    None => shape(schema, "body"),
+                }),
+                None => Some(shape(schema, "body")),
+            };
+            Body {
+                media,
+                component,
+                shape,
+            }
         })
         .collect()
 }
@@ -385,6 +446,7 @@ impl Reference {
         let global_security = doc
             .get("security")
             .is_some_and(|s| s.as_array().is_some_and(|a| !a.is_empty()));
+        let schemas = doc.pointer("/components/schemas").unwrap_or(&Value::Null);
         let mut operation_count = 0;
         for (path, item) in obj(doc, "paths").unwrap_or_default() {
             for method in METHODS {
@@ -397,7 +459,7 @@ impl Reference {
                     .and_then(Value::as_str)
                     .unwrap_or("other")
                     .to_owned();
-                let operation = operation(&path, method, op, &item, global_security);
+                let operation = operation(&path, method, op, &item, global_security, schemas);
                 match groups.iter_mut().find(|g| g.name == tag) {
                     Some(group) => group.operations.push(operation),
                     None => groups.push(Group {
@@ -420,10 +482,11 @@ impl Reference {
             })
             .collect();
         let error = doc
-            .pointer("/components/schemas/ErrorBody")
+            .pointer("/components/schemas")
+            .and_then(|s| s.get(ERROR_BODY))
             .map(|schema| Component {
-                name: "ErrorBody".to_owned(),
-                shape: shape(schema, "ErrorBody"),
+                name: ERROR_BODY.to_owned(),
+                shape: shape(schema, ERROR_BODY),
             });
         let schemes = obj(
             doc.pointer("/components").unwrap_or(&Value::Null),
@@ -473,7 +536,14 @@ pub(crate) fn anchor(method: &str, path: &str, op: &Value) -> String {
     format!("op-{safe}")
 }
 
-fn operation(path: &str, method: &str, op: &Value, item: &Value, global: bool) -> Operation {
+fn operation(
+    path: &str,
+    method: &str,
+    op: &Value,
+    item: &Value,
+    global: bool,
+    schemas: &Value,
+) -> Operation {
     // Path-level parameters apply to every method unless the operation redefines them.
     let mut params: Vec<Value> = op
         .get("parameters")
@@ -524,7 +594,7 @@ fn operation(path: &str, method: &str, op: &Value, item: &Value, global: bool) -
                 "err"
             },
             description: prose(&text(&a, "description")),
-            bodies: bodies(obj(&a, "content")),
+            bodies: bodies(obj(&a, "content"), schemas),
             status,
         })
         .collect();
@@ -543,7 +613,7 @@ fn operation(path: &str, method: &str, op: &Value, item: &Value, global: bool) -
         description: prose(&text(op, "description")),
         authenticated,
         params,
-        request: bodies(obj(body, "content")),
+        request: bodies(obj(body, "content"), schemas),
         request_required: body.get("required").and_then(Value::as_bool) == Some(true),
         answers,
     }
@@ -593,8 +663,9 @@ mod tests {
         let schema = serde_json::json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Policy"}]});
         let mut out = Vec::new();
         rows(&schema, "p".to_owned(), true, 0, &mut out);
-        assert_eq!(out[0].kind, "one of");
-        assert_eq!(out[2].link.as_deref(), Some("Policy"));
+        assert_eq!(out.len(), 1, "one line");
+        assert_eq!(out[0].kind, "Policy or null");
+        assert_eq!(out[0].link.as_deref(), Some("Policy"));
     }
 
     #[test]

@@ -63,6 +63,18 @@ async fn the_reference_lists_every_operation_and_schema_of_the_served_document()
                     "{method} {path}: answer {status}"
                 );
             }
+            // A body that names a component shows that component's fields in place.
+            let body = op.pointer("/requestBody/content/application~1json/schema/$ref");
+            if let Some(name) = body
+                .and_then(Value::as_str)
+                .and_then(|r| r.rsplit('/').next())
+            {
+                let fields = doc["components"]["schemas"][name]["properties"].as_object();
+                for field in fields.into_iter().flat_map(|f| f.keys()) {
+                    let cell = format!("<code>{}</code>", escaped(field));
+                    assert!(article.contains(&cell), "{method} {path}: {name}.{field}");
+                }
+            }
             for p in op
                 .get("parameters")
                 .and_then(Value::as_array)
@@ -103,6 +115,7 @@ async fn the_reference_lists_every_operation_and_schema_of_the_served_document()
     );
     assert!(page.body.contains("id=\"auth\"") && page.body.contains("<strong>bearer</strong>"));
     assert!(page.body.contains("id=\"errors\""));
+    assert!(page.body.contains("see <a href=\"#errors\">Errors</a>"));
     assert!(
         page.body
             .contains("aria-current=\"page\">API reference</a>")
