@@ -2,7 +2,8 @@
 // binary running `charter demo` on a fresh data directory. Signs in by typing the key, reads the
 // Policies list, opens a policy, signs out, and signs in again by the one-click link the demo
 // prints; opens the Monitor, filters it by a policy and opens a run from a row, sees a block
-// made through the API arrive in the open Monitor, pauses it; no console error and no CSP
+// made through the API arrive in the open Monitor, pauses it; opens the API reference from the
+// sidebar, finds an operation and follows a schema link; no console error and no CSP
 // violation anywhere. Takes screenshots (1280 and 390 px
 // wide) into a scratch folder, or into `SCREENSHOTS_DIR` (`docs/screenshots` to refresh the
 // committed ones: they show the demo's timestamps, so every run would otherwise change them).
