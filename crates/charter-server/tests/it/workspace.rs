@@ -14,6 +14,8 @@ use crate::app::{App, policy_body};
 /// The Agents, Keys and Audit Log pages.
 mod accounts;
 mod lifecycle;
+/// The API reference at `/docs`.
+mod reference;
 
 /// An answer of the workspace.
 pub(crate) struct Page {
