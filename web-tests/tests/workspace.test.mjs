@@ -2,9 +2,10 @@
 // binary running `charter demo` on a fresh data directory. Signs in by typing the key, reads the
 // Policies list, opens a policy, signs out, and signs in again by the one-click link the demo
 // prints; opens the Monitor, filters it by a policy and opens a run from a row, sees a block
-// made through the API arrive in the open Monitor, pauses it; no console error and no CSP
-// violation anywhere; creates a policy through the form, imports a file, and follows its version
-// chain. Takes screenshots (1280 and 390 px
+// made through the API arrive in the open Monitor, pauses it; opens the API reference from the
+// sidebar, finds an operation and follows a schema link; creates a policy through the form,
+// imports a file, and follows its version chain; no console error and no CSP
+// violation anywhere. Takes screenshots (1280 and 390 px
 // wide) into a scratch folder, or into `SCREENSHOTS_DIR` (`docs/screenshots` to refresh the
 // committed ones: they show the demo's timestamps, so every run would otherwise change them).
 
@@ -483,6 +484,45 @@ for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
       const name = path === "/policies/new" ? "policy-new" : "policy-import";
       await page.screenshot({ path: join(shots, `${name}-${label}.png`), fullPage: true });
     }
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+}
+
+for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
+  test(`the API reference: open it from the sidebar, find an operation, follow a schema (${label})`, async () => {
+    const { context, page, problems } = await watchedPage(width);
+    await signIn(page);
+    await page.getByRole("link", { name: "API reference", exact: true }).click();
+    await page.getByRole("heading", { name: "API reference", level: 1 }).waitFor();
+    await page.waitForURL(`${base}/docs`);
+    assert.equal(await scrollsSideways(page), false, `/docs: no horizontal scroll at ${width}px`);
+    await page.screenshot({ path: join(shots, `docs-${label}.png`) });
+
+    // The raw document is one click away, and it is the one the page was built from.
+    const raw = page.getByRole("link", { name: "Download openapi.json" });
+    assert.equal(await raw.getAttribute("href"), "/v1/openapi.json");
+    const doc = await (await page.request.get(`${base}/v1/openapi.json`)).json();
+    const operations = Object.values(doc.paths).flatMap((item) => Object.keys(item)).length;
+    assert.equal(await page.locator("article.operation").count(), operations);
+
+    // Find an operation from the contents, by its method and path.
+    const toc = page.getByRole("navigation", { name: "Operations" });
+    await toc.getByRole("link", { name: "POST /v1/policies", exact: true }).click();
+    await page.waitForURL(`${base}/docs#op-create_policy`);
+    const op = page.locator("#op-create_policy");
+    assert.equal(await op.isVisible(), true);
+    assert.match(await op.locator("h3").innerText(), /POST\s+\/v1\/policies/);
+    assert.equal(await scrollsSideways(page), false, `an operation: no horizontal scroll at ${width}px`);
+    await op.screenshot({ path: join(shots, `docs-operation-${label}.png`) });
+
+    // Its request body names a component: the link lands on the schema.
+    await op.locator('a[href^="#schema-"]').first().click();
+    await page.waitForURL(/#schema-/);
+    const target = page.locator(".component:target");
+    assert.equal(await target.count(), 1);
+    assert.equal(await target.isVisible(), true);
+    assert.equal(await scrollsSideways(page), false, `a schema: no horizontal scroll at ${width}px`);
     assert.deepEqual(problems, []);
     await context.close();
   });

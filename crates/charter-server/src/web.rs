@@ -73,7 +73,7 @@ fn workspace(state: AppState) -> Router {
             "/keys/{id}/revoke",
             get(pages::keys::confirm).post(pages::keys::revoke),
         )
-        .route("/docs", get(pages::soon::docs))
+        .route("/docs", get(pages::reference::page))
         .route("/static/{version}/{*file}", get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -7,6 +7,6 @@ pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub(crate) mod monitor;
 pub(crate) mod policies;
+pub(crate) mod reference;
 pub(crate) mod runs;
-pub(crate) mod soon;
 pub(crate) mod validate;

@@ -15,6 +15,8 @@ use crate::app::{App, policy_body};
 mod accounts;
 mod authoring;
 mod lifecycle;
+/// The API reference at `/docs`.
+mod reference;
 
 /// An answer of the workspace.
 pub(crate) struct Page {
