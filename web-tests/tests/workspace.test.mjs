@@ -527,3 +527,63 @@ for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
     await context.close();
   });
 }
+
+test("validate a clone, activate it superseding the active version, deprecate it, delete a draft", async () => {
+  const { context, page, problems } = await watchedPage(1280);
+  await signIn(page);
+  const rules = [{ id: "external", type: "tool", effect: "deny", tools: ["*.send_email"],
+    when: [{ arg: "to", op: "not_ends_with", value: "@acme.com" }] }];
+  const scope = { type: "agent", tenant_id: "acme", agent_id: "billing" };
+  const first = await api("POST", "/v1/policies", { name: "Browser lineage", scope, rules });
+  await api("POST", `/v1/policies/${first.id}/activate`, { force: true });
+
+  // Clone the active version into a draft, from its page.
+  await page.goto(`${base}/policies/${first.id}`);
+  await page.getByRole("heading", { name: "Browser lineage", level: 1 }).waitFor();
+  await page.getByText("does not end with").first().waitFor();
+  await page.getByRole("button", { name: "Clone" }).click();
+  await page.waitForURL((url) => /\/policies\/pol_[^/]+$/.test(url.pathname) && !url.pathname.endsWith(first.id));
+  const clone = new URL(page.url()).pathname.split("/").pop();
+
+  // Validate it: the report, and activation no longer needs force.
+  await page.getByRole("link", { name: "Validate…" }).click();
+  await page.waitForURL(`${base}/policies/${clone}/validate`);
+  await page.getByRole("button", { name: "Validate", exact: true }).click();
+  await page.getByRole("heading", { name: "Report" }).waitFor();
+  await page.screenshot({ path: join(shots, "validate-desktop.png"), fullPage: true });
+  await page.getByRole("link", { name: "Activate…" }).click();
+  await page.waitForURL(`${base}/policies/${clone}/activate`);
+  await page.getByText("Validated at this revision").waitFor();
+  await page.getByLabel(/Deprecate the other active versions/).check();
+  await page.screenshot({ path: join(shots, "activate-desktop.png") });
+  await page.getByRole("button", { name: "Activate", exact: true }).click();
+  await page.waitForURL(`${base}/policies/${clone}`);
+  await page.locator(".page-head .badge-active").waitFor();
+  assert.equal((await api("GET", `/v1/policies/${first.id}`)).status, "deprecated", "superseded");
+  const chain = page.locator("table.versions tbody tr");
+  assert.equal(await chain.count(), 2);
+  assert.match(await chain.nth(0).innerText(), /deprecated/i);
+
+  // Deprecate the new active version after its confirmation page.
+  await page.getByRole("link", { name: "Deprecate…" }).click();
+  await page.waitForURL(`${base}/policies/${clone}/deprecate`);
+  await page.getByRole("button", { name: "Deprecate", exact: true }).click();
+  await page.waitForURL(`${base}/policies/${clone}`);
+  await page.locator(".page-head .badge-deprecated").waitFor();
+
+  // Delete a draft after its confirmation page: gone from the list and the API.
+  const draft = await api("POST", "/v1/policies", { name: "Browser throwaway", scope, rules });
+  await page.goto(`${base}/policies/${draft.id}`);
+  await page.getByRole("link", { name: "Delete…" }).click();
+  await page.waitForURL(`${base}/policies/${draft.id}/delete`);
+  await page.getByRole("button", { name: "Delete draft" }).click();
+  await page.waitForURL(`${base}/policies`);
+  assert.equal(await page.getByRole("link", { name: "Browser throwaway" }).count(), 0);
+  const gone = await fetch(`${base}/v1/policies/${draft.id}`, {
+    headers: { authorization: `Bearer ${key}` },
+  });
+  assert.equal(gone.status, 404);
+
+  assert.deepEqual(problems, []);
+  await context.close();
+});
