@@ -6,37 +6,10 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use super::Page;
+use super::{Page, SAME};
 use crate::app::App;
 
-const SAME: (&str, &str) = ("sec-fetch-site", "same-origin");
-
 impl App {
-    /// A new key of `tenant` (`None`: platform) named `name` with `scopes`: its value.
-    async fn key(&self, name: &str, tenant: Option<&str>, scopes: &[&str]) -> String {
-        let r = self
-            .call(
-                "POST",
-                "/v1/keys",
-                Some(&self.admin),
-                Some(json!({"name": name, "tenant_id": tenant, "scopes": scopes})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-        r.body["key"].as_str().unwrap().to_owned()
-    }
-
-    /// `GET path` with `session`.
-    async fn get(&self, path: &str, session: &str) -> Page {
-        self.web("GET", path, &[("cookie", session)], "").await
-    }
-
-    /// A same-origin form `POST path` with `session` and `body`.
-    async fn post(&self, path: &str, session: &str, body: &str) -> Page {
-        self.web("POST", path, &[("cookie", session), SAME], body)
-            .await
-    }
-
     /// The names of `tenant`'s agents, through the API.
     async fn agent_ids(&self, tenant: &str) -> Vec<String> {
         let r = self

@@ -7,9 +7,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::Page;
+use super::SAME;
 use crate::app::{App, policy_body};
-
-const SAME: (&str, &str) = ("sec-fetch-site", "same-origin");
 
 /// The policies `key` sees, through the API.
 async fn policies(app: &App, key: &str) -> Vec<Value> {

@@ -7,8 +7,6 @@ use serde_json::{Value, json};
 
 use crate::app::{App, policy_body};
 
-const SAME: (&str, &str) = ("sec-fetch-site", "same-origin");
-
 /// A draft of acme made through the API: its id.
 async fn draft(app: &App, key: &str) -> String {
     let r = app
@@ -35,11 +33,10 @@ async fn confirm_and_post(
     extra: &str,
 ) -> super::Page {
     let path = format!("/policies/{id}/{change}");
-    let page = app.web("GET", &path, &[("cookie", session)], "").await;
+    let page = app.get(&path, session).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let body = format!("csrf={}{extra}", page.csrf());
-    app.web("POST", &path, &[("cookie", session), SAME], &body)
-        .await
+    app.post(&path, session, &body).await
 }
 
 #[tokio::test]
@@ -47,26 +44,12 @@ async fn a_draft_is_activated_only_when_validated_or_forced_then_deprecated() {
     let (app, acme, _) = App::seeded().await;
     let id = draft(&app, &acme).await;
     let session = app.signed_in(&acme).await;
-    let page = app
-        .web(
-            "GET",
-            &format!("/policies/{id}"),
-            &[("cookie", &session)],
-            "",
-        )
-        .await;
+    let page = app.get(&format!("/policies/{id}"), &session).await;
     assert!(page.body.contains(&format!("/policies/{id}/activate")));
     assert!(page.body.contains(&format!("/policies/{id}/delete")));
     assert!(!page.body.contains(&format!("/policies/{id}/deprecate")));
 
-    let confirm = app
-        .web(
-            "GET",
-            &format!("/policies/{id}/activate"),
-            &[("cookie", &session)],
-            "",
-        )
-        .await;
+    let confirm = app.get(&format!("/policies/{id}/activate"), &session).await;
     assert!(confirm.body.contains("Never validated"), "{}", confirm.body);
     let refused = confirm_and_post(&app, &session, &id, "activate", "").await;
     assert_ne!(refused.status, StatusCode::SEE_OTHER, "{}", refused.body);
@@ -87,14 +70,7 @@ async fn a_draft_is_activated_only_when_validated_or_forced_then_deprecated() {
             .is_some_and(|k| !k.is_empty())
     );
 
-    let again = app
-        .web(
-            "GET",
-            &format!("/policies/{id}/activate"),
-            &[("cookie", &session)],
-            "",
-        )
-        .await;
+    let again = app.get(&format!("/policies/{id}/activate"), &session).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert!(
         again.body.contains("only a draft policy can be activated"),
@@ -124,22 +100,10 @@ async fn clone_opens_the_next_version_and_delete_removes_a_draft() {
     let (app, acme, _) = App::seeded().await;
     let id = draft(&app, &acme).await;
     let session = app.signed_in(&acme).await;
-    let page = app
-        .web(
-            "GET",
-            &format!("/policies/{id}"),
-            &[("cookie", &session)],
-            "",
-        )
-        .await;
+    let page = app.get(&format!("/policies/{id}"), &session).await;
     let body = format!("csrf={}", page.csrf());
     let cloned = app
-        .web(
-            "POST",
-            &format!("/policies/{id}/clone"),
-            &[("cookie", &session), SAME],
-            &body,
-        )
+        .post(&format!("/policies/{id}/clone"), &session, &body)
         .await;
     assert_eq!(cloned.status, StatusCode::SEE_OTHER, "{}", cloned.body);
     let clone = cloned
@@ -157,11 +121,9 @@ async fn clone_opens_the_next_version_and_delete_removes_a_draft() {
     assert_eq!(policy(&app, &acme, &clone).await.0, StatusCode::NOT_FOUND);
     // Only a draft is offered deletion, and an active policy refuses it.
     let confirm = app
-        .web(
-            "GET",
+        .get(
             "/policies/pol_00000000000000000000000000000000/delete",
-            &[("cookie", &session)],
-            "",
+            &session,
         )
         .await;
     assert_eq!(confirm.status, StatusCode::NOT_FOUND);
@@ -172,14 +134,7 @@ async fn export_downloads_the_document_and_records_it() {
     let (app, acme, _) = App::seeded().await;
     let id = draft(&app, &acme).await;
     let session = app.signed_in(&acme).await;
-    let page = app
-        .web(
-            "GET",
-            &format!("/policies/{id}/export"),
-            &[("cookie", &session)],
-            "",
-        )
-        .await;
+    let page = app.get(&format!("/policies/{id}/export"), &session).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(
         page.header("content-disposition"),
@@ -203,24 +158,9 @@ async fn export_downloads_the_document_and_records_it() {
 async fn a_read_only_key_is_offered_no_change_and_its_forged_form_changes_nothing() {
     let (app, acme, _) = App::seeded().await;
     let id = draft(&app, &acme).await;
-    let r = app
-        .call(
-            "POST",
-            "/v1/keys",
-            Some(&app.admin),
-            Some(json!({"name": "reader", "tenant_id": "acme", "scopes": ["read"]})),
-        )
-        .await;
-    let reader = r.body["key"].as_str().unwrap().to_owned();
+    let reader = app.key("reader", Some("acme"), &["read"]).await;
     let session = app.signed_in(&reader).await;
-    let page = app
-        .web(
-            "GET",
-            &format!("/policies/{id}"),
-            &[("cookie", &session)],
-            "",
-        )
-        .await;
+    let page = app.get(&format!("/policies/{id}"), &session).await;
     assert_eq!(page.status, StatusCode::OK);
     for change in ["activate", "delete", "clone", "deprecate", "validate"] {
         assert!(
@@ -229,24 +169,12 @@ async fn a_read_only_key_is_offered_no_change_and_its_forged_form_changes_nothin
         );
     }
     assert!(page.body.contains(&format!("/policies/{id}/export")));
-    let confirm = app
-        .web(
-            "GET",
-            &format!("/policies/{id}/activate"),
-            &[("cookie", &session)],
-            "",
-        )
-        .await;
+    let confirm = app.get(&format!("/policies/{id}/activate"), &session).await;
     assert_eq!(confirm.status, StatusCode::FORBIDDEN);
     let body = format!("csrf={}", page.csrf());
     for change in ["activate", "delete", "clone", "validate"] {
         let forged = app
-            .web(
-                "POST",
-                &format!("/policies/{id}/{change}"),
-                &[("cookie", &session), SAME],
-                &body,
-            )
+            .post(&format!("/policies/{id}/{change}"), &session, &body)
             .await;
         assert_eq!(
             forged.status,
@@ -311,13 +239,11 @@ async fn validate_from_the_page_shows_the_report_and_unlocks_activation() {
     let id = draft(&app, &acme).await;
     let session = app.signed_in(&acme).await;
     let path = format!("/policies/{id}/validate");
-    let form = app.web("GET", &path, &[("cookie", &session)], "").await;
+    let form = app.get(&path, &session).await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.body);
 
     let bad = format!("csrf={}&lookback=7d&max_runs=0", form.csrf());
-    let refused = app
-        .web("POST", &path, &[("cookie", &session), SAME], &bad)
-        .await;
+    let refused = app.post(&path, &session, &bad).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         refused.body.contains("id=\"max_runs-error\""),
@@ -333,9 +259,7 @@ async fn validate_from_the_page_shows_the_report_and_unlocks_activation() {
     );
 
     let body = format!("csrf={}&lookback=7d&max_runs=100", form.csrf());
-    let done = app
-        .web("POST", &path, &[("cookie", &session), SAME], &body)
-        .await;
+    let done = app.post(&path, &session, &body).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     // 3 actions of 1 run; 2 external emails blocked, one of them already blocked.
     for (label, value) in [
@@ -361,14 +285,7 @@ async fn validate_from_the_page_shows_the_report_and_unlocks_activation() {
         "samples link to their runs"
     );
 
-    let confirm = app
-        .web(
-            "GET",
-            &format!("/policies/{id}/activate"),
-            &[("cookie", &session)],
-            "",
-        )
-        .await;
+    let confirm = app.get(&format!("/policies/{id}/activate"), &session).await;
     assert!(
         confirm.body.contains("Validated at this revision"),
         "{}",
