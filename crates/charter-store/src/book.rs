@@ -19,12 +19,10 @@ pub(crate) struct Book {
     prunes: HashMap<CounterKey, i64>,
 }
 
-/// A counter a transaction will claim: its key, the earliest bucket any claim counts, and the
-/// first claim on it (the index of its claims among those given, and its index there).
+/// A counter a transaction will claim: its key and the earliest bucket any claim counts.
 pub(crate) struct Wanted {
     pub(crate) key: CounterKey,
     pub(crate) first: i64,
-    pub(crate) by: (usize, usize),
 }
 
 impl Book {
@@ -36,8 +34,8 @@ impl Book {
         claims: impl IntoIterator<Item = (&'a [Claim], Timestamp)>,
     ) -> BTreeMap<String, Wanted> {
         let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
-        for (i, (claims, at)) in claims.into_iter().enumerate() {
-            for (j, claim) in claims.iter().enumerate() {
+        for (claims, at) in claims {
+            for claim in claims {
                 let first = claim.window.buckets(at).first;
                 wanted
                     .entry(claim.key.storage_key())
@@ -45,7 +43,6 @@ impl Book {
                     .or_insert_with(|| Wanted {
                         key: claim.key.clone(),
                         first,
-                        by: (i, j),
                     });
             }
         }

@@ -16,7 +16,7 @@
 //! A run's own counters are neither seeded nor watched: a run's pinned set is fixed at its
 //! start, so everything they count was claimed on them when it was checked.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,7 @@ use charter_core::{Action, Scope};
 use jiff::Timestamp;
 
 use crate::Result;
-use crate::book::{Book, Wanted};
+use crate::book::Book;
 use crate::commit::Param;
 use crate::error::StoreError;
 use crate::runs::PendingCheck;
@@ -236,42 +236,53 @@ enum Whose {
     Tenant(String),
 }
 
+impl Whose {
+    /// Whose actions a counter of `subject` counts; `None` for a run's.
+    fn of(subject: &Subject) -> Option<Whose> {
+        match subject {
+            Subject::Agent(tenant, agent) => {
+                Some(Whose::Agent(tenant.to_string(), agent.to_string()))
+            }
+            Subject::Tenant(tenant) => Some(Whose::Tenant(tenant.to_string())),
+            Subject::Run(_) => None,
+        }
+    }
+}
+
 /// A recorded allowed action read to seed a counter: (at in ms, run, agent, input text).
 pub(crate) type SeedRow = (i64, String, String, Option<String>);
 
-/// The counters of `batch` that may need a seed (`wanted`: its counters, from
-/// `Book::wanted` over the batch's checks in order), each with the first claim on it; never a
-/// run's (see the module's text).
-fn seeds(
-    batch: &[PendingCheck],
-    wanted: &BTreeMap<String, Wanted>,
-    known: &KnownCounters,
-) -> Vec<Seed> {
+/// The counters `checks` claim that this store does not know to be seeded, each with the
+/// first claim on it; never a run's (see the module's text). Every check passes here twice
+/// (before it joins a batch, and in the batch), so a run's counter costs nothing and another
+/// one its storage key and a look-up.
+fn seeds(checks: &[PendingCheck], known: &KnownCounters) -> Vec<Seed> {
+    let mut found: Vec<Seed> = Vec::new();
     let Ok(counters) = known.0.counters.lock() else {
-        return Vec::new();
+        return found;
     };
-    wanted
-        .iter()
-        .filter(|(text, _)| !counters.contains(text.as_str()))
-        .filter_map(|(text, w)| {
-            let check = batch.get(w.by.0)?;
-            let claim = check.evaluation.claims.get(w.by.1)?;
-            let whose = match claim.key.subject() {
-                Subject::Agent(tenant, agent) => {
-                    Whose::Agent(tenant.to_string(), agent.to_string())
-                }
-                Subject::Tenant(tenant) => Whose::Tenant(tenant.to_string()),
-                Subject::Run(_) => return None,
+    for check in checks {
+        for claim in &check.evaluation.claims {
+            if matches!(claim.key.subject(), Subject::Run(_)) {
+                continue;
+            }
+            let counter = claim.key.storage_key();
+            if counters.contains(&counter) || found.iter().any(|s| s.counter == counter) {
+                continue;
+            }
+            let Some(whose) = Whose::of(claim.key.subject()) else {
+                continue;
             };
-            Some(Seed {
-                counter: text.clone(),
+            found.push(Seed {
+                counter,
                 claim: claim.clone(),
                 whose,
                 at: check.at,
                 pinned: Arc::clone(&check.set),
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    found
 }
 
 /// How a backend makes one seed, in a transaction of its own: unless the counter is marked
@@ -321,12 +332,7 @@ impl KnownCounters {
         wait: bool,
         maker: &impl MakeSeed,
     ) -> Result<()> {
-        let wanted = Book::wanted(
-            checks
-                .iter()
-                .map(|c| (c.evaluation.claims.as_slice(), c.at)),
-        );
-        let seeds = seeds(checks, &wanted, self);
+        let seeds = seeds(checks, self);
         let busy = wait && self.0.busy.load(Ordering::Relaxed) > 0;
         if seeds.is_empty() && !busy {
             return Ok(());
