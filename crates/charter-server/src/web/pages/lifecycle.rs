@@ -14,10 +14,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use charter_core::PolicyDocument;
 use charter_core::policy::Status;
-use charter_store::{Activation, StoredPolicy};
+use charter_store::Activation;
 use serde::Deserialize;
 
-use super::policies::{Row, when};
+use super::policies::{Row, policy_id, visible, when};
 use crate::state::AppState;
 use crate::web::render::{self, Chrome, WebError};
 use crate::web::session::{Visitor, is_htmx};
@@ -84,17 +84,6 @@ pub(crate) struct ChangeForm {
     force: Option<String>,
     #[serde(default)]
     supersede: Option<String>,
-}
-
-/// The policy `id` as the visitor may see it.
-async fn visible(state: &AppState, visitor: &Visitor, id: &str) -> Result<StoredPolicy, WebError> {
-    if charter_core::PolicyId::new(id).is_err() {
-        return Err(WebError::NotFound);
-    }
-    Ok(state
-        .store
-        .get_policy(&visitor.caller.principal, id)
-        .await?)
 }
 
 /// `GET /policies/{id}/{activate|deprecate|delete}`: what the change does, and its button.
@@ -272,8 +261,8 @@ where
         Ok(caller) => caller.clone(),
         Err(e) => return Ok(e.in_layout(chrome, htmx)),
     };
-    if charter_core::PolicyId::new(id).is_err() {
-        return Ok(WebError::NotFound.in_layout(chrome, htmx));
+    if let Err(e) = policy_id(id) {
+        return Ok(e.in_layout(chrome, htmx));
     }
     match make(state.clone(), caller).await {
         Ok(to) => Ok(go(htmx, &to)),
@@ -290,9 +279,9 @@ pub(crate) async fn export(
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let htmx = is_htmx(&headers);
-    if charter_core::PolicyId::new(id.as_str()).is_err() {
+    if let Err(e) = policy_id(&id) {
         let chrome = Chrome::load(&state, &visitor, "policies", format!("/policies/{id}")).await?;
-        return Ok(WebError::NotFound.in_layout(chrome, htmx));
+        return Ok(e.in_layout(chrome, htmx));
     }
     let now = state.clock.now();
     let stored = match state

@@ -352,6 +352,27 @@ async fn key_names(
     }
 }
 
+/// `id` if a policy can have it; an id none can (NUL bytes, bad characters, too long) is not
+/// found before the store is asked, as the API's path parameters are.
+pub(crate) fn policy_id(id: &str) -> Result<&str, WebError> {
+    PolicyId::new(id)
+        .map(|_| id)
+        .map_err(|_| WebError::NotFound)
+}
+
+/// The policy `id` as the visitor may see it: another tenant's is not found, as a made-up id is.
+pub(crate) async fn visible(
+    state: &AppState,
+    visitor: &Visitor,
+    id: &str,
+) -> Result<StoredPolicy, WebError> {
+    let id = policy_id(id)?;
+    Ok(state
+        .store
+        .get_policy(&visitor.caller.principal, id)
+        .await?)
+}
+
 /// `GET /policies/{id}`: another tenant's policy is not found, as a made-up id is.
 pub(crate) async fn show(
     State(state): State<AppState>,
@@ -362,13 +383,9 @@ pub(crate) async fn show(
 ) -> Result<Response, WebError> {
     let htmx = is_htmx(&headers);
     let chrome = Chrome::load(&state, &visitor, "policies", uri.path().to_owned()).await?;
-    // An id no policy can have is not found, before the store is asked.
-    if PolicyId::new(id.as_str()).is_err() {
-        return Ok(WebError::NotFound.in_layout(chrome, htmx));
-    }
-    let stored = match state.store.get_policy(&visitor.caller.principal, &id).await {
+    let stored = match visible(&state, &visitor, &id).await {
         Ok(stored) => stored,
-        Err(e) => return Ok(WebError::from(e).in_layout(chrome, htmx)),
+        Err(e) => return Ok(e.in_layout(chrome, htmx)),
     };
     let rules_json = match serde_json::to_string_pretty(&stored.policy.definition.rules) {
         Ok(json) => json,

@@ -13,7 +13,7 @@ use charter_core::engine::Outcome;
 use charter_core::replay::ReplayReport;
 use serde::Deserialize;
 
-use super::policies::{Row, when};
+use super::policies::{Row, policy_id, visible, when};
 use crate::state::AppState;
 use crate::validation::{self, MAX_RUNS, Range};
 use crate::web::forms::FormErrors;
@@ -198,12 +198,9 @@ async fn respond(
     if let Err(e) = visitor.writer() {
         return Ok(e.in_layout(chrome, htmx));
     }
-    if charter_core::PolicyId::new(id).is_err() {
-        return Ok(WebError::NotFound.in_layout(chrome, htmx));
-    }
-    let stored = match state.store.get_policy(&visitor.caller.principal, id).await {
+    let stored = match visible(state, visitor, id).await {
         Ok(stored) => stored,
-        Err(e) => return Ok(WebError::from(e).in_layout(chrome, htmx)),
+        Err(e) => return Ok(e.in_layout(chrome, htmx)),
     };
     let latest = state
         .store
@@ -290,8 +287,8 @@ pub(crate) async fn run(
         Ok(caller) => caller.clone(),
         Err(e) => return refused(&state, &visitor, &headers, &id, e).await,
     };
-    if charter_core::PolicyId::new(id.as_str()).is_err() {
-        return refused(&state, &visitor, &headers, &id, WebError::NotFound).await;
+    if let Err(e) = policy_id(&id) {
+        return refused(&state, &visitor, &headers, &id, e).await;
     }
     let report = match validation::run(&state, &caller, &id, range).await {
         Ok(report) => ReportView::of(report),
