@@ -9,12 +9,14 @@ use sqlx::{AssertSqlSafe, Pool, Row};
 
 use super::accounts::visible_tenant;
 use super::audit::append;
+use super::query::{Bind, Filters, bad_cursor};
 use super::{Db, FOR_UPDATE, Result, Tx, begin, ms, time, to_u32};
 use crate::PolicyEdit;
 
 use crate::error::StoreError;
 use crate::ids;
-use crate::model::{Activation, Change, PolicyFilter, Principal, StoredPolicy};
+use crate::model::{Activation, Change, PolicyFilter, Principal, StoredPolicy, VersionsNear};
+use crate::runs::Page;
 
 pub(super) const POLICY_COLUMNS: &str = "id, lineage_id, version, tenant_id, scope, status, revision, name, \
      description, rules, cloned_from, created_at, created_by, activated_at, activated_by, \
@@ -319,6 +321,114 @@ pub(crate) async fn list_policies(
         out.push(stored);
     }
     Ok(out)
+}
+
+/// Whether `stored` passes the filters SQL cannot tell exactly: the scope's type and agent,
+/// and a case-insensitive (Unicode) search of the name for `q`, lowercased.
+fn matches(stored: &StoredPolicy, filter: &PolicyFilter, q: Option<&str>) -> bool {
+    let scope = stored.policy.scope();
+    if filter
+        .scope_type
+        .as_deref()
+        .is_some_and(|t| t != scope.type_name())
+    {
+        return false;
+    }
+    if let Some(agent) = &filter.agent_id
+        && !matches!(scope, Scope::Agent { agent_id, .. } if agent_id.as_str() == agent)
+    {
+        return false;
+    }
+    q.is_none_or(|q| stored.policy.name().to_lowercase().contains(q))
+}
+
+/// One page of the policies the principal may see, filtered, newest first (by creation, then
+/// id), after `cursor` (`<created_at>~<id>`): what the workspace's list shows, read through
+/// the (status | tenant, `created_at`, id) indexes, never the whole table. Status, tenant and
+/// scope type are filtered in SQL; a name search (Unicode case-insensitive, as
+/// [`list_policies`]) and an agent are checked on the rows as they are read, in chunks, until
+/// the page is full: a search reads the names up to its page's last match.
+pub(crate) async fn policies_page(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &PolicyFilter,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<StoredPolicy>> {
+    let limit = limit.clamp(1, 500) as usize;
+    let q = filter.q.as_ref().map(|q| q.to_lowercase());
+    let checked = q.is_some() || filter.agent_id.is_some();
+    let chunk = if checked { 500 } else { limit + 1 };
+    let mut after = cursor.map(parse_cursor).transpose()?;
+    let mut items = Vec::new();
+    loop {
+        let mut f = Filters::default();
+        if let Some(own) = principal.tenant() {
+            f.text(
+                "(tenant_id = ? OR (tenant_id IS NULL AND status <> 'draft'))",
+                Some(own.as_str()),
+            );
+        }
+        f.text("status = ?", filter.status.map(Status::as_str));
+        f.text("tenant_id = ?", filter.tenant_id.as_deref());
+        match filter.scope_type.as_deref() {
+            Some("platform") => f.always("tenant_id IS NULL"),
+            // The scope's JSON starts with its tag (`Scope` is internally tagged); `matches`
+            // checks it again on the parsed scope.
+            Some(t @ ("tenant" | "agent")) => {
+                f.text("scope LIKE ?", Some(&format!("{{\"type\":\"{t}\",%")));
+            }
+            _ => {}
+        }
+        if let Some((at, id)) = &after {
+            f.row(
+                "(created_at < ?1 OR (created_at = ?2 AND id < ?3))",
+                vec![Bind::Int(*at), Bind::Int(*at), Bind::Text(id.clone())],
+            );
+        }
+        let sql = format!(
+            "SELECT {POLICY_COLUMNS} FROM policies WHERE {} \
+             ORDER BY created_at DESC, id DESC LIMIT {chunk}",
+            f.sql()
+        );
+        let rows = f.query(sql).fetch_all(pool).await?;
+        for row in &rows {
+            // The name first: a search skips the rows it does not match without parsing them.
+            if let Some(q) = &q {
+                let name: String = row.try_get("name")?;
+                if !name.to_lowercase().contains(q.as_str()) {
+                    continue;
+                }
+            }
+            let stored = policy_row(row)?;
+            if visible(principal, &stored) && matches(&stored, filter, q.as_deref()) {
+                items.push(stored);
+                if items.len() > limit {
+                    break;
+                }
+            }
+        }
+        if items.len() > limit || rows.len() < chunk {
+            break;
+        }
+        let last = rows.last().ok_or_else(bad_cursor)?;
+        after = Some((last.try_get("created_at")?, last.try_get("id")?));
+    }
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items
+            .last()
+            .map(|p| format!("{}~{}", ms(p.policy.created_at), p.policy.id))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// `<created_at>~<id>` of the policies' pages.
+fn parse_cursor(cursor: &str) -> Result<(i64, String)> {
+    let (at, id) = cursor.split_once('~').ok_or_else(bad_cursor)?;
+    Ok((at.parse().map_err(|_| bad_cursor())?, id.to_owned()))
 }
 
 /// Locks a policy the principal may change, for the rest of `tx`.
@@ -840,6 +950,61 @@ pub(crate) async fn versions(
         }
     }
     Ok((one.policy.lineage_id, items))
+}
+
+/// The versions of `id`'s lineage from `radius` before it to `radius` after it, oldest first,
+/// with how many visible versions come before and after those: a policy's page shows its
+/// neighbours in a lineage of any length, read through the (`lineage_id`, version) index.
+pub(crate) async fn versions_near(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    id: &str,
+    radius: u32,
+) -> Result<VersionsNear> {
+    let one = get_policy(pool, principal, id).await?;
+    let lineage = one.policy.lineage_id.as_str();
+    let low = i64::from(one.policy.version.saturating_sub(radius));
+    let high = i64::from(one.policy.version.saturating_add(radius));
+    // What `visible` leaves out of a lineage the principal may see: a platform lineage's
+    // drafts, for a tenant key.
+    let seen = if principal.tenant().is_some() {
+        "(tenant_id IS NOT NULL OR status <> 'draft')"
+    } else {
+        "TRUE"
+    };
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE lineage_id = $1 \
+         AND version >= $2 AND version <= $3 ORDER BY version"
+    )))
+    .bind(lineage)
+    .bind(low)
+    .bind(high)
+    .fetch_all(pool)
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let stored = policy_row(row)?;
+        if visible(principal, &stored) {
+            items.push(stored);
+        }
+    }
+    let outside = sqlx::query(AssertSqlSafe(format!(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN version < $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS before, \
+         CAST(COALESCE(SUM(CASE WHEN version > $3 THEN 1 ELSE 0 END), 0) AS BIGINT) AS after \
+         FROM policies WHERE lineage_id = $1 AND (version < $2 OR version > $3) AND {seen}"
+    )))
+    .bind(lineage)
+    .bind(low)
+    .bind(high)
+    .fetch_one(pool)
+    .await?;
+    let count = |name: &str| -> Result<u32> { to_u32(outside.try_get(name)?, name) };
+    Ok(VersionsNear {
+        lineage_id: one.policy.lineage_id,
+        before: count("before")?,
+        after: count("after")?,
+        items,
+    })
 }
 
 /// Imports documents as drafts, each a new lineage, in one transaction: all or nothing. With
