@@ -344,7 +344,12 @@ impl Store {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<StoredPolicy>> {
-        on_pool!(self, policies_page(principal, filter, cursor, limit))
+        match self {
+            Store::Sqlite(s) => s.policies_page(principal, filter, cursor, limit).await,
+            Store::Postgres(s) => {
+                crate::postgres::ops::policies_page(&s.pool, principal, filter, cursor, limit).await
+            }
+        }
     }
 
     /// Edits a draft (name, description, scope, rules), bumping its revision.

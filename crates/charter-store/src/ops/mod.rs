@@ -20,7 +20,7 @@ mod checks;
 pub(crate) mod history;
 mod limits;
 mod monitor;
-mod policies;
+pub(crate) mod policies;
 pub(crate) mod query;
 mod runs;
 mod sessions;

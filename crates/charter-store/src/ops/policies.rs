@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, Pool, Row};
 
 use super::accounts::visible_tenant;
 use super::audit::append;
-use super::query::{Bind, Filters, bad_cursor};
+use super::query::{Bind, Filters, bad_cursor, bound};
 use super::{Db, FOR_UPDATE, Result, Tx, begin, ms, time, to_u32};
 use crate::PolicyEdit;
 
@@ -22,47 +22,95 @@ pub(super) const POLICY_COLUMNS: &str = "id, lineage_id, version, tenant_id, sco
      description, rules, cloned_from, created_at, created_by, activated_at, activated_by, \
      deprecated_at, deprecated_by, updated_at";
 
-pub(super) fn policy_row(row: &<Db as sqlx::Database>::Row) -> Result<StoredPolicy> {
-    let scope: String = row.try_get("scope")?;
-    let rules: String = row.try_get("rules")?;
-    let status: String = row.try_get("status")?;
-    let status = match status.as_str() {
-        "draft" => Status::Draft,
-        "active" => Status::Active,
-        "deprecated" => Status::Deprecated,
-        other => return Err(StoreError::Backend(format!("unknown status {other}"))),
-    };
-    let id: String = row.try_get("id")?;
-    let lineage: String = row.try_get("lineage_id")?;
-    let cloned_from: Option<String> = row.try_get("cloned_from")?;
-    let activated: Option<i64> = row.try_get("activated_at")?;
-    let deprecated: Option<i64> = row.try_get("deprecated_at")?;
-    let bad_id = |e: charter_core::ids::IdError| StoreError::Backend(format!("stored id: {e}"));
-    let policy = Policy {
-        id: PolicyId::new(id).map_err(bad_id)?,
-        lineage_id: LineageId::new(lineage).map_err(bad_id)?,
-        version: to_u32(row.try_get("version")?, "version")?,
-        status,
-        revision: to_u32(row.try_get("revision")?, "revision")?,
-        definition: PolicyDefinition {
-            name: row.try_get("name")?,
-            description: row.try_get("description")?,
-            scope: serde_json::from_str(&scope)?,
-            rules: serde_json::from_str(&rules)?,
-        },
-        cloned_from: cloned_from.map(PolicyId::new).transpose().map_err(bad_id)?,
-        created_at: time(row.try_get("created_at")?)?,
-        created_by: row.try_get("created_by")?,
-        activated_at: activated.map(time).transpose()?,
-        activated_by: row.try_get("activated_by")?,
-        deprecated_at: deprecated.map(time).transpose()?,
-        deprecated_by: row.try_get("deprecated_by")?,
-    };
-    Ok(StoredPolicy {
-        policy,
+/// A policy's columns as stored, read by either driver (sqlx here, rusqlite in
+/// `sqlite::reader`), then parsed once by [`RawPolicy::stored`].
+pub(crate) struct RawPolicy {
+    pub(crate) id: String,
+    pub(crate) lineage_id: String,
+    pub(crate) version: i64,
+    pub(crate) tenant_id: Option<String>,
+    pub(crate) scope: String,
+    pub(crate) status: String,
+    pub(crate) revision: i64,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) rules: String,
+    pub(crate) cloned_from: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) created_by: String,
+    pub(crate) activated_at: Option<i64>,
+    pub(crate) activated_by: Option<String>,
+    pub(crate) deprecated_at: Option<i64>,
+    pub(crate) deprecated_by: Option<String>,
+    pub(crate) updated_at: i64,
+}
+
+impl RawPolicy {
+    pub(crate) fn stored(self) -> Result<StoredPolicy> {
+        let status = match self.status.as_str() {
+            "draft" => Status::Draft,
+            "active" => Status::Active,
+            "deprecated" => Status::Deprecated,
+            other => return Err(StoreError::Backend(format!("unknown status {other}"))),
+        };
+        let bad_id = |e: charter_core::ids::IdError| StoreError::Backend(format!("stored id: {e}"));
+        let policy = Policy {
+            id: PolicyId::new(self.id).map_err(bad_id)?,
+            lineage_id: LineageId::new(self.lineage_id).map_err(bad_id)?,
+            version: to_u32(self.version, "version")?,
+            status,
+            revision: to_u32(self.revision, "revision")?,
+            definition: PolicyDefinition {
+                name: self.name,
+                description: self.description,
+                scope: serde_json::from_str(&self.scope)?,
+                rules: serde_json::from_str(&self.rules)?,
+            },
+            cloned_from: self
+                .cloned_from
+                .map(PolicyId::new)
+                .transpose()
+                .map_err(bad_id)?,
+            created_at: time(self.created_at)?,
+            created_by: self.created_by,
+            activated_at: self.activated_at.map(time).transpose()?,
+            activated_by: self.activated_by,
+            deprecated_at: self.deprecated_at.map(time).transpose()?,
+            deprecated_by: self.deprecated_by,
+        };
+        Ok(StoredPolicy {
+            policy,
+            tenant_id: self.tenant_id,
+            updated_at: time(self.updated_at)?,
+        })
+    }
+}
+
+fn raw_policy(row: &<Db as sqlx::Database>::Row) -> Result<RawPolicy> {
+    Ok(RawPolicy {
+        id: row.try_get("id")?,
+        lineage_id: row.try_get("lineage_id")?,
+        version: row.try_get("version")?,
         tenant_id: row.try_get("tenant_id")?,
-        updated_at: time(row.try_get("updated_at")?)?,
+        scope: row.try_get("scope")?,
+        status: row.try_get("status")?,
+        revision: row.try_get("revision")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        rules: row.try_get("rules")?,
+        cloned_from: row.try_get("cloned_from")?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+        activated_at: row.try_get("activated_at")?,
+        activated_by: row.try_get("activated_by")?,
+        deprecated_at: row.try_get("deprecated_at")?,
+        deprecated_by: row.try_get("deprecated_by")?,
+        updated_at: row.try_get("updated_at")?,
     })
+}
+
+pub(super) fn policy_row(row: &<Db as sqlx::Database>::Row) -> Result<StoredPolicy> {
+    raw_policy(row)?.stored()
 }
 
 /// Checks that the principal may author a policy in `scope`, and that its tenant and agent
@@ -343,27 +391,50 @@ fn matches(stored: &StoredPolicy, filter: &PolicyFilter, q: Option<&str>) -> boo
 }
 
 /// One page of the policies the principal may see, filtered, newest first (by creation, then
-/// id), after `cursor` (`<created_at>~<id>`): what the workspace's list shows, read through
+/// id), after a cursor (`<created_at>~<id>`): what the workspace's list shows, read through
 /// the (status | tenant, `created_at`, id) indexes, never the whole table. Status, tenant and
 /// scope type are filtered in SQL; a name search (Unicode case-insensitive, as
 /// [`list_policies`]) and an agent are checked on the rows as they are read, in chunks, until
-/// the page is full: a search reads the names up to its page's last match.
-pub(crate) async fn policies_page(
-    pool: &Pool<Db>,
-    principal: &Principal,
-    filter: &PolicyFilter,
-    cursor: Option<&str>,
-    limit: u32,
-) -> Result<Page<StoredPolicy>> {
-    let limit = limit.clamp(1, 500) as usize;
-    let q = filter.q.as_ref().map(|q| q.to_lowercase());
-    let checked = q.is_some() || filter.agent_id.is_some();
-    let chunk = if checked { 500 } else { limit + 1 };
-    let mut after = cursor.map(parse_cursor).transpose()?;
-    let mut items = Vec::new();
-    loop {
+/// the page is full: a search reads the names up to its page's last match. The driver runs
+/// [`PolicyScan::query`] and hands the rows to [`PolicyScan::take`] until it says stop.
+pub(crate) struct PolicyScan {
+    principal: Principal,
+    filter: PolicyFilter,
+    /// The search, lowercased.
+    q: Option<String>,
+    limit: usize,
+    /// Rows per query.
+    chunk: usize,
+    /// The last row read.
+    after: Option<(i64, String)>,
+    items: Vec<StoredPolicy>,
+}
+
+impl PolicyScan {
+    pub(crate) fn new(
+        principal: &Principal,
+        filter: &PolicyFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<PolicyScan> {
+        let limit = limit.clamp(1, 500) as usize;
+        let checked = filter.q.is_some() || filter.agent_id.is_some();
+        Ok(PolicyScan {
+            principal: principal.clone(),
+            filter: filter.clone(),
+            q: filter.q.as_ref().map(|q| q.to_lowercase()),
+            limit,
+            chunk: if checked { 500 } else { limit + 1 },
+            after: cursor.map(parse_cursor).transpose()?,
+            items: Vec::new(),
+        })
+    }
+
+    /// The next chunk's query and its binds.
+    pub(crate) fn query(&self) -> (String, Vec<Bind>) {
+        let filter = &self.filter;
         let mut f = Filters::default();
-        if let Some(own) = principal.tenant() {
+        if let Some(own) = self.principal.tenant() {
             f.text(
                 "(tenant_id = ? OR (tenant_id IS NULL AND status <> 'draft'))",
                 Some(own.as_str()),
@@ -380,7 +451,7 @@ pub(crate) async fn policies_page(
             }
             _ => {}
         }
-        if let Some((at, id)) = &after {
+        if let Some((at, id)) = &self.after {
             f.row(
                 "(created_at < ?1 OR (created_at = ?2 AND id < ?3))",
                 vec![Bind::Int(*at), Bind::Int(*at), Bind::Text(id.clone())],
@@ -388,41 +459,71 @@ pub(crate) async fn policies_page(
         }
         let sql = format!(
             "SELECT {POLICY_COLUMNS} FROM policies WHERE {} \
-             ORDER BY created_at DESC, id DESC LIMIT {chunk}",
-            f.sql()
+             ORDER BY created_at DESC, id DESC LIMIT {}",
+            f.sql(),
+            self.chunk
         );
-        let rows = f.query(sql).fetch_all(pool).await?;
-        for row in &rows {
-            // The name first: a search skips the rows it does not match without parsing them.
-            if let Some(q) = &q {
-                let name: String = row.try_get("name")?;
-                if !name.to_lowercase().contains(q.as_str()) {
-                    continue;
-                }
-            }
-            let stored = policy_row(row)?;
-            if visible(principal, &stored) && matches(&stored, filter, q.as_deref()) {
-                items.push(stored);
-                if items.len() > limit {
-                    break;
-                }
-            }
-        }
-        if items.len() > limit || rows.len() < chunk {
-            break;
-        }
-        let last = rows.last().ok_or_else(bad_cursor)?;
-        after = Some((last.try_get("created_at")?, last.try_get("id")?));
+        (sql, f.binds)
     }
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items
-            .last()
-            .map(|p| format!("{}~{}", ms(p.policy.created_at), p.policy.id))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+
+    /// Takes a chunk's rows, in order; whether to read the next chunk.
+    pub(crate) fn take(&mut self, rows: Vec<RawPolicy>) -> Result<bool> {
+        let read = rows.len();
+        for raw in rows {
+            self.after = Some((raw.created_at, raw.id.clone()));
+            if self.items.len() > self.limit {
+                continue;
+            }
+            // The name first: a search skips the rows it does not match without parsing them.
+            if let Some(q) = &self.q
+                && !raw.name.to_lowercase().contains(q.as_str())
+            {
+                continue;
+            }
+            let stored = raw.stored()?;
+            if visible(&self.principal, &stored)
+                && matches(&stored, &self.filter, self.q.as_deref())
+            {
+                self.items.push(stored);
+            }
+        }
+        Ok(self.items.len() <= self.limit && read == self.chunk)
+    }
+
+    /// The page read, with the next page's cursor.
+    pub(crate) fn page(mut self) -> Page<StoredPolicy> {
+        let next_cursor = if self.items.len() > self.limit {
+            self.items.truncate(self.limit);
+            self.items
+                .last()
+                .map(|p| format!("{}~{}", ms(p.policy.created_at), p.policy.id))
+        } else {
+            None
+        };
+        Page {
+            items: self.items,
+            next_cursor,
+        }
+    }
+}
+
+/// [`PolicyScan`] through sqlx (PostgreSQL, and an in-memory SQLite database).
+pub(crate) async fn policies_page(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &PolicyFilter,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<StoredPolicy>> {
+    let mut scan = PolicyScan::new(principal, filter, cursor, limit)?;
+    loop {
+        let (sql, binds) = scan.query();
+        let rows = bound(sql, binds).fetch_all(pool).await?;
+        let rows = rows.iter().map(raw_policy).collect::<Result<Vec<_>>>()?;
+        if !scan.take(rows)? {
+            return Ok(scan.page());
+        }
+    }
 }
 
 /// `<created_at>~<id>` of the policies' pages.
