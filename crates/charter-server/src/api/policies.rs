@@ -221,25 +221,35 @@ struct EditBody {
 /// `PUT` body: every field optional; server-owned fields are refused by name.
 fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
     let raw: EditBody = parse(body)?;
-    if let Some(name) = &raw.name {
+    Ok(edit_of(
+        raw.name,
+        raw.description,
+        raw.scope.as_ref(),
+        raw.rules.as_ref(),
+    )?)
+}
+
+/// The edit of a draft that these fields describe, each checked by core's parser; `None`
+/// leaves a field as it is. The workspace's details form edits through this too.
+pub(crate) fn edit_of(
+    name: Option<String>,
+    description: Option<String>,
+    scope: Option<&Value>,
+    rules: Option<&Value>,
+) -> Result<PolicyEdit, ParseError> {
+    if let Some(name) = &name {
         PolicyDefinition::check_name(name)?;
     }
-    if let Some(description) = &raw.description {
+    if let Some(description) = &description {
         PolicyDefinition::check_description(description)?;
     }
-    let scope = raw
-        .scope
-        .as_ref()
+    let scope = scope
         .map(|s| Scope::parse(s).map_err(|e| e.under("scope")))
         .transpose()?;
-    let rules = raw
-        .rules
-        .as_ref()
-        .map(|r| rule::parse_rules(r, "rules"))
-        .transpose()?;
+    let rules = rules.map(|r| rule::parse_rules(r, "rules")).transpose()?;
     Ok(PolicyEdit {
-        name: raw.name,
-        description: raw.description,
+        name,
+        description,
         scope,
         rules,
     })

@@ -52,6 +52,7 @@ pub(crate) fn respond<P: Page>(status: StatusCode, htmx: bool, page: &P) -> Resp
 }
 
 /// A tenant in the switcher.
+#[derive(Clone)]
 pub(crate) struct TenantChoice {
     /// Its id.
     pub(crate) id: String,
@@ -62,6 +63,7 @@ pub(crate) struct TenantChoice {
 }
 
 /// What surrounds every page: the sidebar with the current tenant and key.
+#[derive(Clone)]
 pub(crate) struct Chrome {
     /// The sidebar item of this page (`policies`, `monitor`...).
     pub(crate) nav: &'static str,
