@@ -4,8 +4,10 @@
 // prints; opens the Monitor, filters it by a policy and opens a run from a row, sees a block
 // made through the API arrive in the open Monitor, pauses it; opens the API reference from the
 // sidebar, finds an operation and follows a schema link; creates a policy through the form,
-// imports a file, and follows its version chain; no console error and no CSP
-// violation anywhere. Takes screenshots (1280 and 390 px
+// exports it by clicking and imports the file, follows its version chain; edits a clone's
+// details and JSON, validates and activates it superseding the active version; checks the
+// guards (escaping, CSRF, tenant isolation, a read-only key); no console error and no CSP
+// violation anywhere but the refusals asked for. Takes screenshots (1280 and 390 px
 // wide) into a scratch folder, or into `SCREENSHOTS_DIR` (`docs/screenshots` to refresh the
 // committed ones: they show the demo's timestamps, so every run would otherwise change them).
 
