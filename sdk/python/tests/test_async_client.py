@@ -112,3 +112,16 @@ async def test_async_unavailable() -> None:
         with pytest.raises(Unavailable):
             async with down.violations.stream():
                 pass
+
+
+async def test_async_stream_stops_on_cancel_and_close(aclient: AsyncCharter, world: World) -> None:
+    events = await aclient.violations.stream(agent_id="nobody-here", tenant_id=world.tenant).open()
+
+    async def drain() -> None:
+        async for _ in events:
+            pass
+
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(drain(), timeout=0.5)
+    await events.aclose()
+    assert [e async for e in events] == []

@@ -255,3 +255,20 @@ def test_missing_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHARTER_KEY", raising=False)
     with pytest.raises(ValueError):
         Charter("http://127.0.0.1:1")
+
+
+def test_stream_closed_from_another_thread_ends_the_iteration(client: Charter, world: World) -> None:
+    events = client.violations.stream(agent_id="nobody-here", tenant_id=world.tenant).open()
+    closer = threading.Timer(0.5, events.close)
+    closer.start()
+    done = threading.Event()
+
+    def read() -> None:
+        for _ in events:
+            pass
+        done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert done.wait(10), "close() did not end the iteration"
+    closer.cancel()

@@ -4,6 +4,7 @@ violation stream."""
 from __future__ import annotations
 
 import builtins
+import socket
 
 from collections.abc import Iterator, Mapping
 from contextvars import Token
@@ -337,10 +338,24 @@ class ViolationStream:
             self.missed += int(words[1])
 
     def close(self) -> None:
-        """Stops the stream; an iteration in progress ends."""
+        """Stops the stream; an iteration in progress ends, also in another thread."""
         self._closed = True
-        if self._response is not None:
-            self._response.close()
+        response = self._response
+        if response is None:
+            return
+        # Closing the response alone does not wake a thread blocked reading the socket: shut
+        # the socket down first, so that its read returns.
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        try:
+            response.close()
+        except (httpx.HTTPError, OSError, RuntimeError):
+            pass
 
 
 class Run:
