@@ -40,6 +40,10 @@ async def test_async_halt(aclient: AsyncCharter) -> None:
         await run.model_call("openai/gpt-4o", cost_usd="0.000001", raise_on_block=True)
     assert (await run.output("hi")).halted
     assert (await run.end()).status == "halted"
+    assert [(a.action["kind"], a.decision) for a in (await run.get()).actions] == [
+        ("model_call", "allow"),
+        ("model_call", "halt"),
+    ]
 
 
 async def test_async_context_manager_ends_the_run(aclient: AsyncCharter) -> None:

@@ -73,6 +73,8 @@ def test_message_mode_returns_the_refusal_but_a_halt_raises(client: Charter) -> 
             send_email("alice@acme.com")
     assert calls == []
     assert client.runs.get(run.id).status == "halted"
+    # The block and the halt are the run's; the call on the halted run records nothing.
+    assert actions_of(client, run.id) == [("tool_call", "gmail.send_email", "block"), ("model_call", "m", "halt")]
 
 
 async def test_async_function(world: World, client: Charter) -> None:

@@ -101,6 +101,8 @@ def test_middleware_halt_raises(client: Charter) -> None:
             agent.invoke({"messages": [{"role": "user", "content": "go"}]})
     assert sent == []
     assert client.runs.get(run.id).status == "halted"
+    # The halting action is recorded; a check on the halted run records nothing.
+    assert actions_of(client, run.id) == [("model_call", "openai/gpt-4o", "halt")]
 
 
 def test_guard_tool_wraps_a_plain_tool(client: Charter) -> None:

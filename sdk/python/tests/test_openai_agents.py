@@ -125,6 +125,7 @@ async def test_guardrails_halt_raises(world: World, client: Charter) -> None:
         await run.end()
     assert sent == []
     assert client.runs.get(run.id).status == "halted"
+    assert actions_of(client, run.id) == [("model_call", "openai/gpt-4o", "halt")]
 
 
 async def test_guardrails_fail_closed_when_charter_is_down() -> None:
