@@ -8,5 +8,6 @@ pub(crate) mod lifecycle;
 pub(crate) mod monitor;
 pub(crate) mod policies;
 pub(crate) mod reference;
+pub(crate) mod rules;
 pub(crate) mod runs;
 pub(crate) mod validate;

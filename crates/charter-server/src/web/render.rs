@@ -155,6 +155,10 @@ struct BareError {
     assets: &'static Assets,
 }
 
+/// What a form or button sent with an old revision of a draft is told.
+pub(crate) const STALE: &str = "This draft changed since you opened it: reload the page, then make your change again. \
+     Nothing was changed.";
+
 /// Why a workspace request fails.
 #[derive(Debug)]
 pub(crate) enum WebError {
@@ -172,6 +176,9 @@ pub(crate) enum WebError {
     NotFound,
     /// Outside input that cannot be read.
     BadRequest(String),
+    /// The policy changed since the page that sent the form was opened (its revision is no
+    /// longer the policy's): 409, nothing changed.
+    Stale,
     /// Something failed on the server (logged where it happened).
     Internal,
 }
@@ -181,6 +188,7 @@ impl From<StoreError> for WebError {
         match e {
             StoreError::NotFound { .. } => WebError::NotFound,
             StoreError::Forbidden(message) => WebError::Forbidden(message),
+            StoreError::RevisionMismatch { .. } => WebError::Stale,
             StoreError::Invalid { path, message } => {
                 WebError::BadRequest(format!("{path}: {message}"))
             }
@@ -216,6 +224,7 @@ impl WebError {
                 "There is nothing here, or nothing this key may see.".into(),
             ),
             WebError::BadRequest(message) => (StatusCode::BAD_REQUEST, "Bad request", message),
+            WebError::Stale => (StatusCode::CONFLICT, "Changed meanwhile", STALE.into()),
             WebError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",

@@ -17,6 +17,8 @@ mod authoring;
 mod lifecycle;
 /// The API reference at `/docs`.
 mod reference;
+/// A draft's rules: add, edit, remove, reorder.
+mod rules;
 
 /// An answer of the workspace.
 pub(crate) struct Page {
