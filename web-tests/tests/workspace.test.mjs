@@ -587,3 +587,86 @@ test("validate a clone, activate it superseding the active version, deprecate it
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test("add a tool rule with a condition, a cost rule and an output rule to a draft by clicking", async () => {
+  const { context, page, problems } = await watchedPage(1280);
+  await signIn(page);
+  const draft = await api("POST", "/v1/policies", {
+    name: "Rules by clicking",
+    scope: { type: "agent", tenant_id: "globex", agent_id: "research" },
+  });
+  await page.goto(`${base}/policies/${draft.id}`);
+  const addRule = async (type) => {
+    await page.getByRole("link", { name: "+ Add rule" }).click();
+    await page.getByRole("heading", { name: "Add a rule", level: 1 }).waitFor();
+    await page.getByRole("link", { name: type, exact: true }).click();
+    await page.getByRole("heading", { name: new RegExp(`^Add an? ${type.toLowerCase()} rule$`), level: 1 }).waitFor();
+  };
+
+  // A tool rule: a condition row is added by the server (htmx swaps the form in again).
+  await addRule("Tool");
+  await page.getByLabel("Tools").fill("*.send_email");
+  await page.getByRole("button", { name: "+ Add condition" }).click();
+  await page.getByLabel("Argument").fill("to");
+  await page.getByLabel("Op", { exact: true }).selectOption("not_ends_with");
+  await page.getByLabel("Value").fill("@acme.com");
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.waitForURL(`${base}/policies/${draft.id}`);
+
+  // A cost rule: a negative cap is refused beside its field; corrected, it is saved.
+  await addRule("Cost");
+  await page.getByLabel(/^Cap/).fill("-1");
+  await page.getByLabel("Period").selectOption("day");
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.locator("#rule-max-usd-error").waitFor();
+  assert.equal(await page.getByLabel(/^Cap/).getAttribute("aria-invalid"), "true");
+  await page.getByLabel(/^Cap/).fill("25");
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.waitForURL(`${base}/policies/${draft.id}`);
+
+  // An output rule.
+  await addRule("Output");
+  await page.getByLabel(/^Denied phrases/).fill("internal only");
+  await page.getByLabel("email", { exact: true }).check();
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.waitForURL(`${base}/policies/${draft.id}`);
+
+  // The three rules, as sentences, in the order they were added.
+  const rules = page.locator("ol.rules > li");
+  await rules.nth(2).waitFor();
+  assert.equal(await rules.count(), 3);
+  assert.match(await rules.nth(0).locator(".rule-sentence").textContent(), /send_email.*@acme\.com/);
+  assert.match(await rules.nth(1).locator(".rule-sentence").textContent(), /25/);
+  assert.match(await rules.nth(2).locator(".rule-sentence").textContent(), /internal only/);
+  const stored = await api("GET", `/v1/policies/${draft.id}`);
+  assert.deepEqual(stored.rules[0].when, [{ arg: "to", op: "not_ends_with", value: "@acme.com" }]);
+  await page.screenshot({ path: join(shots, "policy-rules-desktop.png"), fullPage: true });
+
+  // Chromium logs every 4xx answer as a console error: the one refused form above.
+  const refused = /Failed to load resource: .* status of 422/;
+  assert.equal(problems.filter((p) => refused.test(p)).length, 1, problems.join("\n"));
+  assert.deepEqual(problems.filter((p) => !refused.test(p)), []);
+  await context.close();
+});
+
+test("a rule form with conditions and windows fits a phone and works by keyboard", async () => {
+  const { context, page, problems } = await watchedPage(390);
+  await signIn(page);
+  const draft = await api("POST", "/v1/policies", {
+    name: "Rules on a phone",
+    scope: { type: "agent", tenant_id: "globex", agent_id: "research" },
+  });
+  await page.goto(`${base}/policies/${draft.id}/rules/new?type=tool`);
+  await page.getByRole("button", { name: "+ Add condition" }).focus();
+  await page.keyboard.press("Enter");
+  await page.getByLabel("Argument").waitFor();
+  assert.equal(await scrollsSideways(page), false, "tool form: no horizontal scroll at 390px");
+  await page.screenshot({ path: join(shots, "rule-tool-phone.png"), fullPage: true });
+  await page.goto(`${base}/policies/${draft.id}/rules/new?type=time`);
+  await page.getByRole("button", { name: "+ Add allowed window" }).click();
+  await page.getByLabel("From").waitFor();
+  assert.equal(await scrollsSideways(page), false, "time form: no horizontal scroll at 390px");
+  await page.screenshot({ path: join(shots, "rule-time-phone.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -121,7 +121,7 @@ impl FormPage {
                 format!("/policies/{policy_id}/rules/{rule_id}/edit"),
             ),
             None => (
-                format!("Add a {} rule", label(form.rule_type)),
+                format!("Add {} rule", with_article(label(form.rule_type))),
                 format!("/policies/{policy_id}/rules/new"),
             ),
         };
@@ -209,6 +209,16 @@ fn label(rule_type: RuleType) -> &'static str {
         RuleType::Time => "time",
         RuleType::Output => "output",
     }
+}
+
+/// `words` after "a", or "an" before a vowel ("an output rule").
+fn with_article(words: &str) -> String {
+    let article = if words.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {words}")
 }
 
 /// What each rule type does, as the type chooser says it.
