@@ -4,15 +4,17 @@
 // prints; opens the Monitor, filters it by a policy and opens a run from a row, sees a block
 // made through the API arrive in the open Monitor, pauses it; opens the API reference from the
 // sidebar, finds an operation and follows a schema link; creates a policy through the form,
-// imports a file, and follows its version chain; no console error and no CSP
-// violation anywhere. Takes screenshots (1280 and 390 px
+// exports it by clicking and imports the file, follows its version chain; edits a clone's
+// details and JSON, validates and activates it superseding the active version; checks the
+// guards (escaping, CSRF, tenant isolation, a read-only key); no console error and no CSP
+// violation anywhere but the refusals asked for. Takes screenshots (1280 and 390 px
 // wide) into a scratch folder, or into `SCREENSHOTS_DIR` (`docs/screenshots` to refresh the
 // committed ones: they show the demo's timestamps, so every run would otherwise change them).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -304,9 +306,9 @@ test("the link charter demo prints signs in with one click and forgets the key",
 });
 
 /** Signs in with the demo's key by typing it. */
-async function signIn(page) {
+async function signIn(page, as = key) {
   await page.goto(`${base}/sign-in`);
-  await page.getByLabel("API key").fill(key);
+  await page.getByLabel("API key").fill(as);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(`${base}/policies`);
 }
@@ -436,9 +438,17 @@ test("create a policy through the form, import a document file, see the version 
   assert.equal(await chain.nth(0).locator("a").getAttribute("href"), new URL(draftUrl).pathname);
   assert.equal(await chain.nth(1).getAttribute("aria-current"), "page");
 
-  // Import: a document exported through the API, uploaded as a file.
+  // Export by clicking: a download of the portable document, then imported back.
+  await page.goto(draftUrl);
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Export" }).click(),
+  ]);
   const policyId = new URL(draftUrl).pathname.split("/").pop();
-  const doc = await api("GET", `/v1/policies/${policyId}/export`);
+  assert.equal(download.suggestedFilename(), `${policyId}.json`);
+  const doc = JSON.parse(readFileSync(await download.path(), "utf8"));
+  assert.equal(doc.format, "charter.policy/v1");
+  assert.equal(doc.name, "Browser <draft>");
   doc.name = "Imported in the browser";
   await page.goto(`${base}/policies`);
   await page.getByRole("link", { name: "Import" }).click();
@@ -528,6 +538,85 @@ for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
   });
 }
 
+test("a hostile name renders as text, a form without its token changes nothing, a tenant key stays in its tenant, a read-only key gets no write controls", async () => {
+  const scope = { type: "agent", tenant_id: "acme", agent_id: "research" };
+  const hostile = await api("POST", "/v1/policies", { name: "<script>alert(1)</script>", scope, rules: [] });
+  const theirs = await api("POST", "/v1/policies", {
+    name: "Globex private", scope: { type: "tenant", tenant_id: "globex" }, rules: [],
+  });
+  const newKey = async (name, scopes) =>
+    (await api("POST", "/v1/keys", { name, tenant_id: "acme", scopes })).key;
+  const writerKey = await newKey("acme browser", ["read", "write"]);
+  const readerKey = await newKey("acme reader", ["read"]);
+
+  const { context, page, problems } = await watchedPage(390);
+  let dialogs = 0;
+  page.on("dialog", async (dialog) => {
+    dialogs += 1;
+    await dialog.dismiss();
+  });
+  await signIn(page, writerKey);
+  // The name is text: no script ran, and the phone width does not scroll sideways.
+  await page.goto(`${base}/policies/${hostile.id}`);
+  assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "<script>alert(1)</script>");
+  assert.equal(dialogs, 0);
+  assert.equal(await scrollsSideways(page), false);
+
+  // A form without its token (neither the field nor htmx's header) is refused; nothing changed.
+  await page.getByRole("link", { name: "Edit details" }).click();
+  await page.waitForURL(`${base}/policies/${hostile.id}/details`);
+  await page.evaluate(() => {
+    document.querySelector('form.panel-form input[name="csrf"]').remove();
+    document.body.removeAttribute("hx-headers");
+  });
+  await page.getByLabel("Name", { exact: true }).fill("Forged");
+  await page.getByRole("button", { name: "Save details" }).click();
+  await page.getByRole("heading", { name: "Request refused" }).waitFor();
+  assert.equal((await api("GET", `/v1/policies/${hostile.id}`)).name, "<script>alert(1)</script>");
+
+  // Another tenant's policy is not found, exactly as a made-up id, and never named.
+  const theirsPage = await page.goto(`${base}/policies/${theirs.id}`);
+  assert.equal(theirsPage.status(), 404);
+  const theirsText = await page.locator("main").innerText();
+  const madeUp = await page.goto(`${base}/policies/pol_made_up`);
+  assert.equal(madeUp.status(), 404);
+  assert.equal(await page.locator("main").innerText(), theirsText);
+  await page.goto(`${base}/policies`);
+  assert.doesNotMatch(await page.content(), /globex/i);
+  await context.close();
+
+  // A read-only key: no control that changes anything, and a forged POST is refused.
+  const reader = await watchedPage(1280);
+  await signIn(reader.page, readerKey);
+  await reader.page.goto(`${base}/policies`);
+  await reader.page.getByRole("link", { name: "<script>alert(1)</script>" }).waitFor();
+  assert.equal(await reader.page.getByRole("link", { name: "New policy", exact: true }).count(), 0);
+  assert.equal(await reader.page.getByRole("link", { name: "Import", exact: true }).count(), 0);
+  await reader.page.goto(`${base}/policies/${hostile.id}`);
+  for (const name of ["Edit details", "Edit as JSON", "Validate…", "Activate…", "Delete…", "Clone into…"]) {
+    assert.equal(await reader.page.getByRole("link", { name, exact: true }).count(), 0, name);
+  }
+  assert.equal(await reader.page.getByRole("button", { name: "Clone", exact: true }).count(), 0);
+  const status = await reader.page.evaluate(async (id) => {
+    const token = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"];
+    const answer = await fetch(`/policies/${id}/details`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: `csrf=${token}&revision=1&name=Forged`,
+    });
+    return answer.status;
+  }, hostile.id);
+  assert.equal(status, 403);
+  assert.equal((await api("GET", `/v1/policies/${hostile.id}`)).name, "<script>alert(1)</script>");
+
+  // Chromium reports each 4xx answer: the refused form, the two not-found pages, the forgery.
+  const expected = /Failed to load resource: .* status of (403|404)/;
+  assert.equal([...problems, ...reader.problems].filter((p) => expected.test(p)).length, 4,
+    [...problems, ...reader.problems].join("\n"));
+  assert.deepEqual([...problems, ...reader.problems].filter((p) => !expected.test(p)), []);
+  await reader.context.close();
+});
+
 test("validate a clone, activate it superseding the active version, deprecate it, delete a draft", async () => {
   const { context, page, problems } = await watchedPage(1280);
   await signIn(page);
@@ -544,6 +633,28 @@ test("validate a clone, activate it superseding the active version, deprecate it
   await page.getByRole("button", { name: "Clone" }).click();
   await page.waitForURL((url) => /\/policies\/pol_[^/]+$/.test(url.pathname) && !url.pathname.endsWith(first.id));
   const clone = new URL(page.url()).pathname.split("/").pop();
+
+  // Edit the clone: its name in the details form (its scope is fixed: v1 has been active)...
+  await page.getByRole("link", { name: "Edit details" }).click();
+  await page.waitForURL(`${base}/policies/${clone}/details`);
+  await page.getByText("its scope is fixed").waitFor();
+  await page.getByLabel("Name", { exact: true }).fill("Browser lineage, v2");
+  await page.getByRole("button", { name: "Save details" }).click();
+  await page.waitForURL(`${base}/policies/${clone}`);
+  await page.getByRole("heading", { name: "Browser lineage, v2", level: 1 }).waitFor();
+  // ... and a rule in the JSON editor: a bad op is refused with its path, then a good edit.
+  await page.getByRole("link", { name: "Edit as JSON" }).click();
+  await page.waitForURL(`${base}/policies/${clone}/definition`);
+  const editor = page.getByLabel("Definition");
+  const text = await editor.inputValue();
+  await editor.fill(text.replace('"not_ends_with"', '"sounds_like"'));
+  await page.getByRole("button", { name: "Save definition" }).click();
+  await page.locator("#policy-definition-error").waitFor();
+  assert.equal(await page.locator("#policy-definition-error code").textContent(), "rules[0].when[0].op");
+  await editor.fill(text.replace('"@acme.com"', '"@acme.org"'));
+  await page.getByRole("button", { name: "Save definition" }).click();
+  await page.waitForURL(`${base}/policies/${clone}`);
+  await page.getByText("@acme.org").first().waitFor();
 
   // Validate it: the report, and activation no longer needs force.
   await page.getByRole("link", { name: "Validate…" }).click();
@@ -584,7 +695,18 @@ test("validate a clone, activate it superseding the active version, deprecate it
   });
   assert.equal(gone.status, 404);
 
-  assert.deepEqual(problems, []);
+  // The Audit Log keeps the lineage's story: both versions activated, both deprecated.
+  await page.goto(`${base}/audit?lineage_id=${first.lineage_id}`);
+  const entries = page.locator("li.entry");
+  await entries.first().waitFor();
+  assert.equal(await entries.filter({ hasText: "policy.activated" }).count(), 2);
+  assert.equal(await entries.filter({ hasText: "policy.deprecated" }).count(), 2);
+  assert.ok(await entries.filter({ hasText: "policy.updated" }).count() >= 2, "the two edits");
+
+  // The refused JSON edit is the one 4xx answer asked for here.
+  const refused = /Failed to load resource: .* status of 422/;
+  assert.equal(problems.filter((p) => refused.test(p)).length, 1, problems.join("\n"));
+  assert.deepEqual(problems.filter((p) => !refused.test(p)), []);
   await context.close();
 });
 

@@ -67,6 +67,18 @@ fn workspace(state: AppState) -> Router {
             post(pages::rules::move_rule),
         )
         .route(
+            "/policies/{id}/details",
+            get(pages::editing::details_form).post(pages::editing::save_details),
+        )
+        .route(
+            "/policies/{id}/definition",
+            get(pages::editing::definition_form).post(pages::editing::save_definition),
+        )
+        .route(
+            "/policies/{id}/clone",
+            get(pages::cloning::clone_form).post(pages::cloning::clone),
+        )
+        .route(
             "/policies/{id}/validate",
             get(pages::validate::page).post(pages::validate::run),
         )

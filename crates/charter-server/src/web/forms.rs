@@ -93,6 +93,16 @@ impl FormErrors {
                 Some(field) => errors.field(field, message),
                 None => errors.general = Some(message),
             },
+            // A form carries the revision it was opened at: say what to do, not the header.
+            StoreError::RevisionMismatch {
+                current_revision, ..
+            } => {
+                errors.general = Some(format!(
+                    "This draft changed since you opened this form (it is now at revision \
+                     {current_revision}): nothing was saved. Reload the page to see the \
+                     changes, then make yours again."
+                ));
+            }
             StoreError::Backend(_) => return Err(WebError::from(e)),
             other => errors.general = Some(other.to_string()),
         }

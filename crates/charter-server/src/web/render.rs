@@ -52,6 +52,7 @@ pub(crate) fn respond<P: Page>(status: StatusCode, htmx: bool, page: &P) -> Resp
 }
 
 /// A tenant in the switcher.
+#[derive(Clone)]
 pub(crate) struct TenantChoice {
     /// Its id.
     pub(crate) id: String,
@@ -62,6 +63,7 @@ pub(crate) struct TenantChoice {
 }
 
 /// What surrounds every page: the sidebar with the current tenant and key.
+#[derive(Clone)]
 pub(crate) struct Chrome {
     /// The sidebar item of this page (`policies`, `monitor`...).
     pub(crate) nav: &'static str,
@@ -156,8 +158,8 @@ struct BareError {
 }
 
 /// What a form or button sent with an old revision of a draft is told.
-pub(crate) const STALE: &str = "This draft changed since you opened it: reload the page, then make your change again. \
-     Nothing was changed.";
+pub(crate) const STALE: &str = "This draft changed since you opened this page: nothing was changed. \
+     Reload the page to see the changes, then make yours again.";
 
 /// Why a workspace request fails.
 #[derive(Debug)]

@@ -14,6 +14,8 @@ use crate::app::{App, policy_body};
 /// The Agents, Keys and Audit Log pages.
 mod accounts;
 mod authoring;
+/// A draft edited as a whole (details, JSON) and cloned.
+mod editing;
 mod lifecycle;
 /// The API reference at `/docs`.
 mod reference;

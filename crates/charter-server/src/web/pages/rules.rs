@@ -32,7 +32,7 @@ use super::policies::{Row, RuleLine, visible};
 use crate::extract::Caller;
 use crate::state::AppState;
 use crate::web::forms::{FormErrors, Refusal};
-use crate::web::render::{self, Chrome, STALE, WebError};
+use crate::web::render::{self, Chrome, WebError};
 use crate::web::session::{Visitor, is_htmx};
 
 /// A choice of a select, a radio group or a set of checkboxes.
@@ -509,8 +509,9 @@ async fn save(
                 .await
         }
     };
+    // A stale revision is told above the form by `FormErrors::refusal`, as every editing
+    // form tells it.
     written.map(drop).map_err(|e| match e {
-        StoreError::RevisionMismatch { .. } => Refusal::Form(FormErrors::above(STALE)),
         StoreError::Invalid { path, message } => Refusal::Form(errors::at(&path, message)),
         StoreError::NotFound { .. } => Refusal::Page(WebError::NotFound),
         other => FormErrors::refusal(other, &[], None),
