@@ -688,3 +688,43 @@ async fn only_a_writer_of_a_draft_of_its_tenant_may_change_rules() {
     }
     assert_eq!(policy(&app, &acme, &id).await, active);
 }
+
+#[tokio::test]
+async fn a_time_rules_windows_are_filled_in_to_edit() {
+    let (app, acme, _) = App::seeded().await;
+    let id = empty_draft(&app, &acme).await;
+    let rule = json!({"id": "hours", "type": "time", "max_run_duration": "2h",
+                      "allow": [{"days": ["mon", "fri"], "from": "09:00", "to": "17:00"}],
+                      "deny": [{"days": ["sat"], "from": "22:00", "to": "06:00"}],
+                      "timezone": "Europe/Paris"});
+    let r = app
+        .call(
+            "POST",
+            &format!("/v1/policies/{id}/rules"),
+            Some(&acme),
+            Some(rule),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let session = app.signed_in(&acme).await;
+    let edit = app
+        .get(&format!("/policies/{id}/rules/hours/edit"), &session)
+        .await;
+    assert_eq!(edit.status, StatusCode::OK, "{}", edit.body);
+    for shown in [
+        "name=\"max_run_duration\" value=\"2h\"",
+        "name=\"allow[0].days\" value=\"mon\" checked",
+        "name=\"allow[0].days\" value=\"fri\" checked",
+        "name=\"allow[0].days\" value=\"tue\">",
+        "name=\"allow[0].from\" value=\"09:00\"",
+        "name=\"allow[0].to\" value=\"17:00\"",
+        "name=\"deny[0].days\" value=\"sat\" checked",
+        "name=\"deny[0].from\" value=\"22:00\"",
+        "name=\"deny[0].to\" value=\"06:00\"",
+        "name=\"timezone\" value=\"Europe/Paris\"",
+        "action=\"/policies/",
+    ] {
+        assert!(edit.body.contains(shown), "{shown}");
+    }
+    assert!(!edit.body.contains("name=\"allow[1].from\""));
+}
