@@ -21,6 +21,8 @@ mod lifecycle;
 mod reference;
 /// A draft's rules: add, edit, remove, reorder.
 mod rules;
+/// Every page and the main forms, on SQLite and on PostgreSQL.
+mod tour;
 
 /// An answer of the workspace.
 pub(crate) struct Page {
