@@ -709,3 +709,176 @@ test("validate a clone, activate it superseding the active version, deprecate it
   assert.deepEqual(problems.filter((p) => !refused.test(p)), []);
   await context.close();
 });
+
+test("add a tool rule with a condition, a cost rule and an output rule to a draft by clicking", async () => {
+  const { context, page, problems } = await watchedPage(1280);
+  await signIn(page);
+  const draft = await api("POST", "/v1/policies", {
+    name: "Rules by clicking",
+    scope: { type: "agent", tenant_id: "globex", agent_id: "research" },
+  });
+  await page.goto(`${base}/policies/${draft.id}`);
+  const addRule = async (type) => {
+    await page.getByRole("link", { name: "+ Add rule" }).click();
+    await page.getByRole("heading", { name: "Add a rule", level: 1 }).waitFor();
+    await page.getByRole("link", { name: type, exact: true }).click();
+    await page.getByRole("heading", { name: new RegExp(`^Add an? ${type.toLowerCase()} rule$`), level: 1 }).waitFor();
+  };
+
+  // A tool rule: a condition row is added by the server (htmx swaps the form in again).
+  await addRule("Tool");
+  await page.getByLabel("Tools").fill("*.send_email");
+  await page.getByRole("button", { name: "+ Add condition" }).click();
+  await page.getByLabel("Argument").fill("to");
+  await page.getByLabel("Op", { exact: true }).selectOption("not_ends_with");
+  await page.getByLabel("Value").fill("@acme.com");
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.waitForURL(`${base}/policies/${draft.id}`);
+
+  // A cost rule: a negative cap is refused beside its field; corrected, it is saved.
+  await addRule("Cost");
+  await page.getByLabel(/^Cap/).fill("-1");
+  await page.getByLabel("Period").selectOption("day");
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.locator("#rule-max-usd-error").waitFor();
+  assert.equal(await page.getByLabel(/^Cap/).getAttribute("aria-invalid"), "true");
+  await page.getByLabel(/^Cap/).fill("25");
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.waitForURL(`${base}/policies/${draft.id}`);
+
+  // An output rule.
+  await addRule("Output");
+  await page.getByLabel(/^Denied phrases/).fill("internal only");
+  await page.getByLabel("email", { exact: true }).check();
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.waitForURL(`${base}/policies/${draft.id}`);
+
+  // The three rules, as sentences, in the order they were added.
+  const rules = page.locator("ol.rules > li");
+  await rules.nth(2).waitFor();
+  assert.equal(await rules.count(), 3);
+  assert.match(await rules.nth(0).locator(".rule-sentence").textContent(), /send_email.*@acme\.com/);
+  assert.match(await rules.nth(1).locator(".rule-sentence").textContent(), /25/);
+  assert.match(await rules.nth(2).locator(".rule-sentence").textContent(), /internal only/);
+  const stored = await api("GET", `/v1/policies/${draft.id}`);
+  assert.deepEqual(stored.rules[0].when, [{ arg: "to", op: "not_ends_with", value: "@acme.com" }]);
+  await page.screenshot({ path: join(shots, "policy-rules-desktop.png"), fullPage: true });
+
+  // Chromium logs every 4xx answer as a console error: the one refused form above.
+  const refused = /Failed to load resource: .* status of 422/;
+  assert.equal(problems.filter((p) => refused.test(p)).length, 1, problems.join("\n"));
+  assert.deepEqual(problems.filter((p) => !refused.test(p)), []);
+  await context.close();
+});
+
+test("a rule form with conditions and windows fits a phone and works by keyboard", async () => {
+  const { context, page, problems } = await watchedPage(390);
+  await signIn(page);
+  const draft = await api("POST", "/v1/policies", {
+    name: "Rules on a phone",
+    scope: { type: "agent", tenant_id: "globex", agent_id: "research" },
+  });
+  await page.goto(`${base}/policies/${draft.id}/rules/new?type=tool`);
+  await page.getByRole("button", { name: "+ Add condition" }).focus();
+  await page.keyboard.press("Enter");
+  await page.getByLabel("Argument").waitFor();
+  assert.equal(await scrollsSideways(page), false, "tool form: no horizontal scroll at 390px");
+  await page.screenshot({ path: join(shots, "rule-tool-phone.png"), fullPage: true });
+  await page.goto(`${base}/policies/${draft.id}/rules/new?type=time`);
+  await page.getByRole("button", { name: "+ Add allowed window" }).click();
+  await page.getByLabel("From").waitFor();
+  assert.equal(await scrollsSideways(page), false, "time form: no horizontal scroll at 390px");
+  await page.screenshot({ path: join(shots, "rule-time-phone.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("the operator's story in one go: author, validate, activate, watch a block arrive live, open its run, clone, edit, supersede", async () => {
+  const { context, page, problems } = await watchedPage(1280);
+  await signIn(page);
+
+  // + New policy, scoped to one agent.
+  await page.getByRole("link", { name: "New policy" }).click();
+  await page.getByLabel("Name", { exact: true }).fill("Story: external email");
+  await page.locator('input[name="scope"][value="agent"]').check();
+  await page.locator("#policy-agent").selectOption("globex/support");
+  await page.getByRole("button", { name: "Create draft" }).click();
+  await page.waitForURL(/\/policies\/pol_[^/]+$/);
+  const v1 = new URL(page.url()).pathname.split("/").pop();
+
+  // + Add rule: block email outside globex.com.
+  await page.getByRole("link", { name: "+ Add rule" }).click();
+  await page.getByRole("link", { name: "Tool", exact: true }).click();
+  await page.getByLabel("Tools").fill("*.send_email");
+  await page.getByRole("button", { name: "+ Add condition" }).click();
+  await page.getByLabel("Argument").fill("to");
+  await page.getByLabel("Op", { exact: true }).selectOption("not_ends_with");
+  await page.getByLabel("Value").fill("@globex.com");
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.waitForURL(`${base}/policies/${v1}`);
+  await page.getByText("does not end with").first().waitFor();
+
+  // Validate, then activate: the confirmation knows the revision was validated.
+  await page.getByRole("link", { name: "Validate…" }).click();
+  await page.getByRole("button", { name: "Validate", exact: true }).click();
+  await page.getByRole("heading", { name: "Report" }).waitFor();
+  await page.getByRole("link", { name: "Activate…" }).click();
+  await page.getByText("Validated at this revision").waitFor();
+  await page.getByRole("button", { name: "Activate", exact: true }).click();
+  await page.waitForURL(`${base}/policies/${v1}`);
+  await page.locator(".page-head .badge-active").waitFor();
+
+  // Its blocks in the Monitor, filtered by it; a block arrives while the page is open.
+  await page.getByRole("link", { name: "Blocks by this policy" }).click();
+  await page.waitForURL(`${base}/monitor?policy_id=${v1}`);
+  await page.locator('.live[data-state="open"]').waitFor({ state: "attached" });
+  const run = await api("POST", "/v1/runs", { tenant_id: "globex", agent_id: "support" });
+  const decision = await api("POST", `/v1/runs/${run.id}/check`, {
+    kind: "tool_call", tool: "gmail.send_email", args: { to: "someone@example.org" },
+  });
+  assert.equal(decision.decision, "block", JSON.stringify(decision));
+  const row = page.locator("#events tr").first();
+  await row.waitFor();
+  assert.match(await row.textContent(), /Story: external email/);
+  assert.match(await row.textContent(), /someone@example\.org/);
+
+  // Open its run: the refused action and why.
+  await row.locator('td[data-label="Run"] a').click();
+  await page.waitForURL(`${base}/runs/${run.id}`);
+  await page.getByText("gmail.send_email").first().waitFor();
+  await page.getByText("Story: external email").first().waitFor();
+
+  // Clone, edit its details, validate, activate superseding v1.
+  await page.goto(`${base}/policies/${v1}`);
+  await page.getByRole("button", { name: "Clone", exact: true }).click();
+  await page.waitForURL((url) => /\/policies\/pol_[^/]+$/.test(url.pathname) && !url.pathname.endsWith(v1));
+  const v2 = new URL(page.url()).pathname.split("/").pop();
+  await page.getByRole("link", { name: "Edit details" }).click();
+  await page.getByLabel(/^Description/).fill("v2: same rule, reviewed");
+  await page.getByRole("button", { name: "Save details" }).click();
+  await page.waitForURL(`${base}/policies/${v2}`);
+  await page.getByText("v2: same rule, reviewed").waitFor();
+  await page.getByRole("link", { name: "Validate…" }).click();
+  await page.getByRole("button", { name: "Validate", exact: true }).click();
+  await page.getByRole("heading", { name: "Report" }).waitFor();
+  await page.getByRole("link", { name: "Activate…" }).click();
+  await page.getByLabel(/Deprecate the other active versions/).check();
+  await page.getByRole("button", { name: "Activate", exact: true }).click();
+  await page.waitForURL(`${base}/policies/${v2}`);
+  const chain = page.locator("table.versions tbody tr");
+  assert.equal(await chain.count(), 2);
+  assert.match(await chain.nth(0).innerText(), /deprecated/i);
+  assert.match(await chain.nth(1).innerText(), /active/i);
+
+  // The Audit Log keeps both versions' story.
+  const lineage = (await api("GET", `/v1/policies/${v2}`)).lineage_id;
+  await page.goto(`${base}/audit?lineage_id=${lineage}`);
+  const entries = page.locator("li.entry");
+  await entries.first().waitFor();
+  for (const [action, count] of [["policy.created", 1], ["policy.cloned", 1], ["policy.activated", 2], ["policy.deprecated", 1]]) {
+    assert.equal(await entries.filter({ hasText: action }).count(), count, action);
+  }
+
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -65,10 +65,7 @@ async fn view(
     request_body = crate::schemas::CoreNewPolicy,
     responses(
         (status = 201, description = "The new draft.", body = PolicyView),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -137,9 +134,7 @@ struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "The policies the key sees.", body = Items<PolicyView>),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -175,8 +170,6 @@ async fn list(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The policy.", body = PolicyView, headers(("ETag" = String, description = "`\"<revision>\"`: the precondition a write takes as `If-Match`."))),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
@@ -266,12 +259,9 @@ pub(crate) fn edit_of(
     responses(
         (status = 200, description = "The edited draft.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
         (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
-        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -300,8 +290,6 @@ async fn update(
     responses(
         (status = 200, description = "The draft is deleted.", body = crate::answers::Deleted),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
         (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
         (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
@@ -332,12 +320,9 @@ async fn remove(
     responses(
         (status = 201, description = "The draft with the rule appended.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
         (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
-        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -369,8 +354,6 @@ async fn add_rule(
     responses(
         (status = 200, description = "The draft without the rule.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
         (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
         (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
@@ -415,12 +398,9 @@ struct ActivateBody {
     responses(
         (status = 200, description = "The active policy.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
         (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
-        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -464,11 +444,8 @@ struct Empty {}
     responses(
         (status = 200, description = "The deprecated policy.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -514,10 +491,7 @@ struct CloneBody {
     responses(
         (status = 201, description = "The new draft.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -552,8 +526,6 @@ async fn clone(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "Every version of the lineage, oldest first.", body = PolicyVersions<PolicyView>),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
@@ -584,8 +556,6 @@ async fn versions(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The policy as a portable document (`format: charter.policy/v1`).", body = crate::schemas::CorePolicyDocument),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
@@ -613,10 +583,7 @@ async fn export(
     request_body = crate::schemas::ImportBody,
     responses(
         (status = 201, description = "The new drafts, in order.", body = Items<PolicyView>),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]

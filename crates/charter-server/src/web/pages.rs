@@ -10,6 +10,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod monitor;
 pub(crate) mod policies;
 pub(crate) mod reference;
+pub(crate) mod rules;
 pub(crate) mod runs;
 pub(crate) mod scopes;
 pub(crate) mod validate;

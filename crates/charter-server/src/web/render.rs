@@ -157,6 +157,10 @@ struct BareError {
     assets: &'static Assets,
 }
 
+/// What a form or button sent with an old revision of a draft is told.
+pub(crate) const STALE: &str = "This draft changed since you opened this page: nothing was changed. \
+     Reload the page to see the changes, then make yours again.";
+
 /// Why a workspace request fails.
 #[derive(Debug)]
 pub(crate) enum WebError {
@@ -174,6 +178,9 @@ pub(crate) enum WebError {
     NotFound,
     /// Outside input that cannot be read.
     BadRequest(String),
+    /// The policy changed since the page that sent the form was opened (its revision is no
+    /// longer the policy's): 409, nothing changed.
+    Stale,
     /// Something failed on the server (logged where it happened).
     Internal,
 }
@@ -183,6 +190,7 @@ impl From<StoreError> for WebError {
         match e {
             StoreError::NotFound { .. } => WebError::NotFound,
             StoreError::Forbidden(message) => WebError::Forbidden(message),
+            StoreError::RevisionMismatch { .. } => WebError::Stale,
             StoreError::Invalid { path, message } => {
                 WebError::BadRequest(format!("{path}: {message}"))
             }
@@ -218,6 +226,7 @@ impl WebError {
                 "There is nothing here, or nothing this key may see.".into(),
             ),
             WebError::BadRequest(message) => (StatusCode::BAD_REQUEST, "Bad request", message),
+            WebError::Stale => (StatusCode::CONFLICT, "Changed meanwhile", STALE.into()),
             WebError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",

@@ -19,6 +19,10 @@ mod editing;
 mod lifecycle;
 /// The API reference at `/docs`.
 mod reference;
+/// A draft's rules: add, edit, remove, reorder.
+mod rules;
+/// Every page and the main forms, on SQLite and on PostgreSQL.
+mod tour;
 
 /// An answer of the workspace.
 pub(crate) struct Page {
