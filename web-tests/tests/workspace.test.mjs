@@ -4,15 +4,17 @@
 // prints; opens the Monitor, filters it by a policy and opens a run from a row, sees a block
 // made through the API arrive in the open Monitor, pauses it; opens the API reference from the
 // sidebar, finds an operation and follows a schema link; creates a policy through the form,
-// imports a file, and follows its version chain; no console error and no CSP
-// violation anywhere. Takes screenshots (1280 and 390 px
+// exports it by clicking and imports the file, follows its version chain; edits a clone's
+// details and JSON, validates and activates it superseding the active version; checks the
+// guards (escaping, CSRF, tenant isolation, a read-only key); no console error and no CSP
+// violation anywhere but the refusals asked for. Takes screenshots (1280 and 390 px
 // wide) into a scratch folder, or into `SCREENSHOTS_DIR` (`docs/screenshots` to refresh the
 // committed ones: they show the demo's timestamps, so every run would otherwise change them).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -304,9 +306,9 @@ test("the link charter demo prints signs in with one click and forgets the key",
 });
 
 /** Signs in with the demo's key by typing it. */
-async function signIn(page) {
+async function signIn(page, as = key) {
   await page.goto(`${base}/sign-in`);
-  await page.getByLabel("API key").fill(key);
+  await page.getByLabel("API key").fill(as);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(`${base}/policies`);
 }
@@ -436,9 +438,17 @@ test("create a policy through the form, import a document file, see the version 
   assert.equal(await chain.nth(0).locator("a").getAttribute("href"), new URL(draftUrl).pathname);
   assert.equal(await chain.nth(1).getAttribute("aria-current"), "page");
 
-  // Import: a document exported through the API, uploaded as a file.
+  // Export by clicking: a download of the portable document, then imported back.
+  await page.goto(draftUrl);
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Export" }).click(),
+  ]);
   const policyId = new URL(draftUrl).pathname.split("/").pop();
-  const doc = await api("GET", `/v1/policies/${policyId}/export`);
+  assert.equal(download.suggestedFilename(), `${policyId}.json`);
+  const doc = JSON.parse(readFileSync(await download.path(), "utf8"));
+  assert.equal(doc.format, "charter.policy/v1");
+  assert.equal(doc.name, "Browser <draft>");
   doc.name = "Imported in the browser";
   await page.goto(`${base}/policies`);
   await page.getByRole("link", { name: "Import" }).click();
@@ -528,6 +538,85 @@ for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
   });
 }
 
+test("a hostile name renders as text, a form without its token changes nothing, a tenant key stays in its tenant, a read-only key gets no write controls", async () => {
+  const scope = { type: "agent", tenant_id: "acme", agent_id: "research" };
+  const hostile = await api("POST", "/v1/policies", { name: "<script>alert(1)</script>", scope, rules: [] });
+  const theirs = await api("POST", "/v1/policies", {
+    name: "Globex private", scope: { type: "tenant", tenant_id: "globex" }, rules: [],
+  });
+  const newKey = async (name, scopes) =>
+    (await api("POST", "/v1/keys", { name, tenant_id: "acme", scopes })).key;
+  const writerKey = await newKey("acme browser", ["read", "write"]);
+  const readerKey = await newKey("acme reader", ["read"]);
+
+  const { context, page, problems } = await watchedPage(390);
+  let dialogs = 0;
+  page.on("dialog", async (dialog) => {
+    dialogs += 1;
+    await dialog.dismiss();
+  });
+  await signIn(page, writerKey);
+  // The name is text: no script ran, and the phone width does not scroll sideways.
+  await page.goto(`${base}/policies/${hostile.id}`);
+  assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "<script>alert(1)</script>");
+  assert.equal(dialogs, 0);
+  assert.equal(await scrollsSideways(page), false);
+
+  // A form without its token (neither the field nor htmx's header) is refused; nothing changed.
+  await page.getByRole("link", { name: "Edit details" }).click();
+  await page.waitForURL(`${base}/policies/${hostile.id}/details`);
+  await page.evaluate(() => {
+    document.querySelector('form.panel-form input[name="csrf"]').remove();
+    document.body.removeAttribute("hx-headers");
+  });
+  await page.getByLabel("Name", { exact: true }).fill("Forged");
+  await page.getByRole("button", { name: "Save details" }).click();
+  await page.getByRole("heading", { name: "Request refused" }).waitFor();
+  assert.equal((await api("GET", `/v1/policies/${hostile.id}`)).name, "<script>alert(1)</script>");
+
+  // Another tenant's policy is not found, exactly as a made-up id, and never named.
+  const theirsPage = await page.goto(`${base}/policies/${theirs.id}`);
+  assert.equal(theirsPage.status(), 404);
+  const theirsText = await page.locator("main").innerText();
+  const madeUp = await page.goto(`${base}/policies/pol_made_up`);
+  assert.equal(madeUp.status(), 404);
+  assert.equal(await page.locator("main").innerText(), theirsText);
+  await page.goto(`${base}/policies`);
+  assert.doesNotMatch(await page.content(), /globex/i);
+  await context.close();
+
+  // A read-only key: no control that changes anything, and a forged POST is refused.
+  const reader = await watchedPage(1280);
+  await signIn(reader.page, readerKey);
+  await reader.page.goto(`${base}/policies`);
+  await reader.page.getByRole("link", { name: "<script>alert(1)</script>" }).waitFor();
+  assert.equal(await reader.page.getByRole("link", { name: "New policy", exact: true }).count(), 0);
+  assert.equal(await reader.page.getByRole("link", { name: "Import", exact: true }).count(), 0);
+  await reader.page.goto(`${base}/policies/${hostile.id}`);
+  for (const name of ["Edit details", "Edit as JSON", "Validate…", "Activate…", "Delete…", "Clone into…"]) {
+    assert.equal(await reader.page.getByRole("link", { name, exact: true }).count(), 0, name);
+  }
+  assert.equal(await reader.page.getByRole("button", { name: "Clone", exact: true }).count(), 0);
+  const status = await reader.page.evaluate(async (id) => {
+    const token = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"];
+    const answer = await fetch(`/policies/${id}/details`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: `csrf=${token}&revision=1&name=Forged`,
+    });
+    return answer.status;
+  }, hostile.id);
+  assert.equal(status, 403);
+  assert.equal((await api("GET", `/v1/policies/${hostile.id}`)).name, "<script>alert(1)</script>");
+
+  // Chromium reports each 4xx answer: the refused form, the two not-found pages, the forgery.
+  const expected = /Failed to load resource: .* status of (403|404)/;
+  assert.equal([...problems, ...reader.problems].filter((p) => expected.test(p)).length, 4,
+    [...problems, ...reader.problems].join("\n"));
+  assert.deepEqual([...problems, ...reader.problems].filter((p) => !expected.test(p)), []);
+  await reader.context.close();
+});
+
 test("validate a clone, activate it superseding the active version, deprecate it, delete a draft", async () => {
   const { context, page, problems } = await watchedPage(1280);
   await signIn(page);
@@ -544,6 +633,30 @@ test("validate a clone, activate it superseding the active version, deprecate it
   await page.getByRole("button", { name: "Clone" }).click();
   await page.waitForURL((url) => /\/policies\/pol_[^/]+$/.test(url.pathname) && !url.pathname.endsWith(first.id));
   const clone = new URL(page.url()).pathname.split("/").pop();
+
+  // Edit the clone: its name in the details form (its scope is fixed: v1 has been active)...
+  await page.getByRole("link", { name: "Edit details" }).click();
+  await page.waitForURL(`${base}/policies/${clone}/details`);
+  await page.getByText("its scope is fixed").waitFor();
+  await page.screenshot({ path: join(shots, "policy-details-desktop.png") });
+  await page.getByLabel("Name", { exact: true }).fill("Browser lineage, v2");
+  await page.getByRole("button", { name: "Save details" }).click();
+  await page.waitForURL(`${base}/policies/${clone}`);
+  await page.getByRole("heading", { name: "Browser lineage, v2", level: 1 }).waitFor();
+  // ... and a rule in the JSON editor: a bad op is refused with its path, then a good edit.
+  await page.getByRole("link", { name: "Edit as JSON" }).click();
+  await page.waitForURL(`${base}/policies/${clone}/definition`);
+  const editor = page.getByLabel("Definition");
+  const text = await editor.inputValue();
+  await editor.fill(text.replace('"not_ends_with"', '"sounds_like"'));
+  await page.getByRole("button", { name: "Save definition" }).click();
+  await page.locator("#policy-definition-error").waitFor();
+  assert.equal(await page.locator("#policy-definition-error code").textContent(), "rules[0].when[0].op");
+  await page.screenshot({ path: join(shots, "policy-json-desktop.png"), fullPage: true });
+  await editor.fill(text.replace('"@acme.com"', '"@acme.org"'));
+  await page.getByRole("button", { name: "Save definition" }).click();
+  await page.waitForURL(`${base}/policies/${clone}`);
+  await page.getByText("@acme.org").first().waitFor();
 
   // Validate it: the report, and activation no longer needs force.
   await page.getByRole("link", { name: "Validate…" }).click();
@@ -583,6 +696,197 @@ test("validate a clone, activate it superseding the active version, deprecate it
     headers: { authorization: `Bearer ${key}` },
   });
   assert.equal(gone.status, 404);
+
+  // The Audit Log keeps the lineage's story: both versions activated, both deprecated.
+  await page.goto(`${base}/audit?lineage_id=${first.lineage_id}`);
+  const entries = page.locator("li.entry");
+  await entries.first().waitFor();
+  assert.equal(await entries.filter({ hasText: "policy.activated" }).count(), 2);
+  assert.equal(await entries.filter({ hasText: "policy.deprecated" }).count(), 2);
+  assert.ok(await entries.filter({ hasText: "policy.updated" }).count() >= 2, "the two edits");
+
+  // The refused JSON edit is the one 4xx answer asked for here.
+  const refused = /Failed to load resource: .* status of 422/;
+  assert.equal(problems.filter((p) => refused.test(p)).length, 1, problems.join("\n"));
+  assert.deepEqual(problems.filter((p) => !refused.test(p)), []);
+  await context.close();
+});
+
+test("add a tool rule with a condition, a cost rule and an output rule to a draft by clicking", async () => {
+  const { context, page, problems } = await watchedPage(1280);
+  await signIn(page);
+  const draft = await api("POST", "/v1/policies", {
+    name: "Rules by clicking",
+    scope: { type: "agent", tenant_id: "globex", agent_id: "research" },
+  });
+  await page.goto(`${base}/policies/${draft.id}`);
+  const addRule = async (type) => {
+    await page.getByRole("link", { name: "+ Add rule" }).click();
+    await page.getByRole("heading", { name: "Add a rule", level: 1 }).waitFor();
+    await page.getByRole("link", { name: type, exact: true }).click();
+    await page.getByRole("heading", { name: new RegExp(`^Add an? ${type.toLowerCase()} rule$`), level: 1 }).waitFor();
+  };
+
+  // A tool rule: a condition row is added by the server (htmx swaps the form in again).
+  await addRule("Tool");
+  await page.getByLabel("Tools").fill("*.send_email");
+  await page.getByRole("button", { name: "+ Add condition" }).click();
+  await page.getByLabel("Argument").fill("to");
+  await page.getByLabel("Op", { exact: true }).selectOption("not_ends_with");
+  await page.getByLabel("Value").fill("@acme.com");
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.waitForURL(`${base}/policies/${draft.id}`);
+
+  // A cost rule: a negative cap is refused beside its field; corrected, it is saved.
+  await addRule("Cost");
+  await page.getByLabel(/^Cap/).fill("-1");
+  await page.getByLabel("Period").selectOption("day");
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.locator("#rule-max-usd-error").waitFor();
+  assert.equal(await page.getByLabel(/^Cap/).getAttribute("aria-invalid"), "true");
+  await page.getByLabel(/^Cap/).fill("25");
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.waitForURL(`${base}/policies/${draft.id}`);
+
+  // An output rule.
+  await addRule("Output");
+  await page.getByLabel(/^Denied phrases/).fill("internal only");
+  await page.getByLabel("email", { exact: true }).check();
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.waitForURL(`${base}/policies/${draft.id}`);
+
+  // The three rules, as sentences, in the order they were added.
+  const rules = page.locator("ol.rules > li");
+  await rules.nth(2).waitFor();
+  assert.equal(await rules.count(), 3);
+  assert.match(await rules.nth(0).locator(".rule-sentence").textContent(), /send_email.*@acme\.com/);
+  assert.match(await rules.nth(1).locator(".rule-sentence").textContent(), /25/);
+  assert.match(await rules.nth(2).locator(".rule-sentence").textContent(), /internal only/);
+  const stored = await api("GET", `/v1/policies/${draft.id}`);
+  assert.deepEqual(stored.rules[0].when, [{ arg: "to", op: "not_ends_with", value: "@acme.com" }]);
+  await page.screenshot({ path: join(shots, "policy-rules-desktop.png"), fullPage: true });
+
+  // Chromium logs every 4xx answer as a console error: the one refused form above.
+  const refused = /Failed to load resource: .* status of 422/;
+  assert.equal(problems.filter((p) => refused.test(p)).length, 1, problems.join("\n"));
+  assert.deepEqual(problems.filter((p) => !refused.test(p)), []);
+  await context.close();
+});
+
+test("a rule form with conditions and windows fits a phone and works by keyboard", async () => {
+  const { context, page, problems } = await watchedPage(390);
+  await signIn(page);
+  const draft = await api("POST", "/v1/policies", {
+    name: "Rules on a phone",
+    scope: { type: "agent", tenant_id: "globex", agent_id: "research" },
+  });
+  await page.goto(`${base}/policies/${draft.id}/rules/new?type=tool`);
+  await page.getByRole("button", { name: "+ Add condition" }).focus();
+  await page.keyboard.press("Enter");
+  await page.getByLabel("Argument").waitFor();
+  assert.equal(await scrollsSideways(page), false, "tool form: no horizontal scroll at 390px");
+  await page.screenshot({ path: join(shots, "rule-tool-phone.png"), fullPage: true });
+  await page.goto(`${base}/policies/${draft.id}/rules/new?type=time`);
+  await page.getByRole("button", { name: "+ Add allowed window" }).click();
+  await page.getByLabel("From").waitFor();
+  assert.equal(await scrollsSideways(page), false, "time form: no horizontal scroll at 390px");
+  await page.screenshot({ path: join(shots, "rule-time-phone.png"), fullPage: true });
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("the operator's story in one go: author, validate, activate, watch a block arrive live, open its run, clone, edit, supersede", async () => {
+  const { context, page, problems } = await watchedPage(1280);
+  await signIn(page);
+
+  // + New policy, scoped to one agent.
+  await page.getByRole("link", { name: "New policy" }).click();
+  await page.getByLabel("Name", { exact: true }).fill("Story: external email");
+  await page.locator('input[name="scope"][value="agent"]').check();
+  await page.locator("#policy-agent").selectOption("globex/support");
+  await page.getByRole("button", { name: "Create draft" }).click();
+  await page.waitForURL(/\/policies\/pol_[^/]+$/);
+  const v1 = new URL(page.url()).pathname.split("/").pop();
+
+  // + Add rule: block email outside globex.com.
+  await page.getByRole("link", { name: "+ Add rule" }).click();
+  await page.getByRole("link", { name: "Tool", exact: true }).click();
+  await page.getByLabel("Tools").fill("*.send_email");
+  await page.getByRole("button", { name: "+ Add condition" }).click();
+  await page.getByLabel("Argument").fill("to");
+  await page.getByLabel("Op", { exact: true }).selectOption("not_ends_with");
+  await page.getByLabel("Value").fill("@globex.com");
+  await page.getByRole("button", { name: "Save rule" }).click();
+  await page.waitForURL(`${base}/policies/${v1}`);
+  await page.getByText("does not end with").first().waitFor();
+
+  // Validate, then activate: the confirmation knows the revision was validated.
+  await page.getByRole("link", { name: "Validate…" }).click();
+  await page.getByRole("button", { name: "Validate", exact: true }).click();
+  await page.getByRole("heading", { name: "Report" }).waitFor();
+  await page.getByRole("link", { name: "Activate…" }).click();
+  await page.getByText("Validated at this revision").waitFor();
+  await page.getByRole("button", { name: "Activate", exact: true }).click();
+  await page.waitForURL(`${base}/policies/${v1}`);
+  await page.locator(".page-head .badge-active").waitFor();
+
+  // Its blocks in the Monitor, filtered by it; a block arrives while the page is open.
+  await page.getByRole("link", { name: "Blocks by this policy" }).click();
+  await page.waitForURL(`${base}/monitor?policy_id=${v1}`);
+  await page.locator('.live[data-state="open"]').waitFor({ state: "attached" });
+  const run = await api("POST", "/v1/runs", { tenant_id: "globex", agent_id: "support" });
+  const decision = await api("POST", `/v1/runs/${run.id}/check`, {
+    kind: "tool_call", tool: "gmail.send_email", args: { to: "someone@example.org" },
+  });
+  assert.equal(decision.decision, "block", JSON.stringify(decision));
+  const row = page.locator("#events tr").first();
+  await row.waitFor();
+  assert.match(await row.textContent(), /Story: external email/);
+  assert.match(await row.textContent(), /someone@example\.org/);
+
+  // Open its run: the refused action and why.
+  await row.locator('td[data-label="Run"] a').click();
+  await page.waitForURL(`${base}/runs/${run.id}`);
+  await page.getByText("gmail.send_email").first().waitFor();
+  await page.getByText("Story: external email").first().waitFor();
+
+  // Clone into another scope is offered (a page of its own), then clone in place.
+  await page.goto(`${base}/policies/${v1}`);
+  await page.getByRole("link", { name: "Clone into…" }).click();
+  await page.waitForURL(`${base}/policies/${v1}/clone`);
+  assert.equal(await page.locator("#policy-agent").inputValue(), "globex/support");
+  await page.screenshot({ path: join(shots, "policy-clone-desktop.png") });
+
+  // Clone, edit its details, validate, activate superseding v1.
+  await page.goto(`${base}/policies/${v1}`);
+  await page.getByRole("button", { name: "Clone", exact: true }).click();
+  await page.waitForURL((url) => /\/policies\/pol_[^/]+$/.test(url.pathname) && !url.pathname.endsWith(v1));
+  const v2 = new URL(page.url()).pathname.split("/").pop();
+  await page.getByRole("link", { name: "Edit details" }).click();
+  await page.getByLabel(/^Description/).fill("v2: same rule, reviewed");
+  await page.getByRole("button", { name: "Save details" }).click();
+  await page.waitForURL(`${base}/policies/${v2}`);
+  await page.getByText("v2: same rule, reviewed").waitFor();
+  await page.getByRole("link", { name: "Validate…" }).click();
+  await page.getByRole("button", { name: "Validate", exact: true }).click();
+  await page.getByRole("heading", { name: "Report" }).waitFor();
+  await page.getByRole("link", { name: "Activate…" }).click();
+  await page.getByLabel(/Deprecate the other active versions/).check();
+  await page.getByRole("button", { name: "Activate", exact: true }).click();
+  await page.waitForURL(`${base}/policies/${v2}`);
+  const chain = page.locator("table.versions tbody tr");
+  assert.equal(await chain.count(), 2);
+  assert.match(await chain.nth(0).innerText(), /deprecated/i);
+  assert.match(await chain.nth(1).innerText(), /active/i);
+
+  // The Audit Log keeps both versions' story.
+  const lineage = (await api("GET", `/v1/policies/${v2}`)).lineage_id;
+  await page.goto(`${base}/audit?lineage_id=${lineage}`);
+  const entries = page.locator("li.entry");
+  await entries.first().waitFor();
+  for (const [action, count] of [["policy.created", 1], ["policy.cloned", 1], ["policy.activated", 2], ["policy.deprecated", 1]]) {
+    assert.equal(await entries.filter({ hasText: action }).count(), count, action);
+  }
 
   assert.deepEqual(problems, []);
   await context.close();

@@ -90,6 +90,9 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation.
+    pub const ALL: [Operation; 3] = [Operation::Read, Operation::Write, Operation::Delete];
+
     /// The operation as written in JSON.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -478,6 +478,17 @@ pub enum Weekday {
 }
 
 impl Weekday {
+    /// Every day, Monday first (weeks start on Monday).
+    pub const ALL: [Weekday; 7] = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
+
     /// The name as written in policies: `mon` … `sun`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -702,6 +713,15 @@ pub enum Period {
 }
 
 impl Period {
+    /// Every period, the run first, then the calendar's from shortest to longest.
+    pub const ALL: [Period; 5] = [
+        Period::Run,
+        Period::Hour,
+        Period::Day,
+        Period::Week,
+        Period::Month,
+    ];
+
     /// The name as written in policies.
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -27,7 +27,9 @@ use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, SchemaType, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{OpenApi as Document, RefOr, Required};
+use utoipa::openapi::{
+    ContentBuilder, OpenApi as Document, RefOr, Required, Response, ResponseBuilder,
+};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::api;
@@ -380,7 +382,7 @@ fn core_schema(name: &str) -> Schema {
         api::audit::verify,
     ),
     components(schemas(crate::error::ErrorBody)),
-    modifiers(&Extras, &Edges),
+    modifiers(&Extras, &Edges, &Refusals),
     tags(
         (name = "operations", description = "Health, metrics and this document."),
         (name = "tenants", description = "Tenants and their agents."),
@@ -458,6 +460,62 @@ impl Modify for Edges {
                     {
                         object.schema_type = SchemaType::Type(one.clone());
                     }
+                }
+            }
+        }
+    }
+}
+
+/// The refusals every operation of a kind answers alike, written once here rather than on each
+/// route: an operation that needs a key answers 401 without a valid one and 403 when the key
+/// lacks the scope or the authority; one that takes a body answers 413 when it is over the
+/// limit. A route that says more of one of them (run import's 413) keeps its own.
+struct Refusals;
+
+impl Refusals {
+    /// An `ErrorBody` answer described by `description`.
+    fn answer(description: &str) -> RefOr<Response> {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    }
+}
+
+impl Modify for Refusals {
+    fn modify(&self, openapi: &mut Document) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let keyed = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| Refusals::answer(description));
+                };
+                if keyed {
+                    add("401", "`unauthenticated`: no valid key.");
+                    add(
+                        "403",
+                        "`forbidden`: the key lacks the scope or the authority.",
+                    );
+                }
+                if operation.request_body.is_some() {
+                    add("413", "`too_large`: the body exceeds the limit.");
                 }
             }
         }

@@ -51,6 +51,34 @@ fn workspace(state: AppState) -> Router {
         .route("/policies/{id}", get(pages::policies::show))
         .route("/policies/{id}/export", get(pages::lifecycle::export))
         .route(
+            "/policies/{id}/rules/new",
+            get(pages::rules::new_form).post(pages::rules::create),
+        )
+        .route(
+            "/policies/{id}/rules/{rule_id}/edit",
+            get(pages::rules::edit_form).post(pages::rules::update),
+        )
+        .route(
+            "/policies/{id}/rules/{rule_id}/remove",
+            get(pages::rules::remove_confirm).post(pages::rules::remove),
+        )
+        .route(
+            "/policies/{id}/rules/{rule_id}/move",
+            post(pages::rules::move_rule),
+        )
+        .route(
+            "/policies/{id}/details",
+            get(pages::editing::details_form).post(pages::editing::save_details),
+        )
+        .route(
+            "/policies/{id}/definition",
+            get(pages::editing::definition_form).post(pages::editing::save_definition),
+        )
+        .route(
+            "/policies/{id}/clone",
+            get(pages::cloning::clone_form).post(pages::cloning::clone),
+        )
+        .route(
             "/policies/{id}/validate",
             get(pages::validate::page).post(pages::validate::run),
         )

@@ -56,6 +56,27 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every op, in the order product.md §4 lists them (forms offer them in this order).
+    pub const ALL: [Op; 17] = [
+        Op::Eq,
+        Op::Ne,
+        Op::In,
+        Op::NotIn,
+        Op::Glob,
+        Op::NotGlob,
+        Op::Regex,
+        Op::NotRegex,
+        Op::Lt,
+        Op::Lte,
+        Op::Gt,
+        Op::Gte,
+        Op::Exists,
+        Op::NotExists,
+        Op::Contains,
+        Op::EndsWith,
+        Op::NotEndsWith,
+    ];
+
     /// The op as written in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -241,6 +262,16 @@ mod tests {
         assert!(check(&json!({"arg": "n", "op": "regex", "value": "(?=a)"})).is_err());
         assert!(check(&json!({"arg": "n", "op": "contains", "value": 1})).is_err());
         assert!(check(&json!({"arg": "n", "op": "eq", "value": null})).is_ok());
+    }
+
+    #[test]
+    fn every_op_is_listed_once_under_its_json_name() {
+        let names: std::collections::HashSet<&str> = Op::ALL.iter().map(|op| op.as_str()).collect();
+        assert_eq!(names.len(), Op::ALL.len());
+        for op in Op::ALL {
+            let read: Op = serde_json::from_value(json!(op.as_str())).unwrap();
+            assert_eq!(read, op);
+        }
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub enum Per {
 }
 
 impl Per {
+    /// Every key, the default first.
+    pub const ALL: [Per; 3] = [Per::Run, Per::Agent, Per::Tenant];
+
     /// The key as written in JSON.
     pub fn as_str(self) -> &'static str {
         match self {

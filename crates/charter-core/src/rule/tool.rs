@@ -19,6 +19,19 @@ pub enum Effect {
     Deny,
 }
 
+impl Effect {
+    /// Both effects, deny first (the likelier choice).
+    pub const ALL: [Effect; 2] = [Effect::Deny, Effect::Allow];
+
+    /// The effect as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        }
+    }
+}
+
 /// `deny`: a call to a matching tool is blocked when all `when` conditions hold. `allow`: a call
 /// to a tool matching none of `tools` is blocked, and a matching call is blocked unless its
 /// conditions hold.

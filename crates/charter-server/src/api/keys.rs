@@ -58,10 +58,7 @@ enum ScopeName {
     request_body = NewKey,
     responses(
         (status = 201, description = "The key, with its value `key` shown this once.", body = crate::answers::CreatedKey),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -129,9 +126,7 @@ pub(crate) async fn create(
     summary = "List keys, never their values.",
     tag = "keys",
     responses(
-        (status = 200, description = "The keys the caller sees, never their values.", body = crate::answers::Items<charter_store::ApiKey>),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody)
+        (status = 200, description = "The keys the caller sees, never their values.", body = crate::answers::Items<charter_store::ApiKey>)
     ),
     security(("bearer" = []))
 )]
@@ -152,8 +147,6 @@ async fn list_keys(
     params(("key_id" = String, Path, description = "The key's id (`key_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The key, revoked at once.", body = charter_store::ApiKey),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
         (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody)
     ),

@@ -87,9 +87,7 @@ pub(crate) fn live(
     params(crate::schemas::ViolationFilters),
     responses(
         (status = 200, description = "Server-sent events, one per new violation matching the filters, as it is committed: `event: violation`, `id: <violation id>`, and one line of `data`, a `ViolationEvent` as JSON. A subscriber that falls behind gets the comment `missed N events: read /v1/violations`; keep-alive comments are sent while idle.", body = String, content_type = "text/event-stream"),
-        (status = 400, description = "`invalid`: a bad filter (`details.path` names it), or `cursor`, `limit` or `bucket`, which a stream does not take (`details.path` is `query.cursor`, `query.limit` or `query.bucket`).", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad filter (`details.path` names it), or `cursor`, `limit` or `bucket`, which a stream does not take (`details.path` is `query.cursor`, `query.limit` or `query.bucket`).", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -199,9 +197,7 @@ impl Filters {
     params(crate::schemas::ViolationFilters, crate::schemas::ViolationPaging),
     responses(
         (status = 200, description = "A page of violation events, newest first.", body = charter_store::Page<charter_store::ViolationEvent>),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -234,9 +230,7 @@ async fn list(
     params(crate::schemas::ViolationFilters, crate::schemas::StatsParams),
     responses(
         (status = 200, description = "Counts per bucket, oldest first; empty buckets are left out.", body = crate::answers::ViolationStats),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]

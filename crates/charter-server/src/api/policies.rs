@@ -65,10 +65,7 @@ async fn view(
     request_body = crate::schemas::CoreNewPolicy,
     responses(
         (status = 201, description = "The new draft.", body = PolicyView),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -137,9 +134,7 @@ struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "The policies the key sees.", body = Items<PolicyView>),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -175,8 +170,6 @@ async fn list(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The policy.", body = PolicyView, headers(("ETag" = String, description = "`\"<revision>\"`: the precondition a write takes as `If-Match`."))),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
@@ -221,25 +214,35 @@ struct EditBody {
 /// `PUT` body: every field optional; server-owned fields are refused by name.
 fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
     let raw: EditBody = parse(body)?;
-    if let Some(name) = &raw.name {
+    Ok(edit_of(
+        raw.name,
+        raw.description,
+        raw.scope.as_ref(),
+        raw.rules.as_ref(),
+    )?)
+}
+
+/// The edit of a draft that these fields describe, each checked by core's parser; `None`
+/// leaves a field as it is. The workspace's details form edits through this too.
+pub(crate) fn edit_of(
+    name: Option<String>,
+    description: Option<String>,
+    scope: Option<&Value>,
+    rules: Option<&Value>,
+) -> Result<PolicyEdit, ParseError> {
+    if let Some(name) = &name {
         PolicyDefinition::check_name(name)?;
     }
-    if let Some(description) = &raw.description {
+    if let Some(description) = &description {
         PolicyDefinition::check_description(description)?;
     }
-    let scope = raw
-        .scope
-        .as_ref()
+    let scope = scope
         .map(|s| Scope::parse(s).map_err(|e| e.under("scope")))
         .transpose()?;
-    let rules = raw
-        .rules
-        .as_ref()
-        .map(|r| rule::parse_rules(r, "rules"))
-        .transpose()?;
+    let rules = rules.map(|r| rule::parse_rules(r, "rules")).transpose()?;
     Ok(PolicyEdit {
-        name: raw.name,
-        description: raw.description,
+        name,
+        description,
         scope,
         rules,
     })
@@ -256,12 +259,9 @@ fn parse_edit(body: &Value) -> Result<PolicyEdit, ApiError> {
     responses(
         (status = 200, description = "The edited draft.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
         (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
-        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -290,8 +290,6 @@ async fn update(
     responses(
         (status = 200, description = "The draft is deleted.", body = crate::answers::Deleted),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
         (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
         (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
@@ -322,12 +320,9 @@ async fn remove(
     responses(
         (status = 201, description = "The draft with the rule appended.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
         (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
-        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -359,8 +354,6 @@ async fn add_rule(
     responses(
         (status = 200, description = "The draft without the rule.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
         (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
         (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
@@ -405,12 +398,9 @@ struct ActivateBody {
     responses(
         (status = 200, description = "The active policy.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
         (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
-        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 412, description = "`precondition_failed`: the `If-Match` revision is no longer the policy's (`details.current_revision`); nothing changed.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -454,11 +444,8 @@ struct Empty {}
     responses(
         (status = 200, description = "The deprecated policy.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -504,10 +491,7 @@ struct CloneBody {
     responses(
         (status = 201, description = "The new draft.", body = PolicyView),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
-        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -542,8 +526,6 @@ async fn clone(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "Every version of the lineage, oldest first.", body = PolicyVersions<PolicyView>),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
@@ -574,8 +556,6 @@ async fn versions(
     params(("id" = String, Path, description = "A policy version's id (`pol_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The policy as a portable document (`format: charter.policy/v1`).", body = crate::schemas::CorePolicyDocument),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
@@ -603,10 +583,7 @@ async fn export(
     request_body = crate::schemas::ImportBody,
     responses(
         (status = 201, description = "The new drafts, in order.", body = Items<PolicyView>),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]

@@ -50,8 +50,6 @@ const READ_AT: usize = 1 << 20;
     responses(
         (status = 201, description = "How many runs and actions were imported.", body = crate::answers::RunsImported),
         (status = 400, description = "`invalid`: a bad body; `details.path` names the first bad run and field: `runs[2].actions[0].at`, or for NDJSON `line 7.agent_id` (the run's line in the body, counting from 1, blank lines included).", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 413, description = "`too_large`: the JSON body, or one NDJSON line, exceeds the body limit; or an NDJSON body would leave the server's disk with less than its reserve free (`details.free_bytes`, `details.reserve_bytes`).", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))

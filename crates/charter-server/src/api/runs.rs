@@ -76,10 +76,7 @@ fn run_view(run: &charter_store::Run) -> Result<Value, ApiError> {
     request_body = NewRun,
     responses(
         (status = 201, description = "The run, `running`, with the policy set it pinned.", body = charter_store::Run),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -118,11 +115,8 @@ async fn start(
     responses(
         (status = 200, description = "The decision, with every violated rule. On a halted run: `halt` with `action_id: null` and the violations that halted it, and nothing is recorded.", body = Answer),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
-        (status = 409, description = "`conflict`: the run has ended; nothing changes.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 409, description = "`conflict`: the run has ended; nothing changes.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -236,11 +230,8 @@ enum EndStatus {
     responses(
         (status = 200, description = "The ended run.", body = charter_store::Run),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
-        (status = 409, description = "`conflict`: the run has already ended.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 409, description = "`conflict`: the run has already ended.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -296,9 +287,7 @@ struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of runs (live and imported), newest first.", body = charter_store::Page<charter_store::Run>),
-        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -337,8 +326,6 @@ async fn list(
     params(("run_id" = String, Path, description = "A run's id (`run_...`).", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The run, with `actions` in order.", body = crate::answers::RunWithActions),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))

@@ -48,10 +48,7 @@ struct NewTenant {
     responses(
         (status = 201, description = "The tenant (platform keys only).", body = charter_store::Tenant),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -75,9 +72,7 @@ async fn create_tenant(
     summary = "List the tenants the key sees.",
     tag = "tenants",
     responses(
-        (status = 200, description = "The tenants the key sees.", body = crate::answers::Items<charter_store::Tenant>),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody)
+        (status = 200, description = "The tenants the key sees.", body = crate::answers::Items<charter_store::Tenant>)
     ),
     security(("bearer" = []))
 )]
@@ -124,11 +119,8 @@ struct NewAgent {
     responses(
         (status = 201, description = "The agent.", body = charter_store::Agent),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
-        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 409, description = "`conflict`: wrong lifecycle status or a duplicate.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -163,8 +155,6 @@ async fn create_agent(
     params(("tenant_id" = String, Path, description = "The tenant's id.", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")),
     responses(
         (status = 200, description = "The tenant's agents.", body = crate::answers::Items<charter_store::Agent>),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))

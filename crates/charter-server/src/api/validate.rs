@@ -50,11 +50,8 @@ pub(crate) struct ValidateBody {
     responses(
         (status = 200, description = "The validation report (product.md §5): counts, per rule, samples, new vs already blocked.", body = crate::answers::ValidationReport),
         (status = 400, description = "`invalid`: a bad body, query or header; `details.path` names the field.", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthenticated`: no valid key.", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden`: the key lacks the scope or the authority.", body = crate::error::ErrorBody),
         (status = 404, description = "`not_found`, also for another tenant's resources.", body = crate::error::ErrorBody),
-        (status = 409, description = "`conflict`: the policy changed while it was validated.", body = crate::error::ErrorBody),
-        (status = 413, description = "`too_large`: the body exceeds the limit.", body = crate::error::ErrorBody)
+        (status = 409, description = "`conflict`: the policy changed while it was validated.", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]

@@ -20,8 +20,8 @@ pub(crate) enum Refusal {
 /// What was wrong with a submitted form.
 #[derive(Debug, Default)]
 pub(crate) struct FormErrors {
-    /// Messages by field name (the form input's `name`).
-    fields: Vec<(&'static str, String)>,
+    /// Messages by field name (the form input's `name`, which may be built: `when[0].value`).
+    fields: Vec<(String, String)>,
     /// What belongs to no single field.
     general: Option<String>,
 }
@@ -41,14 +41,15 @@ impl FormErrors {
     }
 
     /// Records `message` against `field` (the first message of a field wins).
-    pub(crate) fn field(&mut self, field: &'static str, message: impl Into<String>) {
-        if self.get(field).is_none() {
+    pub(crate) fn field(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        let field = field.into();
+        if self.get(&field).is_none() {
             self.fields.push((field, message.into()));
         }
     }
 
     /// One error, beside `field`.
-    pub(crate) fn one(field: &'static str, message: impl Into<String>) -> FormErrors {
+    pub(crate) fn one(field: impl Into<String>, message: impl Into<String>) -> FormErrors {
         let mut errors = FormErrors::default();
         errors.field(field, message);
         errors
@@ -85,13 +86,23 @@ impl FormErrors {
         let mut errors = FormErrors::default();
         match e {
             StoreError::Invalid { path, message } => match fields.iter().find(|f| **f == path) {
-                Some(field) => errors.field(field, message),
+                Some(field) => errors.field(*field, message),
                 None => errors.general = Some(format!("{path}: {message}")),
             },
             StoreError::Conflict { message, .. } => match conflict_field {
                 Some(field) => errors.field(field, message),
                 None => errors.general = Some(message),
             },
+            // A form carries the revision it was opened at: say what to do, not the header.
+            StoreError::RevisionMismatch {
+                current_revision, ..
+            } => {
+                errors.general = Some(format!(
+                    "This draft changed since you opened this form (it is now at revision \
+                     {current_revision}): nothing was saved. Reload the page to see the \
+                     changes, then make yours again."
+                ));
+            }
             StoreError::Backend(_) => return Err(WebError::from(e)),
             other => errors.general = Some(other.to_string()),
         }

@@ -52,6 +52,7 @@ pub(crate) fn respond<P: Page>(status: StatusCode, htmx: bool, page: &P) -> Resp
 }
 
 /// A tenant in the switcher.
+#[derive(Clone)]
 pub(crate) struct TenantChoice {
     /// Its id.
     pub(crate) id: String,
@@ -62,6 +63,7 @@ pub(crate) struct TenantChoice {
 }
 
 /// What surrounds every page: the sidebar with the current tenant and key.
+#[derive(Clone)]
 pub(crate) struct Chrome {
     /// The sidebar item of this page (`policies`, `monitor`...).
     pub(crate) nav: &'static str,
@@ -155,6 +157,10 @@ struct BareError {
     assets: &'static Assets,
 }
 
+/// What a form or button sent with an old revision of a draft is told.
+pub(crate) const STALE: &str = "This draft changed since you opened this page: nothing was changed. \
+     Reload the page to see the changes, then make yours again.";
+
 /// Why a workspace request fails.
 #[derive(Debug)]
 pub(crate) enum WebError {
@@ -172,6 +178,9 @@ pub(crate) enum WebError {
     NotFound,
     /// Outside input that cannot be read.
     BadRequest(String),
+    /// The policy changed since the page that sent the form was opened (its revision is no
+    /// longer the policy's): 409, nothing changed.
+    Stale,
     /// Something failed on the server (logged where it happened).
     Internal,
 }
@@ -181,6 +190,7 @@ impl From<StoreError> for WebError {
         match e {
             StoreError::NotFound { .. } => WebError::NotFound,
             StoreError::Forbidden(message) => WebError::Forbidden(message),
+            StoreError::RevisionMismatch { .. } => WebError::Stale,
             StoreError::Invalid { path, message } => {
                 WebError::BadRequest(format!("{path}: {message}"))
             }
@@ -216,6 +226,7 @@ impl WebError {
                 "There is nothing here, or nothing this key may see.".into(),
             ),
             WebError::BadRequest(message) => (StatusCode::BAD_REQUEST, "Bad request", message),
+            WebError::Stale => (StatusCode::CONFLICT, "Changed meanwhile", STALE.into()),
             WebError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",

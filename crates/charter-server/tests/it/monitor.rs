@@ -263,6 +263,39 @@ async fn runs_show_their_actions_and_another_tenants_run_is_not_found() {
     let bad = s.app.web("GET", "/runs?cursor=garbage", &cookie, "").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("cursor"));
+    // Filters, kept in the URL: the run is running, by support, started today.
+    let acme_run = format!("href=\"/runs/{}\"", s.acme_run);
+    for (query, listed) in [
+        ("agent=support&status=running", true),
+        ("agent=billing", false),
+        ("status=completed", false),
+        ("since=2000-01-01T00%3A00", true),
+        ("since=2999-01-01T00%3A00", false),
+        ("agent=&status=&since=", true),
+    ] {
+        let page = s
+            .app
+            .web("GET", &format!("/runs?{query}"), &cookie, "")
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{query}: {}", page.body);
+        assert_eq!(page.body.contains(&acme_run), listed, "{query}");
+        if !listed {
+            assert!(page.body.contains("No runs match these filters"), "{query}");
+        }
+    }
+    for (query, says) in [
+        ("status=asleep", "status: `asleep`"),
+        ("since=yesterday", "since: `yesterday`"),
+        ("agent=%3Cx%3E", "agent: `&#60;x&#62;`"),
+        ("colour=red", "colour"),
+    ] {
+        let page = s
+            .app
+            .web("GET", &format!("/runs?{query}"), &cookie, "")
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(page.body.contains(says), "{query}: {}", page.body);
+    }
 
     let run = s
         .app

@@ -14,9 +14,15 @@ use crate::app::{App, policy_body};
 /// The Agents, Keys and Audit Log pages.
 mod accounts;
 mod authoring;
+/// A draft edited as a whole (details, JSON) and cloned.
+mod editing;
 mod lifecycle;
 /// The API reference at `/docs`.
 mod reference;
+/// A draft's rules: add, edit, remove, reorder.
+mod rules;
+/// Every page and the main forms, on SQLite and on PostgreSQL.
+mod tour;
 
 /// An answer of the workspace.
 pub(crate) struct Page {

@@ -14,12 +14,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use charter_core::ParseError;
 use charter_core::policy::PolicyDefinition;
-use charter_store::{Principal, StoreError, StoredPolicy};
+use charter_store::{StoreError, StoredPolicy};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::lifecycle::go;
 use super::policies::Row;
+use super::scopes::{self, Picker};
 use crate::api::policies::{ImportRefused, import_drafts};
 use crate::extract::Caller;
 use crate::state::AppState;
@@ -50,28 +51,12 @@ pub(crate) struct NewPolicy {
     agent: String,
 }
 
-/// A choice of the agent picker.
-struct AgentChoice {
-    /// `tenant/agent`.
-    value: String,
-    /// What the picker shows.
-    label: String,
-}
-
 /// The new-policy page.
 #[derive(Template)]
 #[template(path = "policy_new.html", blocks = ["content"])]
 struct NewPage {
     chrome: Chrome,
-    /// Whether the key may author platform policies.
-    platform: bool,
-    /// The tenants a tenant-scoped policy may name: `(id, name)`.
-    tenants: Vec<(String, String)>,
-    agents: Vec<AgentChoice>,
-    /// Whether the form's tenant is among `tenants` (else it is offered as sent).
-    tenant_listed: bool,
-    /// Whether the form's agent is among `agents` (else it is offered as sent).
-    agent_listed: bool,
+    picker: Picker,
     form: NewPolicy,
     errors: FormErrors,
 }
@@ -83,48 +68,18 @@ async fn new_page(
     state: &AppState,
     visitor: &Visitor,
     chrome: Chrome,
-    mut form: NewPolicy,
+    form: NewPolicy,
     errors: FormErrors,
 ) -> Result<NewPage, (WebError, Chrome)> {
-    let principal = &visitor.caller.principal;
-    let tenants = match state.store.list_tenants(principal).await {
-        Ok(tenants) => tenants,
-        Err(e) => return Err((e.into(), chrome)),
-    };
-    // A platform key looking at one tenant authors there by default; every tenant is offered.
-    let in_view = visitor.tenant_in_view();
-    let mut agents = Vec::new();
-    for tenant in &tenants {
-        match state.store.list_agents(principal, &tenant.id).await {
-            Ok(found) => agents.extend(found.into_iter().map(|agent| AgentChoice {
-                value: format!("{}/{}", tenant.id, agent.id),
-                label: format!("{} ({})", agent.name, tenant.name),
-            })),
-            Err(e) => return Err((e.into(), chrome)),
-        }
+    match Picker::load(state, visitor, &form.scope, &form.tenant, &form.agent).await {
+        Ok(picker) => Ok(NewPage {
+            chrome,
+            picker,
+            form,
+            errors,
+        }),
+        Err(e) => Err((e, chrome)),
     }
-    if form.scope.is_empty() {
-        // Where the key most likely authors: its tenant, the one in view, or the platform.
-        let scope = if *principal != Principal::Platform || in_view.is_some() {
-            "tenant"
-        } else {
-            "platform"
-        };
-        scope.clone_into(&mut form.scope);
-    }
-    if form.tenant.is_empty() {
-        form.tenant = in_view.unwrap_or_default();
-    }
-    Ok(NewPage {
-        chrome,
-        platform: *principal == Principal::Platform,
-        tenant_listed: tenants.iter().any(|t| t.id == form.tenant),
-        agent_listed: agents.iter().any(|a| a.value == form.agent),
-        tenants: tenants.into_iter().map(|t| (t.id, t.name)).collect(),
-        agents,
-        form,
-        errors,
-    })
 }
 
 /// Answers `page`, or the error that kept it from being built.
@@ -158,21 +113,16 @@ pub(crate) async fn new_form(
 }
 
 /// The form field that shows an error at the definition's JSON `path`; `None`: above the form.
-fn field_of(path: &str, scope: &str) -> Option<&'static str> {
+pub(crate) fn field_of(path: &str, scope: &str) -> Option<&'static str> {
     match path {
         "name" => Some("name"),
         "description" => Some("description"),
-        "scope" | "scope.type" => Some("scope"),
-        // An agent-scoped policy takes its tenant from the agent picker.
-        "scope.tenant_id" if scope == "agent" => Some("agent"),
-        "scope.tenant_id" => Some("tenant"),
-        "scope.agent_id" => Some("agent"),
-        _ => None,
+        _ => scopes::field_of(path, scope),
     }
 }
 
 /// The errors of a refusal at `path`: beside its field, or above the form.
-fn at(path: &str, message: String, scope: &str) -> FormErrors {
+pub(crate) fn at(path: &str, message: String, scope: &str) -> FormErrors {
     match field_of(path, scope) {
         Some(field) => FormErrors::one(field, message),
         None if path.is_empty() => FormErrors::above(message),
@@ -182,20 +132,10 @@ fn at(path: &str, message: String, scope: &str) -> FormErrors {
 
 /// The definition the form describes, as the JSON the API takes (`POST /v1/policies`).
 fn definition_json(form: &NewPolicy) -> Value {
-    let scope = match form.scope.as_str() {
-        "platform" => json!({"type": "platform"}),
-        "tenant" => json!({"type": "tenant", "tenant_id": form.tenant.trim()}),
-        "agent" => {
-            let (tenant, agent) = form.agent.split_once('/').unwrap_or(("", &form.agent));
-            json!({"type": "agent", "tenant_id": tenant, "agent_id": agent})
-        }
-        // The parser names what is wrong with it, at `scope.type`.
-        other => json!({"type": other}),
-    };
     json!({
         "name": form.name.trim(),
         "description": form.description.trim(),
-        "scope": scope,
+        "scope": scopes::scope_json(&form.scope, &form.tenant, &form.agent),
     })
 }
 

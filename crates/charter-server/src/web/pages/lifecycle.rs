@@ -1,11 +1,11 @@
-//! A policy's lifecycle from its page: activate, deprecate, delete, clone and export, each
+//! A policy's lifecycle from its page: activate, deprecate, delete and export, each
 //! calling the store operation the API calls, with the session's caller (so the scope checks,
 //! the tenant's bounds and the audit actor are the API's own).
 //!
 //! Activate, deprecate and delete first show a page of their own that says what will happen
 //! (no script `confirm()`: it works without script and under the CSP); its button posts the
-//! change, guarded against CSRF like every workspace POST. Clone posts at once (it only adds a
-//! draft) and opens the new draft; export is a download.
+//! change, guarded against CSRF like every workspace POST. Export is a download; cloning has
+//! its own module (`cloning`).
 
 use askama::Template;
 use axum::Form;
@@ -193,8 +193,8 @@ pub(crate) fn go(htmx: bool, to: &str) -> Response {
     }
 }
 
-/// `POST /policies/{id}/{activate|deprecate|delete|clone}`: makes the change, then opens the
-/// policy (the new draft for a clone, the list after a delete).
+/// `POST /policies/{id}/{activate|deprecate|delete}`: makes the change, then opens the policy
+/// (the list after a delete).
 pub(crate) async fn act(
     State(state): State<AppState>,
     visitor: Visitor,
@@ -228,10 +228,6 @@ pub(crate) async fn act(
                     .delete_policy(&change, &id, None)
                     .await
                     .map(|()| "/policies".to_owned()),
-                "clone" => store
-                    .clone_policy(&change, &id, None, None)
-                    .await
-                    .map(|clone| format!("/policies/{}", clone.policy.id)),
                 _ => Err(charter_store::StoreError::NotFound {
                     what: format!("/policies/{id}/{verb}"),
                 }),

@@ -16,8 +16,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use self::chart::Chart;
 pub(crate) use self::live::stream;
-pub(crate) use self::query::MonitorQuery;
 use self::query::RANGES;
+pub(crate) use self::query::{MonitorQuery, utc};
 use crate::state::AppState;
 use crate::web::render::{self, Chrome, WebError};
 use crate::web::session::{Visitor, is_htmx};

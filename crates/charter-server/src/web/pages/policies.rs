@@ -339,15 +339,16 @@ impl VersionLine {
 
 /// A rule as the page tells it: its id and type, its sentence as (is code, text) pieces, so the
 /// template escapes every piece and wraps code in `<code>`, and its description.
-struct RuleLine {
-    id: String,
-    rule_type: &'static str,
-    pieces: Vec<(bool, String)>,
-    description: Option<String>,
+pub(crate) struct RuleLine {
+    pub(crate) id: String,
+    pub(crate) rule_type: &'static str,
+    pub(crate) pieces: Vec<(bool, String)>,
+    pub(crate) description: Option<String>,
 }
 
 impl RuleLine {
-    fn of(rule: &charter_core::Rule) -> RuleLine {
+    /// The line of `rule`.
+    pub(crate) fn of(rule: &charter_core::Rule) -> RuleLine {
         use charter_core::sentence::{Piece, Sentence};
         RuleLine {
             id: rule.id.to_string(),

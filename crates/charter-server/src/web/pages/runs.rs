@@ -8,13 +8,14 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use charter_core::{Action, RunId};
-use charter_store::{Run, RunFilter, StoreError, ViolationFilter};
+use charter_core::{Action, AgentId, RunId};
+use charter_store::{Run, RunFilter, RunStatus, StoreError, ViolationFilter};
+use jiff::Timestamp;
 use serde::Deserialize;
 
 use crate::extract::parse_query;
 use crate::state::AppState;
-use crate::web::pages::monitor::Row as EventRow;
+use crate::web::pages::monitor::{Row as EventRow, utc};
 use crate::web::pages::policies::{encode, when};
 use crate::web::render::{self, Chrome, WebError};
 use crate::web::session::{Visitor, is_htmx};
@@ -28,12 +29,80 @@ const VIOLATIONS: u32 = 500;
 /// Actions on a page of a run: a longer run's page links to its later actions.
 const STEPS: u32 = 100;
 
-/// The list's query.
+/// A run page's query: the page of its actions.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+struct RunQuery {
     cursor: Option<String>,
 }
+
+/// The list's query: its filters as the form sends them (an empty field is no filter).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// An agent's id.
+    #[serde(default)]
+    agent: String,
+    /// `running`, `halted`, `completed` or `failed`.
+    #[serde(default)]
+    status: String,
+    /// Started at or after (a `datetime-local` value is UTC).
+    #[serde(default)]
+    since: String,
+    cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The store's filter of the runs `tenant` (the one in view) holds.
+    fn filter(&self, tenant: Option<String>) -> Result<RunFilter, String> {
+        let agent = self.agent.trim();
+        if !agent.is_empty() && AgentId::new(agent).is_err() {
+            return Err(format!("agent: `{agent}` is not an agent id"));
+        }
+        let status = match self.status.as_str() {
+            "" => None,
+            name => Some(RunStatus::from_name(name).ok_or_else(|| {
+                format!("status: `{name}` is none of running, halted, completed, failed")
+            })?),
+        };
+        let since =
+            match self.since.trim() {
+                "" => None,
+                text => Some(utc(text).parse::<Timestamp>().map_err(|_| {
+                    format!("since: `{text}` is not a time (2026-12-01T09:30, UTC)")
+                })?),
+            };
+        Ok(RunFilter {
+            tenant_id: tenant,
+            agent_id: (!agent.is_empty()).then(|| agent.to_owned()),
+            status,
+            since,
+        })
+    }
+
+    /// The query of these filters, for the list's links (`&`-joined, encoded; empty for none).
+    fn params(&self) -> String {
+        [
+            ("agent", self.agent.trim()),
+            ("status", self.status.as_str()),
+            ("since", self.since.trim()),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| format!("{name}={}", encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+/// The statuses the list filters by: `(value, label)`.
+const STATUSES: [(&str, &str); 5] = [
+    ("", "Any status"),
+    ("running", "Running"),
+    ("halted", "Halted"),
+    ("completed", "Completed"),
+    ("failed", "Failed"),
+];
 
 /// A row of the list.
 struct RunRow {
@@ -67,8 +136,19 @@ struct ListPage {
     chrome: Chrome,
     rows: Vec<RunRow>,
     problem: Option<String>,
+    /// The filters as sent.
+    query: ListQuery,
+    statuses: [(&'static str, &'static str); 5],
+    /// The first page with these filters, when this is a later one.
+    newest: Option<String>,
     older: Option<String>,
-    newest: bool,
+}
+
+impl ListPage {
+    /// Whether any filter narrows the list.
+    fn filtered(&self) -> bool {
+        !self.query.params().is_empty()
+    }
 }
 
 render::page!(ListPage);
@@ -85,23 +165,19 @@ pub(crate) async fn list(
         .path_and_query()
         .map_or_else(|| "/runs".to_owned(), ToString::to_string);
     let chrome = Chrome::load(&state, &visitor, "runs", path).await?;
-    let mut page = ListPage {
-        chrome,
-        rows: Vec::new(),
-        problem: None,
-        older: None,
-        newest: false,
-    };
     let query: ListQuery = match parse_query(uri.query().unwrap_or_default()) {
         Ok(query) => query,
         Err(e) => {
-            page.problem = Some(e.in_words());
+            let page = ListPage::of(chrome, ListQuery::default(), Some(e.in_words()));
             return Ok(render::respond(StatusCode::BAD_REQUEST, htmx, &page));
         }
     };
-    let filter = RunFilter {
-        tenant_id: visitor.tenant.clone(),
-        ..RunFilter::default()
+    let filter = match query.filter(visitor.tenant.clone()) {
+        Ok(filter) => filter,
+        Err(problem) => {
+            let page = ListPage::of(chrome, query, Some(problem));
+            return Ok(render::respond(StatusCode::BAD_REQUEST, htmx, &page));
+        }
     };
     let found = state
         .store
@@ -112,20 +188,54 @@ pub(crate) async fn list(
             PAGE,
         )
         .await;
+    let params = query.params();
+    let link = |cursor: Option<&str>| {
+        let mut parts: Vec<String> = Vec::new();
+        if !params.is_empty() {
+            parts.push(params.clone());
+        }
+        if let Some(cursor) = cursor {
+            parts.push(format!("cursor={}", encode(cursor)));
+        }
+        if parts.is_empty() {
+            "/runs".to_owned()
+        } else {
+            format!("/runs?{}", parts.join("&"))
+        }
+    };
     match found {
         Ok(found) => {
-            page.rows = found.items.iter().map(RunRow::of).collect();
-            page.older = found
+            let newest = query.cursor.is_some().then(|| link(None));
+            let older = found
                 .next_cursor
-                .map(|cursor| format!("/runs?cursor={}", encode(&cursor)));
-            page.newest = query.cursor.is_some();
+                .as_deref()
+                .map(|cursor| link(Some(cursor)));
+            let mut page = ListPage::of(chrome, query, None);
+            page.rows = found.items.iter().map(RunRow::of).collect();
+            page.newest = newest;
+            page.older = older;
             Ok(render::respond(StatusCode::OK, htmx, &page))
         }
         Err(StoreError::Invalid { path, message }) => {
-            page.problem = Some(format!("{path}: {message}"));
+            let page = ListPage::of(chrome, query, Some(format!("{path}: {message}")));
             Ok(render::respond(StatusCode::BAD_REQUEST, htmx, &page))
         }
-        Err(e) => Ok(WebError::from(e).in_layout(page.chrome, htmx)),
+        Err(e) => Ok(WebError::from(e).in_layout(chrome, htmx)),
+    }
+}
+
+impl ListPage {
+    /// The list with no rows yet.
+    fn of(chrome: Chrome, query: ListQuery, problem: Option<String>) -> ListPage {
+        ListPage {
+            chrome,
+            rows: Vec::new(),
+            problem,
+            query,
+            statuses: STATUSES,
+            newest: None,
+            older: None,
+        }
     }
 }
 
@@ -175,7 +285,7 @@ pub(crate) async fn show(
 ) -> Result<Response, WebError> {
     let htmx = is_htmx(&headers);
     let chrome = Chrome::load(&state, &visitor, "runs", uri.path().to_owned()).await?;
-    let cursor = match parse_query::<ListQuery>(uri.query().unwrap_or_default()) {
+    let cursor = match parse_query::<RunQuery>(uri.query().unwrap_or_default()) {
         Ok(query) => query.cursor,
         Err(e) => return Ok(WebError::BadRequest(e.in_words()).in_layout(chrome, htmx)),
     };

@@ -164,7 +164,7 @@ fn read(
 
 /// A time as a `datetime-local` input sends it (no offset) is UTC; anything else is passed on
 /// as sent, for the API's reading to accept or refuse.
-fn utc(value: &str) -> String {
+pub(crate) fn utc(value: &str) -> String {
     match value.parse::<jiff::civil::DateTime>() {
         Ok(civil) if value.parse::<Timestamp>().is_err() => jiff::tz::TimeZone::UTC
             .to_timestamp(civil)
