@@ -1,7 +1,8 @@
 // Accessibility of the workspace, checked by axe-core (the engine of Lighthouse's and most
 // browsers' accessibility audits) in Debian's chromium: every main page, at laptop and at phone
-// width, against WCAG 2.1 A and AA (labels, names, roles, contrast, landmarks, headings). A
-// violation fails the test with its rule, its elements and axe's help text.
+// width, against WCAG 2.1 A and AA (labels, names, roles, contrast, landmarks, headings), and
+// none may scroll sideways. A violation fails the test with its rule, its elements and axe's
+// help text.
 //
 // axe is evaluated through the driver (which the page's CSP does not govern), so the pages
 // keep their strict policy while they are checked. Starts its own `charter demo`.
@@ -106,7 +107,7 @@ test("the checker itself finds what it is here to find", async () => {
 });
 
 for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
-  test(`every main page passes axe's WCAG 2.1 AA checks (${label})`, async () => {
+  test(`every main page passes axe's WCAG 2.1 AA checks and fits the width (${label})`, async () => {
     // A draft with a rule of each kind the forms show, and a run with a block.
     const scope = { type: "agent", tenant_id: "acme", agent_id: "support" };
     const draft = await api("POST", "/v1/policies", {
@@ -158,6 +159,9 @@ for (const [label, width] of [["desktop", 1280], ["phone", 390]]) {
       assert.equal(answer.status(), 200, path);
       for (const line of await violations(page)) {
         problems.push(`${path}: ${line}`);
+      }
+      if (await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)) {
+        problems.push(`${path}: scrolls sideways at ${width} px`);
       }
     }
     // Agents asks a platform key to pick a tenant first: both states.
