@@ -26,8 +26,9 @@ const PAGE: u32 = 50;
 /// The most violations a run's page shows (the Monitor filtered by the run pages the rest).
 const VIOLATIONS: u32 = 500;
 
-/// Actions on a page of a run: a longer run's page links to its later actions.
-const STEPS: u32 = 100;
+/// Actions on a page of a run, as many as the other lists show: a longer run's page links to
+/// its later actions.
+const STEPS: u32 = 50;
 
 /// A run page's query: the page of its actions.
 #[derive(Deserialize)]
