@@ -50,7 +50,7 @@ use tower::ServiceExt as _;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Bumped whenever the generated data changes: the kept databases are then made again.
-const DATA_VERSION: u32 = 1;
+const DATA_VERSION: u32 = 2;
 /// Policy versions in the big workspace (the demo's included).
 const POLICIES: usize = 10_000;
 /// Versions of the one long lineage.
@@ -367,6 +367,19 @@ async fn violations(store: &Store) -> u64 {
         .execute_raw("DROP TABLE bench_policies")
         .await
         .unwrap();
+    // The group commit adds to the Monitor's counts per slot as it records events; rows
+    // written here in SQL are counted the way migration 0011 counts the events it finds.
+    for count in [
+        "DELETE FROM violation_counts",
+        "DELETE FROM violation_policy_counts",
+        "INSERT INTO violation_counts (tenant_id, slot, n) \
+         SELECT tenant_id, (at / 900000) * 900000, COUNT(*) FROM violations GROUP BY 1, 2",
+        "INSERT INTO violation_policy_counts (policy_id, tenant_id, slot, n) \
+         SELECT policy_id, tenant_id, (at / 900000) * 900000, COUNT(*) FROM violations \
+         GROUP BY 1, 2, 3",
+    ] {
+        store.execute_raw(count).await.unwrap();
+    }
     inserted
 }
 

@@ -1,7 +1,8 @@
 -- The Monitor's chart counts events per time bucket. Counting the rows of its range grew with
 -- the events (110,000 of them: 10-40 ms per chart); these tables keep the counts per slot of
--- 15 minutes of `at` (from the Unix epoch), per tenant and per policy and tenant, written by a
--- trigger in the transaction that records the event. A chart whose buckets are whole slots
+-- 15 minutes of `at` (from the Unix epoch), per tenant and per policy and tenant, added to by
+-- the group commit in the transaction that records the events (`commit::SlotCounts`: one
+-- upsert per count, in key order, so concurrent batches on PostgreSQL never deadlock on them). A chart whose buckets are whole slots
 -- (15 minutes and longer: every range but the last hour) sums these rows instead, with no
 -- filter but tenant and policy; other filters still count the events (issue 18).
 CREATE TABLE violation_counts (
@@ -24,18 +25,3 @@ SELECT tenant_id, (at / 900000) * 900000, COUNT(*) FROM violations GROUP BY 1, 2
 
 INSERT INTO violation_policy_counts (policy_id, tenant_id, slot, n)
 SELECT policy_id, tenant_id, (at / 900000) * 900000, COUNT(*) FROM violations GROUP BY 1, 2, 3;
-
-CREATE FUNCTION violations_count() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO violation_counts (tenant_id, slot, n)
-    VALUES (NEW.tenant_id, (NEW.at / 900000) * 900000, 1)
-    ON CONFLICT (tenant_id, slot) DO UPDATE SET n = violation_counts.n + 1;
-    INSERT INTO violation_policy_counts (policy_id, tenant_id, slot, n)
-    VALUES (NEW.policy_id, NEW.tenant_id, (NEW.at / 900000) * 900000, 1)
-    ON CONFLICT (policy_id, tenant_id, slot) DO UPDATE SET n = violation_policy_counts.n + 1;
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER violations_count AFTER INSERT ON violations
-FOR EACH ROW EXECUTE FUNCTION violations_count();

@@ -7,6 +7,7 @@ use sqlx::{Pool, Row};
 
 use super::query::{Filters, Listing, newest_first, tenant_filters};
 use super::{Db, Result, ms, time, to_u32};
+use crate::commit::SLOT_MS;
 use crate::error::StoreError;
 use crate::model::Principal;
 use crate::runs::{ActionSummary, Page, ViolationEvent, ViolationFilter};
@@ -146,11 +147,8 @@ pub(crate) async fn violation_stats(
         .collect()
 }
 
-/// The slot of the counts tables (`violation_counts`, `violation_policy_counts`): 15 minutes.
-const SLOT_MS: i64 = 900_000;
-
-/// Whether the counts per slot (`violation_counts`, `violation_policy_counts`, kept by a
-/// trigger) can answer `filter` in buckets of `bucket_ms`: whole slots, and no filter but
+/// Whether the counts per slot (`violation_counts`, `violation_policy_counts`, kept by the
+/// group commit: `commit::SlotCounts`) can answer `filter` in buckets of `bucket_ms`: whole slots, and no filter but
 /// tenant and policy. Then the whole slots they answer, as (first slot, end: the slot after the last,
 /// `None` for no end); the events before the first and from the end on are counted.
 fn slots_of(filter: &ViolationFilter, bucket_ms: i64) -> Option<(Timestamp, Option<Timestamp>)> {

@@ -299,7 +299,7 @@ async fn actions_violations_and_queries(store: Store, _: Kind) {
     assert_eq!(stats.len(), 8);
     assert!(stats.iter().all(|(_, n)| *n == 4));
 
-    // Buckets of whole 15-minute slots are summed from the counts a trigger keeps per slot,
+    // Buckets of whole 15-minute slots are summed from the counts the commit keeps per slot,
     // with the partial slots at a range's ends counted from the events: the same totals as
     // the events themselves, by tenant, by policy and in a window.
     let by_policy = ViolationFilter {
