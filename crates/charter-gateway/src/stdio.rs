@@ -1,0 +1,136 @@
+//! The stdio front (the agent on the gateway's standard input and output) and stdio upstreams
+//! (child processes). Messages are newline-delimited JSON; standard output carries nothing else
+//! (logs go to standard error).
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use crate::GatewayError;
+use crate::charter::Charter;
+use crate::config::{Config, Transport, Upstream};
+use crate::names::Names;
+use crate::session::{Session, UpstreamLink};
+
+/// Writes every line received to `out`, each followed by a newline, until the senders are gone
+/// or `out` is closed.
+async fn write_lines(mut rx: mpsc::UnboundedReceiver<String>, mut out: impl AsyncWrite + Unpin) {
+    while let Some(line) = rx.recv().await {
+        let mut bytes = line.into_bytes();
+        bytes.push(b'\n');
+        if out.write_all(&bytes).await.is_err() || out.flush().await.is_err() {
+            break;
+        }
+    }
+}
+
+/// A started child process and the channel to its standard input.
+struct Spawned {
+    child: Child,
+    link: UpstreamLink,
+    stdout: tokio::process::ChildStdout,
+}
+
+fn spawn(upstream: &Upstream) -> Result<Spawned, GatewayError> {
+    let command = match upstream.transport() {
+        Transport::Stdio { command } => command,
+        Transport::Http { .. } => {
+            return Err(GatewayError::Unsupported(format!(
+                "upstream {:?}: Streamable HTTP upstreams are not served yet; use a command",
+                upstream.name
+            )));
+        }
+    };
+    let mut child = Command::new(command)
+        .args(&upstream.args)
+        .envs(&upstream.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            GatewayError::Upstream(format!("starting {:?} ({command}): {e}", upstream.name))
+        })?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(GatewayError::Upstream(format!(
+            "starting {:?}: no pipes",
+            upstream.name
+        )));
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(write_lines(rx, stdin));
+    Ok(Spawned {
+        child,
+        link: UpstreamLink::new(tx),
+        stdout,
+    })
+}
+
+/// Serves one MCP session on standard input and output until the agent closes its input; the
+/// session's run then ends.
+pub async fn serve(config: &Config) -> Result<(), GatewayError> {
+    let key = config
+        .key()
+        .map_err(|e| GatewayError::Config(e.to_string()))?;
+    let charter = Charter::new(&config.charter.url, key);
+    let names = Names::new(config.upstreams.iter().map(|u| u.name.clone()).collect());
+
+    let mut children = Vec::new();
+    let mut links = Vec::new();
+    let mut outputs = Vec::new();
+    for upstream in &config.upstreams {
+        let spawned = spawn(upstream)?;
+        children.push(spawned.child);
+        links.push(spawned.link);
+        outputs.push(spawned.stdout);
+    }
+
+    let (to_agent, from_session) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_lines(from_session, tokio::io::stdout()));
+    let session = Arc::new(Session::new(
+        names,
+        charter,
+        config.charter.agent.clone(),
+        config.charter.tenant.clone(),
+        links,
+        to_agent,
+    ));
+
+    for (index, stdout) in outputs.into_iter().enumerate() {
+        let session = Arc::clone(&session);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                session.from_upstream(index, line);
+            }
+            tracing::warn!("upstream {index} closed its output");
+            if let Some(link) = session.upstream(index) {
+                link.closed();
+            }
+        });
+    }
+
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => session.from_agent(line),
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!("reading standard input: {e}");
+                break;
+            }
+        }
+    }
+    session.end().await;
+    for mut child in children {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    drop(session);
+    writer.abort();
+    Ok(())
+}

@@ -1,0 +1,48 @@
+"""The upstream MCP server of the gateway tests, written with the `mcp` package (2.3.0).
+
+Run as `python fixture_server.py` it serves MCP on standard input and output.
+"""
+
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("charter-fixture", instructions="A fixture for the Charter gateway tests.")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Returns its text."""
+    return text
+
+
+@server.tool()
+def send_email(to: str, body: str) -> str:
+    """Pretends to send an email."""
+    return f"queued a message of {len(body)} characters"
+
+
+@server.tool()
+def lookup_customer(name: str) -> dict[str, str]:
+    """Returns a customer record as structured content (with an email address)."""
+    return {"name": name, "email": "bob.smith@gmail.com"}
+
+
+@server.tool()
+def delete_everything() -> str:
+    """A tool a policy denies whatever the arguments."""
+    return "deleted"
+
+
+@server.resource("test://greeting")
+def greeting() -> str:
+    """A plain resource."""
+    return "hello from the fixture"
+
+
+@server.prompt()
+def summarize(topic: str) -> str:
+    """A prompt with one argument."""
+    return f"Summarize {topic}."
+
+
+if __name__ == "__main__":
+    server.run()
