@@ -73,7 +73,7 @@ mod tests {
     #[test]
     fn an_unconditional_deny_hides_what_it_matches() {
         let f = filter(
-            json!([{"id": "r1", "type": "tool", "effect": "deny", "tools": ["mail.delete_*"]}]),
+            &json!([{"id": "r1", "type": "tool", "effect": "deny", "tools": ["mail.delete_*"]}]),
         );
         assert!(f.hides("mail.delete_all"));
         assert!(!f.hides("mail.send_email"));
@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn a_conditional_deny_hides_nothing() {
         let f = filter(
-            json!([{"id": "r1", "type": "tool", "effect": "deny", "tools": ["*.send_email"],
+            &json!([{"id": "r1", "type": "tool", "effect": "deny", "tools": ["*.send_email"],
             "when": [{"arg": "to", "op": "not_ends_with", "value": "@acme.com"}]}]),
         );
         assert!(!f.hides("mail.send_email"));
@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn an_allow_list_hides_what_it_does_not_list_even_with_conditions() {
         let f = filter(
-            json!([{"id": "r1", "type": "tool", "effect": "allow", "tools": ["mail.echo", "mail.send_*"],
+            &json!([{"id": "r1", "type": "tool", "effect": "allow", "tools": ["mail.echo", "mail.send_*"],
             "when": [{"arg": "to", "op": "ends_with", "value": "@acme.com"}]}]),
         );
         assert!(!f.hides("mail.echo"));
