@@ -1,9 +1,21 @@
 """The upstream MCP server of the gateway tests, written with the `mcp` package (2.3.0).
 
-Run as `python fixture_server.py` it serves MCP on standard input and output.
+Run as `python fixture_server.py` it serves MCP on standard input and output. With
+`FIXTURE_CALLS` set, every tool call appends the tool's name to that file, so tests can prove a
+refused call never reached the server.
 """
 
+import os
+
 from mcp.server.mcpserver import MCPServer
+
+
+def called(name: str) -> None:
+    path = os.environ.get("FIXTURE_CALLS")
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(name + "\n")
+
 
 server = MCPServer("charter-fixture", instructions="A fixture for the Charter gateway tests.")
 
@@ -11,24 +23,28 @@ server = MCPServer("charter-fixture", instructions="A fixture for the Charter ga
 @server.tool()
 def echo(text: str) -> str:
     """Returns its text."""
+    called("echo")
     return text
 
 
 @server.tool()
 def send_email(to: str, body: str) -> str:
     """Pretends to send an email."""
+    called("send_email")
     return f"queued a message of {len(body)} characters"
 
 
 @server.tool()
 def lookup_customer(name: str) -> dict[str, str]:
     """Returns a customer record as structured content (with an email address)."""
+    called("lookup_customer")
     return {"name": name, "email": "bob.smith@gmail.com"}
 
 
 @server.tool()
 def delete_everything() -> str:
     """A tool a policy denies whatever the arguments."""
+    called("delete_everything")
     return "deleted"
 
 

@@ -9,7 +9,7 @@
 //! upstreams, renames tools and merges lists.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Value, json};
@@ -125,6 +125,7 @@ pub struct Session {
     relayed: Mutex<HashMap<String, (usize, Value)>>,
     client_info: Mutex<Value>,
     next_id: AtomicU64,
+    closing: AtomicBool,
 }
 
 fn key_of(id: &Value) -> String {
@@ -161,7 +162,13 @@ impl Session {
             relayed: Mutex::new(HashMap::new()),
             client_info: Mutex::new(Value::Null),
             next_id: AtomicU64::new(1),
+            closing: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the session is ending (the agent closed its input).
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
     }
 
     /// The upstream links, for their readers.
@@ -449,6 +456,7 @@ impl Session {
 
     /// Ends the session's run (on the agent's end of input): `completed`, or `halted` as it is.
     pub async fn end(&self) {
+        self.closing.store(true, Ordering::Relaxed);
         let id = self.run.lock().await.id.clone();
         if let Some(id) = id {
             match self.charter.end_run(&id).await {

@@ -107,7 +107,9 @@ pub async fn serve(config: &Config) -> Result<(), GatewayError> {
             while let Ok(Some(line)) = lines.next_line().await {
                 session.from_upstream(index, line);
             }
-            tracing::warn!("upstream {index} closed its output");
+            if !session.closing() {
+                tracing::warn!("upstream {index} closed its output: its pending requests fail");
+            }
             if let Some(link) = session.upstream(index) {
                 link.closed();
             }
