@@ -161,15 +161,16 @@ def gateway_command(config: Path) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def mcp_session(config: Path, key: str) -> AsyncIterator[ClientSession]:
-    """An initialized `mcp` client session with the gateway, spawned over stdio."""
+async def mcp_session(config: Path, key: str, **callbacks: Any) -> AsyncIterator[ClientSession]:
+    """An initialized `mcp` client session with the gateway, spawned over stdio; `callbacks`
+    go to `ClientSession` (`elicitation_callback=...`)."""
     params = StdioServerParameters(
         command=CHARTER_BIN,
         args=["mcp-gateway", "--config", str(config)],
         env={KEY_ENV: key, "RUST_LOG": "warn"},
     )
     async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as session:
+        async with ClientSession(read, write, **callbacks) as session:
             await session.initialize()
             yield session
 

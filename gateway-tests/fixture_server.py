@@ -7,7 +7,8 @@ refused call never reached the server.
 
 import os
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel
 
 
 def called(name: str) -> None:
@@ -46,6 +47,29 @@ def delete_everything() -> str:
     """A tool a policy denies whatever the arguments."""
     called("delete_everything")
     return "deleted"
+
+
+@server.tool()
+async def count_to(n: int, ctx: Context) -> str:
+    """Reports progress at every step."""
+    called("count_to")
+    for i in range(1, n + 1):
+        await ctx.report_progress(i, n, f"step {i}")
+    return f"counted to {n}"
+
+
+class City(BaseModel):
+    city: str
+
+
+@server.tool()
+async def ask_city(ctx: Context) -> str:
+    """Asks the client (elicitation: a request from the server to the client)."""
+    called("ask_city")
+    answer = await ctx.elicit("Which city?", City)
+    if answer.action == "accept":
+        return f"the city is {answer.data.city}"
+    return f"no city: {answer.action}"
 
 
 @server.resource("test://greeting")

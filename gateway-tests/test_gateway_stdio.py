@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
+from mcp import types
 from mcp.shared.exceptions import MCPError
 
 from conftest import (
@@ -200,7 +201,9 @@ def test_tools_list_leaves_out_what_is_blocked_whatever_the_arguments(
         async with mcp_session(config, charter.key) as session:
             tools = await session.list_tools()
             # send_email stays: only some arguments are blocked.
-            assert sorted(t.name for t in tools.tools) == ["echo", "lookup_customer", "send_email"]
+            assert sorted(t.name for t in tools.tools) == [
+                "ask_city", "count_to", "echo", "lookup_customer", "send_email",
+            ]
             # Hiding is not enforcement: calling the hidden tool is still refused.
             result = await session.call_tool("delete_everything", {})
             assert result.is_error
@@ -278,8 +281,9 @@ def test_several_upstreams_prefix_their_tools(
         async with mcp_session(config, charter.key) as session:
             names = sorted(t.name for t in (await session.list_tools()).tools)
             assert names == [
-                "docs__echo", "docs__lookup_customer", "docs__send_email",
-                "mail__echo", "mail__lookup_customer", "mail__send_email",
+                f"{server}__{tool}"
+                for server in ["docs", "mail"]
+                for tool in ["ask_city", "count_to", "echo", "lookup_customer", "send_email"]
             ]
             echoed = await session.call_tool("docs__echo", {"text": "via docs"})
             assert echoed.content[0].text == "via docs"
@@ -296,6 +300,58 @@ def test_several_upstreams_prefix_their_tools(
     (run,) = charter.runs_of(agent)
     tools = [tool for kind, tool, _ in actions(run) if kind == "tool_call"]
     assert tools == ["docs.echo", "mail.send_email"]
+
+
+def test_progress_and_requests_of_the_server_to_the_client_pass_through(
+    charter: Charter, tmp_path: Path, calls: Path
+) -> None:
+    agent = charter.new_agent()
+    config = write_config(tmp_path / "gw.json", charter.url, agent, [upstream("fixture", calls)])
+    progress: list[tuple[float, float | None, str | None]] = []
+    asked: list[str] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message))
+
+    async def on_elicit(context: Any, params: Any) -> Any:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"city": "Lyon"})
+
+    async def scenario() -> None:
+        async with mcp_session(config, charter.key, elicitation_callback=on_elicit) as session:
+            counted = await session.call_tool("count_to", {"n": 3}, progress_callback=on_progress)
+            assert counted.content[0].text == "counted to 3"
+            city = await session.call_tool("ask_city", {})
+            assert not city.is_error
+            assert city.content[0].text == "the city is Lyon"
+
+    anyio.run(scenario)
+    assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+    assert asked == ["Which city?"]
+    (run,) = charter.runs_of(agent)
+    assert [tool for kind, tool, _ in actions(run) if kind == "tool_call"] == [
+        "fixture.count_to",
+        "fixture.ask_city",
+    ]
+
+
+def test_a_batch_is_refused_and_nothing_in_it_is_forwarded(
+    charter: Charter, tmp_path: Path, calls: Path
+) -> None:
+    agent = charter.new_agent()
+    config = write_config(tmp_path / "gw.json", charter.url, agent, [upstream("fixture", calls)])
+    gateway = Lines(gateway_command(config), {KEY_ENV: charter.key})
+    gateway.send(SCRIPT[0])
+    gateway.answer(1)
+    assert gateway.process.stdin is not None
+    batch = [{"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+              "params": {"name": "send_email", "arguments": {"to": "bob@gmail.com", "body": "x"}}}]
+    gateway.process.stdin.write(json.dumps(batch) + "\n")
+    gateway.process.stdin.flush()
+    refused = json.loads(gateway.answer(None))
+    assert refused["error"]["code"] == -32600
+    gateway.close()
+    assert tools_called(calls) == []
 
 
 def test_a_bad_configuration_is_refused_before_anything_starts(tmp_path: Path) -> None:
