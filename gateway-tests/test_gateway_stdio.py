@@ -20,6 +20,9 @@ from mcp.shared.exceptions import MCPError
 
 from conftest import (
     FIXTURE,
+    MAIL_POLICY,
+    TENANT,
+    _start_charter,
     KEY_ENV,
     Charter,
     gateway_command,
@@ -261,6 +264,54 @@ def test_charter_unreachable_fails_closed(tmp_path: Path, calls: Path) -> None:
             assert listing.value.code == -32603
             # What Charter does not govern still works.
             await session.send_ping()
+
+    anyio.run(scenario)
+    assert tools_called(calls) == []
+
+
+def test_charter_going_down_mid_session_fails_closed(tmp_path: Path, calls: Path) -> None:
+    key = "gw-down-" + os.urandom(8).hex()
+    server, url = _start_charter(tmp_path / "charter", key)
+    try:
+        charter = Charter(url, key)
+        charter.api("POST", "/v1/tenants", {"id": TENANT, "name": "Acme"})
+        charter.activate(MAIL_POLICY)
+        agent = charter.new_agent()
+        config = write_config(tmp_path / "gw.json", url, agent, [upstream("fixture", calls)])
+
+        async def scenario() -> None:
+            async with mcp_session(config, key) as session:
+                assert not (await session.call_tool("echo", {"text": "before"})).is_error
+                server.terminate()
+                server.wait(timeout=10)
+                with pytest.raises(MCPError) as call:
+                    await session.call_tool("send_email", {"to": "a@acme.com", "body": "b"})
+                assert call.value.code == -32603
+                assert "not made" in call.value.message
+
+        anyio.run(scenario)
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    assert tools_called(calls) == ["echo"]
+
+
+def test_a_key_that_cannot_read_policies_lists_every_tool_but_still_refuses(
+    charter: Charter, tmp_path: Path, calls: Path
+) -> None:
+    agent = charter.new_agent()
+    made = charter.api(
+        "POST", "/v1/keys", {"name": f"execute only {agent}", "tenant_id": TENANT, "scopes": ["execute"]}
+    )
+    config = write_config(tmp_path / "gw.json", charter.url, agent, [upstream("fixture", calls)])
+
+    async def scenario() -> None:
+        async with mcp_session(config, made["key"]) as session:
+            names = [t.name for t in (await session.list_tools()).tools]
+            assert "delete_everything" in names
+            refused = await session.call_tool("delete_everything", {})
+            assert refused.is_error
+            assert "rule no-deletes" in refused.content[0].text
 
     anyio.run(scenario)
     assert tools_called(calls) == []
