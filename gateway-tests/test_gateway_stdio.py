@@ -222,9 +222,9 @@ def test_a_halt_refuses_every_later_call_of_the_session(
     agent = charter.new_agent("halt")
     charter.activate(
         {
-            "name": "One second per run",
+            "name": "Two seconds per run",
             "scope": {"type": "agent", "tenant_id": "acme", "agent_id": agent},
-            "rules": [{"id": "short", "type": "time", "max_run_duration": "1s"}],
+            "rules": [{"id": "short", "type": "time", "max_run_duration": "2s"}],
         }
     )
     config = write_config(tmp_path / "gw.json", charter.url, agent, [upstream("fixture", calls)])
@@ -233,11 +233,11 @@ def test_a_halt_refuses_every_later_call_of_the_session(
         async with mcp_session(config, charter.key) as session:
             first = await session.call_tool("echo", {"text": "in time"})
             assert not first.is_error
-            await anyio.sleep(1.2)
+            await anyio.sleep(2.3)
             halted = await session.call_tool("echo", {"text": "too late"})
             assert halted.is_error
             assert "Charter halted this run" in halted.content[0].text
-            assert 'policy "One second per run"' in halted.content[0].text
+            assert 'policy "Two seconds per run"' in halted.content[0].text
             again = await session.call_tool("echo", {"text": "still there?"})
             assert again.is_error
             assert "Every later tool call of this session will be refused" in again.content[0].text

@@ -17,7 +17,8 @@ pub struct Config {
     pub charter: CharterConfig,
     /// The MCP servers behind the gateway, at least one.
     pub upstreams: Vec<Upstream>,
-    /// What the gateway serves to the agent (only `stdio` for now).
+    /// What the gateway serves to the agent: `"stdio"` (the default) or
+    /// `{"http": {"listen": "127.0.0.1:8931"}}`.
     #[serde(default)]
     pub front: Front,
 }
@@ -89,12 +90,17 @@ impl Upstream {
 }
 
 /// The front the agent talks to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Front {
     /// MCP over the gateway's own standard input and output: one session, one run.
     #[default]
     Stdio,
+    /// Streamable HTTP at `/mcp` on `listen` (sessions with `Mcp-Session-Id`, each a run).
+    Http {
+        /// The address to listen on (`127.0.0.1:8931`; port 0 picks a free one).
+        listen: String,
+    },
 }
 
 /// A configuration that cannot be used.
@@ -231,6 +237,17 @@ mod tests {
         assert_eq!(config.charter.agent, "bot");
         assert_eq!(config.charter.tenant.as_deref(), Some("acme"));
         assert_eq!(config.front, Front::Stdio);
+        let http = Config::parse(&GOOD.replace(
+            "\"upstreams\"",
+            "\"front\": {\"http\": {\"listen\": \"127.0.0.1:0\"}}, \"upstreams\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            http.front,
+            Front::Http {
+                listen: "127.0.0.1:0".into()
+            }
+        );
         assert_eq!(
             config.upstreams[0].transport(),
             Transport::Stdio { command: "python3" }
@@ -286,6 +303,12 @@ mod tests {
                 r#"{{{charter}, "upstreams": [{{"name": "a", "command": "x"}}], "front": "carrier-pigeon"}}"#
             ))
             .contains("unknown variant")
+        );
+        assert!(
+            error_of(&format!(
+                r#"{{{charter}, "upstreams": [{{"name": "a", "command": "x"}}], "front": {{"http": {{}}}}}}"#
+            ))
+            .contains("missing field `listen`")
         );
         assert!(
             error_of(r#"{"charter": {"url": "http://x", "agent": "bot", "key": "k", "key_env": "K"}, "upstreams": [{"name": "a", "command": "x"}]}"#)

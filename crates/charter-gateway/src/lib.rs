@@ -9,6 +9,7 @@
 pub mod charter;
 pub mod config;
 pub mod filter;
+pub mod http;
 pub mod names;
 pub mod output;
 pub mod refusal;
@@ -29,11 +30,15 @@ pub enum GatewayError {
     /// The configuration asks for something not built yet.
     #[error("{0}")]
     Unsupported(String),
+    /// The HTTP front could not listen.
+    #[error("listening on {0}")]
+    Listen(String),
 }
 
 /// Serves the configured front until the agent leaves.
 pub async fn run(config: &Config) -> Result<(), GatewayError> {
-    match config.front {
+    match &config.front {
         config::Front::Stdio => stdio::serve(config).await,
+        config::Front::Http { listen } => http::serve(config, listen).await,
     }
 }

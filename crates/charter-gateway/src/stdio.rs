@@ -70,15 +70,19 @@ fn spawn(upstream: &Upstream) -> Result<Spawned, GatewayError> {
     })
 }
 
-/// Serves one MCP session on standard input and output until the agent closes its input; the
-/// session's run then ends.
-pub async fn serve(config: &Config) -> Result<(), GatewayError> {
-    let key = config
-        .key()
-        .map_err(|e| GatewayError::Config(e.to_string()))?;
-    let charter = Charter::new(&config.charter.url, key);
-    let names = Names::new(config.upstreams.iter().map(|u| u.name.clone()).collect());
+/// A session with its upstreams started: the relay, and the child processes to stop when it ends.
+pub(crate) struct Started {
+    pub(crate) session: Arc<Session>,
+    pub(crate) children: Vec<Child>,
+}
 
+/// Starts the upstreams of `config` and a session relaying between them and `to_agent`.
+pub(crate) fn start_session(
+    config: &Config,
+    charter: &Charter,
+    to_agent: mpsc::UnboundedSender<String>,
+) -> Result<Started, GatewayError> {
+    let names = Names::new(config.upstreams.iter().map(|u| u.name.clone()).collect());
     let mut children = Vec::new();
     let mut links = Vec::new();
     let mut outputs = Vec::new();
@@ -88,18 +92,14 @@ pub async fn serve(config: &Config) -> Result<(), GatewayError> {
         links.push(spawned.link);
         outputs.push(spawned.stdout);
     }
-
-    let (to_agent, from_session) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_lines(from_session, tokio::io::stdout()));
     let session = Arc::new(Session::new(
         names,
-        charter,
+        charter.clone(),
         config.charter.agent.clone(),
         config.charter.tenant.clone(),
         links,
         to_agent,
     ));
-
     for (index, stdout) in outputs.into_iter().enumerate() {
         let session = Arc::clone(&session);
         tokio::spawn(async move {
@@ -115,7 +115,29 @@ pub async fn serve(config: &Config) -> Result<(), GatewayError> {
             }
         });
     }
+    Ok(Started { session, children })
+}
 
+/// Ends a session: its run ends, its upstream processes are stopped.
+pub(crate) async fn stop_session(started: Started) {
+    started.session.end().await;
+    for mut child in started.children {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}
+
+/// Serves one MCP session on standard input and output until the agent closes its input; the
+/// session's run then ends.
+pub async fn serve(config: &Config) -> Result<(), GatewayError> {
+    let key = config
+        .key()
+        .map_err(|e| GatewayError::Config(e.to_string()))?;
+    let charter = Charter::new(&config.charter.url, key);
+    let (to_agent, from_session) = mpsc::unbounded_channel();
+    let started = start_session(config, &charter, to_agent)?;
+    let writer = tokio::spawn(write_lines(from_session, tokio::io::stdout()));
+    let session = Arc::clone(&started.session);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
         match lines.next_line().await {
@@ -127,12 +149,8 @@ pub async fn serve(config: &Config) -> Result<(), GatewayError> {
             }
         }
     }
-    session.end().await;
-    for mut child in children {
-        let _ = child.start_kill();
-        let _ = child.wait().await;
-    }
     drop(session);
+    stop_session(started).await;
     writer.abort();
     Ok(())
 }

@@ -1,0 +1,144 @@
+"""The gateway's Streamable HTTP front, end to end: the `mcp` client over Streamable HTTP →
+`charter mcp-gateway` → the `mcp` fixture server over stdio, with a real `charter serve`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import anyio
+from mcp import types
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from conftest import KEY_ENV, TENANT, Charter, gateway_command, tools_called, upstream
+
+
+def http_config(path: Path, charter: Charter, agent: str, calls: Path) -> Path:
+    path.write_text(json.dumps({
+        "charter": {"url": charter.url, "key_env": KEY_ENV, "tenant": TENANT, "agent": agent},
+        "upstreams": [upstream("fixture", calls)],
+        "front": {"http": {"listen": "127.0.0.1:0"}},
+    }))
+    return path
+
+
+@contextlib.contextmanager
+def http_gateway(config: Path, key: str) -> Iterator[str]:
+    """The gateway serving HTTP; yields its /mcp URL; stopped with SIGTERM."""
+    gateway = subprocess.Popen(
+        gateway_command(config),
+        stdout=subprocess.PIPE,
+        stderr=sys.stderr,
+        text=True,
+        env=dict(os.environ, **{KEY_ENV: key, "RUST_LOG": "warn"}),
+    )
+    try:
+        assert gateway.stdout is not None
+        line = gateway.stdout.readline()
+        assert line.startswith("listening on "), line
+        yield line.split()[-1]
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=15)
+
+
+@contextlib.asynccontextmanager
+async def http_session(url: str, **callbacks: Any) -> AsyncIterator[ClientSession]:
+    async with streamable_http_client(url) as (read, write):
+        async with ClientSession(read, write, **callbacks) as session:
+            await session.initialize()
+            yield session
+
+
+def test_over_http_calls_are_checked_outputs_withheld_and_the_run_ends_with_the_session(
+    charter: Charter, tmp_path: Path, calls: Path
+) -> None:
+    agent = charter.new_agent("http")
+    config = http_config(tmp_path / "gw.json", charter, agent, calls)
+    progress: list[float] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append(done)
+
+    async def on_elicit(context: Any, params: Any) -> Any:
+        return types.ElicitResult(action="accept", content={"city": "Oslo"})
+
+    with http_gateway(config, charter.key) as url:
+
+        async def scenario() -> None:
+            async with http_session(url, elicitation_callback=on_elicit) as session:
+                names = sorted(t.name for t in (await session.list_tools()).tools)
+                assert "delete_everything" not in names and "send_email" in names
+                echoed = await session.call_tool("echo", {"text": "over http"})
+                assert not echoed.is_error and echoed.content[0].text == "over http"
+                blocked = await session.call_tool("send_email", {"to": "eve@gmail.com", "body": "x"})
+                assert blocked.is_error
+                assert "rule external-email" in blocked.content[0].text
+                withheld = await session.call_tool("lookup_customer", {"name": "Bob"})
+                assert withheld.is_error and withheld.structured_content is None
+                counted = await session.call_tool("count_to", {"n": 2}, progress_callback=on_progress)
+                assert counted.content[0].text == "counted to 2"
+                city = await session.call_tool("ask_city", {})
+                assert city.content[0].text == "the city is Oslo"
+                greeting = await session.read_resource("test://greeting")
+                assert greeting.contents[0].text == "hello from the fixture"
+
+        anyio.run(scenario)
+        (run,) = charter.runs_of(agent)
+        # The client's DELETE at the end of the session ended the run.
+        assert run["status"] == "completed"
+
+    assert progress == [1, 2]
+    assert tools_called(calls) == ["echo", "lookup_customer", "count_to", "ask_city"]
+    tools = [a["action"].get("tool") for a in run["actions"] if a["action"]["kind"] == "tool_call"]
+    assert tools == [
+        "fixture.echo", "fixture.send_email", "fixture.lookup_customer",
+        "fixture.count_to", "fixture.ask_city",
+    ]
+
+
+def test_two_http_sessions_are_two_runs(charter: Charter, tmp_path: Path, calls: Path) -> None:
+    agent = charter.new_agent("http")
+    config = http_config(tmp_path / "gw.json", charter, agent, calls)
+    with http_gateway(config, charter.key) as url:
+
+        async def scenario() -> None:
+            async with http_session(url) as one, http_session(url) as two:
+                await one.call_tool("echo", {"text": "one"})
+                await two.call_tool("echo", {"text": "two"})
+
+        anyio.run(scenario)
+    runs = charter.runs_of(agent)
+    assert len(runs) == 2
+    assert sorted(r["actions"][0]["action"]["args"]["text"] for r in runs) == ["one", "two"]
+
+
+def test_http_refuses_foreign_hosts_and_unknown_sessions(
+    charter: Charter, tmp_path: Path, calls: Path
+) -> None:
+    config = http_config(tmp_path / "gw.json", charter, charter.new_agent("http"), calls)
+    ping = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
+
+    def status(headers: dict[str, str]) -> int:
+        request = urllib.request.Request(url, data=ping, method="POST", headers={
+            "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+            **headers})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    with http_gateway(config, charter.key) as url:
+        assert status({"Origin": "http://evil.example"}) == 403
+        assert status({"Host": "evil.example"}) == 403
+        assert status({"Mcp-Session-Id": "nope"}) == 404
+        assert status({}) == 400
