@@ -142,3 +142,25 @@ def test_http_refuses_foreign_hosts_and_unknown_sessions(
         assert status({"Host": "evil.example"}) == 403
         assert status({"Mcp-Session-Id": "nope"}) == 404
         assert status({}) == 400
+
+
+def test_stopping_the_gateway_ends_the_runs_of_open_sessions(
+    charter: Charter, tmp_path: Path, calls: Path
+) -> None:
+    agent = charter.new_agent("http")
+    config = http_config(tmp_path / "gw.json", charter, agent, calls)
+    initialize = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}}).encode()
+    with http_gateway(config, charter.key) as url:
+        request = urllib.request.Request(url, data=initialize, method="POST", headers={
+            "Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Mcp-Session-Id"]
+            body = response.read().decode()
+        assert '"serverInfo"' in body and body.startswith("event: message")
+        (run,) = charter.runs_of(agent)
+        assert run["status"] == "running"
+    # The session was never deleted; SIGTERM ended its run.
+    (run,) = charter.runs_of(agent)
+    assert run["status"] == "completed"
