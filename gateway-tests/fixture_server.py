@@ -1,11 +1,13 @@
 """The upstream MCP server of the gateway tests, written with the `mcp` package (2.3.0).
 
-Run as `python fixture_server.py` it serves MCP on standard input and output. With
+Run as `python fixture_server.py` it serves MCP on standard input and output; as
+`python fixture_server.py http PORT`, Streamable HTTP at `http://127.0.0.1:PORT/mcp`. With
 `FIXTURE_CALLS` set, every tool call appends the tool's name to that file, so tests can prove a
 refused call never reached the server.
 """
 
 import os
+import sys
 
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel
@@ -85,4 +87,7 @@ def summarize(topic: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run()
+    if sys.argv[1:2] == ["http"]:
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run()

@@ -6,19 +6,34 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import anyio
+import pytest
 from mcp import types
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
-from conftest import KEY_ENV, TENANT, Charter, gateway_command, tools_called, upstream
+from conftest import (
+    FIXTURE,
+    KEY_ENV,
+    TENANT,
+    Charter,
+    free_port_url,
+    gateway_command,
+    mcp_session,
+    tools_called,
+    upstream,
+    write_config,
+)
 
 
 def http_config(path: Path, charter: Charter, agent: str, calls: Path) -> Path:
@@ -164,3 +179,104 @@ def test_stopping_the_gateway_ends_the_runs_of_open_sessions(
     # The session was never deleted; SIGTERM ended its run.
     (run,) = charter.runs_of(agent)
     assert run["status"] == "completed"
+
+
+@contextlib.contextmanager
+def http_fixture(calls: Path) -> Iterator[str]:
+    """The fixture server over Streamable HTTP; yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, str(FIXTURE), "http", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, FIXTURE_CALLS=str(calls)),
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the HTTP fixture did not start"
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_an_http_upstream_behind_the_stdio_front(
+    charter: Charter, tmp_path: Path, calls: Path
+) -> None:
+    agent = charter.new_agent("up-http")
+    progress: list[float] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append(done)
+
+    async def on_elicit(context: Any, params: Any) -> Any:
+        return types.ElicitResult(action="accept", content={"city": "Turin"})
+
+    with http_fixture(calls) as fixture_url:
+        config = write_config(
+            tmp_path / "gw.json", charter.url, agent, [{"name": "fixture", "url": fixture_url}]
+        )
+
+        async def scenario() -> None:
+            async with mcp_session(config, charter.key, elicitation_callback=on_elicit) as session:
+                names = sorted(t.name for t in (await session.list_tools()).tools)
+                assert "delete_everything" not in names and "echo" in names
+                echoed = await session.call_tool("echo", {"text": "via http upstream"})
+                assert echoed.content[0].text == "via http upstream"
+                blocked = await session.call_tool("send_email", {"to": "eve@gmail.com", "body": "x"})
+                assert blocked.is_error and "rule external-email" in blocked.content[0].text
+                withheld = await session.call_tool("lookup_customer", {"name": "Bob"})
+                assert withheld.is_error and withheld.structured_content is None
+                counted = await session.call_tool("count_to", {"n": 2}, progress_callback=on_progress)
+                assert counted.content[0].text == "counted to 2"
+                city = await session.call_tool("ask_city", {})
+                assert city.content[0].text == "the city is Turin"
+                greeting = await session.read_resource("test://greeting")
+                assert greeting.contents[0].text == "hello from the fixture"
+
+        anyio.run(scenario)
+
+    assert progress == [1, 2]
+    assert tools_called(calls) == ["echo", "lookup_customer", "count_to", "ask_city"]
+    (run,) = charter.runs_of(agent)
+    assert run["status"] == "completed"
+
+
+def test_an_unreachable_http_upstream_fails_the_call_without_hanging(
+    charter: Charter, tmp_path: Path
+) -> None:
+    agent = charter.new_agent("up-http")
+    config = write_config(
+        tmp_path / "gw.json", charter.url, agent, [{"name": "gone", "url": free_port_url() + "/mcp"}]
+    )
+
+    async def scenario() -> None:
+        with anyio.fail_after(20):
+            with pytest.raises(BaseException) as initialize:
+                async with mcp_session(config, charter.key):
+                    pass
+        error = mcp_error_in(initialize.value)
+        assert error is not None, initialize.value
+        assert error.code == -32603
+        assert "unreachable" in error.message
+
+    anyio.run(scenario)
+
+
+def mcp_error_in(error: BaseException) -> MCPError | None:
+    """The MCPError in `error`, which anyio may have wrapped in exception groups."""
+    if isinstance(error, MCPError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            if (found := mcp_error_in(inner)) is not None:
+                return found
+    return None

@@ -15,6 +15,7 @@ pub mod output;
 pub mod refusal;
 pub mod session;
 pub mod stdio;
+pub mod upstream_http;
 
 pub use config::Config;
 

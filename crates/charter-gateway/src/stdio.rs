@@ -14,6 +14,7 @@ use crate::charter::Charter;
 use crate::config::{Config, Transport, Upstream};
 use crate::names::Names;
 use crate::session::{Session, UpstreamLink};
+use crate::upstream_http::HttpUpstream;
 
 /// Writes every line received to `out`, each followed by a newline, until the senders are gone
 /// or `out` is closed.
@@ -34,16 +35,7 @@ struct Spawned {
     stdout: tokio::process::ChildStdout,
 }
 
-fn spawn(upstream: &Upstream) -> Result<Spawned, GatewayError> {
-    let command = match upstream.transport() {
-        Transport::Stdio { command } => command,
-        Transport::Http { .. } => {
-            return Err(GatewayError::Unsupported(format!(
-                "upstream {:?}: Streamable HTTP upstreams are not served yet; use a command",
-                upstream.name
-            )));
-        }
-    };
+fn spawn(upstream: &Upstream, command: &str) -> Result<Spawned, GatewayError> {
     let mut child = Command::new(command)
         .args(&upstream.args)
         .envs(&upstream.env)
@@ -74,6 +66,7 @@ fn spawn(upstream: &Upstream) -> Result<Spawned, GatewayError> {
 pub(crate) struct Started {
     pub(crate) session: Arc<Session>,
     pub(crate) children: Vec<Child>,
+    pub(crate) http: Vec<Arc<HttpUpstream>>,
 }
 
 /// Starts the upstreams of `config` and a session relaying between them and `to_agent`.
@@ -86,11 +79,21 @@ pub(crate) fn start_session(
     let mut children = Vec::new();
     let mut links = Vec::new();
     let mut outputs = Vec::new();
-    for upstream in &config.upstreams {
-        let spawned = spawn(upstream)?;
-        children.push(spawned.child);
-        links.push(spawned.link);
-        outputs.push(spawned.stdout);
+    let mut http_lines = Vec::new();
+    for (index, upstream) in config.upstreams.iter().enumerate() {
+        match upstream.transport() {
+            Transport::Stdio { command } => {
+                let spawned = spawn(upstream, command)?;
+                children.push(spawned.child);
+                links.push(spawned.link);
+                outputs.push((index, spawned.stdout));
+            }
+            Transport::Http { url } => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                links.push(UpstreamLink::new(tx));
+                http_lines.push((index, url.to_owned(), rx));
+            }
+        }
     }
     let session = Arc::new(Session::new(
         names,
@@ -100,7 +103,11 @@ pub(crate) fn start_session(
         links,
         to_agent,
     ));
-    for (index, stdout) in outputs.into_iter().enumerate() {
+    let http = http_lines
+        .into_iter()
+        .map(|(index, url, rx)| HttpUpstream::start(&url, index, Arc::clone(&session), rx))
+        .collect();
+    for (index, stdout) in outputs {
         let session = Arc::clone(&session);
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
@@ -115,12 +122,19 @@ pub(crate) fn start_session(
             }
         });
     }
-    Ok(Started { session, children })
+    Ok(Started {
+        session,
+        children,
+        http,
+    })
 }
 
 /// Ends a session: its run ends, its upstream processes are stopped.
 pub(crate) async fn stop_session(started: Started) {
     started.session.end().await;
+    for upstream in &started.http {
+        upstream.close().await;
+    }
     for mut child in started.children {
         let _ = child.start_kill();
         let _ = child.wait().await;
