@@ -638,6 +638,7 @@ test("validate a clone, activate it superseding the active version, deprecate it
   await page.getByRole("link", { name: "Edit details" }).click();
   await page.waitForURL(`${base}/policies/${clone}/details`);
   await page.getByText("its scope is fixed").waitFor();
+  await page.screenshot({ path: join(shots, "policy-details-desktop.png") });
   await page.getByLabel("Name", { exact: true }).fill("Browser lineage, v2");
   await page.getByRole("button", { name: "Save details" }).click();
   await page.waitForURL(`${base}/policies/${clone}`);
@@ -651,6 +652,7 @@ test("validate a clone, activate it superseding the active version, deprecate it
   await page.getByRole("button", { name: "Save definition" }).click();
   await page.locator("#policy-definition-error").waitFor();
   assert.equal(await page.locator("#policy-definition-error code").textContent(), "rules[0].when[0].op");
+  await page.screenshot({ path: join(shots, "policy-json-desktop.png"), fullPage: true });
   await editor.fill(text.replace('"@acme.com"', '"@acme.org"'));
   await page.getByRole("button", { name: "Save definition" }).click();
   await page.waitForURL(`${base}/policies/${clone}`);
@@ -847,6 +849,13 @@ test("the operator's story in one go: author, validate, activate, watch a block 
   await page.waitForURL(`${base}/runs/${run.id}`);
   await page.getByText("gmail.send_email").first().waitFor();
   await page.getByText("Story: external email").first().waitFor();
+
+  // Clone into another scope is offered (a page of its own), then clone in place.
+  await page.goto(`${base}/policies/${v1}`);
+  await page.getByRole("link", { name: "Clone into…" }).click();
+  await page.waitForURL(`${base}/policies/${v1}/clone`);
+  assert.equal(await page.locator("#policy-agent").inputValue(), "globex/support");
+  await page.screenshot({ path: join(shots, "policy-clone-desktop.png") });
 
   // Clone, edit its details, validate, activate superseding v1.
   await page.goto(`${base}/policies/${v1}`);

@@ -99,9 +99,11 @@ struct DefinitionPage {
 
 render::page!(DefinitionPage);
 
-/// The draft `id` for the visitor to edit: its writing caller and the draft; a policy past
-/// draft is a page that says how to change it (clone it).
-async fn draft(
+/// The draft `id` the visitor may change, with the visitor's writing caller: a key without
+/// `write` is refused, another tenant's policy is not found (as a made-up id is), and a policy
+/// past draft is a page that says how to change it (clone it). Every page that edits a draft
+/// (its details, its JSON, its rules) starts here.
+pub(crate) async fn writable_draft(
     state: &AppState,
     visitor: &Visitor,
     id: &str,
@@ -179,7 +181,7 @@ pub(crate) async fn details_form(
         format!("/policies/{id}/details"),
     )
     .await?;
-    let (_, stored) = match draft(&state, &visitor, &id).await {
+    let (_, stored) = match writable_draft(&state, &visitor, &id).await {
         Ok(found) => found,
         Err(e) => return Ok(e.in_layout(chrome, htmx)),
     };
@@ -238,7 +240,7 @@ pub(crate) async fn save_details(
         format!("/policies/{id}/details"),
     )
     .await?;
-    let (caller, stored) = match draft(&state, &visitor, &id).await {
+    let (caller, stored) = match writable_draft(&state, &visitor, &id).await {
         Ok(found) => found,
         Err(e) => return Ok(e.in_layout(chrome, htmx)),
     };
@@ -299,7 +301,7 @@ pub(crate) async fn definition_form(
         format!("/policies/{id}/definition"),
     )
     .await?;
-    let page = match draft(&state, &visitor, &id).await {
+    let page = match writable_draft(&state, &visitor, &id).await {
         Ok((_, stored)) => match definition_text(&stored.policy.definition) {
             Ok(text) => DefinitionPage {
                 chrome,
@@ -350,7 +352,7 @@ pub(crate) async fn save_definition(
         format!("/policies/{id}/definition"),
     )
     .await?;
-    let (caller, stored) = match draft(&state, &visitor, &id).await {
+    let (caller, stored) = match writable_draft(&state, &visitor, &id).await {
         Ok(found) => found,
         Err(e) => return Ok(e.in_layout(chrome, htmx)),
     };

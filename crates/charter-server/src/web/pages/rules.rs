@@ -20,15 +20,15 @@ use axum::response::Response;
 use charter_core::action::{ActionKind, Operation};
 use charter_core::calendar::{Period, Weekday};
 use charter_core::pii::PiiKind;
-use charter_core::policy::Status;
 use charter_core::rule::{Effect, MAX_CONDITIONS, MAX_WINDOWS, Op, Per, check_unique_ids};
 use charter_core::{Rule, RuleId, RuleType};
 use charter_store::{PolicyEdit, StoreError, StoredPolicy};
 use serde::Deserialize;
 
 use self::form::{Intent, RuleForm, Windows};
+use super::editing::writable_draft;
 use super::lifecycle::go;
-use super::policies::{Row, RuleLine, visible};
+use super::policies::{Row, RuleLine};
 use crate::extract::Caller;
 use crate::state::AppState;
 use crate::web::forms::{FormErrors, Refusal};
@@ -256,24 +256,6 @@ struct RemovePage {
 }
 
 render::page!(RemovePage);
-
-/// The draft `id` whose rules the visitor may change: a key without `write` is refused, another
-/// tenant's policy is not found, and a policy that is no longer a draft says so.
-async fn writable_draft(
-    state: &AppState,
-    visitor: &Visitor,
-    id: &str,
-) -> Result<(Caller, StoredPolicy), WebError> {
-    let caller = visitor.writer()?.clone();
-    let stored = visible(state, visitor, id).await?;
-    if stored.policy.status != Status::Draft {
-        return Err(WebError::BadRequest(format!(
-            "this policy is {}: only a draft's rules can be changed (clone it for a new draft)",
-            stored.policy.status.as_str()
-        )));
-    }
-    Ok((caller, stored))
-}
 
 /// The position of rule `rule_id` in `stored`: an unknown rule is not found.
 fn position(stored: &StoredPolicy, rule_id: &str) -> Result<usize, WebError> {
