@@ -3,7 +3,8 @@
 Run as `python fixture_server.py` it serves MCP on standard input and output; as
 `python fixture_server.py http PORT`, Streamable HTTP at `http://127.0.0.1:PORT/mcp`. With
 `FIXTURE_CALLS` set, every tool call appends the tool's name to that file, so tests can prove a
-refused call never reached the server.
+refused call never reached the server. With `FIXTURE_CRASH_ON_ECHO` set, `echo` kills the server
+(a crashed upstream).
 """
 
 import os
@@ -27,6 +28,8 @@ server = MCPServer("charter-fixture", instructions="A fixture for the Charter ga
 def echo(text: str) -> str:
     """Returns its text."""
     called("echo")
+    if os.environ.get("FIXTURE_CRASH_ON_ECHO"):
+        os._exit(3)
     return text
 
 

@@ -47,6 +47,7 @@ pub struct Reply {
 pub struct UpstreamLink {
     send: mpsc::UnboundedSender<String>,
     pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    alive: AtomicBool,
 }
 
 impl UpstreamLink {
@@ -55,16 +56,21 @@ impl UpstreamLink {
         UpstreamLink {
             send,
             pending: Mutex::new(HashMap::new()),
+            alive: AtomicBool::new(true),
         }
     }
 
     /// Sends a request whose id is `key` (the id's JSON); the receiver gets its answer, or an
     /// error once the upstream is gone.
-    fn request(&self, key: String, line: String) -> oneshot::Receiver<Reply> {
+    fn request(&self, key: &str, line: String) -> oneshot::Receiver<Reply> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(key, tx);
-        // A closed upstream drops the line; `closed` drops the waiting senders.
-        let _ = self.send.send(line);
+        // A closed upstream answers nothing: the waiting side sees its sender dropped.
+        if self.alive.load(Ordering::Acquire) {
+            lock(&self.pending).insert(key.to_owned(), tx);
+            if self.send.send(line).is_err() || !self.alive.load(Ordering::Acquire) {
+                lock(&self.pending).remove(key);
+            }
+        }
         rx
     }
 
@@ -82,6 +88,7 @@ impl UpstreamLink {
 
     /// The upstream is gone: every waiting request fails.
     pub fn closed(&self) {
+        self.alive.store(false, Ordering::Release);
         lock(&self.pending).clear();
     }
 }
@@ -268,7 +275,7 @@ impl Session {
     fn forward(&self, upstream: usize, key: &str, line: String) -> oneshot::Receiver<Reply> {
         lock(&self.inflight).insert(key.to_owned(), Inflight::At(upstream));
         match self.upstreams.get(upstream) {
-            Some(link) => link.request(key.to_owned(), line),
+            Some(link) => link.request(key, line),
             None => oneshot::channel().1,
         }
     }
@@ -277,7 +284,7 @@ impl Session {
         lock(&self.inflight).insert(key.to_owned(), Inflight::All);
         self.upstreams
             .iter()
-            .map(|link| link.request(key.to_owned(), line.to_owned()))
+            .map(|link| link.request(key, line.to_owned()))
             .collect()
     }
 
@@ -580,7 +587,7 @@ impl Session {
             return Err("no such upstream".into());
         };
         let reply = link
-            .request(key.to_owned(), line)
+            .request(key, line)
             .await
             .map_err(|_| "the upstream MCP server closed before answering".to_owned())?;
         let Some(result) = reply.value.get("result") else {
@@ -643,7 +650,7 @@ impl Session {
         let line =
             json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
         let link = self.upstreams.get(upstream)?;
-        link.request(key_of(&id), line).await.ok().map(|r| r.value)
+        link.request(&key_of(&id), line).await.ok().map(|r| r.value)
     }
 
     /// `tools/list` with several upstreams: every page of each, renamed and filtered.
