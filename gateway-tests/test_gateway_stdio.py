@@ -19,6 +19,7 @@ from mcp import types
 from mcp.shared.exceptions import MCPError
 
 from conftest import (
+    CHARTER_BIN,
     FIXTURE,
     MAIL_POLICY,
     TENANT,
@@ -403,6 +404,49 @@ def test_a_batch_is_refused_and_nothing_in_it_is_forwarded(
     assert refused["error"]["code"] == -32600
     gateway.close()
     assert tools_called(calls) == []
+
+
+def test_a_crashed_upstream_fails_calls_instead_of_hanging(
+    charter: Charter, tmp_path: Path, calls: Path
+) -> None:
+    agent = charter.new_agent()
+    crashing = upstream("fixture", calls)
+    crashing["env"]["FIXTURE_CRASH_ON_ECHO"] = "1"
+    config = write_config(tmp_path / "gw.json", charter.url, agent, [crashing])
+
+    async def scenario() -> None:
+        with anyio.fail_after(30):
+            async with mcp_session(config, charter.key) as session:
+                with pytest.raises(MCPError) as crashed:
+                    await session.call_tool("echo", {"text": "boom"})
+                assert crashed.value.code == -32603
+                assert "closed" in crashed.value.message
+                with pytest.raises(MCPError) as after:
+                    await session.call_tool("send_email", {"to": "a@acme.com", "body": "b"})
+                assert after.value.code == -32603
+
+    anyio.run(scenario)
+    assert tools_called(calls) == ["echo"]
+
+
+def test_the_documented_example_runs(charter: Charter, tmp_path: Path) -> None:
+    """docs/gateway.md's example: example/agent.py through the gateway to example/mail_server.py."""
+    example = Path(__file__).resolve().parent / "example"
+    agent = charter.new_agent()
+    config = write_config(tmp_path / "gateway.json", charter.url, agent, [
+        {"name": "mail", "command": sys.executable, "args": [str(example / "mail_server.py")]}
+    ])
+    bin_dir = str(Path(CHARTER_BIN).parent)
+    done = subprocess.run(
+        [sys.executable, str(example / "agent.py"), str(config)],
+        capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PATH=bin_dir + os.pathsep + os.environ["PATH"], **{KEY_ENV: charter.key}),
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "alice@acme.com: ok: sent 17 characters to alice"
+    assert lines[1].startswith("bob@gmail.com: REFUSED: Charter blocked the call to mail.send_email.")
+    assert 'policy "Block external email"' in done.stdout
 
 
 def test_a_bad_configuration_is_refused_before_anything_starts(tmp_path: Path) -> None:
