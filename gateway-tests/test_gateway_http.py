@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator, Iterator
 import anyio
 import pytest
 from mcp import types
+from mcp.client.client import Client
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -118,6 +119,26 @@ def test_over_http_calls_are_checked_outputs_withheld_and_the_run_ends_with_the_
         "fixture.echo", "fixture.send_email", "fixture.lookup_customer",
         "fixture.count_to", "fixture.ask_city",
     ]
+
+
+def test_a_client_in_auto_mode_falls_back_to_sessions_over_http(
+    charter: Charter, tmp_path: Path, calls: Path
+) -> None:
+    """The HTTP front has no stateless 2026-07-28 mode yet: the `mcp` Client's probe is refused
+    and it falls back to `initialize`, governed as usual."""
+    agent = charter.new_agent("http")
+    config = http_config(tmp_path / "gw.json", charter, agent, calls)
+    with http_gateway(config, charter.key) as url:
+
+        async def scenario() -> None:
+            async with Client(url) as client:
+                assert client.session.protocol_version == "2025-11-25"
+                blocked = await client.call_tool("send_email", {"to": "bob@gmail.com", "body": "x"})
+                assert blocked.is_error and "rule external-email" in blocked.content[0].text
+
+        anyio.run(scenario)
+    (run,) = charter.runs_of(agent)
+    assert run["status"] == "completed"
 
 
 def test_two_http_sessions_are_two_runs(charter: Charter, tmp_path: Path, calls: Path) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 import anyio
 import pytest
 from mcp import types
+from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from conftest import (
@@ -447,6 +449,36 @@ def test_the_documented_example_runs(charter: Charter, tmp_path: Path) -> None:
     assert lines[0] == "alice@acme.com: ok: sent 17 characters to alice"
     assert lines[1].startswith("bob@gmail.com: REFUSED: Charter blocked the call to mail.send_email.")
     assert 'policy "Block external email"' in done.stdout
+
+
+def test_a_2026_client_without_initialize_is_governed_the_same(
+    charter: Charter, tmp_path: Path, calls: Path
+) -> None:
+    """The `mcp` Client's default mode probes `server/discover` (2026-07-28): no `initialize`,
+    every request names its version, and results must say `resultType`."""
+    agent = charter.new_agent()
+    config = write_config(tmp_path / "gw.json", charter.url, agent, [upstream("fixture", calls)])
+    params = StdioServerParameters(
+        command=CHARTER_BIN, args=["mcp-gateway", "--config", str(config)], env={KEY_ENV: charter.key}
+    )
+
+    async def scenario() -> None:
+        async with Client(params) as client:
+            assert client.session.protocol_version == "2026-07-28"
+            names = [t.name for t in (await client.list_tools()).tools]
+            assert "delete_everything" not in names and "send_email" in names
+            blocked = await client.call_tool("send_email", {"to": "bob@gmail.com", "body": "x"})
+            assert blocked.is_error and "rule external-email" in blocked.content[0].text
+            withheld = await client.call_tool("lookup_customer", {"name": "Bob"})
+            assert withheld.is_error and withheld.structured_content is None
+            echoed = await client.call_tool("echo", {"text": "modern"})
+            assert not echoed.is_error and echoed.content[0].text == "modern"
+
+    anyio.run(scenario)
+    assert tools_called(calls) == ["lookup_customer", "echo"]
+    (run,) = charter.runs_of(agent)
+    assert run["status"] == "completed"
+    assert actions(run)[0] == ("tool_call", "fixture.send_email", "block")
 
 
 def test_a_bad_configuration_is_refused_before_anything_starts(tmp_path: Path) -> None:

@@ -57,13 +57,18 @@ pub fn text(decision: &Value, tool: &str, refused: Refused) -> String {
 }
 
 /// The `CallToolResult` of a refusal: the text, `isError: true`, no `structuredContent`, and
-/// Charter's decision in `_meta`.
-pub fn result(decision: &Value, tool: &str, refused: Refused) -> Value {
-    json!({
+/// Charter's decision in `_meta`. In the 2026-07-28 era (`modern`) a result must also say
+/// `resultType: "complete"`; earlier revisions have no such field, so it is left out there.
+pub fn result(decision: &Value, tool: &str, refused: Refused, modern: bool) -> Value {
+    let mut result = json!({
         "content": [{"type": "text", "text": text(decision, tool, refused)}],
         "isError": true,
         "_meta": {META_KEY: decision},
-    })
+    });
+    if modern {
+        result["resultType"] = json!("complete");
+    }
+    result
 }
 
 #[cfg(test)]
@@ -79,8 +84,9 @@ mod tests {
 
     #[test]
     fn a_block_names_the_policy_its_version_the_rule_and_the_input() {
-        let result = result(&decision("block"), "mail.send_email", Refused::Call);
+        let result = result(&decision("block"), "mail.send_email", Refused::Call, false);
         assert_eq!(result["isError"], true);
+        assert!(result.get("resultType").is_none());
         assert!(result.get("structuredContent").is_none());
         assert_eq!(result["_meta"][META_KEY]["action_id"], "evt_1");
         let text = result["content"][0]["text"].as_str().unwrap();
@@ -90,6 +96,12 @@ mod tests {
              (pol_9 version 2), rule r1 (tool): to does not end with @acme.com \
              (matching input: bob@gmail.com)"
         );
+    }
+
+    #[test]
+    fn a_modern_refusal_says_it_is_complete() {
+        let modern = result(&decision("block"), "mail.send_email", Refused::Output, true);
+        assert_eq!(modern["resultType"], "complete");
     }
 
     #[test]

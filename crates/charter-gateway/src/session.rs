@@ -30,6 +30,10 @@ pub const INVALID_PARAMS: i64 = -32602;
 /// JSON-RPC: internal error; the gateway fails closed with it when Charter gives no answer.
 pub const INTERNAL_ERROR: i64 = -32603;
 
+/// The `_meta` key that marks a request of the 2026-07-28 era (no `initialize`: every request
+/// names its protocol version).
+pub const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+
 /// The channel of the `output` actions the gateway checks.
 pub const OUTPUT_CHANNEL: &str = "mcp";
 
@@ -549,13 +553,14 @@ impl Session {
             }
         };
         let charter_tool = self.names.to_charter(upstream, tool);
+        let modern = params["_meta"].get(PROTOCOL_VERSION_META).is_some();
         let closed =
             |e: CharterError| format!("Charter could not check the call, so it was not made: {e}");
         let (run, halted) = self.ensure_run().await.map_err(closed)?;
         if let Some(halt) = halted {
             return Ok(Some(response(
                 id,
-                &refusal::result(&halt, &charter_tool, Refused::Call),
+                &refusal::result(&halt, &charter_tool, Refused::Call, modern),
             )));
         }
         let action = json!({"kind": "tool_call", "tool": charter_tool, "args": args});
@@ -566,7 +571,7 @@ impl Session {
             }
             return Ok(Some(response(
                 id,
-                &refusal::result(&decision, &charter_tool, Refused::Call),
+                &refusal::result(&decision, &charter_tool, Refused::Call, modern),
             )));
         }
         let line = if self.names.prefixed() {
@@ -593,6 +598,7 @@ impl Session {
         let Some(result) = reply.value.get("result") else {
             return Ok(Some(reply.raw)); // a protocol error of the upstream, as it is
         };
+        let modern = modern || result.get("resultType").is_some();
         for text in output::pieces(result) {
             let action = json!({"kind": "output", "text": text, "channel": OUTPUT_CHANNEL});
             let decision = self.charter.check(&run, &action).await.map_err(|e| {
@@ -604,7 +610,7 @@ impl Session {
                 }
                 return Ok(Some(response(
                     id,
-                    &refusal::result(&decision, &charter_tool, Refused::Output),
+                    &refusal::result(&decision, &charter_tool, Refused::Output, modern),
                 )));
             }
         }
@@ -640,6 +646,10 @@ impl Session {
         let kept: Vec<Value> = kept.into_iter().cloned().collect();
         let mut result = reply.value["result"].clone();
         result["tools"] = Value::Array(kept);
+        if result.get("cacheScope").is_some() {
+            // The list now depends on who asks (2026-07-28 caching): never share it.
+            result["cacheScope"] = json!("private");
+        }
         self.send_agent(response(&id, &result));
     }
 
