@@ -43,3 +43,6 @@ pub async fn run(config: &Config) -> Result<(), GatewayError> {
         config::Front::Http { listen } => http::serve(config, listen).await,
     }
 }
+
+#[cfg(test)]
+mod tests;
