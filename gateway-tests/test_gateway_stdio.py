@@ -349,6 +349,12 @@ def test_several_upstreams_prefix_their_tools(
             assert unknown.value.code == -32602
             contents = await session.read_resource("test://greeting")
             assert contents.contents[0].text == "hello from the fixture"
+            # Other lists are merged from every upstream (not renamed: one entry each).
+            resources = await session.list_resources()
+            assert [str(r.uri) for r in resources.resources] == ["test://greeting"] * 2
+            prompts = await session.list_prompts()
+            assert [p.name for p in prompts.prompts] == ["summarize"] * 2
+            await session.send_ping()
 
     anyio.run(scenario)
     (run,) = charter.runs_of(agent)
