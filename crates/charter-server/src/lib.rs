@@ -5,6 +5,7 @@
 
 mod answers;
 mod api;
+pub mod demo;
 mod error;
 mod extract;
 mod metrics;

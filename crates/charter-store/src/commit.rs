@@ -7,12 +7,12 @@
 //! batch's runs (locked on PostgreSQL, in byte order of their ids), lock its subjects
 //! (PostgreSQL, shared), lock and load its counters (in key order),
 //! read its subjects' watched counters (`crate::counting`), [`plan`] every check in arrival
-//! order, then write the halts, the recorded actions, their violation events and the counters'
-//! additions, and commit. A check whose run has ended or halted (here or on another node) is
+//! order, then write the halts, the recorded actions, their violation events, what they add to
+//! the Monitor's counts per slot ([`SlotCounts`]) and the counters' additions, and commit. A check whose run has ended or halted (here or on another node) is
 //! answered from the run and records nothing; budget is spent if and only if the check is
 //! recorded as allowed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use charter_core::engine::{Outcome, Violation};
@@ -195,6 +195,51 @@ pub(crate) fn violation_row(event: &ViolationEvent) -> [Param<'_>; 17] {
     ]
 }
 
+/// The length of a slot of the Monitor's counts (`violation_counts`, `violation_policy_counts`):
+/// 15 minutes of Unix time.
+pub(crate) const SLOT_MS: i64 = 900_000;
+
+/// Adds `$3` events to tenant `$1`'s count of slot `$2` (the same text on both backends).
+pub(crate) const COUNT_TENANT_SLOT: &str = "INSERT INTO violation_counts (tenant_id, slot, n) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (tenant_id, slot) DO UPDATE SET n = violation_counts.n + excluded.n";
+
+/// Adds `$4` events to policy `$1`'s count in tenant `$2` of slot `$3`.
+pub(crate) const COUNT_POLICY_SLOT: &str = "INSERT INTO violation_policy_counts (policy_id, tenant_id, slot, n) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (policy_id, tenant_id, slot) DO UPDATE SET n = violation_policy_counts.n + excluded.n";
+
+/// What a batch's violation events add to the Monitor's counts per slot, each count once, in
+/// key order. The commit writes them in that order, so on PostgreSQL two batches lock the count
+/// rows they share in the same order and never wait on each other in a cycle (a trigger per
+/// inserted row would lock them in the batch's order, which can deadlock two nodes).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlotCounts {
+    /// `(tenant, slot) → events`.
+    pub(crate) tenants: BTreeMap<(String, i64), i64>,
+    /// `(policy, tenant, slot) → events`.
+    pub(crate) policies: BTreeMap<(String, String, i64), i64>,
+}
+
+impl SlotCounts {
+    /// The counts of `events`.
+    pub(crate) fn of<'a>(events: impl IntoIterator<Item = &'a ViolationEvent>) -> SlotCounts {
+        let mut counts = SlotCounts::default();
+        for event in events {
+            let slot = event.at.as_millisecond().div_euclid(SLOT_MS) * SLOT_MS;
+            *counts
+                .tenants
+                .entry((event.tenant_id.clone(), slot))
+                .or_default() += 1;
+            *counts
+                .policies
+                .entry((event.policy_id.clone(), event.tenant_id.clone(), slot))
+                .or_default() += 1;
+        }
+        counts
+    }
+}
+
 /// A run's state as a batch of checks sees it.
 pub(crate) struct RunState {
     ended: bool,
@@ -316,6 +361,61 @@ pub(crate) fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(tenant: &str, policy: &str, at_ms: i64) -> ViolationEvent {
+        ViolationEvent {
+            id: "vio_1".into(),
+            at: jiff::Timestamp::from_millisecond(at_ms).unwrap(),
+            decision: "block".into(),
+            policy_id: policy.into(),
+            policy_name: "p".into(),
+            policy_version: 1,
+            lineage_id: "lin_1".into(),
+            rule_id: "r1".into(),
+            rule_type: "tool".into(),
+            tenant_id: tenant.into(),
+            agent_id: "a".into(),
+            run_id: "run_1".into(),
+            action_id: "act_1".into(),
+            action: ActionSummary {
+                kind: "tool_call".into(),
+                summary: "x".into(),
+            },
+            matching_input: None,
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_adds_to_each_count_once_in_key_order() {
+        let events = [
+            event("globex", "pol_b", 1_800_000),
+            event("acme", "pol_a", 899_999),
+            event("globex", "pol_a", 1_800_001),
+            event("acme", "pol_a", 0),
+            event("acme", "pol_a", 900_000),
+        ];
+        let counts = SlotCounts::of(&events);
+        let tenants: Vec<_> = counts.tenants.into_iter().collect();
+        assert_eq!(
+            tenants,
+            [
+                (("acme".to_owned(), 0), 2),
+                (("acme".to_owned(), 900_000), 1),
+                (("globex".to_owned(), 1_800_000), 2),
+            ]
+        );
+        let policies: Vec<_> = counts.policies.into_iter().collect();
+        assert_eq!(
+            policies,
+            [
+                (("pol_a".to_owned(), "acme".to_owned(), 0), 2),
+                (("pol_a".to_owned(), "acme".to_owned(), 900_000), 1),
+                (("pol_a".to_owned(), "globex".to_owned(), 1_800_000), 1),
+                (("pol_b".to_owned(), "globex".to_owned(), 1_800_000), 1),
+            ]
+        );
+    }
 
     #[test]
     fn inserts_number_their_placeholders_row_by_row() {

@@ -37,7 +37,7 @@ pub use error::StoreError;
 pub use ids::{new_id_suffix, new_key_secret};
 pub use model::{
     Activation, Actor, Agent, ApiKey, AuditEntry, Change, KeyScope, PolicyFilter, Principal,
-    StoredPolicy, Tenant, Verification, WebSession,
+    StoredPolicy, Tenant, Verification, VersionsNear, WebSession,
 };
 pub use postgres::PgStore;
 pub use runs::{
@@ -335,6 +335,23 @@ impl Store {
         on_pool!(self, list_policies(principal, filter))
     }
 
+    /// The policies the principal may see, filtered, newest first, one page (the workspace's
+    /// list: indexed and paged, never the whole table).
+    pub async fn policies_page(
+        &self,
+        principal: &Principal,
+        filter: &PolicyFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<StoredPolicy>> {
+        match self {
+            Store::Sqlite(s) => s.policies_page(principal, filter, cursor, limit).await,
+            Store::Postgres(s) => {
+                crate::postgres::ops::policies_page(&s.pool, principal, filter, cursor, limit).await
+            }
+        }
+    }
+
     /// Edits a draft (name, description, scope, rules), bumping its revision.
     pub async fn update_policy(
         &self,
@@ -434,6 +451,17 @@ impl Store {
         id: &str,
     ) -> Result<(LineageId, Vec<StoredPolicy>)> {
         on_pool!(self, versions(principal, id))
+    }
+
+    /// The versions of `id`'s lineage within `radius` versions of it, oldest first, and how
+    /// many come before and after them (a policy's page, in a lineage of any length).
+    pub async fn versions_near(
+        &self,
+        principal: &Principal,
+        id: &str,
+        radius: u32,
+    ) -> Result<VersionsNear> {
+        on_pool!(self, versions_near(principal, id, radius))
     }
 
     /// Audit entries the principal may read, oldest first, one page.
@@ -560,6 +588,18 @@ impl Store {
     /// A run's actions with their decisions, in order.
     pub async fn run_actions(&self, principal: &Principal, run_id: &str) -> Result<Vec<RunAction>> {
         on_pool!(self, run_actions(principal, run_id))
+    }
+
+    /// A run's actions with their decisions, in order, one page after `cursor` (the
+    /// workspace's run page: a long run is read a page at a time).
+    pub async fn run_actions_page(
+        &self,
+        principal: &Principal,
+        run_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<RunAction>> {
+        on_pool!(self, run_actions_page(principal, run_id, cursor, limit))
     }
 
     /// Imports recorded runs (history for Validate), all or nothing, pulling them from `runs`

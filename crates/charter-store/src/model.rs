@@ -1,6 +1,6 @@
 //! What the store keeps, as the rest of Charter sees it.
 
-use charter_core::{Policy, TenantId};
+use charter_core::{LineageId, Policy, TenantId};
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -152,6 +152,19 @@ pub struct PolicyFilter {
     pub agent_id: Option<String>,
     /// Names containing this text (case-insensitive).
     pub q: Option<String>,
+}
+
+/// Some versions of a lineage around one ([`crate::Store::versions_near`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionsNear {
+    /// The lineage.
+    pub lineage_id: LineageId,
+    /// The versions shown, oldest first.
+    pub items: Vec<StoredPolicy>,
+    /// Versions before the first shown.
+    pub before: u32,
+    /// Versions after the last shown.
+    pub after: u32,
 }
 
 /// How to activate a draft.

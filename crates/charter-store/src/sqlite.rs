@@ -355,6 +355,22 @@ impl SqliteStore {
         }
     }
 
+    /// A page of the policy list: through rusqlite for a file database (see `reader`: sqlx
+    /// hands rows over one by one, which a full page of 50 policies paid for), through the
+    /// pool for an in-memory one.
+    pub(crate) async fn policies_page(
+        &self,
+        principal: &crate::Principal,
+        filter: &crate::PolicyFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<crate::Page<crate::StoredPolicy>, StoreError> {
+        match &self.reader {
+            Some(reader) => reader.policies_page(principal, filter, cursor, limit).await,
+            None => ops::policies_page(&self.pool, principal, filter, cursor, limit).await,
+        }
+    }
+
     /// The group commit of `batch`: through rusqlite for a file database (see `commit`),
     /// through the pool for an in-memory one.
     pub(crate) async fn commit_batch(

@@ -17,6 +17,8 @@ mod authoring;
 /// A draft edited as a whole (details, JSON) and cloned.
 mod editing;
 mod lifecycle;
+/// The lists' pages.
+mod paging;
 /// The API reference at `/docs`.
 mod reference;
 /// A draft's rules: add, edit, remove, reorder.

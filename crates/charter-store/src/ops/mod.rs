@@ -20,7 +20,7 @@ mod checks;
 pub(crate) mod history;
 mod limits;
 mod monitor;
-mod policies;
+pub(crate) mod policies;
 pub(crate) mod query;
 mod runs;
 mod sessions;
@@ -36,13 +36,15 @@ pub(crate) use limits::{seed, settle};
 pub(crate) use monitor::{list_violations, violation_stats};
 pub(crate) use policies::{
     activate, add_rule, clone_policy, create_policy, delete_policy, deprecate, get_policy,
-    import_policies, latest_validation, list_policies, record_export, record_validation,
-    remove_rule, update_policy, versions,
+    import_policies, latest_validation, list_policies, policies_page, record_export,
+    record_validation, remove_rule, update_policy, versions, versions_near,
 };
 
 pub(crate) use sessions::{choose_session_tenant, create_session, end_session, session};
 
-pub(crate) use runs::{end_run, get_run, list_runs, pinned_policies, run_actions, start_run};
+pub(crate) use runs::{
+    end_run, get_run, list_runs, pinned_policies, run_actions, run_actions_page, start_run,
+};
 
 type Result<T> = std::result::Result<T, StoreError>;
 type Tx = Transaction<'static, Db>;

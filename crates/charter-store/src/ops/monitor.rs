@@ -1,10 +1,13 @@
 //! The Monitor's reads: violation events, listed and counted per bucket.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use sqlx::{Pool, Row};
 
 use super::query::{Filters, Listing, newest_first, tenant_filters};
 use super::{Db, Result, ms, time, to_u32};
+use crate::commit::SLOT_MS;
 use crate::error::StoreError;
 use crate::model::Principal;
 use crate::runs::{ActionSummary, Page, ViolationEvent, ViolationFilter};
@@ -104,6 +107,81 @@ pub(crate) async fn violation_stats(
             "a bucket is a positive duration",
         ));
     }
+    let mut counts = BTreeMap::new();
+    match slots_of(filter, bucket_ms) {
+        // Whole slots from the counts tables, the partial slots at either end from the events.
+        Some((first, end)) => {
+            if let Some(since) = filter.since
+                && since < first
+            {
+                let head = ViolationFilter {
+                    since: Some(since),
+                    until: Some(first),
+                    ..filter.clone()
+                };
+                count_events(pool, principal, &head, bucket_ms, &mut counts).await?;
+            }
+            if let (Some(end), Some(until)) = (end, filter.until)
+                && end < until
+            {
+                let tail = ViolationFilter {
+                    since: Some(end),
+                    until: Some(until),
+                    ..filter.clone()
+                };
+                count_events(pool, principal, &tail, bucket_ms, &mut counts).await?;
+            }
+            count_slots(pool, principal, filter, bucket_ms, first, end, &mut counts).await?;
+        }
+        None => count_events(pool, principal, filter, bucket_ms, &mut counts).await?,
+    }
+    if counts.len() > MAX_BUCKETS {
+        return Err(StoreError::invalid(
+            "bucket",
+            format!("more than {MAX_BUCKETS} buckets: use a larger bucket or a shorter range"),
+        ));
+    }
+    counts
+        .into_iter()
+        .map(|(start, n)| Ok((time(start)?, n)))
+        .collect()
+}
+
+/// Whether the counts per slot (`violation_counts`, `violation_policy_counts`, kept by the
+/// group commit: `commit::SlotCounts`) can answer `filter` in buckets of `bucket_ms`: whole slots, and no filter but
+/// tenant and policy. Then the whole slots they answer, as (first slot, end: the slot after the last,
+/// `None` for no end); the events before the first and from the end on are counted.
+fn slots_of(filter: &ViolationFilter, bucket_ms: i64) -> Option<(Timestamp, Option<Timestamp>)> {
+    let plain = filter.lineage_id.is_none()
+        && filter.agent_id.is_none()
+        && filter.run_id.is_none()
+        && filter.rule_type.is_none()
+        && filter.decision.is_none();
+    if !plain || bucket_ms % SLOT_MS != 0 {
+        return None;
+    }
+    // The first whole slot at or after `since`, the last ending at or before `until`.
+    let first = filter
+        .since
+        .map_or(0, |s| (ms(s) + SLOT_MS - 1).div_euclid(SLOT_MS) * SLOT_MS);
+    let end = filter.until.map(|u| ms(u).div_euclid(SLOT_MS) * SLOT_MS);
+    if end.is_some_and(|end| end <= first) {
+        return None;
+    }
+    Some((
+        Timestamp::from_millisecond(first).ok()?,
+        end.map(Timestamp::from_millisecond).transpose().ok()?,
+    ))
+}
+
+/// Adds the events `filter` selects to `counts`, per bucket.
+async fn count_events(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &ViolationFilter,
+    bucket_ms: i64,
+    counts: &mut BTreeMap<i64, u64>,
+) -> Result<()> {
     let f = violation_filters(pool, principal, filter).await?;
     // The bucket width is a number we checked, written into the text so the filters keep
     // their placeholders in order.
@@ -113,18 +191,44 @@ pub(crate) async fn violation_stats(
         f.sql(),
         MAX_BUCKETS + 1
     );
-    let rows = f.query(sql).fetch_all(pool).await?;
-    if rows.len() > MAX_BUCKETS {
-        return Err(StoreError::invalid(
-            "bucket",
-            format!("more than {MAX_BUCKETS} buckets: use a larger bucket or a shorter range"),
-        ));
+    add_rows(&f.query(sql).fetch_all(pool).await?, counts)
+}
+
+/// Adds the counts of the slots from `first` to `end` (excluded) to `counts`, per bucket:
+/// `filter`'s tenant and policy only (`slots_of` said it has no other).
+async fn count_slots(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &ViolationFilter,
+    bucket_ms: i64,
+    first: Timestamp,
+    end: Option<Timestamp>,
+    counts: &mut BTreeMap<i64, u64>,
+) -> Result<()> {
+    let mut f = Filters::default();
+    tenant_filters(&mut f, principal, filter.tenant_id.as_deref());
+    f.text("policy_id = ?", filter.policy_id.as_deref());
+    f.int("slot >= ?", Some(ms(first)));
+    f.int("slot < ?", end.map(ms));
+    let table = if filter.policy_id.is_some() {
+        "violation_policy_counts"
+    } else {
+        "violation_counts"
+    };
+    let sql = format!(
+        "SELECT (slot / {bucket_ms}) * {bucket_ms} AS start, CAST(SUM(n) AS BIGINT) AS n \
+         FROM {table} WHERE {} GROUP BY 1 ORDER BY 1 LIMIT {}",
+        f.sql(),
+        MAX_BUCKETS + 1
+    );
+    add_rows(&f.query(sql).fetch_all(pool).await?, counts)
+}
+
+fn add_rows(rows: &[<Db as sqlx::Database>::Row], counts: &mut BTreeMap<i64, u64>) -> Result<()> {
+    for r in rows {
+        let start: i64 = r.try_get("start")?;
+        let n: i64 = r.try_get("n")?;
+        *counts.entry(start).or_default() += u64::try_from(n).unwrap_or(0);
     }
-    rows.iter()
-        .map(|r| {
-            let start: i64 = r.try_get("start")?;
-            let n: i64 = r.try_get("n")?;
-            Ok((time(start)?, u64::try_from(n).unwrap_or(0)))
-        })
-        .collect()
+    Ok(())
 }

@@ -9,58 +9,108 @@ use sqlx::{AssertSqlSafe, Pool, Row};
 
 use super::accounts::visible_tenant;
 use super::audit::append;
+use super::query::{Bind, Filters, bad_cursor, bound};
 use super::{Db, FOR_UPDATE, Result, Tx, begin, ms, time, to_u32};
 use crate::PolicyEdit;
 
 use crate::error::StoreError;
 use crate::ids;
-use crate::model::{Activation, Change, PolicyFilter, Principal, StoredPolicy};
+use crate::model::{Activation, Change, PolicyFilter, Principal, StoredPolicy, VersionsNear};
+use crate::runs::Page;
 
 pub(super) const POLICY_COLUMNS: &str = "id, lineage_id, version, tenant_id, scope, status, revision, name, \
      description, rules, cloned_from, created_at, created_by, activated_at, activated_by, \
      deprecated_at, deprecated_by, updated_at";
 
-pub(super) fn policy_row(row: &<Db as sqlx::Database>::Row) -> Result<StoredPolicy> {
-    let scope: String = row.try_get("scope")?;
-    let rules: String = row.try_get("rules")?;
-    let status: String = row.try_get("status")?;
-    let status = match status.as_str() {
-        "draft" => Status::Draft,
-        "active" => Status::Active,
-        "deprecated" => Status::Deprecated,
-        other => return Err(StoreError::Backend(format!("unknown status {other}"))),
-    };
-    let id: String = row.try_get("id")?;
-    let lineage: String = row.try_get("lineage_id")?;
-    let cloned_from: Option<String> = row.try_get("cloned_from")?;
-    let activated: Option<i64> = row.try_get("activated_at")?;
-    let deprecated: Option<i64> = row.try_get("deprecated_at")?;
-    let bad_id = |e: charter_core::ids::IdError| StoreError::Backend(format!("stored id: {e}"));
-    let policy = Policy {
-        id: PolicyId::new(id).map_err(bad_id)?,
-        lineage_id: LineageId::new(lineage).map_err(bad_id)?,
-        version: to_u32(row.try_get("version")?, "version")?,
-        status,
-        revision: to_u32(row.try_get("revision")?, "revision")?,
-        definition: PolicyDefinition {
-            name: row.try_get("name")?,
-            description: row.try_get("description")?,
-            scope: serde_json::from_str(&scope)?,
-            rules: serde_json::from_str(&rules)?,
-        },
-        cloned_from: cloned_from.map(PolicyId::new).transpose().map_err(bad_id)?,
-        created_at: time(row.try_get("created_at")?)?,
-        created_by: row.try_get("created_by")?,
-        activated_at: activated.map(time).transpose()?,
-        activated_by: row.try_get("activated_by")?,
-        deprecated_at: deprecated.map(time).transpose()?,
-        deprecated_by: row.try_get("deprecated_by")?,
-    };
-    Ok(StoredPolicy {
-        policy,
+/// A policy's columns as stored, read by either driver (sqlx here, rusqlite in
+/// `sqlite::reader`), then parsed once by [`RawPolicy::stored`].
+pub(crate) struct RawPolicy {
+    pub(crate) id: String,
+    pub(crate) lineage_id: String,
+    pub(crate) version: i64,
+    pub(crate) tenant_id: Option<String>,
+    pub(crate) scope: String,
+    pub(crate) status: String,
+    pub(crate) revision: i64,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) rules: String,
+    pub(crate) cloned_from: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) created_by: String,
+    pub(crate) activated_at: Option<i64>,
+    pub(crate) activated_by: Option<String>,
+    pub(crate) deprecated_at: Option<i64>,
+    pub(crate) deprecated_by: Option<String>,
+    pub(crate) updated_at: i64,
+}
+
+impl RawPolicy {
+    pub(crate) fn stored(self) -> Result<StoredPolicy> {
+        let status = match self.status.as_str() {
+            "draft" => Status::Draft,
+            "active" => Status::Active,
+            "deprecated" => Status::Deprecated,
+            other => return Err(StoreError::Backend(format!("unknown status {other}"))),
+        };
+        let bad_id = |e: charter_core::ids::IdError| StoreError::Backend(format!("stored id: {e}"));
+        let policy = Policy {
+            id: PolicyId::new(self.id).map_err(bad_id)?,
+            lineage_id: LineageId::new(self.lineage_id).map_err(bad_id)?,
+            version: to_u32(self.version, "version")?,
+            status,
+            revision: to_u32(self.revision, "revision")?,
+            definition: PolicyDefinition {
+                name: self.name,
+                description: self.description,
+                scope: serde_json::from_str(&self.scope)?,
+                rules: serde_json::from_str(&self.rules)?,
+            },
+            cloned_from: self
+                .cloned_from
+                .map(PolicyId::new)
+                .transpose()
+                .map_err(bad_id)?,
+            created_at: time(self.created_at)?,
+            created_by: self.created_by,
+            activated_at: self.activated_at.map(time).transpose()?,
+            activated_by: self.activated_by,
+            deprecated_at: self.deprecated_at.map(time).transpose()?,
+            deprecated_by: self.deprecated_by,
+        };
+        Ok(StoredPolicy {
+            policy,
+            tenant_id: self.tenant_id,
+            updated_at: time(self.updated_at)?,
+        })
+    }
+}
+
+fn raw_policy(row: &<Db as sqlx::Database>::Row) -> Result<RawPolicy> {
+    Ok(RawPolicy {
+        id: row.try_get("id")?,
+        lineage_id: row.try_get("lineage_id")?,
+        version: row.try_get("version")?,
         tenant_id: row.try_get("tenant_id")?,
-        updated_at: time(row.try_get("updated_at")?)?,
+        scope: row.try_get("scope")?,
+        status: row.try_get("status")?,
+        revision: row.try_get("revision")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        rules: row.try_get("rules")?,
+        cloned_from: row.try_get("cloned_from")?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+        activated_at: row.try_get("activated_at")?,
+        activated_by: row.try_get("activated_by")?,
+        deprecated_at: row.try_get("deprecated_at")?,
+        deprecated_by: row.try_get("deprecated_by")?,
+        updated_at: row.try_get("updated_at")?,
     })
+}
+
+pub(super) fn policy_row(row: &<Db as sqlx::Database>::Row) -> Result<StoredPolicy> {
+    raw_policy(row)?.stored()
 }
 
 /// Checks that the principal may author a policy in `scope`, and that its tenant and agent
@@ -319,6 +369,167 @@ pub(crate) async fn list_policies(
         out.push(stored);
     }
     Ok(out)
+}
+
+/// Whether `stored` passes the filters SQL cannot tell exactly: the scope's type and agent,
+/// and a case-insensitive (Unicode) search of the name for `q`, lowercased.
+fn matches(stored: &StoredPolicy, filter: &PolicyFilter, q: Option<&str>) -> bool {
+    let scope = stored.policy.scope();
+    if filter
+        .scope_type
+        .as_deref()
+        .is_some_and(|t| t != scope.type_name())
+    {
+        return false;
+    }
+    if let Some(agent) = &filter.agent_id
+        && !matches!(scope, Scope::Agent { agent_id, .. } if agent_id.as_str() == agent)
+    {
+        return false;
+    }
+    q.is_none_or(|q| stored.policy.name().to_lowercase().contains(q))
+}
+
+/// One page of the policies the principal may see, filtered, newest first (by creation, then
+/// id), after a cursor (`<created_at>~<id>`): what the workspace's list shows, read through
+/// the (status | tenant, `created_at`, id) indexes, never the whole table. Status, tenant and
+/// scope type are filtered in SQL; a name search (Unicode case-insensitive, as
+/// [`list_policies`]) and an agent are checked on the rows as they are read, in chunks, until
+/// the page is full: a search reads the names up to its page's last match. The driver runs
+/// [`PolicyScan::query`] and hands the rows to [`PolicyScan::take`] until it says stop.
+pub(crate) struct PolicyScan {
+    principal: Principal,
+    filter: PolicyFilter,
+    /// The search, lowercased.
+    q: Option<String>,
+    limit: usize,
+    /// Rows per query.
+    chunk: usize,
+    /// The last row read.
+    after: Option<(i64, String)>,
+    items: Vec<StoredPolicy>,
+}
+
+impl PolicyScan {
+    pub(crate) fn new(
+        principal: &Principal,
+        filter: &PolicyFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<PolicyScan> {
+        let limit = limit.clamp(1, 500) as usize;
+        let checked = filter.q.is_some() || filter.agent_id.is_some();
+        Ok(PolicyScan {
+            principal: principal.clone(),
+            filter: filter.clone(),
+            q: filter.q.as_ref().map(|q| q.to_lowercase()),
+            limit,
+            chunk: if checked { 500 } else { limit + 1 },
+            after: cursor.map(parse_cursor).transpose()?,
+            items: Vec::new(),
+        })
+    }
+
+    /// The next chunk's query and its binds.
+    pub(crate) fn query(&self) -> (String, Vec<Bind>) {
+        let filter = &self.filter;
+        let mut f = Filters::default();
+        if let Some(own) = self.principal.tenant() {
+            f.text(
+                "(tenant_id = ? OR (tenant_id IS NULL AND status <> 'draft'))",
+                Some(own.as_str()),
+            );
+        }
+        f.text("status = ?", filter.status.map(Status::as_str));
+        f.text("tenant_id = ?", filter.tenant_id.as_deref());
+        match filter.scope_type.as_deref() {
+            Some("platform") => f.always("tenant_id IS NULL"),
+            // The scope's JSON starts with its tag (`Scope` is internally tagged); `matches`
+            // checks it again on the parsed scope.
+            Some(t @ ("tenant" | "agent")) => {
+                f.text("scope LIKE ?", Some(&format!("{{\"type\":\"{t}\",%")));
+            }
+            _ => {}
+        }
+        if let Some((at, id)) = &self.after {
+            f.row(
+                "(created_at < ?1 OR (created_at = ?2 AND id < ?3))",
+                vec![Bind::Int(*at), Bind::Int(*at), Bind::Text(id.clone())],
+            );
+        }
+        let sql = format!(
+            "SELECT {POLICY_COLUMNS} FROM policies WHERE {} \
+             ORDER BY created_at DESC, id DESC LIMIT {}",
+            f.sql(),
+            self.chunk
+        );
+        (sql, f.binds)
+    }
+
+    /// Takes a chunk's rows, in order; whether to read the next chunk.
+    pub(crate) fn take(&mut self, rows: Vec<RawPolicy>) -> Result<bool> {
+        let read = rows.len();
+        for raw in rows {
+            self.after = Some((raw.created_at, raw.id.clone()));
+            if self.items.len() > self.limit {
+                continue;
+            }
+            // The name first: a search skips the rows it does not match without parsing them.
+            if let Some(q) = &self.q
+                && !raw.name.to_lowercase().contains(q.as_str())
+            {
+                continue;
+            }
+            let stored = raw.stored()?;
+            if visible(&self.principal, &stored)
+                && matches(&stored, &self.filter, self.q.as_deref())
+            {
+                self.items.push(stored);
+            }
+        }
+        Ok(self.items.len() <= self.limit && read == self.chunk)
+    }
+
+    /// The page read, with the next page's cursor.
+    pub(crate) fn page(mut self) -> Page<StoredPolicy> {
+        let next_cursor = if self.items.len() > self.limit {
+            self.items.truncate(self.limit);
+            self.items
+                .last()
+                .map(|p| format!("{}~{}", ms(p.policy.created_at), p.policy.id))
+        } else {
+            None
+        };
+        Page {
+            items: self.items,
+            next_cursor,
+        }
+    }
+}
+
+/// [`PolicyScan`] through sqlx (PostgreSQL, and an in-memory SQLite database).
+pub(crate) async fn policies_page(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &PolicyFilter,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<StoredPolicy>> {
+    let mut scan = PolicyScan::new(principal, filter, cursor, limit)?;
+    loop {
+        let (sql, binds) = scan.query();
+        let rows = bound(sql, binds).fetch_all(pool).await?;
+        let rows = rows.iter().map(raw_policy).collect::<Result<Vec<_>>>()?;
+        if !scan.take(rows)? {
+            return Ok(scan.page());
+        }
+    }
+}
+
+/// `<created_at>~<id>` of the policies' pages.
+fn parse_cursor(cursor: &str) -> Result<(i64, String)> {
+    let (at, id) = cursor.split_once('~').ok_or_else(bad_cursor)?;
+    Ok((at.parse().map_err(|_| bad_cursor())?, id.to_owned()))
 }
 
 /// Locks a policy the principal may change, for the rest of `tx`.
@@ -840,6 +1051,61 @@ pub(crate) async fn versions(
         }
     }
     Ok((one.policy.lineage_id, items))
+}
+
+/// The versions of `id`'s lineage from `radius` before it to `radius` after it, oldest first,
+/// with how many visible versions come before and after those: a policy's page shows its
+/// neighbours in a lineage of any length, read through the (`lineage_id`, version) index.
+pub(crate) async fn versions_near(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    id: &str,
+    radius: u32,
+) -> Result<VersionsNear> {
+    let one = get_policy(pool, principal, id).await?;
+    let lineage = one.policy.lineage_id.as_str();
+    let low = i64::from(one.policy.version.saturating_sub(radius));
+    let high = i64::from(one.policy.version.saturating_add(radius));
+    // What `visible` leaves out of a lineage the principal may see: a platform lineage's
+    // drafts, for a tenant key.
+    let seen = if principal.tenant().is_some() {
+        "(tenant_id IS NOT NULL OR status <> 'draft')"
+    } else {
+        "TRUE"
+    };
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM policies WHERE lineage_id = $1 \
+         AND version >= $2 AND version <= $3 ORDER BY version"
+    )))
+    .bind(lineage)
+    .bind(low)
+    .bind(high)
+    .fetch_all(pool)
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let stored = policy_row(row)?;
+        if visible(principal, &stored) {
+            items.push(stored);
+        }
+    }
+    let outside = sqlx::query(AssertSqlSafe(format!(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN version < $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS before, \
+         CAST(COALESCE(SUM(CASE WHEN version > $3 THEN 1 ELSE 0 END), 0) AS BIGINT) AS after \
+         FROM policies WHERE lineage_id = $1 AND (version < $2 OR version > $3) AND {seen}"
+    )))
+    .bind(lineage)
+    .bind(low)
+    .bind(high)
+    .fetch_one(pool)
+    .await?;
+    let count = |name: &str| -> Result<u32> { to_u32(outside.try_get(name)?, name) };
+    Ok(VersionsNear {
+        lineage_id: one.policy.lineage_id,
+        before: count("before")?,
+        after: count("after")?,
+        items,
+    })
 }
 
 /// Imports documents as drafts, each a new lineage, in one transaction: all or nothing. With

@@ -8,7 +8,7 @@ use sqlx::{AssertSqlSafe, Pool, Row};
 
 use super::accounts::visible_tenant;
 use super::policies::{POLICY_COLUMNS, policy_row};
-use super::query::{Filters, Listing, newest_first, tenant_filters};
+use super::query::{Bind, Filters, Listing, bad_cursor, newest_first, tenant_filters};
 use super::{Db, FOR_UPDATE, Result, Tx, begin, ms, time};
 use crate::audit::{self};
 use crate::error::StoreError;
@@ -274,6 +274,63 @@ pub(crate) async fn list_runs(
     f.int("started_at >= ?", filter.since.map(ms));
     f.always("import_id IS NULL");
     newest_first(pool, &RUNS, f, cursor, limit).await
+}
+
+/// One page of a run's actions in order, after `cursor` (`<at>~<id>`, the last action of the
+/// previous page): a run of thousands of actions is read a page at a time, and the scan of
+/// its agent's index stops at the page's end.
+pub(crate) async fn run_actions_page(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    run_id: &str,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<RunAction>> {
+    let run = get_run(pool, principal, run_id).await?;
+    let limit = limit.clamp(1, 1_000);
+    let after = match cursor {
+        Some(cursor) => {
+            let (at, id) = cursor.split_once('~').ok_or_else(bad_cursor)?;
+            Some((at.parse::<i64>().map_err(|_| bad_cursor())?, id.to_owned()))
+        }
+        None => None,
+    };
+    let mut f = Filters::default();
+    f.text("tenant_id = ?", Some(&run.tenant_id));
+    f.text("agent_id = ?", Some(&run.agent_id));
+    f.int("at >= ?", Some(ms(run.started_at)));
+    f.text("run_id = ?", Some(run_id));
+    if let Some((at, id)) = after {
+        f.row(
+            "(at > ?1 OR (at = ?2 AND id > ?3))",
+            vec![Bind::Int(at), Bind::Int(at), Bind::Text(id)],
+        );
+    }
+    // Through the agent's index: a run's actions are its agent's, from its start on.
+    let sql = format!(
+        "SELECT id, at, input, decision FROM actions WHERE {} ORDER BY at, id LIMIT {}",
+        f.sql(),
+        u64::from(limit) + 1
+    );
+    let rows = f.query(sql).fetch_all(pool).await?;
+    let mut items = rows.iter().map(run_action).collect::<Result<Vec<_>>>()?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|a| format!("{}~{}", ms(a.at), a.id))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+fn run_action(r: &<Db as sqlx::Database>::Row) -> Result<RunAction> {
+    let input: Option<String> = r.try_get("input")?;
+    Ok(RunAction {
+        id: r.try_get("id")?,
+        at: time(r.try_get("at")?)?,
+        action: input.as_deref().map(serde_json::from_str).transpose()?,
+        decision: r.try_get("decision")?,
+    })
 }
 
 pub(crate) async fn run_actions(

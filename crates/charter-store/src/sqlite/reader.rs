@@ -99,6 +99,77 @@ impl Reader {
 }
 
 impl Reader {
+    /// One page of the policy list (`ops::policies::PolicyScan`), its chunks read here.
+    pub(crate) async fn policies_page(
+        &self,
+        principal: &Principal,
+        filter: &crate::PolicyFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<crate::Page<crate::StoredPolicy>, StoreError> {
+        let mut scan = ops::policies::PolicyScan::new(principal, filter, cursor, limit)?;
+        let reader = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = reader.connect()?;
+            let page = loop {
+                let (sql, binds) = scan.query();
+                match read_policies(&connection, &sql, binds).and_then(|rows| scan.take(rows)) {
+                    Ok(true) => {}
+                    Ok(false) => break Ok(scan.page()),
+                    Err(e) => break Err(e),
+                }
+            };
+            reader.release(connection);
+            page
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("reading policies: {e}")))?
+    }
+}
+
+/// The policies `sql` selects (`POLICY_COLUMNS`), as stored.
+fn read_policies(
+    connection: &Connection,
+    sql: &str,
+    binds: Vec<Bind>,
+) -> Result<Vec<ops::policies::RawPolicy>, StoreError> {
+    let failed = |e: rusqlite::Error| StoreError::Backend(format!("reading policies: {e}"));
+    let binds: Vec<SqlValue> = binds
+        .into_iter()
+        .map(|bind| match bind {
+            Bind::Text(text) => SqlValue::Text(text),
+            Bind::Int(int) => SqlValue::Integer(int),
+        })
+        .collect();
+    let mut statement = connection.prepare_cached(sql).map_err(failed)?;
+    let rows = statement
+        .query_map(rusqlite::params_from_iter(binds), |row| {
+            Ok(ops::policies::RawPolicy {
+                id: row.get("id")?,
+                lineage_id: row.get("lineage_id")?,
+                version: row.get("version")?,
+                tenant_id: row.get("tenant_id")?,
+                scope: row.get("scope")?,
+                status: row.get("status")?,
+                revision: row.get("revision")?,
+                name: row.get("name")?,
+                description: row.get("description")?,
+                rules: row.get("rules")?,
+                cloned_from: row.get("cloned_from")?,
+                created_at: row.get("created_at")?,
+                created_by: row.get("created_by")?,
+                activated_at: row.get("activated_at")?,
+                activated_by: row.get("activated_by")?,
+                deprecated_at: row.get("deprecated_at")?,
+                deprecated_by: row.get("deprecated_by")?,
+                updated_at: row.get("updated_at")?,
+            })
+        })
+        .map_err(failed)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(failed)
+}
+
+impl Reader {
     /// Counts `seed` in a snapshot of the database, outside the write lock: the buckets it
     /// counted, and the last row of `actions` the snapshot holds (`commit::write_seed` counts
     /// the rows after it).

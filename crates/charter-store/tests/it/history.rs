@@ -6,7 +6,7 @@ use charter_core::policy::{Policy, PolicyDefinition};
 use charter_core::{Action, LineageId, PolicyId};
 use charter_store::{
     ActionWriter, CheckOutcome, HistoryPage, ImportedAction, ImportedRun, KeyScope, PendingCheck,
-    Principal, RunFilter, RunStatus, Store, StoreError, new_key_secret,
+    Principal, RunFilter, RunStatus, Store, StoreError, ViolationFilter, new_key_secret,
 };
 use serde_json::json;
 
@@ -17,6 +17,7 @@ both!(
     key_usage_is_flushed,
     two_nodes_share_one_budget,
     checks_through_two_nodes_share_one_budget,
+    blocks_of_two_tenants_through_two_nodes_are_counted_once,
     checks_racing_the_end_of_their_run
 );
 
@@ -320,6 +321,95 @@ async fn checks_through_two_nodes_share_one_budget(store: Store, _: Kind) {
         .unwrap();
     assert_eq!(exceeded.len(), 1);
     assert_eq!(exceeded[0].used, 5_000_000);
+}
+
+/// An email to outside acme in `run` (of `tenant`) at `seconds`, which a platform policy
+/// blocks.
+fn blocked_email(run: &charter_store::Run, tenant: &str, seconds: i64) -> PendingCheck {
+    let definition =
+        PolicyDefinition::parse(&json!({"name": "mail", "scope": {"type": "platform"},
+        "rules": [{"id": "m", "type": "tool", "effect": "deny", "tools": ["*.send_email"]}]}))
+        .unwrap();
+    let policy = Policy::draft(
+        PolicyId::new("pol_m").unwrap(),
+        LineageId::new("lin_m").unwrap(),
+        definition,
+        at(0),
+    );
+    let set = CompiledSet::compile([&policy]).unwrap();
+    let action = Action::parse(
+        &json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": "x@y.z"}}),
+    )
+    .unwrap();
+    let ctx = RunContext {
+        tenant_id: tenant,
+        agent_id: "support",
+        run_id: &run.id,
+        run_started_at: run.started_at,
+        now: at(seconds),
+    };
+    PendingCheck {
+        id: format!("evt_{}", charter_store::new_id_suffix()),
+        run_id: run.id.clone(),
+        tenant_id: tenant.into(),
+        agent_id: "support".into(),
+        at: at(seconds),
+        evaluation: set.evaluate(&action, &ctx),
+        action,
+        policy_set_hash: run.policy_set.hash.clone(),
+        set: std::sync::Arc::new(set),
+    }
+}
+
+/// Blocks of two tenants over several Monitor slots, interleaved in opposite orders in the
+/// batches of two nodes' writers: every check is decided (the batches add to the rows of the
+/// Monitor's counts they share in key order, `commit::SlotCounts`), and the counts per slot add
+/// up to the events, per tenant and in all.
+async fn blocks_of_two_tenants_through_two_nodes_are_counted_once(store: Store, _: Kind) {
+    seed(&store).await;
+    let other = store.reopen().await.unwrap();
+    let writers = [
+        ActionWriter::spawn(store.clone(), 32),
+        ActionWriter::spawn(other.clone(), 32),
+    ];
+    // A run per two checks, so the two nodes' batches seldom share a run (whose lock would
+    // order them anyway).
+    let mut runs = Vec::new();
+    for tenant in ["acme", "globex"].into_iter().cycle().take(160) {
+        let (run, _) = store
+            .start_run(&Principal::Platform, tenant, "support", &json!({}), at(5))
+            .await
+            .unwrap();
+        runs.push((tenant, run));
+    }
+    let mut tasks = Vec::new();
+    for i in 0..320_i64 {
+        let (tenant, run) = &runs[usize::try_from(i).unwrap() % runs.len()];
+        // 20 s apart: the events span 8 slots of 15 minutes.
+        let check = blocked_email(run, tenant, 10 + i * 20);
+        let writer = writers[usize::try_from(i / 3).unwrap() % 2].clone();
+        tasks.push(tokio::spawn(async move { writer.check(check).await }));
+    }
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            CheckOutcome::Decided { decision, .. } => assert_eq!(decision.outcome, Outcome::Block),
+            other => panic!("{other:?}"),
+        }
+    }
+    for (principal, events) in [
+        (Principal::Platform, 320),
+        (tenant("acme").principal, 160),
+        (tenant("globex").principal, 160),
+    ] {
+        for bucket in [900_000, 3_600_000] {
+            let stats = store
+                .violation_stats(&principal, &ViolationFilter::default(), bucket)
+                .await
+                .unwrap();
+            let counted: u64 = stats.iter().map(|(_, n)| n).sum();
+            assert_eq!(counted, events, "{principal:?} in buckets of {bucket} ms");
+        }
+    }
 }
 
 /// Checks racing the end of their run: every check answered with a decision is recorded, and

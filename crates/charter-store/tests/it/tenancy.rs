@@ -8,9 +8,10 @@ use charter_store::{
 };
 use serde_json::json;
 
-use crate::harness::{Kind, acme_support, both, definition, platform, seed, tenant};
+use crate::harness::{Kind, acme_support, both, definition, later, platform, seed, tenant};
 
 both!(
+    policy_pages_list_what_the_whole_list_does,
     tenants_agents_and_keys,
     tenants_cannot_see_each_other,
     platform_policies_are_read_only_to_tenants
@@ -355,4 +356,119 @@ async fn a_sqlite_database_is_opened_by_one_process_at_a_time() {
     Store::open_sqlite(&path, charter_store::Sync::Normal)
         .await
         .unwrap();
+}
+
+/// `policies_page` (the workspace's list, paged and filtered in SQL) gives, page after page,
+/// exactly what `list_policies` gives, newest first: every filter, both kinds of key.
+async fn policy_pages_list_what_the_whole_list_does(store: Store, _: Kind) {
+    use charter_core::policy::Status;
+    seed(&store).await;
+    let p = platform();
+    let mut n = 0;
+    for (name, scope) in [
+        ("Refund cap", json!({"type": "platform"})),
+        (
+            "refund guard",
+            json!({"type": "tenant", "tenant_id": "acme"}),
+        ),
+        ("Email guard", acme_support()),
+        (
+            "ÉMAIL guard",
+            json!({"type": "tenant", "tenant_id": "globex"}),
+        ),
+        (
+            "search rate",
+            json!({"type": "agent", "tenant_id": "globex", "agent_id": "support"}),
+        ),
+    ] {
+        for _ in 0..3 {
+            n += 1;
+            let stored = store
+                .create_policy(&later(&p, n), definition(name, scope.clone()), false)
+                .await
+                .unwrap();
+            let id = stored.policy.id.to_string();
+            if n % 3 != 0 {
+                let force = Activation {
+                    force: true,
+                    supersede: false,
+                };
+                store
+                    .activate(&later(&p, n), &id, force, None)
+                    .await
+                    .unwrap();
+            }
+            if n % 3 == 1 {
+                store.deprecate(&later(&p, n), &id).await.unwrap();
+            }
+        }
+    }
+    let filters = [
+        PolicyFilter::default(),
+        PolicyFilter {
+            status: Some(Status::Active),
+            ..PolicyFilter::default()
+        },
+        PolicyFilter {
+            status: Some(Status::Draft),
+            ..PolicyFilter::default()
+        },
+        PolicyFilter {
+            q: Some("REFUND".into()),
+            ..PolicyFilter::default()
+        },
+        PolicyFilter {
+            q: Some("émail".into()),
+            ..PolicyFilter::default()
+        },
+        PolicyFilter {
+            scope_type: Some("platform".into()),
+            ..PolicyFilter::default()
+        },
+        PolicyFilter {
+            scope_type: Some("tenant".into()),
+            ..PolicyFilter::default()
+        },
+        PolicyFilter {
+            scope_type: Some("agent".into()),
+            agent_id: Some("support".into()),
+            ..PolicyFilter::default()
+        },
+        PolicyFilter {
+            tenant_id: Some("acme".into()),
+            status: Some(Status::Deprecated),
+            ..PolicyFilter::default()
+        },
+    ];
+    for principal in [
+        Principal::Platform,
+        tenant("acme").principal,
+        tenant("globex").principal,
+    ] {
+        for filter in &filters {
+            let mut whole: Vec<String> = store
+                .list_policies(&principal, filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.policy.id.to_string())
+                .collect();
+            whole.reverse();
+            let mut paged = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = store
+                    .policies_page(&principal, filter, cursor.as_deref(), 2)
+                    .await
+                    .unwrap();
+                assert!(page.items.len() <= 2);
+                paged.extend(page.items.into_iter().map(|s| s.policy.id.to_string()));
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(paged, whole, "{principal:?} {filter:?}");
+        }
+    }
 }

@@ -17,6 +17,12 @@ use crate::state::AppState;
 use crate::web::render::{self, Chrome, WebError};
 use crate::web::session::{Visitor, is_htmx};
 
+/// Policies per page of the list.
+const PAGE: u32 = 50;
+
+/// A policy's page shows the versions of its lineage up to this many before and after it.
+const NEAR: u32 = 10;
+
 /// The list's query, as sent.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +30,7 @@ pub(crate) struct ListQuery {
     status: Option<String>,
     q: Option<String>,
     scope: Option<String>,
+    cursor: Option<String>,
 }
 
 /// The list's query, parsed.
@@ -38,7 +45,8 @@ struct Filters {
 }
 
 impl Filters {
-    fn parse(query: ListQuery) -> Result<Filters, WebError> {
+    /// The filters of `query`, and its cursor.
+    fn parse(query: ListQuery) -> Result<(Filters, Option<String>), WebError> {
         let status = match query.status.as_deref().unwrap_or("") {
             "" | "all" => None,
             "draft" => Some(Status::Draft),
@@ -72,11 +80,24 @@ impl Filters {
                 "q: a search is at most 200 characters, with no control characters".into(),
             ));
         }
-        Ok(Filters { status, q, scope })
+        let cursor = query.cursor.filter(|c| !c.is_empty());
+        if let Some(cursor) = &cursor
+            && (cursor.len() > 200 || cursor.chars().any(char::is_control))
+        {
+            return Err(WebError::BadRequest(
+                "cursor: not a cursor of this list".into(),
+            ));
+        }
+        Ok((Filters { status, q, scope }, cursor))
     }
 
     /// The list's URL with these filters and `status` instead of this one's.
     fn href(&self, status: Option<Status>) -> String {
+        self.page_href(status, None)
+    }
+
+    /// The list's URL with these filters, `status` instead of this one's, at `cursor`.
+    fn page_href(&self, status: Option<Status>, cursor: Option<&str>) -> String {
         let mut params = Vec::new();
         if let Some(status) = status {
             params.push(format!("status={}", status.as_str()));
@@ -86,6 +107,9 @@ impl Filters {
         }
         if let Some(scope) = self.scope {
             params.push(format!("scope={scope}"));
+        }
+        if let Some(cursor) = cursor {
+            params.push(format!("cursor={}", encode(cursor)));
         }
         if params.is_empty() {
             "/policies".to_owned()
@@ -170,6 +194,10 @@ struct ListPage {
     rows: Vec<Row>,
     /// Whether any filter narrows the list (the empty state then says so).
     filtered: bool,
+    /// The next page's URL, when there are older policies.
+    older: Option<String>,
+    /// The first page's URL, when this is a later one.
+    newest: Option<String>,
 }
 
 render::page!(ListPage);
@@ -191,8 +219,8 @@ pub(crate) async fn list(
         Ok(Query(query)) => Filters::parse(query),
         Err(e) => Err(WebError::BadRequest(e.body_text())),
     };
-    let filters = match filters {
-        Ok(filters) => filters,
+    let (filters, cursor) = match filters {
+        Ok(parsed) => parsed,
         Err(e) => return Ok(e.in_layout(chrome, htmx)),
     };
     let filter = PolicyFilter {
@@ -204,7 +232,7 @@ pub(crate) async fn list(
     };
     let found = match state
         .store
-        .list_policies(&visitor.caller.principal, &filter)
+        .policies_page(&visitor.caller.principal, &filter, cursor.as_deref(), PAGE)
         .await
     {
         Ok(found) => found,
@@ -228,8 +256,13 @@ pub(crate) async fn list(
         tabs,
         q: filters.q.clone().unwrap_or_default(),
         scope: filters.scope.unwrap_or(""),
-        rows: found.iter().map(Row::of).collect(),
+        rows: found.items.iter().map(Row::of).collect(),
         filtered: filters != Filters::default(),
+        older: found
+            .next_cursor
+            .as_deref()
+            .map(|c| filters.page_href(filters.status, Some(c))),
+        newest: cursor.as_ref().map(|_| filters.href(filters.status)),
     };
     Ok(render::respond(StatusCode::OK, htmx, &page))
 }
@@ -247,8 +280,11 @@ struct PolicyPage {
     cloned_from: Option<String>,
     rules: Vec<RuleLine>,
     rules_json: String,
-    /// The lineage's versions, oldest first.
+    /// The lineage's versions near this one, oldest first.
     versions: Vec<VersionLine>,
+    /// How many versions come before and after those shown (the audit log has them all).
+    earlier: u32,
+    later: u32,
 }
 
 render::page!(PolicyPage);
@@ -395,10 +431,15 @@ pub(crate) async fn show(
             return Ok(WebError::Internal.in_layout(chrome, htmx));
         }
     };
-    let found = match state.store.versions(&visitor.caller.principal, &id).await {
-        Ok((_, found)) => found,
+    let near = match state
+        .store
+        .versions_near(&visitor.caller.principal, &id, NEAR)
+        .await
+    {
+        Ok(near) => near,
         Err(e) => return Ok(WebError::from(e).in_layout(chrome, htmx)),
     };
+    let found = near.items;
     let names = key_names(&state, &visitor, &found).await;
     let versions = found
         .iter()
@@ -407,6 +448,8 @@ pub(crate) async fn show(
     let p = &stored.policy;
     let page = PolicyPage {
         versions,
+        earlier: near.before,
+        later: near.after,
         row: Row::of(&stored),
         description: p.definition.description.clone(),
         lineage: p.lineage_id.to_string(),
@@ -429,16 +472,19 @@ mod tests {
             status: status.map(str::to_owned),
             q: q.map(str::to_owned),
             scope: scope.map(str::to_owned),
+            cursor: None,
         }
     }
 
     #[test]
     fn filters_are_parsed_once_and_kept_in_links() {
-        let f = Filters::parse(query(Some("draft"), Some(" a b&c "), Some("agent"))).unwrap();
+        let (f, _) = Filters::parse(query(Some("draft"), Some(" a b&c "), Some("agent"))).unwrap();
         assert_eq!(f.status, Some(Status::Draft));
         assert_eq!(f.href(None), "/policies?q=a%20b%26c&scope=agent");
         assert_eq!(
-            Filters::parse(query(Some("all"), Some(""), Some("any"))).unwrap(),
+            Filters::parse(query(Some("all"), Some(""), Some("any")))
+                .unwrap()
+                .0,
             Filters::default()
         );
         assert!(Filters::parse(query(Some("gone"), None, None)).is_err());

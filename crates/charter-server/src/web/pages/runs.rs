@@ -26,6 +26,17 @@ const PAGE: u32 = 50;
 /// The most violations a run's page shows (the Monitor filtered by the run pages the rest).
 const VIOLATIONS: u32 = 500;
 
+/// Actions on a page of a run, as many as the other lists show: a longer run's page links to
+/// its later actions.
+const STEPS: u32 = 50;
+
+/// A run page's query: the page of its actions.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunQuery {
+    cursor: Option<String>,
+}
+
 /// The list's query: its filters as the form sends them (an empty field is no filter).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +268,10 @@ struct RunPage {
     steps: Vec<Step>,
     /// Whether the run has more violations than the page shows.
     more: bool,
+    /// The page of the run's next actions, if any.
+    later: Option<String>,
+    /// The page of its first actions, when this is a later page.
+    first: Option<String>,
 }
 
 render::page!(RunPage);
@@ -271,9 +286,15 @@ pub(crate) async fn show(
 ) -> Result<Response, WebError> {
     let htmx = is_htmx(&headers);
     let chrome = Chrome::load(&state, &visitor, "runs", uri.path().to_owned()).await?;
-    match load(&state, &visitor, &id).await {
-        Ok((run, pinned, steps, more)) => {
+    let cursor = match parse_query::<RunQuery>(uri.query().unwrap_or_default()) {
+        Ok(query) => query.cursor,
+        Err(e) => return Ok(WebError::BadRequest(e.in_words()).in_layout(chrome, htmx)),
+    };
+    match load(&state, &visitor, &id, cursor.as_deref()).await {
+        Ok((run, pinned, steps, more, next)) => {
             let page = RunPage {
+                first: cursor.map(|_| format!("/runs/{}", run.id)),
+                later: next.map(|c| format!("/runs/{}?cursor={}", run.id, encode(&c))),
                 chrome,
                 run,
                 pinned,
@@ -286,12 +307,14 @@ pub(crate) async fn show(
     }
 }
 
-/// The run `id` with what its page shows.
+/// The run `id` with what its page shows: the page of its actions after `cursor`, their
+/// violations, and the next page's cursor.
 async fn load(
     state: &AppState,
     visitor: &Visitor,
     id: &str,
-) -> Result<(RunRow, Vec<Pinned>, Vec<Step>, bool), WebError> {
+    cursor: Option<&str>,
+) -> Result<(RunRow, Vec<Pinned>, Vec<Step>, bool, Option<String>), WebError> {
     // An id no run can have is not found, before the store is asked.
     if RunId::new(id).is_err() {
         return Err(WebError::NotFound);
@@ -310,9 +333,19 @@ async fn load(
             status: p.status.as_str(),
         })
         .collect();
-    let actions = state.store.run_actions(principal, id).await?;
+    let page = state
+        .store
+        .run_actions_page(principal, id, cursor, STEPS)
+        .await?;
+    let actions = page.items;
+    // The violations of this page's actions only: those of its time span (an action's
+    // violations carry its time).
     let filter = ViolationFilter {
         run_id: Some(id.to_owned()),
+        since: actions.first().map(|a| a.at),
+        until: actions
+            .last()
+            .and_then(|a| a.at.checked_add(jiff::SignedDuration::from_millis(1)).ok()),
         ..ViolationFilter::default()
     };
     let violations = state
@@ -341,5 +374,5 @@ async fn load(
             }
         })
         .collect();
-    Ok((RunRow::of(&run), pinned, steps, more))
+    Ok((RunRow::of(&run), pinned, steps, more, page.next_cursor))
 }
