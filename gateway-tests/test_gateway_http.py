@@ -37,11 +37,11 @@ from conftest import (
 )
 
 
-def http_config(path: Path, charter: Charter, agent: str, calls: Path) -> Path:
+def http_config(path: Path, charter: Charter, agent: str, calls: Path, **http: str) -> Path:
     path.write_text(json.dumps({
         "charter": {"url": charter.url, "key_env": KEY_ENV, "tenant": TENANT, "agent": agent},
         "upstreams": [upstream("fixture", calls)],
-        "front": {"http": {"listen": "127.0.0.1:0"}},
+        "front": {"http": {"listen": "127.0.0.1:0", **http}},
     }))
     return path
 
@@ -178,6 +178,36 @@ def test_http_refuses_foreign_hosts_and_unknown_sessions(
         assert status({"Host": "evil.example"}) == 403
         assert status({"Mcp-Session-Id": "nope"}) == 404
         assert status({}) == 400
+
+
+def test_an_idle_session_is_ended_with_its_run(
+    charter: Charter, tmp_path: Path, calls: Path
+) -> None:
+    agent = charter.new_agent("http")
+    config = http_config(tmp_path / "gw.json", charter, agent, calls, idle_timeout="1s")
+    initialize = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}}).encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    with http_gateway(config, charter.key) as url:
+        request = urllib.request.Request(url, data=initialize, method="POST", headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            session_id = response.headers["Mcp-Session-Id"]
+            response.read()
+        (run,) = charter.runs_of(agent)
+        assert run["status"] == "running"
+        deadline = time.monotonic() + 10
+        while run["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            (run,) = charter.runs_of(agent)
+        # The agent went away without DELETE: the session expired, its run ended.
+        assert run["status"] == "completed"
+        ping = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "ping"}).encode()
+        request = urllib.request.Request(url, data=ping, method="POST",
+                                         headers={**headers, "Mcp-Session-Id": session_id})
+        with pytest.raises(urllib.error.HTTPError) as gone:
+            urllib.request.urlopen(request, timeout=10)
+        assert gone.value.code == 404
 
 
 def test_stopping_the_gateway_ends_the_runs_of_open_sessions(

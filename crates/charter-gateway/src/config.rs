@@ -97,10 +97,34 @@ pub enum Front {
     #[default]
     Stdio,
     /// Streamable HTTP at `/mcp` on `listen` (sessions with `Mcp-Session-Id`, each a run).
+    #[serde(rename_all = "snake_case")]
     Http {
         /// The address to listen on (`127.0.0.1:8931`; port 0 picks a free one).
         listen: String,
+        /// How long a session may stay idle (no request, no open stream) before it is ended
+        /// with its run and upstreams: a duration in Charter's syntax (`30m`, the default).
+        #[serde(default)]
+        idle_timeout: Option<String>,
     },
+}
+
+/// The idle timeout of HTTP sessions when the file names none.
+pub const DEFAULT_IDLE_TIMEOUT: &str = "30m";
+
+impl Front {
+    /// The idle timeout of HTTP sessions (checked by [`Config::parse`]).
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        let text = match self {
+            Front::Http {
+                idle_timeout: Some(text),
+                ..
+            } => text.as_str(),
+            _ => DEFAULT_IDLE_TIMEOUT,
+        };
+        let millis =
+            charter_core::calendar::Span::parse(text).map_or(30 * 60 * 1000, |s| s.as_millis());
+        std::time::Duration::from_millis(millis)
+    }
 }
 
 /// A configuration that cannot be used.
@@ -156,6 +180,17 @@ impl Config {
             return Err(invalid(
                 "charter.key_env",
                 "give either key or key_env, not both",
+            ));
+        }
+        if let Front::Http {
+            idle_timeout: Some(text),
+            ..
+        } = &config.front
+            && charter_core::calendar::Span::parse(text).is_err()
+        {
+            return Err(invalid(
+                "front.http.idle_timeout",
+                format!("{text:?} is not a duration (a positive integer and s, m, h or d)"),
             ));
         }
         if config.upstreams.is_empty() {
@@ -245,8 +280,31 @@ mod tests {
         assert_eq!(
             http.front,
             Front::Http {
-                listen: "127.0.0.1:0".into()
+                listen: "127.0.0.1:0".into(),
+                idle_timeout: None,
             }
+        );
+        assert_eq!(
+            http.front.idle_timeout(),
+            std::time::Duration::from_mins(30)
+        );
+        let short = Config::parse(&GOOD.replace(
+            "\"upstreams\"",
+            "\"front\": {\"http\": {\"listen\": \"127.0.0.1:0\", \"idle_timeout\": \"90s\"}}, \"upstreams\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            short.front.idle_timeout(),
+            std::time::Duration::from_secs(90)
+        );
+        assert!(
+            Config::parse(&GOOD.replace(
+                "\"upstreams\"",
+                "\"front\": {\"http\": {\"listen\": \"x\", \"idle_timeout\": \"soon\"}}, \"upstreams\"",
+            ))
+            .unwrap_err()
+            .to_string()
+            .starts_with("front.http.idle_timeout:")
         );
         assert_eq!(
             config.upstreams[0].transport(),

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -95,6 +96,22 @@ struct HttpSession {
     session: Arc<Session>,
     started: Mutex<Option<Started>>,
     routes: Arc<Mutex<Routes>>,
+    last_seen: Mutex<Instant>,
+}
+
+impl HttpSession {
+    fn touch(&self) {
+        *lock(&self.last_seen) = Instant::now();
+    }
+
+    /// Idle: nothing asked for `timeout`, no request waiting for its answer, no `GET` stream
+    /// whose client is still there.
+    fn idle(&self, timeout: Duration) -> bool {
+        let routes = lock(&self.routes);
+        let listening = routes.listen.as_ref().is_some_and(|tx| !tx.is_closed());
+        let waiting = routes.requests.values().any(|tx| !tx.is_closed());
+        !listening && !waiting && lock(&self.last_seen).elapsed() >= timeout
+    }
 }
 
 /// What every handler shares.
@@ -115,6 +132,8 @@ pub async fn serve(config: &Config, listen: &str) -> Result<(), GatewayError> {
         config: config.clone(),
         sessions: Mutex::new(HashMap::new()),
     });
+    let idle_timeout = config.front.idle_timeout();
+    let sweeper = tokio::spawn(sweep(Arc::clone(&front), idle_timeout));
     let app = Router::new()
         .route(
             "/mcp",
@@ -138,11 +157,36 @@ pub async fn serve(config: &Config, listen: &str) -> Result<(), GatewayError> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| GatewayError::Listen(e.to_string()))?;
+    sweeper.abort();
     let sessions: Vec<Arc<HttpSession>> = lock(&front.sessions).drain().map(|(_, s)| s).collect();
     for session in sessions {
         end(&session).await;
     }
     Ok(())
+}
+
+/// Ends the sessions idle for `timeout` (an agent that went away without `DELETE`): their runs
+/// end and their upstreams stop.
+async fn sweep(front: Arc<Front>, timeout: Duration) {
+    let period = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    loop {
+        tokio::time::sleep(period).await;
+        let expired: Vec<(String, Arc<HttpSession>)> = {
+            let mut sessions = lock(&front.sessions);
+            let ids: Vec<String> = sessions
+                .iter()
+                .filter(|(_, s)| s.idle(timeout))
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| sessions.remove(&id).map(|s| (id, s)))
+                .collect()
+        };
+        for (id, session) in expired {
+            tracing::info!(session = %id, "an idle session ended");
+            end(&session).await;
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -259,6 +303,7 @@ fn open_session(front: &Front) -> Result<(String, Arc<HttpSession>), GatewayErro
         session: Arc::clone(&started.session),
         started: Mutex::new(Some(started)),
         routes,
+        last_seen: Mutex::new(Instant::now()),
     });
     let id = new_session_id();
     lock(&front.sessions).insert(id.clone(), Arc::clone(&session));
@@ -320,6 +365,7 @@ async fn post_message(
             Err(refused) => return *refused,
         }
     };
+    session.touch();
     let (Some(_), Some(id)) = (method, id) else {
         // A notification, or the agent's answer to an upstream's request.
         session.session.from_agent(line);
@@ -350,6 +396,7 @@ async fn open_stream(State(front): State<Arc<Front>>, headers: HeaderMap) -> Res
         Ok(session) => session,
         Err(refused) => return *refused,
     };
+    session.touch();
     let (tx, rx) = mpsc::unbounded_channel::<String>();
     {
         let mut routes = lock(&session.routes);

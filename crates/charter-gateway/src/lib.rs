@@ -40,7 +40,7 @@ pub enum GatewayError {
 pub async fn run(config: &Config) -> Result<(), GatewayError> {
     match &config.front {
         config::Front::Stdio => stdio::serve(config).await,
-        config::Front::Http { listen } => http::serve(config, listen).await,
+        config::Front::Http { listen, .. } => http::serve(config, listen).await,
     }
 }
 
