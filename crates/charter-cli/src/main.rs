@@ -5,6 +5,7 @@
 mod admin;
 mod client;
 mod demo;
+mod gateway;
 mod output;
 mod pages;
 mod policy;
@@ -45,6 +46,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run the server with a demo workspace (tenants, agents, policies in every status).
     Demo(demo::DemoArgs),
+    /// Proxy MCP servers, checking every tool call and tool result with Charter
+    /// (docs/gateway.md). Speaks MCP on standard input and output.
+    McpGateway(gateway::GatewayArgs),
     /// Author policies and move them through their lifecycle.
     Policy {
         #[command(flatten)]
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
     let (client, command) = match cli.command {
         Command::Serve(args) => return server(|| serve::run(&args)),
         Command::Demo(args) => return server(|| demo::run(&args)),
+        Command::McpGateway(args) => return gateway::run(&args),
         Command::Policy { client, command } => (client, ClientCommand::Policy(command)),
         Command::Audit { client, command } => (client, ClientCommand::Audit(command)),
         Command::Keys { client, command } => (client, ClientCommand::Keys(command)),

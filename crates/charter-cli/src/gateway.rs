@@ -1,0 +1,52 @@
+//! `charter mcp-gateway --config FILE`: the MCP gateway (crate `charter-gateway`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+/// Where the gateway's configuration is.
+#[derive(Debug, Args)]
+pub(crate) struct GatewayArgs {
+    /// The configuration file (JSON; docs/gateway.md).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+/// Runs the gateway until the agent closes its input. Logs go to standard error (standard
+/// output carries only MCP messages); `RUST_LOG` sets their level (default `warn`).
+pub(crate) fn run(args: &GatewayArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let config = match charter_gateway::Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("charter mcp-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("charter mcp-gateway: starting the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(charter_gateway::run(&config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("charter mcp-gateway: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
