@@ -6,12 +6,12 @@
 //! missing argument making a condition false) decide differently for `{}` than for a real call,
 //! and the check would be recorded as an action of the run. So the gateway reads the policies
 //! the run pinned (`GET /v1/policies/{id}` for each of the run's `policy_set`, which needs the
-//! `read` scope) and applies Charter's own rule parser and glob matcher to the tool rules:
-//! a tool is left out when a `deny` rule without conditions matches it, or when an `allow` rule
-//! (an allow-list) matches it with none of its globs. Conditional rules never hide a tool:
+//! `read` scope) and asks charter-core's own rules (`ToolRule::refuses_every_call_to`): a tool
+//! is left out when a `deny` rule without conditions matches it, or when an `allow` rule (an
+//! allow-list) matches it with none of its globs. Conditional rules never hide a tool:
 //! some arguments may pass. Hiding is not enforcement; every `tools/call` is checked anyway.
 
-use charter_core::rule::{Effect, ToolRule};
+use charter_core::rule::ToolRule;
 use charter_core::{Rule, RuleKind};
 use serde_json::Value;
 
@@ -50,13 +50,9 @@ impl ToolFilter {
     /// Whether Charter blocks every call to `tool` (its `server.tool` name), whatever the
     /// arguments.
     pub fn hides(&self, tool: &str) -> bool {
-        self.rules.iter().any(|rule| {
-            let matches = rule.tools.iter().any(|glob| glob.glob().is_match(tool));
-            match rule.effect {
-                Effect::Deny => matches && rule.when.is_empty(),
-                Effect::Allow => !matches,
-            }
-        })
+        self.rules
+            .iter()
+            .any(|rule| rule.refuses_every_call_to(tool))
     }
 }
 
