@@ -1,7 +1,10 @@
 //! The PostgreSQL backend: several nodes share one database; row locks (`FOR UPDATE`)
 //! serialise changes to one policy and to one audit chain.
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::time::Duration;
+
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{Pool, Postgres, Transaction};
 
 use crate::error::StoreError;
@@ -37,6 +40,33 @@ pub struct PgStore {
     known: crate::counting::KnownCounters,
 }
 
+/// How long the first connection may take before starting fails.
+const FIRST_CONNECTION: Duration = Duration::from_secs(10);
+
+/// Makes one connection by itself before the pool: a database that cannot be reached fails the
+/// start within seconds with its own cause (refused, unknown host, bad password, no such
+/// database), where the pool would retry for its 30 s and say only that it timed out.
+async fn first_connection(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let place = format!(
+        "PostgreSQL at {}:{}",
+        options.get_host(),
+        options.get_port()
+    );
+    match tokio::time::timeout(FIRST_CONNECTION, PgConnection::connect_with(options)).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(StoreError::Backend(format!(
+            "cannot connect to {place}: {e}"
+        ))),
+        Err(_) => Err(StoreError::Backend(format!(
+            "cannot connect to {place}: no answer within {} s",
+            FIRST_CONNECTION.as_secs()
+        ))),
+    }
+}
+
 impl PgStore {
     /// Connects to `url` and migrates the database.
     pub(crate) async fn connect(url: &str) -> Result<PgStore, StoreError> {
@@ -49,6 +79,7 @@ impl PgStore {
         // Multi-row inserts have one statement text per row count and table: more than the
         // default cache of 100 prepared statements holds.
         let options = options.statement_cache_capacity(512);
+        first_connection(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .connect_with(options)

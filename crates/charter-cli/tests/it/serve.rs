@@ -274,3 +274,51 @@ fn serve_on_postgres_with_a_preset_bootstrap_key_stops_on_sigint() {
         ])
         .output();
 }
+
+/// Starting against a database that cannot be reached fails at once, naming the real cause and
+/// where, not after the pool's 30 s of retries with "pool timed out". A port nobody listens on
+/// is refused; a role that does not exist is refused by the server itself (when it runs here).
+#[test]
+fn serve_fails_fast_naming_why_the_database_cannot_be_reached() {
+    let mut cases = vec![(
+        "postgres://postgres@127.0.0.1:1/test",
+        vec!["127.0.0.1:1", "Connection refused"],
+    )];
+    let reachable = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-qc",
+            "SELECT 1",
+        ])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if reachable {
+        cases.push((
+            "postgres://no_such_role_here@127.0.0.1:5432/test",
+            vec!["127.0.0.1:5432", "no_such_role_here"],
+        ));
+    }
+    for (url, says) in cases {
+        let started = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_charter"))
+            .args(["serve", "--database", url, "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "{url}: {:?}",
+            started.elapsed()
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for word in says {
+            assert!(stderr.contains(word), "{url}: {stderr}");
+        }
+        assert!(!stderr.contains("pool timed out"), "{stderr}");
+    }
+}
