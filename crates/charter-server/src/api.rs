@@ -10,6 +10,8 @@ pub(crate) mod tenants;
 pub(crate) mod validate;
 
 use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -24,6 +26,7 @@ pub fn router(state: AppState) -> Router {
     let writer = state.runtime.writer.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route(
             "/metrics",
             get(move |headers: axum::http::HeaderMap| async move {
@@ -98,6 +101,36 @@ async fn refuse_write_query(
     reason = "an OpenAPI marker: the route is a closure in `router`"
 )]
 pub(crate) fn healthz_doc() {}
+
+/// How long `/readyz` waits for the database before it answers "not ready".
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Readiness, apart from liveness (`/healthz`): the database answers within 2 s and has every
+/// migration of this build applied. A load balancer sends checks only to a ready node.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    summary = "Readiness: the database answers and is migrated.",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready: the database answered and holds this build's migrations.", body = String, content_type = "text/plain", example = "ready"),
+        (status = 503, description = "Not ready, and why (the database's error, no answer within 2 s, or a schema behind this build).", body = String, content_type = "text/plain", example = "not ready: the database did not answer within 2 s")
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    match tokio::time::timeout(READY_WITHIN, state.store.readiness()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready".to_owned()),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the database did not answer within {} s",
+                READY_WITHIN.as_secs()
+            ),
+        ),
+    }
+}
 
 /// The server's metrics: requests, checks, violations, the group commit, the process, the build.
 #[utoipa::path(

@@ -346,6 +346,7 @@ fn core_schema(name: &str) -> Schema {
     ),
     paths(
         api::healthz_doc,
+        api::readyz,
         api::metrics_doc,
         api::openapi_doc,
         api::tenants::create_tenant,

@@ -268,6 +268,12 @@ impl Store {
         on_pool!(self, list_keys(principal))
     }
 
+    /// Whether the store can serve: its database answers and has this build's migrations
+    /// applied (`/readyz`); the reason when not.
+    pub async fn readiness(&self) -> Result<()> {
+        on_pool!(self, readiness())
+    }
+
     /// How many keys exist (a fresh install has none and makes a bootstrap key).
     pub async fn count_keys(&self) -> Result<u64> {
         on_pool!(self, count_keys())

@@ -16,6 +16,9 @@ use crate::error::StoreError;
 )]
 pub(crate) mod ops;
 
+/// This build's migrations of the PostgreSQL schema, run at open and counted by readiness.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
 pub(crate) type Db = Postgres;
 /// Serialises settlements of one counter across every node, until the transaction ends.
 pub(crate) const LOCK_COUNTER: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
@@ -84,7 +87,7 @@ impl PgStore {
             .max_connections(16)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("migrations/postgres")
+        MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;

@@ -23,6 +23,9 @@ mod log_sync;
     reason = "ops/ is compiled once per backend, on purpose"
 )]
 pub(crate) mod ops;
+
+/// This build's migrations of the SQLite schema, run at open and counted by readiness.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 mod reader;
 
 pub(crate) type Db = Sqlite;
@@ -290,7 +293,7 @@ impl SqliteStore {
             options.pragma(*name, *value)
         });
         let pool = pool(&options, connections).await?;
-        sqlx::migrate!("migrations/sqlite")
+        MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;

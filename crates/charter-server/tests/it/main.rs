@@ -11,6 +11,7 @@
 mod answers;
 mod app;
 mod consistency;
+mod health;
 mod hostile;
 mod isolation;
 mod metrics;

@@ -13,6 +13,7 @@ use crate::app::App;
 /// "Monitor", "Audit" and "Operations" that the router serves.
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
+    ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
     ("post", "/v1/tenants"),
@@ -54,7 +55,7 @@ const ROUTES: &[(&str, &str)] = &[
 const NOT_ROUTED_YET: &[(&str, &str)] = &[];
 
 /// Routes that need no key.
-const PUBLIC: &[&str] = &["/healthz", "/metrics", "/v1/openapi.json"];
+const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics", "/v1/openapi.json"];
 
 fn committed_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json")

@@ -17,6 +17,7 @@ use crate::error::StoreError;
 mod accounts;
 mod audit;
 mod checks;
+mod health;
 pub(crate) mod history;
 mod limits;
 mod monitor;
@@ -31,6 +32,7 @@ pub(crate) use accounts::{
 };
 pub(crate) use audit::{audit_list, audit_verify};
 pub(crate) use checks::commit_checks;
+pub(crate) use health::readiness;
 pub(crate) use history::actions_page;
 pub(crate) use limits::{seed, settle};
 pub(crate) use monitor::{list_violations, violation_stats};
