@@ -19,6 +19,8 @@ pub(crate) struct DemoArgs {
     /// Directory of the demo's SQLite database.
     #[arg(long, default_value = "./charter-data")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    pub(crate) logs: crate::logs::LogArgs,
 }
 
 pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ mod admin;
 mod client;
 mod demo;
 mod gateway;
+mod logs;
 mod output;
 mod pages;
 mod policy;
@@ -134,8 +135,8 @@ pub(crate) fn out(text: &str) -> bool {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (client, command) = match cli.command {
-        Command::Serve(args) => return server(|| serve::run(&args)),
-        Command::Demo(args) => return server(|| demo::run(&args)),
+        Command::Serve(args) => return server(args.logs.log_format, || serve::run(&args)),
+        Command::Demo(args) => return server(args.logs.log_format, || demo::run(&args)),
         Command::McpGateway(args) => return gateway::run(&args),
         Command::Policy { client, command } => (client, ClientCommand::Policy(command)),
         Command::Audit { client, command } => (client, ClientCommand::Audit(command)),
@@ -211,8 +212,8 @@ fn instant_or_ago(text: &str) -> Result<jiff::Timestamp, String> {
 }
 
 /// Runs `serve` or `demo` with logs on standard error: exit 0 once stopped, 1 on failure.
-fn server(run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
-    init_logs();
+fn server(format: logs::LogFormat, run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    logs::init(format);
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -220,17 +221,6 @@ fn server(run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn init_logs() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }
 
 #[cfg(test)]

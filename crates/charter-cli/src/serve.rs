@@ -36,6 +36,8 @@ pub(crate) struct ServeArgs {
     /// SQLite durability: `normal` survives the process being killed; `full` also power loss.
     #[arg(long, value_enum, default_value_t = SyncMode::Normal)]
     sync: SyncMode,
+    #[command(flatten)]
+    pub(crate) logs: crate::logs::LogArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

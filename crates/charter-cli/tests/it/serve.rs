@@ -322,3 +322,70 @@ fn serve_fails_fast_naming_why_the_database_cannot_be_reached() {
         assert!(!stderr.contains("pool timed out"), "{stderr}");
     }
 }
+
+/// `--log-format json`: every line the server logs on standard error is one JSON object with
+/// its time, level, target and message, from start to a SIGTERM stop; an unknown format is a
+/// usage error (exit 2) before anything starts.
+#[test]
+fn serve_logs_json_lines_for_log_pipelines() {
+    let dir = std::env::temp_dir().join(format!("charter-json-logs-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charter"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env_remove("CHARTER_DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = String::new();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(at) = line.strip_prefix("listening on http://") {
+            at.clone_into(&mut addr);
+            break;
+        }
+    }
+    // Answering, so its signal handler is in place.
+    let (status, _) = request(&addr, "GET", "/healthz", "", "");
+    assert_eq!(status, 200);
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{stderr}");
+    let logged: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let messages: Vec<&str> = logged
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .collect();
+    assert!(messages.contains(&"serving"), "{stderr}");
+    assert!(messages.contains(&"stopped"), "{stderr}");
+    for line in &logged {
+        assert!(
+            line["timestamp"].is_string() && line["level"].is_string(),
+            "{line}"
+        );
+        assert!(line["target"].is_string(), "{line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let usage = Command::new(env!("CARGO_BIN_EXE_charter"))
+        .args(["serve", "--log-format", "xml"])
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("xml"));
+}
