@@ -50,6 +50,9 @@ enum Command {
     /// Proxy MCP servers, checking every tool call and tool result with Charter
     /// (docs/gateway.md). Speaks MCP on standard input and output.
     McpGateway(gateway::GatewayArgs),
+    /// Copy the SQLite database of a data directory into a new file, consistently, while a
+    /// server keeps running on it (restore: docs/operations.md).
+    Backup(BackupArgs),
     /// Author policies and move them through their lifecycle.
     Policy {
         #[command(flatten)]
@@ -138,6 +141,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => return server(args.logs.log_format, || serve::run(&args)),
         Command::Demo(args) => return server(args.logs.log_format, || demo::run(&args)),
         Command::McpGateway(args) => return gateway::run(&args),
+        Command::Backup(args) => return backup(&args),
         Command::Policy { client, command } => (client, ClientCommand::Policy(command)),
         Command::Audit { client, command } => (client, ClientCommand::Audit(command)),
         Command::Keys { client, command } => (client, ClientCommand::Keys(command)),
@@ -209,6 +213,41 @@ fn instant_or_ago(text: &str) -> Result<jiff::Timestamp, String> {
     jiff::Timestamp::now()
         .checked_sub(span.as_signed_duration())
         .map_err(|e| format!("`{text}` ago: {e}"))
+}
+
+/// `charter backup`'s arguments.
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// The data directory of the server (its `charter.db`).
+    #[arg(long, default_value = "./charter-data")]
+    data_dir: std::path::PathBuf,
+    /// The backup file to write; it must not exist yet.
+    out: std::path::PathBuf,
+}
+
+/// Writes the backup: exit 0 once written and checked, 1 on failure (nothing left behind).
+fn backup(args: &BackupArgs) -> ExitCode {
+    let db = args.data_dir.join("charter.db");
+    let started = std::time::Instant::now();
+    match charter_store::backup_sqlite(&db, &args.out) {
+        Ok(()) => {
+            let size = std::fs::metadata(&args.out).map_or(0, |m| m.len());
+            println!(
+                "backed up {} to {} ({size} bytes, {} ms)",
+                db.display(),
+                args.out.display(),
+                started.elapsed().as_millis()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if !matches!(e, charter_store::StoreError::Invalid { .. }) {
+                let _ = std::fs::remove_file(&args.out);
+            }
+            eprintln!("charter: backup failed: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Runs `serve` or `demo` with logs on standard error: exit 0 once stopped, 1 on failure.

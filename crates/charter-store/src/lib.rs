@@ -8,6 +8,7 @@
 //! write takes a [`Principal`], so a query cannot forget whose data it touches.
 
 mod audit;
+mod backup;
 mod book;
 mod commit;
 mod counting;
@@ -33,6 +34,7 @@ use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
 
 pub use audit::GENESIS;
+pub use backup::backup_sqlite;
 pub use error::StoreError;
 pub use ids::{new_id_suffix, new_key_secret};
 pub use model::{
