@@ -232,12 +232,12 @@ fn backup(args: &BackupArgs) -> ExitCode {
     match charter_store::backup_sqlite(&db, &args.out) {
         Ok(()) => {
             let size = std::fs::metadata(&args.out).map_or(0, |m| m.len());
-            println!(
-                "backed up {} to {} ({size} bytes, {} ms)",
+            out(&format!(
+                "backed up {} to {} ({size} bytes, {} ms)\n",
                 db.display(),
                 args.out.display(),
                 started.elapsed().as_millis()
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => {
