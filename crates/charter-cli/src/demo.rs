@@ -72,6 +72,7 @@ async fn start(args: &DemoArgs) -> anyhow::Result<()> {
     // and history before signing in (docs/workspace.md). `listening on` comes last: whoever
     // waits for it has read everything, and may stop reading (a closed standard output must
     // not stop the server, so nothing is printed after it, and nothing here panics).
+    let stop = crate::serve::shutdown_signal();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "bootstrap key: {key}");
     let _ = writeln!(out, "workspace: http://{addr}/sign-in#key={key}");
@@ -80,7 +81,7 @@ async fn start(args: &DemoArgs) -> anyhow::Result<()> {
     drop(out);
     let mut state = Shared::new(store);
     state.staging_dir.clone_from(&args.data_dir);
-    serve(state.into(), listener, crate::serve::shutdown_signal())
+    serve(state.into(), listener, stop)
         .await
         .context("serving")?;
     Ok(())
