@@ -70,21 +70,32 @@ pub(crate) fn request(
     key: &str,
     body: &str,
 ) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
+    try_request(addr, method, path, key, body).unwrap()
+}
+
+/// [`request`], or `None` when the server cannot be reached or hangs up without an answer.
+pub(crate) fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).ok()?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
-    .unwrap();
+    .ok()?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    (status, body)
+    Some((status, body))
 }
 
 pub(crate) fn stop(server: Server) {
@@ -520,6 +531,96 @@ fn a_backup_under_load_restores_to_a_store_that_verifies_and_keeps_its_counters(
         r#"{"kind": "model_call", "model": "m", "cost_usd": "0.60"}"#,
     );
     assert!(refused.contains("\"decision\":\"halt\""), "{refused}");
+    stop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SIGTERM under load: the server answers the checks it took and stops with exit 0; every check
+/// it acknowledged (a 200 with an action id) is in the store when it starts again.
+#[test]
+fn sigterm_under_load_loses_nothing_acknowledged() {
+    let dir = std::env::temp_dir().join(format!("charter-drain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = start(&dir);
+    let key = server.key.clone().unwrap();
+    let addr = server.addr.clone();
+    let call = |method: &str, path: &str, body: &str| {
+        let (status, answer) = request(&addr, method, path, &key, body);
+        assert!(status < 300, "{method} {path}: {status} {answer}");
+        serde_json::from_str::<serde_json::Value>(&answer).unwrap_or_default()
+    };
+    call("POST", "/v1/tenants", r#"{"id": "acme", "name": "Acme"}"#);
+    call(
+        "POST",
+        "/v1/tenants/acme/agents",
+        r#"{"id": "bot", "name": "Bot"}"#,
+    );
+    let runs: Vec<String> = (0..8)
+        .map(|_| {
+            call(
+                "POST",
+                "/v1/runs",
+                r#"{"agent_id": "bot", "tenant_id": "acme"}"#,
+            )["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let clients: Vec<_> = runs
+        .iter()
+        .map(|run| {
+            let (addr, key, run) = (addr.clone(), key.clone(), run.clone());
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                loop {
+                    let answer = try_request(
+                        &addr,
+                        "POST",
+                        &format!("/v1/runs/{run}/check"),
+                        &key,
+                        r#"{"kind": "tool_call", "tool": "search.web", "args": {}}"#,
+                    );
+                    match answer {
+                        Some((200, body)) => {
+                            let decision: serde_json::Value = serde_json::from_str(&body).unwrap();
+                            acknowledged.push(decision["action_id"].as_str().unwrap().to_owned());
+                        }
+                        // Stopping: refused connections, or an answer that is not a decision.
+                        _ => return (run, acknowledged),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop(server);
+    let mut total = 0;
+    let answered: Vec<(String, Vec<String>)> = clients
+        .into_iter()
+        .map(|c| c.join().unwrap())
+        .inspect(|(_, acks)| total += acks.len())
+        .collect();
+    assert!(total > 50, "checks were acknowledged under load: {total}");
+
+    let server = start(&dir);
+    for (run, acknowledged) in answered {
+        let (status, body) = request(&server.addr, "GET", &format!("/v1/runs/{run}"), &key, "");
+        assert_eq!(status, 200, "{body}");
+        let stored: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let ids: std::collections::HashSet<&str> = stored["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["id"].as_str())
+            .collect();
+        for id in &acknowledged {
+            assert!(
+                ids.contains(id.as_str()),
+                "acknowledged {id} of {run} is lost"
+            );
+        }
+    }
     stop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
