@@ -214,8 +214,8 @@ fn demo_seeds_a_workspace_once_and_prints_a_fresh_key_each_start() {
 
 /// PostgreSQL for end-to-end tests: a fresh schema, or `None` when the server is unreachable
 /// and that is allowed (locally; never under CI=true or when scripts/test found it).
-fn postgres_schema() -> Option<String> {
-    let schema = format!("charter_e2e_{}", std::process::id());
+fn postgres_schema(test: &str) -> Option<String> {
+    let schema = format!("charter_e2e_{test}_{}", std::process::id());
     let created = Command::new("psql")
         .args([
             "-h",
@@ -242,7 +242,7 @@ fn postgres_schema() -> Option<String> {
 
 #[test]
 fn serve_on_postgres_with_a_preset_bootstrap_key_stops_on_sigint() {
-    let Some(schema) = postgres_schema() else {
+    let Some(schema) = postgres_schema("sigint") else {
         return;
     };
     let url =
@@ -536,12 +536,30 @@ fn a_backup_under_load_restores_to_a_store_that_verifies_and_keeps_its_counters(
 }
 
 /// SIGTERM under load: the server answers the checks it took and stops with exit 0; every check
-/// it acknowledged (a 200 with an action id) is in the store when it starts again.
+/// it acknowledged (a 200 with an action id) is in the store when it starts again. On SQLite,
+/// and on PostgreSQL when it runs here.
 #[test]
 fn sigterm_under_load_loses_nothing_acknowledged() {
     let dir = std::env::temp_dir().join(format!("charter-drain-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let server = start(&dir);
+    let data = dir.to_string_lossy().into_owned();
+    drained(&["serve", "--listen", "127.0.0.1:0", "--data-dir", &data]);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(schema) = postgres_schema("drain") {
+        let url =
+            format!("postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3D{schema}");
+        drained(&["serve", "--listen", "127.0.0.1:0", "--database", &url]);
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc"])
+            .arg(format!("DROP SCHEMA {schema} CASCADE"))
+            .output();
+    }
+}
+
+/// Checks from eight clients until SIGTERM, then a restart with the same `args`: every
+/// acknowledged check is stored.
+fn drained(args: &[&str]) {
+    let server = start_with(args, &[]);
     let key = server.key.clone().unwrap();
     let addr = server.addr.clone();
     let call = |method: &str, path: &str, body: &str| {
@@ -603,7 +621,7 @@ fn sigterm_under_load_loses_nothing_acknowledged() {
         .collect();
     assert!(total > 50, "checks were acknowledged under load: {total}");
 
-    let server = start(&dir);
+    let server = start_with(args, &[]);
     for (run, acknowledged) in answered {
         let (status, body) = request(&server.addr, "GET", &format!("/v1/runs/{run}"), &key, "");
         assert_eq!(status, 200, "{body}");
@@ -622,5 +640,4 @@ fn sigterm_under_load_loses_nothing_acknowledged() {
         }
     }
     stop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }
