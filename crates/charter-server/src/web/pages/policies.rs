@@ -267,7 +267,7 @@ pub(crate) async fn list(
     Ok(render::respond(StatusCode::OK, htmx, &page))
 }
 
-/// A policy's page (read-only for now).
+/// A policy's page: its facts, versions near it, rules as sentences, and what its status and the key allow.
 #[derive(Template)]
 #[template(path = "policy.html", blocks = ["content"])]
 struct PolicyPage {
