@@ -267,7 +267,8 @@ pub(crate) async fn list(
     Ok(render::respond(StatusCode::OK, htmx, &page))
 }
 
-/// A policy's page: its facts, versions near it, rules as sentences, and what its status and the key allow.
+/// A policy's page: its facts, the versions near it, its rules as sentences, and what its
+/// status and the key allow.
 #[derive(Template)]
 #[template(path = "policy.html", blocks = ["content"])]
 struct PolicyPage {
