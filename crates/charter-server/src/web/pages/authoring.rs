@@ -130,6 +130,18 @@ pub(crate) fn at(path: &str, message: String, scope: &str) -> FormErrors {
     }
 }
 
+/// What a store refusal of a policy form (new, details, clone) says: an invalid value beside
+/// its input, a scope the key may not use beside the scope, anything else as
+/// `FormErrors::refusal` tells it (a stale revision above the form, a backend failure as a
+/// page).
+pub(crate) fn refusal(e: StoreError, scope: &str) -> Refusal {
+    match e {
+        StoreError::Invalid { path, message } => Refusal::Form(at(&path, message, scope)),
+        StoreError::Forbidden(message) => Refusal::Form(FormErrors::one("scope", message)),
+        other => FormErrors::refusal(other, &[], None),
+    }
+}
+
 /// The definition the form describes, as the JSON the API takes (`POST /v1/policies`).
 fn definition_json(form: &NewPolicy) -> Value {
     json!({
@@ -151,11 +163,7 @@ async fn create_draft(
         .store
         .create_policy(&caller.change(state.clock.now()), definition, false)
         .await
-        .map_err(|e| match e {
-            StoreError::Invalid { path, message } => Refusal::Form(at(&path, message, &form.scope)),
-            StoreError::Forbidden(message) => Refusal::Form(FormErrors::one("scope", message)),
-            other => FormErrors::refusal(other, &[], None),
-        })
+        .map_err(|e| refusal(e, &form.scope))
 }
 
 /// `POST /policies/new`: creates the draft and opens its page; the form again with its errors

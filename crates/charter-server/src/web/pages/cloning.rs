@@ -12,10 +12,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use charter_core::{ParseError, Scope};
-use charter_store::{StoreError, StoredPolicy};
+use charter_store::StoredPolicy;
 use serde::Deserialize;
 
-use super::authoring::at;
+use super::authoring::{at, refusal};
 use super::lifecycle::go;
 use super::policies::{Row, visible};
 use super::scopes::{self, Picker};
@@ -173,11 +173,7 @@ pub(crate) async fn clone(
             .store
             .clone_policy(&caller.change(state.clock.now()), &id, new_scope, name)
             .await
-            .map_err(|e| match e {
-                StoreError::Invalid { path, message } => Refusal::Form(at(&path, message, &scope)),
-                StoreError::Forbidden(message) => Refusal::Form(FormErrors::one("scope", message)),
-                other => FormErrors::refusal(other, &[], None),
-            }),
+            .map_err(|e| refusal(e, &scope)),
         Err(e) => Err(Refusal::Form(at(&e.path, e.message, &scope))),
     };
     let errors = match cloned {

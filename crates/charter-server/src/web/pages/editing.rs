@@ -19,7 +19,7 @@ use charter_store::{PolicyEdit, StoreError, StoredPolicy};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::authoring::at;
+use super::authoring::{at, refusal};
 use super::lifecycle::go;
 use super::policies::{Row, visible};
 use super::scopes::{self, Picker};
@@ -130,15 +130,6 @@ async fn scope_fixed(
         .versions(&visitor.caller.principal, stored.policy.id.as_str())
         .await?;
     Ok(versions.iter().any(|v| v.policy.activated_at.is_some()))
-}
-
-/// What a refused write says: a stale form above the form, an invalid value beside its input.
-fn refusal(e: StoreError, scope: &str) -> Refusal {
-    match e {
-        StoreError::Invalid { path, message } => Refusal::Form(at(&path, message, scope)),
-        StoreError::Forbidden(message) => Refusal::Form(FormErrors::one("scope", message)),
-        other => FormErrors::refusal(other, &[], None),
-    }
 }
 
 /// The details page of `stored` with `form` and its `errors`.
