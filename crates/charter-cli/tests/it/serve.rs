@@ -401,6 +401,26 @@ fn serve_logs_json_lines_for_log_pipelines() {
     assert!(String::from_utf8_lossy(&usage.stderr).contains("xml"));
 }
 
+/// A request that must succeed (2xx): its JSON answer (`null` when it has none).
+fn succeeded(addr: &str, key: &str, method: &str, path: &str, body: &str) -> serde_json::Value {
+    let (status, answer) = request(addr, method, path, key, body);
+    assert!(status < 300, "{method} {path}: {status} {answer}");
+    serde_json::from_str(&answer).unwrap_or_default()
+}
+
+/// Tenant `acme` with its agent `bot`.
+fn tenant_with_bot(addr: &str, key: &str) {
+    succeeded(
+        addr,
+        key,
+        "POST",
+        "/v1/tenants",
+        r#"{"id": "acme", "name": "Acme"}"#,
+    );
+    let agent = r#"{"id": "bot", "name": "Bot"}"#;
+    succeeded(addr, key, "POST", "/v1/tenants/acme/agents", agent);
+}
+
 /// `charter backup` copies a live server's database while checks keep arriving; the copy,
 /// started as a new server's data, verifies its audit chains and keeps every counter (the
 /// spend recorded before the backup still counts against a cost cap). A backup never
@@ -413,17 +433,8 @@ fn a_backup_under_load_restores_to_a_store_that_verifies_and_keeps_its_counters(
     let server = start(&live);
     let key = server.key.clone().unwrap();
     let addr = server.addr.clone();
-    let call = |method: &str, path: &str, body: &str| {
-        let (status, answer) = request(&addr, method, path, &key, body);
-        assert!(status < 300, "{method} {path}: {status} {answer}");
-        serde_json::from_str::<serde_json::Value>(&answer).unwrap_or_default()
-    };
-    call("POST", "/v1/tenants", r#"{"id": "acme", "name": "Acme"}"#);
-    call(
-        "POST",
-        "/v1/tenants/acme/agents",
-        r#"{"id": "bot", "name": "Bot"}"#,
-    );
+    let call = |method: &str, path: &str, body: &str| succeeded(&addr, &key, method, path, body);
+    tenant_with_bot(&addr, &key);
     let policy = call(
         "POST",
         "/v1/policies",
@@ -562,17 +573,8 @@ fn drained(args: &[&str]) {
     let server = start_with(args, &[]);
     let key = server.key.clone().unwrap();
     let addr = server.addr.clone();
-    let call = |method: &str, path: &str, body: &str| {
-        let (status, answer) = request(&addr, method, path, &key, body);
-        assert!(status < 300, "{method} {path}: {status} {answer}");
-        serde_json::from_str::<serde_json::Value>(&answer).unwrap_or_default()
-    };
-    call("POST", "/v1/tenants", r#"{"id": "acme", "name": "Acme"}"#);
-    call(
-        "POST",
-        "/v1/tenants/acme/agents",
-        r#"{"id": "bot", "name": "Bot"}"#,
-    );
+    let call = |method: &str, path: &str, body: &str| succeeded(&addr, &key, method, path, body);
+    tenant_with_bot(&addr, &key);
     let runs: Vec<String> = (0..8)
         .map(|_| {
             call(
