@@ -9,5 +9,6 @@
 
 mod cli;
 mod monitor;
+mod outage;
 mod serve;
 mod walkthrough;

@@ -214,7 +214,7 @@ fn demo_seeds_a_workspace_once_and_prints_a_fresh_key_each_start() {
 
 /// PostgreSQL for end-to-end tests: a fresh schema, or `None` when the server is unreachable
 /// and that is allowed (locally; never under CI=true or when scripts/test found it).
-fn postgres_schema(test: &str) -> Option<String> {
+pub(crate) fn postgres_schema(test: &str) -> Option<String> {
     let schema = format!("charter_e2e_{test}_{}", std::process::id());
     let created = Command::new("psql")
         .args([
@@ -402,14 +402,20 @@ fn serve_logs_json_lines_for_log_pipelines() {
 }
 
 /// A request that must succeed (2xx): its JSON answer (`null` when it has none).
-fn succeeded(addr: &str, key: &str, method: &str, path: &str, body: &str) -> serde_json::Value {
+pub(crate) fn succeeded(
+    addr: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> serde_json::Value {
     let (status, answer) = request(addr, method, path, key, body);
     assert!(status < 300, "{method} {path}: {status} {answer}");
     serde_json::from_str(&answer).unwrap_or_default()
 }
 
 /// Tenant `acme` with its agent `bot`.
-fn tenant_with_bot(addr: &str, key: &str) {
+pub(crate) fn tenant_with_bot(addr: &str, key: &str) {
     succeeded(
         addr,
         key,
