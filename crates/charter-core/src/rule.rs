@@ -140,6 +140,29 @@ impl Rule {
         }
     }
 
+    /// The earliest instant whose recorded actions this rule's counters may still read at
+    /// `now`, or `None` when they read none: what retention must keep for it. A counter of an
+    /// agent or tenant is seeded from history the first time it is claimed (rolling windows
+    /// from two windows back, as much as a counter keeps: [`crate::limits::ClaimWindow::buckets`];
+    /// calendar periods from the start of the period containing `now`). A run's own counters
+    /// are never seeded, and the other rule types count nothing.
+    pub fn history_from(&self, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        match &self.kind {
+            RuleKind::Rate(rate) if rate.per != Per::Run => {
+                let kept = i64::try_from(rate.window.as_millis())
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(2);
+                let from = now.as_millisecond().saturating_sub(kept);
+                Some(jiff::Timestamp::from_millisecond(from).unwrap_or(jiff::Timestamp::MIN))
+            }
+            RuleKind::Cost(cost) if cost.per != Per::Run => {
+                crate::calendar::period_bounds(now, cost.period, &cost.timezone)
+                    .map(|(start, _)| start)
+            }
+            _ => None,
+        }
+    }
+
     /// Parses one rule strictly: unknown fields, wrong types and values out of range are errors
     /// whose path is relative to the rule (`when[0].op`).
     pub fn parse(value: &Value) -> Result<Rule, ParseError> {
@@ -253,4 +276,54 @@ pub(crate) fn check_list<T>(list: &[T], path: &str) -> Result<(), ParseError> {
         return Err(ParseError::new(path, format!("at most {MAX_LIST} entries")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use serde_json::json;
+
+    use super::Rule;
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn rule(value: serde_json::Value) -> Rule {
+        Rule::parse(&value).unwrap()
+    }
+
+    #[test]
+    fn history_from_covers_what_counters_read() {
+        let now = at("2026-03-17T10:20:30Z");
+        let rate =
+            |per| rule(json!({"id": "r", "type": "rate", "limit": 5, "window": "1h", "per": per}));
+        assert_eq!(
+            rate("agent").history_from(now),
+            Some(at("2026-03-17T08:20:30Z"))
+        );
+        assert_eq!(
+            rate("tenant").history_from(now),
+            Some(at("2026-03-17T08:20:30Z"))
+        );
+        assert_eq!(rate("run").history_from(now), None);
+        let cost = |period, per, zone| {
+            rule(
+                json!({"id": "c", "type": "cost", "max_usd": "10", "period": period,
+                        "per": per, "timezone": zone}),
+            )
+        };
+        assert_eq!(
+            cost("month", "tenant", "UTC").history_from(now),
+            Some(at("2026-03-01T00:00:00Z"))
+        );
+        assert_eq!(
+            cost("day", "agent", "America/New_York").history_from(now),
+            Some(at("2026-03-17T04:00:00Z"))
+        );
+        assert_eq!(cost("day", "run", "UTC").history_from(now), None);
+        assert_eq!(cost("run", "run", "UTC").history_from(now), None);
+        let tool = rule(json!({"id": "t", "type": "tool", "effect": "deny", "tools": ["x.*"]}));
+        assert_eq!(tool.history_from(now), None);
+    }
 }

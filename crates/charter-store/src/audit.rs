@@ -63,10 +63,17 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Checks one chain, in `seq` order, against the stored details text of each entry; returns
-/// the first bad `seq`, if any.
-pub(crate) fn first_bad(entries: &[(AuditEntry, String)]) -> Option<u64> {
-    let mut prev = GENESIS.to_owned();
-    for (expected_seq, (entry, details)) in (1u64..).zip(entries) {
+/// the first bad `seq`, if any. `anchor` is the seq and hash of the last entry retention
+/// removed: the first kept entry must follow it (without one, the chain starts at 1 from
+/// [`GENESIS`]).
+pub(crate) fn first_bad(
+    entries: &[(AuditEntry, String)],
+    anchor: Option<(u64, &str)>,
+) -> Option<u64> {
+    let (before, mut prev) = anchor.map_or((0, GENESIS.to_owned()), |(seq, hash)| {
+        (seq, hash.to_owned())
+    });
+    for (expected_seq, (entry, details)) in (before + 1..).zip(entries) {
         let fields = Hashed {
             seq: entry.seq,
             at_ms: entry.at.as_millisecond(),

@@ -18,6 +18,7 @@ mod key_cache;
 mod model;
 mod openapi;
 mod postgres;
+mod retention;
 mod runs;
 mod sqlite;
 mod writer;
@@ -42,6 +43,7 @@ pub use model::{
     StoredPolicy, Tenant, Verification, VersionsNear, WebSession,
 };
 pub use postgres::PgStore;
+pub use retention::{Pruned, Retention};
 pub use runs::{
     ActionSummary, CheckBatch, CheckOutcome, ImportedAction, ImportedRun, Page, PendingCheck,
     PinnedPolicy, PinnedSet, Run, RunAction, RunFilter, RunSource, RunStatus, ViolationEvent,
@@ -623,6 +625,31 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.import_recorded(principal, runs).await,
             Store::Postgres(s) => s.import_recorded(principal, runs).await,
+        }
+    }
+
+    /// One pruning pass at `now`: removes what `retention` no longer keeps (the module
+    /// documentation of `retention` says what and in which order), in short batches that
+    /// take turns with checks.
+    pub async fn prune(&self, retention: &Retention, now: Timestamp) -> Result<Pruned> {
+        retention::prune(self, retention, now).await
+    }
+
+    /// The non-draft policies that may hold rate or cost rules: (id, name, version, rules).
+    pub(crate) async fn limit_policies(&self) -> Result<Vec<(String, String, u32, String)>> {
+        on_pool!(self, limit_policies())
+    }
+
+    /// Every audit chain.
+    pub(crate) async fn audit_chains(&self) -> Result<Vec<String>> {
+        on_pool!(self, audit_chains())
+    }
+
+    /// One batch of a pruning pass, in a transaction of its own; whether more may be left.
+    pub(crate) async fn prune_batch(&self, step: &retention::Step) -> Result<(Pruned, bool)> {
+        match self {
+            Store::Sqlite(s) => s.prune_batch(step).await,
+            Store::Postgres(s) => s.prune_batch(step).await,
         }
     }
 

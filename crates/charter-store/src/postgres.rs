@@ -76,6 +76,16 @@ async fn first_connection(options: &PgConnectOptions) -> Result<(), StoreError> 
 }
 
 impl PgStore {
+    pub(crate) async fn prune_batch(
+        &self,
+        step: &crate::retention::Step,
+    ) -> Result<(crate::Pruned, bool), StoreError> {
+        let mut tx = begin(&self.pool).await?;
+        let batch = ops::prune_batch(&mut tx, step).await?;
+        tx.commit().await?;
+        Ok(batch)
+    }
+
     /// Connects to `url` and migrates the database.
     pub(crate) async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let options: PgConnectOptions = url.parse()?;

@@ -409,6 +409,49 @@ impl SqliteStore {
     }
 
     /// Runs raw SQL: for tests that prove the database itself refuses forbidden changes.
+    /// One batch of a pruning pass, in turn with the group commit and imports (a check waits
+    /// for one batch at most), then a pause of a third of its time for the writers that poll
+    /// SQLite's lock instead (key usage, policy changes).
+    pub(crate) async fn prune_batch(
+        &self,
+        step: &crate::retention::Step,
+    ) -> Result<(crate::Pruned, bool), StoreError> {
+        let (pool, turn, step) = (self.pool.clone(), Arc::clone(&self.turn), step.clone());
+        let held = std::time::Instant::now();
+        // A task of its own: a caller dropped half-way never leaves a pooled connection with
+        // its foreign-key checks off.
+        let batch = tokio::spawn(async move {
+            let _turn = turn.lock().await;
+            let mut connection = pool.acquire().await?;
+            // With no index of actions by run, SQLite would check each deleted run's
+            // references by reading every action; a run's actions are deleted before it.
+            sqlx::query("PRAGMA foreign_keys = OFF")
+                .execute(&mut *connection)
+                .await?;
+            let batch = async {
+                let mut tx =
+                    sqlx::Connection::begin_with(&mut *connection, "BEGIN IMMEDIATE").await?;
+                let batch = ops::prune_batch(&mut tx, &step).await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(batch)
+            }
+            .await;
+            let restored = sqlx::query("PRAGMA foreign_keys = ON")
+                .execute(&mut *connection)
+                .await;
+            if restored.is_err() {
+                // Never back in the pool with its checks off.
+                connection.close_on_drop();
+            }
+            restored?;
+            batch
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("pruning: {e}")))??;
+        tokio::time::sleep(held.elapsed() / 3).await;
+        Ok(batch)
+    }
+
     pub(crate) async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
         Ok(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
             .execute(&self.pool)

@@ -193,6 +193,26 @@ pub(crate) async fn audit_verify(
             row.try_get("hash")?,
         ));
     }
+    let anchor_rows =
+        sqlx::query("SELECT chain, seq, hash FROM audit_anchors WHERE ($1 IS NULL OR chain = $1)")
+            .bind(chain_filter.as_deref())
+            .fetch_all(pool)
+            .await?;
+    let mut anchors: Vec<(String, u64, String)> = Vec::with_capacity(anchor_rows.len());
+    for row in &anchor_rows {
+        let seq: i64 = row.try_get("seq")?;
+        anchors.push((
+            row.try_get("chain")?,
+            u64::try_from(seq).unwrap_or(0),
+            row.try_get("hash")?,
+        ));
+    }
+    let anchor_of = |chain: &str| {
+        anchors
+            .iter()
+            .find(|(c, _, _)| c == chain)
+            .map(|(_, seq, hash)| (*seq, hash.as_str()))
+    };
     let mut entries: Vec<(String, AuditEntry, String)> = Vec::with_capacity(rows.len());
     for row in &rows {
         let chain: String = row.try_get("chain")?;
@@ -211,7 +231,7 @@ pub(crate) async fn audit_verify(
             .iter()
             .map(|(_, e, d)| (e.clone(), d.clone()))
             .collect();
-        let broken = audit::first_bad(&one).or_else(|| {
+        let broken = audit::first_bad(&one, anchor_of(&chain)).or_else(|| {
             // The head records the last entry written: a chain cut short after it is broken
             // at the first missing entry.
             let last = one.last().map_or(0, |(e, _)| e.seq);
@@ -233,15 +253,17 @@ pub(crate) async fn audit_verify(
         }
         start = end;
     }
-    // A chain whose every entry is gone still has its head.
-    if let Some((chain, _, _)) = heads
-        .iter()
-        .find(|(c, seq, _)| *seq > 0 && !entries.iter().any(|(e, _, _)| e == c))
-    {
+    // A chain whose every entry is gone still has its head, which only retention's anchor may
+    // account for: then the anchor is the head.
+    if let Some((chain, _, _)) = heads.iter().find(|(c, seq, hash)| {
+        *seq > 0
+            && !entries.iter().any(|(e, _, _)| e == c)
+            && anchor_of(c) != Some((*seq, hash.as_str()))
+    }) {
         return Ok(Verification::Broken {
             ok: false,
             tenant_id: (!chain.is_empty()).then(|| chain.clone()),
-            first_bad_seq: 1,
+            first_bad_seq: anchor_of(chain).map_or(1, |(seq, _)| seq + 1),
         });
     }
     Ok(Verification::Ok {

@@ -23,6 +23,7 @@ mod limits;
 mod monitor;
 pub(crate) mod policies;
 pub(crate) mod query;
+mod retention;
 mod runs;
 mod sessions;
 
@@ -42,6 +43,7 @@ pub(crate) use policies::{
     record_validation, remove_rule, update_policy, versions, versions_near,
 };
 
+pub(crate) use retention::{audit_chains, limit_policies, prune_batch};
 pub(crate) use sessions::{choose_session_tenant, create_session, end_session, session};
 
 pub(crate) use runs::{

@@ -16,6 +16,7 @@ mod harness;
 mod history;
 mod lifecycle;
 mod limits;
+mod retention;
 mod runs;
 mod seeding;
 mod sessions;

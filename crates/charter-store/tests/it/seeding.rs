@@ -21,7 +21,7 @@ both!(
 );
 
 /// A run of `agent` in acme started at `seconds`, with the compiled set it pinned.
-async fn run(store: &Store, agent: &str, seconds: i64) -> (Run, Arc<CompiledSet>) {
+pub(crate) async fn run(store: &Store, agent: &str, seconds: i64) -> (Run, Arc<CompiledSet>) {
     let (run, policies) = store
         .start_run(&Principal::Platform, "acme", agent, &json!({}), at(seconds))
         .await
@@ -31,7 +31,7 @@ async fn run(store: &Store, agent: &str, seconds: i64) -> (Run, Arc<CompiledSet>
 
 /// Checks `action` in `run` at `at`, as the server does; the decision (`None`: refused from the
 /// run, which had halted).
-async fn check(
+pub(crate) async fn check(
     writer: &ActionWriter,
     (run, set): &(Run, Arc<CompiledSet>),
     action: &Value,
@@ -67,7 +67,7 @@ async fn check(
 }
 
 /// Creates and activates (forced) a tenant policy of acme with `rules`.
-async fn activate(store: &Store, rules: Value) -> Policy {
+pub(crate) async fn activate(store: &Store, rules: Value) -> Policy {
     let acme = tenant("acme");
     let body = json!({"name": "limits", "scope": {"type": "tenant", "tenant_id": "acme"},
                       "rules": rules});
@@ -86,11 +86,11 @@ async fn activate(store: &Store, rules: Value) -> Policy {
         .policy
 }
 
-fn search() -> Value {
+pub(crate) fn search() -> Value {
     json!({"kind": "tool_call", "tool": "web.search", "args": {"q": "refunds"}})
 }
 
-fn spend(usd: &str) -> Value {
+pub(crate) fn spend(usd: &str) -> Value {
     json!({"kind": "model_call", "model": "m", "cost_usd": usd})
 }
 
