@@ -1,10 +1,11 @@
-//! `charter serve --listen ADDR --data-dir DIR [--database URL] [--sync normal|full]`.
+//! `charter serve --listen ADDR --data-dir DIR [--database URL] [--sync normal|full]
+//! [--retain-actions D] [--retain-violations D] [--retain-audit D]`.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use charter_server::{Shared, bootstrap, serve};
-use charter_store::{Store, Sync};
+use charter_store::{Retention, Store, Sync};
 use clap::{Args, ValueEnum};
 
 /// What `serve` reads from its environment, for its help: the bootstrap key has no flag, so
@@ -15,6 +16,8 @@ Environment:
                          20 to 256 printable ASCII characters. Unset, a random key is made and
                          printed once as `bootstrap key: KEY`
   CHARTER_DATABASE_URL   The PostgreSQL URL, as --database
+  CHARTER_RETAIN_ACTIONS, CHARTER_RETAIN_VIOLATIONS, CHARTER_RETAIN_AUDIT
+                         As --retain-actions, --retain-violations, --retain-audit
   RUST_LOG               What to log on standard error (default `info`)
 
 Prints `listening on http://HOST:PORT` (the real port) once it listens; stops cleanly on
@@ -36,8 +39,34 @@ pub(crate) struct ServeArgs {
     /// SQLite durability: `normal` survives the process being killed; `full` also power loss.
     #[arg(long, value_enum, default_value_t = SyncMode::Normal)]
     sync: SyncMode,
+    /// How long ended runs and their actions are kept after they end (`90d`, `12h`: s, m,
+    /// h or d, at most 366d), or `forever`. Never shorter than an open rate window or cost
+    /// period of an agent or tenant may still count.
+    #[arg(long, env = "CHARTER_RETAIN_ACTIONS", value_name = "DURATION", default_value = "forever", value_parser = retention)]
+    retain_actions: Kept,
+    /// How long violation events (and the Monitor's counts) are kept, or `forever`.
+    #[arg(long, env = "CHARTER_RETAIN_VIOLATIONS", value_name = "DURATION", default_value = "forever", value_parser = retention)]
+    retain_violations: Kept,
+    /// How long audit entries are kept, or `forever`; each chain still verifies from where
+    /// it was cut (export the log first to keep it whole).
+    #[arg(long, env = "CHARTER_RETAIN_AUDIT", value_name = "DURATION", default_value = "forever", value_parser = retention)]
+    retain_audit: Kept,
     #[command(flatten)]
     pub(crate) logs: crate::logs::LogArgs,
+}
+
+/// A retention: `None` keeps forever.
+#[derive(Debug, Clone, Copy)]
+struct Kept(Option<jiff::SignedDuration>);
+
+/// Reads `forever` or a duration (charter-core's `Span`: a positive integer and s, m, h or d).
+fn retention(text: &str) -> Result<Kept, String> {
+    if text == "forever" {
+        return Ok(Kept(None));
+    }
+    charter_core::calendar::Span::parse(text)
+        .map(|span| Kept(Some(span.as_signed_duration())))
+        .map_err(|e| format!("{e}, or `forever`"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -97,6 +126,11 @@ async fn start(store: Store, args: &ServeArgs, staging_dir: PathBuf) -> anyhow::
     tracing::info!(%addr, "serving");
     let mut state = Shared::new(store);
     state.staging_dir = staging_dir;
+    state.retention = Retention {
+        actions: args.retain_actions.0,
+        violations: args.retain_violations.0,
+        audit: args.retain_audit.0,
+    };
     serve(state.into(), listener, stop)
         .await
         .context("serving")?;
@@ -131,5 +165,25 @@ pub(crate) fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_retention_is_forever_or_a_positive_span() {
+        assert!(super::retention("forever").unwrap().0.is_none());
+        assert_eq!(
+            super::retention("90d").unwrap().0,
+            Some(jiff::SignedDuration::from_hours(90 * 24))
+        );
+        assert_eq!(
+            super::retention("2s").unwrap().0,
+            Some(jiff::SignedDuration::from_secs(2))
+        );
+        for bad in ["0d", "", "1y", "-1h", "1h30m", "367d", "never"] {
+            let e = super::retention(bad).unwrap_err();
+            assert!(e.contains("forever"), "{bad}: {e}");
+        }
     }
 }

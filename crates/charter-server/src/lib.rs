@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod metrics;
 mod process;
+mod pruning;
 mod runtime;
 mod schemas;
 mod serve;

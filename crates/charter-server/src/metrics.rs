@@ -30,6 +30,9 @@ use crate::error::ApiError;
 /// The most policies whose violations are counted under their own `policy_id`.
 pub(crate) const MAX_POLICY_SERIES: usize = 1_000;
 
+/// The `what` of `charter_pruned_total`, in the order of `Pruned`'s fields.
+const PRUNED: [&str; 4] = ["runs", "actions", "violations", "audit_entries"];
+
 /// Upper bounds of the latency histograms, in seconds.
 const BUCKETS: [f64; 12] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
@@ -87,6 +90,11 @@ struct ViolationLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PrunedLabels {
+    what: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -103,6 +111,7 @@ struct Inner {
     decisions: Family<DecisionLabels, Counter>,
     check_duration: Histogram,
     violations: Family<ViolationLabels, Counter>,
+    pruned: Family<PrunedLabels, Counter>,
     /// The policies counted under their own id so far.
     policies: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -216,6 +225,15 @@ impl Metrics {
             "Violations of refused actions by policy, rule type and decision",
             violations.clone(),
         );
+        let pruned = Family::<PrunedLabels, Counter>::default();
+        for what in PRUNED {
+            drop(pruned.get_or_create(&PrunedLabels { what }));
+        }
+        registry.register(
+            "charter_pruned",
+            "Rows removed by retention: runs, actions, violations, audit entries",
+            pruned.clone(),
+        );
         registry.register(
             "charter_build",
             "The running build",
@@ -232,6 +250,7 @@ impl Metrics {
                 decisions,
                 check_duration,
                 violations,
+                pruned,
                 policies: std::sync::Mutex::default(),
             }),
         }
@@ -266,6 +285,22 @@ impl Metrics {
             })
             .inc();
         self.inner.check_duration.observe(seconds);
+    }
+
+    /// Counts what a pruning pass removed.
+    pub fn observe_pruned(&self, pruned: &charter_store::Pruned) {
+        let counts = [
+            pruned.runs,
+            pruned.actions,
+            pruned.violations,
+            pruned.audit_entries,
+        ];
+        for (what, n) in PRUNED.into_iter().zip(counts) {
+            self.inner
+                .pruned
+                .get_or_create(&PrunedLabels { what })
+                .inc_by(n);
+        }
     }
 
     /// Counts one violation of a refused action: `policy_id` of the violated policy,

@@ -62,6 +62,12 @@ pub async fn serve(
             }
         })
     };
+    let pruner = crate::pruning::spawn(
+        store.clone(),
+        state.retention,
+        state.clock.clone(),
+        state.metrics.clone(),
+    );
     let state_runtime = state.runtime.clone();
     let app = crate::web::app(state).layer(
         TraceLayer::new_for_http()
@@ -94,6 +100,9 @@ pub async fn serve(
         }
     };
     flusher.abort();
+    if let Some(pruner) = pruner {
+        pruner.abort();
+    }
     // What was counted since the last tick is not lost on a clean shutdown.
     if let Err(e) = usage.flush(&store).await {
         tracing::warn!(error = %e, "flushing key usage at shutdown");

@@ -85,6 +85,9 @@ pub struct Shared {
     /// terminates TLS but does not send `X-Forwarded-Proto: https`); without it, the cookie is
     /// `Secure` when the request says it came over https.
     pub secure_cookies: bool,
+    /// How long history is kept: `serve` prunes what is older in the background. Keeps
+    /// everything by default.
+    pub retention: charter_store::Retention,
 }
 
 impl Shared {
@@ -101,6 +104,7 @@ impl Shared {
             staging_dir: std::env::temp_dir(),
             staging_reserve: DEFAULT_STAGING_RESERVE,
             secure_cookies: false,
+            retention: charter_store::Retention::default(),
         }
     }
 }

@@ -10,5 +10,6 @@
 mod cli;
 mod monitor;
 mod outage;
+mod retention;
 mod serve;
 mod walkthrough;
