@@ -289,15 +289,15 @@ mod tests {
         text.parse().unwrap()
     }
 
-    fn rule(value: serde_json::Value) -> Rule {
-        Rule::parse(&value).unwrap()
+    fn rule(value: &serde_json::Value) -> Rule {
+        Rule::parse(value).unwrap()
     }
 
     #[test]
     fn history_from_covers_what_counters_read() {
         let now = at("2026-03-17T10:20:30Z");
         let rate =
-            |per| rule(json!({"id": "r", "type": "rate", "limit": 5, "window": "1h", "per": per}));
+            |per| rule(&json!({"id": "r", "type": "rate", "limit": 5, "window": "1h", "per": per}));
         assert_eq!(
             rate("agent").history_from(now),
             Some(at("2026-03-17T08:20:30Z"))
@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(rate("run").history_from(now), None);
         let cost = |period, per, zone| {
             rule(
-                json!({"id": "c", "type": "cost", "max_usd": "10", "period": period,
+                &json!({"id": "c", "type": "cost", "max_usd": "10", "period": period,
                         "per": per, "timezone": zone}),
             )
         };
@@ -323,7 +323,7 @@ mod tests {
         );
         assert_eq!(cost("day", "run", "UTC").history_from(now), None);
         assert_eq!(cost("run", "run", "UTC").history_from(now), None);
-        let tool = rule(json!({"id": "t", "type": "tool", "effect": "deny", "tools": ["x.*"]}));
+        let tool = rule(&json!({"id": "t", "type": "tool", "effect": "deny", "tools": ["x.*"]}));
         assert_eq!(tool.history_from(now), None);
     }
 }

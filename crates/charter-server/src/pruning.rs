@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::state::Clock;
 
 /// The longest pause between passes.
-const MOST: Duration = Duration::from_secs(300);
+const MOST: Duration = Duration::from_mins(5);
 /// The shortest.
 const LEAST: Duration = Duration::from_secs(1);
 

@@ -131,18 +131,18 @@ pub(crate) async fn prune(
     let mut pruned = Pruned::default();
     if let Some(kept) = retention.actions {
         let mut cutoff = before(now, kept);
-        if let Some(floor) = floor(&store.limit_policies().await?, now)? {
-            if floor.from.as_millisecond() < cutoff {
-                tracing::info!(
-                    kept_from = %floor.from,
-                    policy = %floor.policy_id,
-                    name = %floor.policy_name,
-                    version = floor.version,
-                    rule = %floor.rule_id,
-                    "retention keeps older runs: an open window of this rule may still count them"
-                );
-                cutoff = floor.from.as_millisecond();
-            }
+        if let Some(floor) = floor(&store.limit_policies().await?, now)?
+            && floor.from.as_millisecond() < cutoff
+        {
+            tracing::info!(
+                kept_from = %floor.from,
+                policy = %floor.policy_id,
+                name = %floor.policy_name,
+                version = floor.version,
+                rule = %floor.rule_id,
+                "retention keeps older runs: an open window of this rule may still count them"
+            );
+            cutoff = floor.from.as_millisecond();
         }
         pruned += all_of(store, Step::Runs { before: cutoff }).await?;
     }

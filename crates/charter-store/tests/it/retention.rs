@@ -23,8 +23,8 @@ both!(
     audit_entries_go_behind_an_anchor_and_tampering_is_still_caught
 );
 
-fn keep(seconds: i64) -> Option<SignedDuration> {
-    Some(SignedDuration::from_secs(seconds))
+fn keep(seconds: i64) -> SignedDuration {
+    SignedDuration::from_secs(seconds)
 }
 
 /// Counts the rows of `table` that `filter` keeps, through a no-op update.
@@ -82,7 +82,7 @@ async fn runs_that_ended_before_the_cutoff_go_with_their_actions(store: Store, _
     assert_eq!(actions(&store).await, 9);
 
     let retention = Retention {
-        actions: keep(900),
+        actions: Some(keep(900)),
         ..Retention::default()
     };
     let pruned = store.prune(&retention, at(1000)).await.unwrap();
@@ -157,7 +157,7 @@ async fn an_open_rate_window_holds_the_cutoff_back(store: Store, _: Kind) {
     .await;
 
     let retention = Retention {
-        actions: keep(60),
+        actions: Some(keep(60)),
         ..Retention::default()
     };
     let pruned = store.prune(&retention, at(now)).await.unwrap();
@@ -208,7 +208,7 @@ async fn an_open_cost_period_holds_the_cutoff_back(store: Store, _: Kind) {
     .await;
 
     let retention = Retention {
-        actions: keep(3_600),
+        actions: Some(keep(3_600)),
         ..Retention::default()
     };
     let pruned = store.prune(&retention, at(now)).await.unwrap();
@@ -262,7 +262,7 @@ async fn violations_and_their_counts_go_below_the_slot(store: Store, _: Kind) {
     assert_eq!(count(&store, "violation_counts", "1 = 1").await, 3);
 
     let retention = Retention {
-        violations: keep(650),
+        violations: Some(keep(650)),
         ..Retention::default()
     };
     let pruned = store.prune(&retention, at(2000)).await.unwrap();
@@ -314,7 +314,7 @@ async fn audit_entries_go_behind_an_anchor_and_tampering_is_still_caught(store: 
             .unwrap();
     }
     let retention = Retention {
-        audit: keep(1500),
+        audit: Some(keep(1500)),
         ..Retention::default()
     };
     let pruned = store.prune(&retention, at(2000)).await.unwrap();
