@@ -152,7 +152,9 @@ async fn measure(name: &str, store: Store, postgres: bool, actions: i64) {
         store.execute_raw(&sql).await.unwrap();
     }
     if postgres {
+        // The writes of the history are flushed before anything is timed.
         store.execute_raw("ANALYZE").await.unwrap();
+        store.execute_raw("CHECKPOINT").await.unwrap();
     }
     let written = written.elapsed();
     let now = Timestamp::from_millisecond(START_MS + DAYS * 86_400_000).unwrap();
