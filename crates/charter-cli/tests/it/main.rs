@@ -7,6 +7,7 @@
     reason = "a test harness fails by panicking"
 )]
 
+mod backup;
 mod cli;
 mod monitor;
 mod outage;
