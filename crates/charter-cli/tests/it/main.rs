@@ -9,6 +9,7 @@
 
 mod backup;
 mod cli;
+mod crash;
 mod monitor;
 mod outage;
 mod serve;
