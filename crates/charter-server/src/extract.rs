@@ -145,8 +145,7 @@ impl FromRequest<AppState> for JsonBody {
         if bytes.is_empty() {
             return Ok(JsonBody(Value::Object(serde_json::Map::new())));
         }
-        let value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::invalid("", format!("malformed JSON: {e}")))?;
+        let value = charter_core::parse::json(&bytes)?;
         Ok(JsonBody(value))
     }
 }
