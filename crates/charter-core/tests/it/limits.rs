@@ -44,7 +44,10 @@ fn nested(levels: usize, inner: Value) -> Value {
 /// `levels` objects deep, counting the innermost `{}`: a JSON Schema asking for arrays of
 /// arrays `levels - 1` levels down (`{"type": "array", "items": ...}`).
 fn nested_schema(levels: usize) -> Value {
-    (1..levels).fold(json!({}), |inner, _| json!({"type": "array", "items": inner}))
+    (1..levels).fold(
+        json!({}),
+        |inner, _| json!({"type": "array", "items": inner}),
+    )
 }
 
 /// `levels` arrays as text, without building a value.
@@ -70,13 +73,22 @@ fn boundary(what: &str, max: usize, path: &str, make: impl Fn(usize) -> Result<(
 fn every_policy_limit_takes_its_value_and_refuses_one_more() {
     boundary("rules per policy", MAX_RULES, "rules", |n| {
         definition(Value::Array(
-            (0..n).map(|i| tool_rule(json!({"id": format!("r{i}")}))).collect(),
+            (0..n)
+                .map(|i| tool_rule(json!({"id": format!("r{i}")})))
+                .collect(),
         ))
     });
-    boundary("conditions per rule", MAX_CONDITIONS, "rules[0].when", |n| {
-        let when: Vec<Value> = (0..n).map(|_| json!({"arg": "to", "op": "exists"})).collect();
-        one_rule(tool_rule(json!({"when": when})))
-    });
+    boundary(
+        "conditions per rule",
+        MAX_CONDITIONS,
+        "rules[0].when",
+        |n| {
+            let when: Vec<Value> = (0..n)
+                .map(|_| json!({"arg": "to", "op": "exists"}))
+                .collect();
+            one_rule(tool_rule(json!({"when": when})))
+        },
+    );
     boundary("globs per rule", MAX_LIST, "rules[0].tools", |n| {
         let tools: Vec<String> = (0..n).map(|i| format!("t{i}.*")).collect();
         one_rule(tool_rule(json!({"tools": tools})))
@@ -91,20 +103,32 @@ fn every_policy_limit_takes_its_value_and_refuses_one_more() {
     });
     boundary("resources per rule", MAX_LIST, "rules[0].resources", |n| {
         let resources: Vec<String> = (0..n).map(|i| format!("hr/{i}/**")).collect();
-        one_rule(json!({"id": "r1", "type": "data_access", "effect": "deny", "resources": resources}))
+        one_rule(
+            json!({"id": "r1", "type": "data_access", "effect": "deny", "resources": resources}),
+        )
     });
-    boundary("values of `in`", MAX_IN_VALUES, "rules[0].when[0].value", |n| {
-        let values: Vec<usize> = (0..n).collect();
-        one_rule(tool_rule(json!({"when": [{"arg": "n", "op": "in", "value": values}]})))
-    });
+    boundary(
+        "values of `in`",
+        MAX_IN_VALUES,
+        "rules[0].when[0].value",
+        |n| {
+            let values: Vec<usize> = (0..n).collect();
+            one_rule(tool_rule(
+                json!({"when": [{"arg": "n", "op": "in", "value": values}]}),
+            ))
+        },
+    );
     boundary("time windows", MAX_WINDOWS, "rules[0].allow", |n| {
         let window = json!({"days": ["mon"], "from": "09:00", "to": "17:00"});
         let allow: Vec<Value> = (0..n).map(|_| window.clone()).collect();
         one_rule(json!({"id": "r1", "type": "time", "timezone": "UTC", "allow": allow}))
     });
-    boundary("regex length", MAX_REGEX_LEN, "rules[0].deny_regex[0]", |n| {
-        one_rule(json!({"id": "r1", "type": "output", "deny_regex": ["a".repeat(n)]}))
-    });
+    boundary(
+        "regex length",
+        MAX_REGEX_LEN,
+        "rules[0].deny_regex[0]",
+        |n| one_rule(json!({"id": "r1", "type": "output", "deny_regex": ["a".repeat(n)]})),
+    );
     boundary(
         "glob length",
         charter_core::glob::MAX_GLOB_LEN,
@@ -112,11 +136,16 @@ fn every_policy_limit_takes_its_value_and_refuses_one_more() {
         |n| one_rule(tool_rule(json!({"tools": ["a".repeat(n)]}))),
     );
     boundary("argument path", MAX_ARG_PATH, "rules[0].when[0].arg", |n| {
-        one_rule(tool_rule(json!({"when": [{"arg": "a".repeat(n), "op": "exists"}]})))
+        one_rule(tool_rule(
+            json!({"when": [{"arg": "a".repeat(n), "op": "exists"}]}),
+        ))
     });
-    boundary("phrase length", MAX_PHRASE, "rules[0].deny_phrases[0]", |n| {
-        one_rule(json!({"id": "r1", "type": "output", "deny_phrases": ["a".repeat(n)]}))
-    });
+    boundary(
+        "phrase length",
+        MAX_PHRASE,
+        "rules[0].deny_phrases[0]",
+        |n| one_rule(json!({"id": "r1", "type": "output", "deny_phrases": ["a".repeat(n)]})),
+    );
     boundary("label length", MAX_LABEL, "rules[0].labels[0]", |n| {
         one_rule(json!({"id": "r1", "type": "data_access", "effect": "deny",
                         "resources": ["hr/**"], "labels": ["a".repeat(n)]}))
@@ -124,22 +153,42 @@ fn every_policy_limit_takes_its_value_and_refuses_one_more() {
     boundary("rule id", ids::MAX_ID_LEN, "rules[0].id", |n| {
         one_rule(tool_rule(json!({"id": "r".repeat(n)})))
     });
-    boundary("rule description", MAX_DESCRIPTION, "rules[0].description", |n| {
-        one_rule(tool_rule(json!({"description": "d".repeat(n)})))
-    });
+    boundary(
+        "rule description",
+        MAX_DESCRIPTION,
+        "rules[0].description",
+        |n| one_rule(tool_rule(json!({"description": "d".repeat(n)}))),
+    );
     boundary("policy name", policy::MAX_NAME, "name", |n| {
         PolicyDefinition::parse(&json!({"name": "n".repeat(n), "scope": scope()})).map(drop)
     });
-    boundary("policy description", policy::MAX_DESCRIPTION, "description", |n| {
-        PolicyDefinition::parse(&json!({"name": "P", "description": "d".repeat(n), "scope": scope()}))
+    boundary(
+        "policy description",
+        policy::MAX_DESCRIPTION,
+        "description",
+        |n| {
+            PolicyDefinition::parse(
+                &json!({"name": "P", "description": "d".repeat(n), "scope": scope()}),
+            )
             .map(drop)
-    });
-    boundary("condition value depth", MAX_DEPTH, "rules[0].when[0].value", |n| {
-        one_rule(tool_rule(json!({"when": [{"arg": "a", "op": "eq", "value": nested(n, json!(1))}]})))
-    });
-    boundary("output schema depth", MAX_DEPTH, "rules[0].json_schema", |n| {
-        one_rule(json!({"id": "r1", "type": "output", "json_schema": nested_schema(n)}))
-    });
+        },
+    );
+    boundary(
+        "condition value depth",
+        MAX_DEPTH,
+        "rules[0].when[0].value",
+        |n| {
+            one_rule(tool_rule(
+                json!({"when": [{"arg": "a", "op": "eq", "value": nested(n, json!(1))}]}),
+            ))
+        },
+    );
+    boundary(
+        "output schema depth",
+        MAX_DEPTH,
+        "rules[0].json_schema",
+        |n| one_rule(json!({"id": "r1", "type": "output", "json_schema": nested_schema(n)})),
+    );
     boundary(
         "documents per import",
         charter_core::document::MAX_DOCUMENTS,
@@ -286,7 +335,12 @@ fn a_schema_at_the_depth_limit_validates_outputs_as_deep_as_text_goes() {
     let decision = set
         .evaluate(&deepest, &context)
         .settle(&mut limits, context.now);
-    assert_eq!(decision.outcome, Outcome::Allow, "{:?}", decision.violations);
+    assert_eq!(
+        decision.outcome,
+        Outcome::Allow,
+        "{:?}",
+        decision.violations
+    );
     let not_array = output(format!("{}1{}", "[".repeat(10), "]".repeat(10)));
     let decision = set
         .evaluate(&not_array, &context)
