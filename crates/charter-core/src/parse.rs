@@ -94,11 +94,13 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
 /// error is `malformed JSON: ...` at the root, and text nested past [`MAX_TEXT_DEPTH`] says so.
 pub fn json(text: &[u8]) -> Result<Value, ParseError> {
     serde_json::from_slice(text)
-        .map_err(|e| ParseError::new("", format!("malformed JSON: {}", text_error(&e))))
+        .map_err(|e| ParseError::new("", format!("malformed JSON: {}", json_error(&e))))
 }
 
-/// serde_json's message for an error in text, the recursion limit named as Charter's limit.
-fn text_error(e: &serde_json::Error) -> String {
+/// serde_json's message for an error in JSON text, its recursion limit named as
+/// [`MAX_TEXT_DEPTH`]: for the readers of JSON text that word their own errors (the
+/// workspace's forms, the CLI's files).
+pub fn json_error(e: &serde_json::Error) -> String {
     depth_message(&e.to_string())
 }
 

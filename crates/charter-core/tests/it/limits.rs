@@ -5,7 +5,7 @@
 use charter_core::action::{self, Action};
 use charter_core::engine::ArgsRead;
 use charter_core::parse::{self, MAX_DEPTH, MAX_TEXT_DEPTH};
-use charter_core::pattern::{MAX_REGEX_LEN, Pattern};
+use charter_core::pattern::{MAX_REGEX_LEN, Pattern, REGEX_SIZE_LIMIT};
 use charter_core::rule::{
     MAX_ARG_PATH, MAX_CONDITIONS, MAX_DESCRIPTION, MAX_IN_VALUES, MAX_LABEL, MAX_LIST, MAX_PHRASE,
     MAX_RULES, MAX_WINDOWS,
@@ -205,6 +205,7 @@ fn every_policy_limit_takes_its_value_and_refuses_one_more() {
 fn a_regex_too_large_once_compiled_is_refused() {
     let error = Pattern::new(r"\w{1000}\w{1000}").unwrap_err();
     assert!(error.contains("too large once compiled"), "{error}");
+    assert!(error.contains(&REGEX_SIZE_LIMIT.to_string()), "{error}");
     let e = one_rule(json!({"id": "r1", "type": "output", "deny_regex": [r"\w{1000}\w{1000}"]}))
         .unwrap_err();
     assert_eq!(e.path, "rules[0].deny_regex[0]");
