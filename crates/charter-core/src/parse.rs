@@ -16,7 +16,7 @@ use serde_json::Value;
 /// of a thread's stack, also for values a library caller builds without parsing text.
 pub const MAX_DEPTH: usize = 64;
 
-/// The deepest JSON text Charter reads at all, in levels of arrays and objects: serde_json's
+/// The deepest JSON text Charter reads at all, in levels of arrays and objects: `serde_json`'s
 /// own recursion limit, which refuses deeper text while parsing it (before any value is built),
 /// so no body, line or file can nest deeper. [`MAX_DEPTH`] applies inside each field.
 pub const MAX_TEXT_DEPTH: usize = 127;
@@ -97,14 +97,14 @@ pub fn json(text: &[u8]) -> Result<Value, ParseError> {
         .map_err(|e| ParseError::new("", format!("malformed JSON: {}", json_error(&e))))
 }
 
-/// serde_json's message for an error in JSON text, its recursion limit named as
+/// `serde_json`'s message for an error in JSON text, its recursion limit named as
 /// [`MAX_TEXT_DEPTH`]: for the readers of JSON text that word their own errors (the
 /// workspace's forms, the CLI's files).
 pub fn json_error(e: &serde_json::Error) -> String {
     depth_message(&e.to_string())
 }
 
-/// serde_json names its recursion limit without its value ("recursion limit exceeded at line
+/// `serde_json` names its recursion limit without its value ("recursion limit exceeded at line
 /// 1 column 128"); the message a person gets names the limit.
 fn depth_message(message: &str) -> String {
     match message.strip_prefix("recursion limit exceeded") {

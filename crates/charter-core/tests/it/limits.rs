@@ -20,15 +20,15 @@ fn scope() -> Value {
     json!({"type": "agent", "tenant_id": "acme", "agent_id": "support"})
 }
 
-fn definition(rules: Value) -> Result<(), ParseError> {
+fn definition(rules: &Value) -> Result<(), ParseError> {
     PolicyDefinition::parse(&json!({"name": "Limits", "scope": scope(), "rules": rules})).map(drop)
 }
 
-fn one_rule(rule: Value) -> Result<(), ParseError> {
-    definition(json!([rule]))
+fn one_rule(rule: &Value) -> Result<(), ParseError> {
+    definition(&json!([rule]))
 }
 
-fn tool_rule(fields: Value) -> Value {
+fn tool_rule(fields: &Value) -> Value {
     let mut rule = json!({"id": "r1", "type": "tool", "effect": "deny", "tools": ["x.*"]});
     for (k, v) in fields.as_object().unwrap() {
         rule[k] = v.clone();
@@ -72,9 +72,9 @@ fn boundary(what: &str, max: usize, path: &str, make: impl Fn(usize) -> Result<(
 #[test]
 fn every_policy_limit_takes_its_value_and_refuses_one_more() {
     boundary("rules per policy", MAX_RULES, "rules", |n| {
-        definition(Value::Array(
+        definition(&Value::Array(
             (0..n)
-                .map(|i| tool_rule(json!({"id": format!("r{i}")})))
+                .map(|i| tool_rule(&json!({"id": format!("r{i}")})))
                 .collect(),
         ))
     });
@@ -86,25 +86,25 @@ fn every_policy_limit_takes_its_value_and_refuses_one_more() {
             let when: Vec<Value> = (0..n)
                 .map(|_| json!({"arg": "to", "op": "exists"}))
                 .collect();
-            one_rule(tool_rule(json!({"when": when})))
+            one_rule(&tool_rule(&json!({"when": when})))
         },
     );
     boundary("globs per rule", MAX_LIST, "rules[0].tools", |n| {
         let tools: Vec<String> = (0..n).map(|i| format!("t{i}.*")).collect();
-        one_rule(tool_rule(json!({"tools": tools})))
+        one_rule(&tool_rule(&json!({"tools": tools})))
     });
     boundary("patterns per rule", MAX_LIST, "rules[0].deny_regex", |n| {
         let patterns: Vec<String> = (0..n).map(|i| format!("secret{i}")).collect();
-        one_rule(json!({"id": "r1", "type": "output", "deny_regex": patterns}))
+        one_rule(&json!({"id": "r1", "type": "output", "deny_regex": patterns}))
     });
     boundary("phrases per rule", MAX_LIST, "rules[0].deny_phrases", |n| {
         let phrases: Vec<String> = (0..n).map(|i| format!("phrase {i}")).collect();
-        one_rule(json!({"id": "r1", "type": "output", "deny_phrases": phrases}))
+        one_rule(&json!({"id": "r1", "type": "output", "deny_phrases": phrases}))
     });
     boundary("resources per rule", MAX_LIST, "rules[0].resources", |n| {
         let resources: Vec<String> = (0..n).map(|i| format!("hr/{i}/**")).collect();
         one_rule(
-            json!({"id": "r1", "type": "data_access", "effect": "deny", "resources": resources}),
+            &json!({"id": "r1", "type": "data_access", "effect": "deny", "resources": resources}),
         )
     });
     boundary(
@@ -113,51 +113,51 @@ fn every_policy_limit_takes_its_value_and_refuses_one_more() {
         "rules[0].when[0].value",
         |n| {
             let values: Vec<usize> = (0..n).collect();
-            one_rule(tool_rule(
-                json!({"when": [{"arg": "n", "op": "in", "value": values}]}),
+            one_rule(&tool_rule(
+                &json!({"when": [{"arg": "n", "op": "in", "value": values}]}),
             ))
         },
     );
     boundary("time windows", MAX_WINDOWS, "rules[0].allow", |n| {
         let window = json!({"days": ["mon"], "from": "09:00", "to": "17:00"});
         let allow: Vec<Value> = (0..n).map(|_| window.clone()).collect();
-        one_rule(json!({"id": "r1", "type": "time", "timezone": "UTC", "allow": allow}))
+        one_rule(&json!({"id": "r1", "type": "time", "timezone": "UTC", "allow": allow}))
     });
     boundary(
         "regex length",
         MAX_REGEX_LEN,
         "rules[0].deny_regex[0]",
-        |n| one_rule(json!({"id": "r1", "type": "output", "deny_regex": ["a".repeat(n)]})),
+        |n| one_rule(&json!({"id": "r1", "type": "output", "deny_regex": ["a".repeat(n)]})),
     );
     boundary(
         "glob length",
         charter_core::glob::MAX_GLOB_LEN,
         "rules[0].tools[0]",
-        |n| one_rule(tool_rule(json!({"tools": ["a".repeat(n)]}))),
+        |n| one_rule(&tool_rule(&json!({"tools": ["a".repeat(n)]}))),
     );
     boundary("argument path", MAX_ARG_PATH, "rules[0].when[0].arg", |n| {
-        one_rule(tool_rule(
-            json!({"when": [{"arg": "a".repeat(n), "op": "exists"}]}),
+        one_rule(&tool_rule(
+            &json!({"when": [{"arg": "a".repeat(n), "op": "exists"}]}),
         ))
     });
     boundary(
         "phrase length",
         MAX_PHRASE,
         "rules[0].deny_phrases[0]",
-        |n| one_rule(json!({"id": "r1", "type": "output", "deny_phrases": ["a".repeat(n)]})),
+        |n| one_rule(&json!({"id": "r1", "type": "output", "deny_phrases": ["a".repeat(n)]})),
     );
     boundary("label length", MAX_LABEL, "rules[0].labels[0]", |n| {
-        one_rule(json!({"id": "r1", "type": "data_access", "effect": "deny",
+        one_rule(&json!({"id": "r1", "type": "data_access", "effect": "deny",
                         "resources": ["hr/**"], "labels": ["a".repeat(n)]}))
     });
     boundary("rule id", ids::MAX_ID_LEN, "rules[0].id", |n| {
-        one_rule(tool_rule(json!({"id": "r".repeat(n)})))
+        one_rule(&tool_rule(&json!({"id": "r".repeat(n)})))
     });
     boundary(
         "rule description",
         MAX_DESCRIPTION,
         "rules[0].description",
-        |n| one_rule(tool_rule(json!({"description": "d".repeat(n)}))),
+        |n| one_rule(&tool_rule(&json!({"description": "d".repeat(n)}))),
     );
     boundary("policy name", policy::MAX_NAME, "name", |n| {
         PolicyDefinition::parse(&json!({"name": "n".repeat(n), "scope": scope()})).map(drop)
@@ -178,8 +178,8 @@ fn every_policy_limit_takes_its_value_and_refuses_one_more() {
         MAX_DEPTH,
         "rules[0].when[0].value",
         |n| {
-            one_rule(tool_rule(
-                json!({"when": [{"arg": "a", "op": "eq", "value": nested(n, json!(1))}]}),
+            one_rule(&tool_rule(
+                &json!({"when": [{"arg": "a", "op": "eq", "value": nested(n, json!(1))}]}),
             ))
         },
     );
@@ -187,7 +187,7 @@ fn every_policy_limit_takes_its_value_and_refuses_one_more() {
         "output schema depth",
         MAX_DEPTH,
         "rules[0].json_schema",
-        |n| one_rule(json!({"id": "r1", "type": "output", "json_schema": nested_schema(n)})),
+        |n| one_rule(&json!({"id": "r1", "type": "output", "json_schema": nested_schema(n)})),
     );
     boundary(
         "documents per import",
@@ -206,13 +206,13 @@ fn a_regex_too_large_once_compiled_is_refused() {
     let error = Pattern::new(r"\w{1000}\w{1000}").unwrap_err();
     assert!(error.contains("too large once compiled"), "{error}");
     assert!(error.contains(&REGEX_SIZE_LIMIT.to_string()), "{error}");
-    let e = one_rule(json!({"id": "r1", "type": "output", "deny_regex": [r"\w{1000}\w{1000}"]}))
+    let e = one_rule(&json!({"id": "r1", "type": "output", "deny_regex": [r"\w{1000}\w{1000}"]}))
         .unwrap_err();
     assert_eq!(e.path, "rules[0].deny_regex[0]");
 }
 
 /// A tool call whose `args` hold `{"a": inner}`.
-fn call(inner: Value) -> Value {
+fn call(inner: &Value) -> Value {
     json!({"kind": "tool_call", "tool": "kb.search", "args": {"a": inner}})
 }
 
@@ -231,7 +231,7 @@ fn every_way(action: &Value) -> Vec<Result<Action, ParseError>> {
 fn every_action_limit_takes_its_value_and_refuses_one_more() {
     // `args` is the first level, `{"a": ...}`'s value the second.
     boundary("args depth", MAX_DEPTH, "args", |n| {
-        let results = every_way(&call(nested(n - 1, json!("x"))));
+        let results = every_way(&call(&nested(n - 1, json!("x"))));
         let errors: Vec<_> = results.into_iter().filter_map(Result::err).collect();
         match errors.first() {
             None => Ok(()),
@@ -261,7 +261,7 @@ fn every_action_limit_takes_its_value_and_refuses_one_more() {
 
 #[test]
 fn a_value_nested_within_the_limit_is_checked_and_kept() {
-    let deepest = call(nested(MAX_DEPTH - 2, json!("x")));
+    let deepest = call(&nested(MAX_DEPTH - 2, json!("x")));
     for parsed in every_way(&deepest) {
         parsed.unwrap();
     }
