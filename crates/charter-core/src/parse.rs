@@ -13,7 +13,7 @@ use serde_json::Value;
 /// field's own array or object is the first): a tool call's `args`, a condition's `value`, an
 /// output rule's `json_schema`, a run's `metadata`. Real ones nest a few levels; the bound
 /// keeps every walk over them (NUL checks, schema compilation and validation) far from the end
-/// of a thread's stack, also for values a library caller builds without parsing text.
+/// of a thread's stack.
 pub const MAX_DEPTH: usize = 64;
 
 /// The deepest JSON text Charter reads at all, in levels of arrays and objects: `serde_json`'s
