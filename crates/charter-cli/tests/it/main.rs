@@ -7,7 +7,9 @@
     reason = "a test harness fails by panicking"
 )]
 
+mod backup;
 mod cli;
 mod monitor;
+mod outage;
 mod serve;
 mod walkthrough;
