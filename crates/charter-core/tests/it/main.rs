@@ -9,5 +9,6 @@
 )]
 
 mod cases;
+mod limits;
 mod properties;
 mod schema;
