@@ -9,5 +9,6 @@
 )]
 
 mod cases;
+mod differential;
 mod properties;
 mod schema;
