@@ -1381,7 +1381,7 @@ fn sorted(mut fired: Vec<Fired>) -> Vec<Fired> {
 }
 
 proptest! {
-    // Debug builds compile regexes slowly: these counts keep the module near 10 s of CPU.
+    // Debug builds compile regexes slowly: these counts keep the module near 7 s of CPU.
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     /// The engine decides every action of a sequence (outcome, and which rules of which
