@@ -14,7 +14,9 @@
 //! JSON read by the real parsers; the engine is the in-process [`Enforcer`].
 //!
 //! Compared, for every action: the outcome (allow, block, halt) and the violated rules (policy,
-//! rule id, outcome), so a run's halt and every budget consumed are compared too.
+//! rule id, outcome), so a run's halt and every budget consumed are compared too. Denser
+//! properties compare tool, data access and output rules on many actions each, and time rules
+//! on the edges of their windows and durations, without state.
 //!
 //! The reference reads the generated JSON, never the engine's types: naive loops over every
 //! policy and rule, globs by expanding each `**` into every number of whole segments, limits by
