@@ -468,10 +468,12 @@ fn drained(args: &[&str]) {
                 .to_owned()
         })
         .collect();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let clients: Vec<_> = runs
         .iter()
         .map(|run| {
-            let (addr, key, run) = (addr.clone(), key.clone(), run.clone());
+            let (addr, key, run, answered) =
+                (addr.clone(), key.clone(), run.clone(), answered.clone());
             std::thread::spawn(move || {
                 let mut acknowledged = Vec::new();
                 loop {
@@ -486,6 +488,7 @@ fn drained(args: &[&str]) {
                         Some((200, body)) => {
                             let decision: serde_json::Value = serde_json::from_str(&body).unwrap();
                             acknowledged.push(decision["action_id"].as_str().unwrap().to_owned());
+                            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         }
                         // Stopping: refused connections, or an answer that is not a decision.
                         _ => return (run, acknowledged),
@@ -494,6 +497,15 @@ fn drained(args: &[&str]) {
             })
         })
         .collect();
+    // Under way (however loaded the machine), then stopped half a second later.
+    let waiting = std::time::Instant::now();
+    while answered.load(std::sync::atomic::Ordering::SeqCst) <= 50 {
+        assert!(
+            waiting.elapsed() < std::time::Duration::from_secs(30),
+            "no load within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     std::thread::sleep(std::time::Duration::from_millis(500));
     stop(server);
     let mut total = 0;
