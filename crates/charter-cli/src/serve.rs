@@ -1,5 +1,7 @@
-//! `charter serve --listen ADDR --data-dir DIR [--database URL] [--sync normal|full]
-//! [--retain-actions D] [--retain-violations D] [--retain-audit D]`.
+//! `charter serve --listen ADDR --data-dir DIR [--database URL] [--sync normal|full]`, the
+//! operator's limits of outside input (`--max-body-bytes`, `--max-streams-per-key`,
+//! `--import-reserve-bytes`) and retention (`--retain-actions`, `--retain-violations`,
+//! `--retain-audit`).
 
 use std::path::PathBuf;
 
@@ -16,6 +18,8 @@ Environment:
                          20 to 256 printable ASCII characters. Unset, a random key is made and
                          printed once as `bootstrap key: KEY`
   CHARTER_DATABASE_URL   The PostgreSQL URL, as --database
+  CHARTER_MAX_BODY_BYTES, CHARTER_MAX_STREAMS_PER_KEY, CHARTER_IMPORT_RESERVE_BYTES
+                         As the flags of those names (docs/operations.md, Limits)
   CHARTER_RETAIN_ACTIONS, CHARTER_RETAIN_VIOLATIONS, CHARTER_RETAIN_AUDIT
                          As --retain-actions, --retain-violations, --retain-audit
   RUST_LOG               What to log on standard error (default `info`)
@@ -39,6 +43,15 @@ pub(crate) struct ServeArgs {
     /// SQLite durability: `normal` survives the process being killed; `full` also power loss.
     #[arg(long, value_enum, default_value_t = SyncMode::Normal)]
     sync: SyncMode,
+    /// The largest request body, in bytes (and each line of an NDJSON run import).
+    #[arg(long, env = "CHARTER_MAX_BODY_BYTES", default_value_t = charter_server::DEFAULT_BODY_LIMIT)]
+    max_body_bytes: usize,
+    /// The most violation streams one key holds open at once (API and workspace together).
+    #[arg(long, env = "CHARTER_MAX_STREAMS_PER_KEY", default_value_t = charter_server::DEFAULT_STREAMS_PER_KEY)]
+    max_streams_per_key: usize,
+    /// Free disk space, in bytes, an NDJSON run import must leave where it is staged.
+    #[arg(long, env = "CHARTER_IMPORT_RESERVE_BYTES", default_value_t = charter_server::DEFAULT_STAGING_RESERVE)]
+    import_reserve_bytes: u64,
     /// How long ended runs and their actions are kept after they end (`90d`, `12h`: s, m,
     /// h or d, at most 366d), or `forever`. Never shorter than an open rate window or cost
     /// period of an agent or tenant may still count.
@@ -126,6 +139,9 @@ async fn start(store: Store, args: &ServeArgs, staging_dir: PathBuf) -> anyhow::
     tracing::info!(%addr, "serving");
     let mut state = Shared::new(store);
     state.staging_dir = staging_dir;
+    state.body_limit = args.max_body_bytes;
+    state.staging_reserve = args.import_reserve_bytes;
+    state.streams = charter_server::Streams::new(args.max_streams_per_key);
     state.retention = Retention {
         actions: args.retain_actions.0,
         violations: args.retain_violations.0,

@@ -7,7 +7,9 @@
     reason = "a test harness fails by panicking"
 )]
 
+mod backup;
 mod cli;
+mod crash;
 mod monitor;
 mod outage;
 mod retention;

@@ -21,3 +21,4 @@ mod runs;
 mod seeding;
 mod sessions;
 mod tenancy;
+mod upgrades;
