@@ -174,11 +174,22 @@ pub(crate) async fn audit_verify(
     tenant: Option<&str>,
 ) -> Result<Verification> {
     let chain_filter = chains_for(principal, tenant);
-    let rows =
-        sqlx::query("SELECT * FROM audit_log WHERE ($1 IS NULL OR chain = $1) ORDER BY chain, seq")
-            .bind(chain_filter.as_deref())
-            .fetch_all(pool)
-            .await?;
+    // The entries are read between two reads of the anchors: a pruning pass moves an anchor and
+    // deletes what it covers in one transaction, and anchors only move forward, so equal reads
+    // mean the entries read are those the anchors begin (else read again).
+    let (rows, anchor_rows) = loop {
+        let before = anchors(pool, chain_filter.as_deref()).await?;
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE ($1 IS NULL OR chain = $1) ORDER BY chain, seq",
+        )
+        .bind(chain_filter.as_deref())
+        .fetch_all(pool)
+        .await?;
+        let after = anchors(pool, chain_filter.as_deref()).await?;
+        if before == after {
+            break (rows, after);
+        }
+    };
     let head_rows =
         sqlx::query("SELECT chain, seq, hash FROM audit_heads WHERE ($1 IS NULL OR chain = $1)")
             .bind(chain_filter.as_deref())
@@ -193,22 +204,8 @@ pub(crate) async fn audit_verify(
             row.try_get("hash")?,
         ));
     }
-    let anchor_rows =
-        sqlx::query("SELECT chain, seq, hash FROM audit_anchors WHERE ($1 IS NULL OR chain = $1)")
-            .bind(chain_filter.as_deref())
-            .fetch_all(pool)
-            .await?;
-    let mut anchors: Vec<(String, u64, String)> = Vec::with_capacity(anchor_rows.len());
-    for row in &anchor_rows {
-        let seq: i64 = row.try_get("seq")?;
-        anchors.push((
-            row.try_get("chain")?,
-            u64::try_from(seq).unwrap_or(0),
-            row.try_get("hash")?,
-        ));
-    }
     let anchor_of = |chain: &str| {
-        anchors
+        anchor_rows
             .iter()
             .find(|(c, _, _)| c == chain)
             .map(|(_, seq, hash)| (*seq, hash.as_str()))
@@ -270,4 +267,24 @@ pub(crate) async fn audit_verify(
         ok: true,
         entries: total,
     })
+}
+
+/// The anchors of the chains `chain` selects (`None`: all): (chain, seq, hash), in chain order.
+async fn anchors(pool: &Pool<Db>, chain: Option<&str>) -> Result<Vec<(String, u64, String)>> {
+    let rows = sqlx::query(
+        "SELECT chain, seq, hash FROM audit_anchors WHERE ($1 IS NULL OR chain = $1) ORDER BY chain",
+    )
+    .bind(chain)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let seq: i64 = row.try_get("seq")?;
+            Ok((
+                row.try_get("chain")?,
+                u64::try_from(seq).unwrap_or(0),
+                row.try_get("hash")?,
+            ))
+        })
+        .collect()
 }
