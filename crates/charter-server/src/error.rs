@@ -106,6 +106,17 @@ impl ApiError {
         }
     }
 
+    /// 429 `too_many_requests`: the caller holds `limit` of something the server bounds per
+    /// caller (the API's own protection), `message` naming it.
+    pub fn too_many(message: String, limit: usize) -> ApiError {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_requests",
+            message,
+            details: json!({"limit": limit}),
+        }
+    }
+
     /// 503 `unavailable`: the database cannot be reached or lacks room just now. The cause is
     /// logged, not shown; nothing was acknowledged, and the request may be sent again.
     pub fn unavailable(cause: &str) -> ApiError {
@@ -131,6 +142,11 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// The status it answers with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The error in words for a page: `field: message`, the field named as in a query
     /// (`since`, not `query.since`).
     pub(crate) fn in_words(&self) -> String {
@@ -218,8 +234,8 @@ pub(crate) struct ErrorBody<'a> {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ErrorDetail<'a> {
     /// `invalid`, `unauthenticated`, `forbidden`, `not_found`, `method_not_allowed`,
-    /// `conflict`, `validation_required`, `precondition_failed`, `too_large`, `unavailable`
-    /// or `internal`.
+    /// `conflict`, `validation_required`, `precondition_failed`, `too_large`,
+    /// `too_many_requests`, `unavailable` or `internal`.
     #[schema(example = "invalid")]
     code: &'a str,
     /// A human-readable explanation.
@@ -227,7 +243,8 @@ pub(crate) struct ErrorDetail<'a> {
     /// Machine-readable details: `path` (the JSON path of the bad field) for `invalid`,
     /// `current_revision` for `precondition_failed` (and for a `conflict` of a policy that
     /// changed while it was validated), `revision` for `validation_required`, `limit` (or
-    /// `free_bytes` and `reserve_bytes`) for `too_large`; otherwise empty.
+    /// `free_bytes` and `reserve_bytes`) for `too_large`, `limit` for `too_many_requests`;
+    /// otherwise empty.
     #[schema(value_type = Object)]
     details: &'a Value,
 }

@@ -93,7 +93,7 @@ impl PgStore {
             .acquire_timeout(ACQUIRE)
             .connect_with(options)
             .await?;
-        MIGRATOR
+        crate::migrations::tolerant(&MIGRATOR)
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;

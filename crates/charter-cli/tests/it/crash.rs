@@ -40,7 +40,7 @@ struct Round {
 
 /// Half the clients ask for a tool the policy blocks, so both decisions are recorded.
 fn action(client: usize) -> &'static str {
-    if client % 2 == 0 {
+    if client.is_multiple_of(2) {
         r#"{"kind": "tool_call", "tool": "search.web", "args": {"q": "x"}}"#
     } else {
         r#"{"kind": "tool_call", "tool": "shell.exec", "args": {"cmd": "rm"}}"#

@@ -468,10 +468,12 @@ fn drained(args: &[&str]) {
                 .to_owned()
         })
         .collect();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let clients: Vec<_> = runs
         .iter()
         .map(|run| {
-            let (addr, key, run) = (addr.clone(), key.clone(), run.clone());
+            let (addr, key, run, answered) =
+                (addr.clone(), key.clone(), run.clone(), answered.clone());
             std::thread::spawn(move || {
                 let mut acknowledged = Vec::new();
                 loop {
@@ -486,6 +488,7 @@ fn drained(args: &[&str]) {
                         Some((200, body)) => {
                             let decision: serde_json::Value = serde_json::from_str(&body).unwrap();
                             acknowledged.push(decision["action_id"].as_str().unwrap().to_owned());
+                            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         }
                         // Stopping: refused connections, or an answer that is not a decision.
                         _ => return (run, acknowledged),
@@ -494,6 +497,15 @@ fn drained(args: &[&str]) {
             })
         })
         .collect();
+    // Under way (however loaded the machine), then stopped half a second later.
+    let waiting = std::time::Instant::now();
+    while answered.load(std::sync::atomic::Ordering::SeqCst) <= 50 {
+        assert!(
+            waiting.elapsed() < std::time::Duration::from_secs(30),
+            "no load within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     std::thread::sleep(std::time::Duration::from_millis(500));
     stop(server);
     let mut total = 0;
@@ -523,4 +535,55 @@ fn drained(args: &[&str]) {
         }
     }
     stop(server);
+}
+
+#[test]
+fn serve_takes_its_limits_from_flags_and_the_environment() {
+    let dir = tempfile_dir("charter-limits");
+    let data = dir.to_string_lossy().into_owned();
+    let server = start_with(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+            "--max-body-bytes",
+            "64",
+        ],
+        &[("CHARTER_MAX_STREAMS_PER_KEY", "1")],
+    );
+    let key = server.key.clone().unwrap();
+    let tenant = r#"{"id": "acme", "name": "Acme"}"#;
+    let padded = format!("{tenant:<65}");
+    let (status, body) = request(&server.addr, "POST", "/v1/tenants", &key, &padded);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("\"limit\":64"), "{body}");
+    let (status, body) = request(&server.addr, "POST", "/v1/tenants", &key, &padded[..64]);
+    assert_eq!(status, 201, "{body}");
+
+    // One stream held open; a second one of the same key is refused.
+    let mut held = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        held,
+        "GET /v1/violations/stream HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    held.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let (status, body) = request(&server.addr, "GET", "/v1/violations/stream", &key, "");
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("too_many_requests"), "{body}");
+    drop(held);
+    stop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh directory under the system's temporary one.
+fn tempfile_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
