@@ -4,8 +4,8 @@
 //! migrates it, and the older nodes keep serving. An older node must also be able to restart
 //! then, so migrations a newer build applied are not an error here (sqlx refuses them by
 //! default). That is sound because every migration only adds (tables, columns with defaults,
-//! indexes) and never changes what an older build reads or writes; see docs/operations.md,
-//! "Upgrades".
+//! indexes) or relaxes (a dropped constraint), and never changes what an older build reads or
+//! writes; see docs/operations.md, "Upgrades".
 
 use sqlx::migrate::Migrator;
 
