@@ -60,8 +60,8 @@ pub(crate) struct ServeArgs {
     /// How long violation events (and the Monitor's counts) are kept, or `forever`.
     #[arg(long, env = "CHARTER_RETAIN_VIOLATIONS", value_name = "DURATION", default_value = "forever", value_parser = retention)]
     retain_violations: Kept,
-    /// How long audit entries are kept, or `forever`; each chain still verifies from where
-    /// it was cut (export the log first to keep it whole).
+    /// How long audit entries are kept (also in years: `7y`), or `forever`; each chain still
+    /// verifies from where it was cut (export the log first to keep it whole).
     #[arg(long, env = "CHARTER_RETAIN_AUDIT", value_name = "DURATION", default_value = "forever", value_parser = retention)]
     retain_audit: Kept,
     #[command(flatten)]
@@ -72,10 +72,22 @@ pub(crate) struct ServeArgs {
 #[derive(Debug, Clone, Copy)]
 struct Kept(Option<jiff::SignedDuration>);
 
-/// Reads `forever` or a duration (charter-core's `Span`: a positive integer and s, m, h or d).
+/// Reads `forever`, a number of years (`7y`, 1 to 100: what audit logs are kept for), or a
+/// duration (charter-core's `Span`: a positive integer and s, m, h or d, at most 366d). A year
+/// counts 366 days, so nothing younger than that many calendar years is removed.
 fn retention(text: &str) -> Result<Kept, String> {
     if text == "forever" {
         return Ok(Kept(None));
+    }
+    if let Some(years) = text.strip_suffix('y') {
+        return years
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .map(|n| Kept(Some(jiff::SignedDuration::from_hours(n * 366 * 24))))
+            .ok_or_else(|| {
+                format!("`{text}`: years from 1y to 100y, a duration such as `90d`, or `forever`")
+            });
     }
     charter_core::calendar::Span::parse(text)
         .map(|span| Kept(Some(span.as_signed_duration())))
@@ -197,7 +209,13 @@ mod tests {
             super::retention("2s").unwrap().0,
             Some(jiff::SignedDuration::from_secs(2))
         );
-        for bad in ["0d", "", "1y", "-1h", "1h30m", "367d", "never"] {
+        assert_eq!(
+            super::retention("7y").unwrap().0,
+            Some(jiff::SignedDuration::from_hours(7 * 366 * 24))
+        );
+        for bad in [
+            "0d", "", "0y", "101y", "1.5y", "-1h", "1h30m", "367d", "never",
+        ] {
             let e = super::retention(bad).unwrap_err();
             assert!(e.contains("forever"), "{bad}: {e}");
         }
