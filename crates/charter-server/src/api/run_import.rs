@@ -375,7 +375,11 @@ fn staging(e: &dyn std::fmt::Display) -> StoreError {
 }
 
 /// Line `line_no` of an NDJSON body as a run; errors are named `line N...`.
-fn read_run(line: &[u8], line_no: usize, caller: &Caller) -> Result<ImportedRun, ApiError> {
+pub(crate) fn read_run(
+    line: &[u8],
+    line_no: usize,
+    caller: &Caller,
+) -> Result<ImportedRun, ApiError> {
     let value: Value = serde_json::from_slice(line).map_err(|e| {
         ApiError::invalid(&format!("line {line_no}"), format!("malformed JSON: {e}"))
     })?;
