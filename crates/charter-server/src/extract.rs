@@ -483,6 +483,18 @@ mod tests {
             })
     }
 
+    #[test]
+    fn the_bearer_key_is_taken_exactly_as_sent() {
+        use super::bearer_secret;
+        assert_eq!(bearer_secret("Bearer chk_1"), Some("chk_1"));
+        assert_eq!(bearer_secret("bEaReR chk_1"), Some("chk_1"));
+        assert_eq!(bearer_secret("Bearer  chk_1"), Some(" chk_1"));
+        assert_eq!(bearer_secret("Bearer "), Some(""));
+        assert_eq!(bearer_secret("Basic chk_1"), None);
+        assert_eq!(bearer_secret("Bearerchk_1"), None);
+        assert_eq!(bearer_secret(""), None);
+    }
+
     #[tokio::test]
     async fn if_match_reads_entity_tags_as_rfc_9110_does() {
         assert_eq!(if_match(&[]).await, Ok(None));
