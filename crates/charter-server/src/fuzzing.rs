@@ -65,6 +65,21 @@ pub fn bearer_secret(header: &str) -> Option<&str> {
     crate::extract::bearer_secret(header)
 }
 
+/// The revision an `If-Match` header (each of `values` one field line) asks for: `None` for
+/// none or `*`, or what it refuses. `None` if a value is not a header value at all.
+pub fn if_match(values: &[&str]) -> Option<Result<Option<u32>, String>> {
+    use axum::extract::FromRequestParts as _;
+    use futures_util::FutureExt as _;
+    let mut request = axum::http::Request::builder();
+    for value in values {
+        request = request.header(header::IF_MATCH, HeaderValue::from_str(value).ok()?);
+    }
+    let (mut parts, ()) = request.body(()).ok()?.into_parts();
+    // The extractor awaits nothing: it is ready on its first poll.
+    let read = crate::extract::IfMatch::from_request_parts(&mut parts, &()).now_or_never()?;
+    Some(read.map(|m| m.0).map_err(|e| e.in_words()))
+}
+
 /// The workspace's session cookie in a `Cookie` header's value, when it has a token's shape.
 pub fn session_cookie(cookie: &str) -> Option<String> {
     let mut headers = HeaderMap::new();
