@@ -129,7 +129,12 @@ pub(crate) fn read_json(file: &str) -> Result<Value, Failure> {
     } else {
         std::fs::read_to_string(file).map_err(|e| Failure::Usage(format!("reading {file}: {e}")))?
     };
-    serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("{file} is not JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::Usage(format!(
+            "{file} is not JSON: {}",
+            charter_core::parse::json_error(&e)
+        ))
+    })
 }
 
 fn one(policy: &Value) -> String {

@@ -1,4 +1,6 @@
-//! `charter serve --listen ADDR --data-dir DIR [--database URL] [--sync normal|full]`.
+//! `charter serve --listen ADDR --data-dir DIR [--database URL] [--sync normal|full]` and the
+//! operator's limits of outside input (`--max-body-bytes`, `--max-streams-per-key`,
+//! `--import-reserve-bytes`).
 
 use std::path::PathBuf;
 
@@ -15,6 +17,8 @@ Environment:
                          20 to 256 printable ASCII characters. Unset, a random key is made and
                          printed once as `bootstrap key: KEY`
   CHARTER_DATABASE_URL   The PostgreSQL URL, as --database
+  CHARTER_MAX_BODY_BYTES, CHARTER_MAX_STREAMS_PER_KEY, CHARTER_IMPORT_RESERVE_BYTES
+                         As the flags of those names (docs/operations.md, Limits)
   RUST_LOG               What to log on standard error (default `info`)
 
 Prints `listening on http://HOST:PORT` (the real port) once it listens; stops cleanly on
@@ -36,6 +40,15 @@ pub(crate) struct ServeArgs {
     /// SQLite durability: `normal` survives the process being killed; `full` also power loss.
     #[arg(long, value_enum, default_value_t = SyncMode::Normal)]
     sync: SyncMode,
+    /// The largest request body, in bytes (and each line of an NDJSON run import).
+    #[arg(long, env = "CHARTER_MAX_BODY_BYTES", default_value_t = charter_server::DEFAULT_BODY_LIMIT)]
+    max_body_bytes: usize,
+    /// The most violation streams one key holds open at once (API and workspace together).
+    #[arg(long, env = "CHARTER_MAX_STREAMS_PER_KEY", default_value_t = charter_server::DEFAULT_STREAMS_PER_KEY)]
+    max_streams_per_key: usize,
+    /// Free disk space, in bytes, an NDJSON run import must leave where it is staged.
+    #[arg(long, env = "CHARTER_IMPORT_RESERVE_BYTES", default_value_t = charter_server::DEFAULT_STAGING_RESERVE)]
+    import_reserve_bytes: u64,
     #[command(flatten)]
     pub(crate) logs: crate::logs::LogArgs,
 }
@@ -97,6 +110,9 @@ async fn start(store: Store, args: &ServeArgs, staging_dir: PathBuf) -> anyhow::
     tracing::info!(%addr, "serving");
     let mut state = Shared::new(store);
     state.staging_dir = staging_dir;
+    state.body_limit = args.max_body_bytes;
+    state.staging_reserve = args.import_reserve_bytes;
+    state.streams = charter_server::Streams::new(args.max_streams_per_key);
     serve(state.into(), listener, stop)
         .await
         .context("serving")?;

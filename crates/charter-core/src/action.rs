@@ -255,8 +255,7 @@ impl Action {
         {
             return Ok(action);
         }
-        let value = serde_json::from_str(text)
-            .map_err(|e| ParseError::new("", format!("malformed JSON: {e}")))?;
+        let value = parse::json(text.as_bytes())?;
         let mut action = Action::from_value(value)?;
         if let ActionDetail::ToolCall(call) = &mut action.detail
             && !args.reads(&call.tool)
@@ -309,10 +308,13 @@ impl Action {
 }
 
 /// What serde cannot check of a parsed action: name lengths, resource paths (normalised here),
-/// label counts, and NUL anywhere.
+/// label counts, the nesting of arguments, and NUL anywhere.
 fn checked(mut detail: ActionDetail) -> Result<ActionDetail, ParseError> {
     match &mut detail {
-        ActionDetail::ToolCall(call) => check_name(&call.tool, "tool")?,
+        ActionDetail::ToolCall(call) => {
+            check_name(&call.tool, "tool")?;
+            parse::check_object_depth(&call.args, "args")?;
+        }
         ActionDetail::DataAccess(access) => {
             if longer_than(&access.resource, MAX_RESOURCE) {
                 return Err(ParseError::new(
@@ -447,68 +449,90 @@ impl<'de> Visitor<'de> for Reading<'_> {
 }
 
 /// Arguments left out: a JSON object parsed to its end as a `Value` would be (numbers in
-/// range, the same depth limit), whose keys and strings hold no NUL.
+/// range, the same depth limits), whose keys and strings hold no NUL.
 struct Unread;
 
 impl<'de> Deserialize<'de> for Unread {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Unread, D::Error> {
-        deserializer.deserialize_map(Checked).map(|_| Unread)
+        deserializer
+            .deserialize_map(Checked { level: 1 })
+            .map(|()| Unread)
     }
 }
 
-/// Any JSON value inside [`Unread`] arguments.
-struct Checked;
+/// Any JSON value inside [`Unread`] arguments, an array or object at nesting level `level`.
+#[derive(Clone, Copy)]
+struct Checked {
+    level: usize,
+}
 
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Checked, D::Error> {
-        deserializer.deserialize_any(Checked)
+impl Checked {
+    /// What a value inside this array or object is checked as, refused past
+    /// [`parse::MAX_DEPTH`] as [`parse::check_object_depth`] refuses it.
+    fn inner<E: de::Error>(self) -> Result<Checked, E> {
+        if self.level > parse::MAX_DEPTH {
+            return Err(E::custom("nested too deep"));
+        }
+        Ok(Checked {
+            level: self.level + 1,
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Checked {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Checked {
-    type Value = Checked;
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
-        Ok(Checked)
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Checked, E> {
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
         if text.contains('\0') {
             return Err(E::custom("NUL"));
         }
-        Ok(Checked)
+        Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = self.inner()?;
+        while seq.next_element_seed(inner)?.is_some() {}
+        Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        while map.next_key::<Checked>()?.is_some() {
-            map.next_value::<Checked>()?;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = self.inner()?;
+        while map.next_key_seed(inner)?.is_some() {
+            map.next_value_seed(inner)?;
         }
-        Ok(Checked)
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 
 use crate::action::Action;
 use crate::engine::{CompiledSet, Decision, Outcome, RunContext, Violation};
-use crate::limits::{Limits, MemoryLimits, Settle};
+use crate::limits::{Claim, Limits, MemoryLimits, Settle};
 
 /// Checks actions of runs against compiled sets, keeping limit state and halted runs.
 #[derive(Debug, Default)]
@@ -33,7 +33,8 @@ impl<L: Limits> Enforcer<L> {
     }
 
     /// Decides one action of a run. A halted run refuses everything with the violations that
-    /// halted it; only allowed actions consume limit budget.
+    /// halted it; only allowed actions consume limit budget, also on the tenant-wide limits of
+    /// other agents' policies ([`CompiledSet::tenant_claims`]).
     pub fn check(&mut self, set: &CompiledSet, action: &Action, ctx: &RunContext<'_>) -> Decision {
         if let Some(violations) = self.halted.get(ctx.run_id) {
             return Decision {
@@ -41,12 +42,31 @@ impl<L: Limits> Enforcer<L> {
                 violations: violations.clone(),
             };
         }
-        let decision = set.evaluate(action, ctx).settle(&mut self.limits, ctx.now);
-        if decision.outcome == Outcome::Halt {
-            let halting = decision.halting().cloned().collect();
-            self.halted.insert(ctx.run_id.into(), halting);
+        let evaluation = set.evaluate(action, ctx);
+        let decision = evaluation.settle(&mut self.limits, ctx.now);
+        match decision.outcome {
+            Outcome::Allow => self.count_for_tenant(set, action, ctx, &evaluation.claims),
+            Outcome::Halt => {
+                let halting = decision.halting().cloned().collect();
+                self.halted.insert(ctx.run_id.into(), halting);
+            }
+            Outcome::Block => {}
         }
         decision
+    }
+
+    /// Counts an allowed action on the tenant-wide counters it did not claim itself.
+    fn count_for_tenant(
+        &mut self,
+        set: &CompiledSet,
+        action: &Action,
+        ctx: &RunContext<'_>,
+        own: &[Claim],
+    ) {
+        let claims = set.tenant_claims(action, ctx, own);
+        if !claims.is_empty() {
+            self.limits.settle(&claims, ctx.now, Settle::Record);
+        }
     }
 
     /// Records an action that was allowed in the past, without checking it: how limit state is
@@ -55,6 +75,7 @@ impl<L: Limits> Enforcer<L> {
     pub fn record_allowed(&mut self, set: &CompiledSet, action: &Action, ctx: &RunContext<'_>) {
         let claims = set.claims(action, ctx);
         self.limits.settle(&claims, ctx.now, Settle::Record);
+        self.count_for_tenant(set, action, ctx, &claims);
     }
 
     /// Marks a run halted by earlier violations (when rebuilding state).

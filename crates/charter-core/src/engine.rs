@@ -18,8 +18,9 @@ use serde::{Serialize, Serializer, ser::SerializeStruct};
 use crate::action::Action;
 use crate::ids::{LineageId, PolicyId, RuleId};
 use crate::limits::{Claim, Exceeded, Limits, Settle};
+use crate::money::Money;
 use crate::policy::Policy;
-use crate::rule::RuleType;
+use crate::rule::{CostRule, Per, RateRule, Rule, RuleKind, RuleType};
 use crate::scope::Scope;
 
 pub use args::ArgsRead;
@@ -252,6 +253,9 @@ pub struct CompiledSet {
 struct TenantIndex {
     own: Option<ScopeIndex>,
     agents: rustc_hash::FxHashMap<Box<str>, ScopeIndex>,
+    /// The `per: tenant` rate and cost rules of the tenant's agent policies: they govern one
+    /// agent but count the allowed actions of every agent of the tenant (product.md §4).
+    agents_tenant_limits: Option<ScopeIndex>,
 }
 
 impl CompiledSet {
@@ -277,6 +281,27 @@ impl CompiledSet {
             ..CompiledSet::default()
         };
         let mut cache = matcher::SetCache::default();
+        let mut tenant_limits: rustc_hash::FxHashMap<&str, TenantLimits> =
+            rustc_hash::FxHashMap::default();
+        for (scope, group) in &by_scope {
+            if let Scope::Agent { tenant_id, .. } = scope {
+                let limits = tenant_limits.entry(tenant_id.as_str()).or_default();
+                for policy in group {
+                    limits.add(policy);
+                }
+            }
+        }
+        for (tenant_id, limits) in tenant_limits {
+            if limits.policies.is_empty() {
+                continue;
+            }
+            let refs: Vec<&Policy> = limits.policies.iter().collect();
+            let index = ScopeIndex::build(&refs, &mut cache)?;
+            set.tenants
+                .entry(tenant_id.into())
+                .or_default()
+                .agents_tenant_limits = Some(index);
+        }
         for (scope, group) in by_scope {
             let index = ScopeIndex::build(&group, &mut cache)?;
             match scope {
@@ -320,6 +345,31 @@ impl CompiledSet {
         self.platform.iter().chain(own).chain(agent)
     }
 
+    /// The claims on tenant-wide counters of other agents' rules that an allowed action counts
+    /// on: `per: tenant` rate and cost rules of an agent's policy count every allowed matching
+    /// action of the tenant, also those of agents they do not govern. Counters the action
+    /// claims itself (`own`) are left out, so that it counts once.
+    pub fn tenant_claims(
+        &self,
+        action: &Action,
+        ctx: &RunContext<'_>,
+        own: &[Claim],
+    ) -> Vec<Claim> {
+        let Some(index) = self
+            .tenants
+            .get(ctx.tenant_id)
+            .and_then(|t| t.agents_tenant_limits.as_ref())
+        else {
+            return Vec::new();
+        };
+        let mut evaluation = Evaluation::default();
+        index.claims(action, ctx, &mut evaluation);
+        evaluation
+            .claims
+            .retain(|c| own.iter().all(|o| o.key != c.key));
+        evaluation.claims
+    }
+
     /// Evaluates one action: every stateless violation, and every limit claim.
     pub fn evaluate(&self, action: &Action, ctx: &RunContext<'_>) -> Evaluation {
         let mut evaluation = Evaluation::default();
@@ -337,6 +387,48 @@ impl CompiledSet {
             index.claims(action, ctx, &mut evaluation);
         }
         evaluation.claims
+    }
+}
+
+/// The `per: tenant` rate and cost rules of a tenant's agent policies, one per counter: the
+/// same rule in every agent's policy (the usual case) is one counter, which an allowed action
+/// counts on once, so it is compiled once.
+#[derive(Default)]
+struct TenantLimits {
+    policies: Vec<Policy>,
+    counters: rustc_hash::FxHashSet<String>,
+}
+
+impl TenantLimits {
+    /// Adds a copy of `policy` holding only its tenant-wide limits on counters not seen yet.
+    fn add(&mut self, policy: &Policy) {
+        let mut rules: Vec<Rule> = Vec::new();
+        for rule in policy.rules() {
+            // What the counter counts, without the cap: rules that differ only in their caps
+            // count on one counter.
+            let counter = match &rule.kind {
+                RuleKind::Rate(rate) if rate.per == Per::Tenant => RuleKind::Rate(RateRule {
+                    limit: 1,
+                    ..rate.clone()
+                }),
+                RuleKind::Cost(cost) if cost.per == Per::Tenant => RuleKind::Cost(CostRule {
+                    max_usd: Money::ZERO,
+                    ..cost.clone()
+                }),
+                _ => continue,
+            };
+            // A rule that cannot be named is kept: counting twice on one counter is harmless,
+            // since a settlement adds to each counter once.
+            let fresh = serde_json::to_string(&counter).map_or(true, |c| self.counters.insert(c));
+            if fresh {
+                rules.push(rule.clone());
+            }
+        }
+        if !rules.is_empty() {
+            let mut copy = policy.clone();
+            copy.definition.rules = rules;
+            self.policies.push(copy);
+        }
     }
 }
 

@@ -9,6 +9,18 @@ use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+/// The deepest a JSON value inside one field may nest, in levels of arrays and objects (the
+/// field's own array or object is the first): a tool call's `args`, a condition's `value`, an
+/// output rule's `json_schema`, a run's `metadata`. Real ones nest a few levels; the bound
+/// keeps every walk over them (NUL checks, schema compilation and validation) far from the end
+/// of a thread's stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// The deepest JSON text Charter reads at all, in levels of arrays and objects: `serde_json`'s
+/// own recursion limit, which refuses deeper text while parsing it (before any value is built),
+/// so no body, line or file can nest deeper. [`MAX_DEPTH`] applies inside each field.
+pub const MAX_TEXT_DEPTH: usize = 127;
+
 /// A value from outside that could not be turned into a typed one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {message}", if path.is_empty() { "(root)" } else { path.as_str() })]
@@ -78,6 +90,73 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
     Ok(value)
 }
 
+/// Parses JSON text into a value, as every body, import line and stored action is read: an
+/// error is `malformed JSON: ...` at the root, and text nested past [`MAX_TEXT_DEPTH`] says so.
+pub fn json(text: &[u8]) -> Result<Value, ParseError> {
+    serde_json::from_slice(text)
+        .map_err(|e| ParseError::new("", format!("malformed JSON: {}", json_error(&e))))
+}
+
+/// `serde_json`'s message for an error in JSON text, its recursion limit named as
+/// [`MAX_TEXT_DEPTH`]: for the readers of JSON text that word their own errors (the
+/// workspace's forms, the CLI's files).
+pub fn json_error(e: &serde_json::Error) -> String {
+    depth_message(&e.to_string())
+}
+
+/// `serde_json` names its recursion limit without its value ("recursion limit exceeded at line
+/// 1 column 128"); the message a person gets names the limit.
+fn depth_message(message: &str) -> String {
+    match message.strip_prefix("recursion limit exceeded") {
+        Some(at) => format!(
+            "JSON nests at most {MAX_TEXT_DEPTH} levels of arrays and objects; this goes deeper{at}"
+        ),
+        None => message.to_owned(),
+    }
+}
+
+/// Refuses a value nested deeper than [`MAX_DEPTH`] at `path`. Iterative, so a value of any
+/// depth is judged without recursion.
+pub fn check_depth(value: &Value, path: &str) -> Result<(), ParseError> {
+    within_depth(std::iter::once(value), 1, path)
+}
+
+/// Refuses an object (a tool call's `args`, a run's `metadata`) nested deeper than
+/// [`MAX_DEPTH`] at `path`, the object itself being the first level.
+pub fn check_object_depth(
+    object: &serde_json::Map<String, Value>,
+    path: &str,
+) -> Result<(), ParseError> {
+    within_depth(object.values(), 2, path)
+}
+
+/// Whether `values`, each at level `level` when it is an array or object, nest within
+/// [`MAX_DEPTH`].
+fn within_depth<'v>(
+    values: impl Iterator<Item = &'v Value>,
+    level: usize,
+    path: &str,
+) -> Result<(), ParseError> {
+    let nested = |value: &&Value| matches!(value, Value::Array(_) | Value::Object(_));
+    // Only arrays and objects are kept, each with its own level.
+    let mut pending: Vec<(&Value, usize)> = values.filter(nested).map(|v| (v, level)).collect();
+    while let Some((value, depth)) = pending.pop() {
+        if depth > MAX_DEPTH {
+            return Err(ParseError::new(
+                path,
+                format!("at most {MAX_DEPTH} levels of nested arrays and objects"),
+            ));
+        }
+        let inner = depth + 1;
+        match value {
+            Value::Array(items) => pending.extend(items.iter().filter(nested).map(|v| (v, inner))),
+            Value::Object(map) => pending.extend(map.values().filter(nested).map(|v| (v, inner))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Turns serde's message into a [`ParseError`], moving the name of an unknown or missing field
 /// into the path, so the path points at the offending field itself.
 fn to_error(path: &str, message: &str) -> ParseError {
@@ -103,7 +182,7 @@ fn to_error(path: &str, message: &str) -> ParseError {
         }
     }
     // serde_json appends " at line L column C" for text input; keep it, it helps people.
-    ParseError::new(path, message)
+    ParseError::new(path, depth_message(message))
 }
 
 /// Reads an optional field whose absence means its type's default, taking `null` as absent

@@ -57,7 +57,9 @@ pub(crate) fn build_regex(source: &str) -> Result<Regex, String> {
         .build()
         .map_err(|e| match e {
             regex::Error::CompiledTooBig(_) => {
-                "this regex is too large once compiled; simplify it".to_owned()
+                format!(
+                    "this regex is too large once compiled (at most {REGEX_SIZE_LIMIT} bytes); simplify it"
+                )
             }
             other => format!(
                 "not a regex Charter can run in linear time (no lookaround or backreferences): {}",

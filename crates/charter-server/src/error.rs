@@ -11,6 +11,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+/// The `Retry-After` of a 503: the database's outages this answers are a restart or a failover,
+/// which take seconds.
+const RETRY_AFTER_SECONDS: &str = "2";
+
 /// An API error.
 #[derive(Debug)]
 pub struct ApiError {
@@ -102,6 +106,29 @@ impl ApiError {
         }
     }
 
+    /// 429 `too_many_requests`: the caller holds `limit` of something the server bounds per
+    /// caller (the API's own protection), `message` naming it.
+    pub fn too_many(message: String, limit: usize) -> ApiError {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_requests",
+            message,
+            details: json!({"limit": limit}),
+        }
+    }
+
+    /// 503 `unavailable`: the database cannot be reached or lacks room just now. The cause is
+    /// logged, not shown; nothing was acknowledged, and the request may be sent again.
+    pub fn unavailable(cause: &str) -> ApiError {
+        tracing::warn!(cause, "database unavailable");
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: "the database is unavailable just now; retry shortly".into(),
+            details: json!({}),
+        }
+    }
+
     /// 500 `internal`: the cause is logged, not shown.
     pub fn internal(cause: &str) -> ApiError {
         tracing::error!(cause, "internal error");
@@ -115,6 +142,11 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// The status it answers with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The error in words for a page: `field: message`, the field named as in a query
     /// (`since`, not `query.since`).
     pub(crate) fn in_words(&self) -> String {
@@ -185,6 +217,7 @@ impl From<StoreError> for ApiError {
             },
             StoreError::Invalid { path, message } => ApiError::invalid(&path, message),
             StoreError::Forbidden(message) => ApiError::forbidden(message),
+            StoreError::Unavailable(cause) => ApiError::unavailable(&cause),
             StoreError::Backend(cause) => ApiError::internal(&cause),
         }
     }
@@ -201,7 +234,8 @@ pub(crate) struct ErrorBody<'a> {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ErrorDetail<'a> {
     /// `invalid`, `unauthenticated`, `forbidden`, `not_found`, `method_not_allowed`,
-    /// `conflict`, `validation_required`, `precondition_failed`, `too_large` or `internal`.
+    /// `conflict`, `validation_required`, `precondition_failed`, `too_large`,
+    /// `too_many_requests`, `unavailable` or `internal`.
     #[schema(example = "invalid")]
     code: &'a str,
     /// A human-readable explanation.
@@ -209,7 +243,8 @@ pub(crate) struct ErrorDetail<'a> {
     /// Machine-readable details: `path` (the JSON path of the bad field) for `invalid`,
     /// `current_revision` for `precondition_failed` (and for a `conflict` of a policy that
     /// changed while it was validated), `revision` for `validation_required`, `limit` (or
-    /// `free_bytes` and `reserve_bytes`) for `too_large`; otherwise empty.
+    /// `free_bytes` and `reserve_bytes`) for `too_large`, `limit` for `too_many_requests`;
+    /// otherwise empty.
     #[schema(value_type = Object)]
     details: &'a Value,
 }
@@ -223,6 +258,38 @@ impl IntoResponse for ApiError {
                 details: &self.details,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_out_of_reach_is_a_503_with_retry_after_and_no_detail() {
+        let response = ApiError::from(StoreError::Unavailable(
+            "connection refused at 10.0.0.7".into(),
+        ))
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(axum::http::header::RETRY_AFTER),
+            Some(&axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS))
+        );
+        let failed = ApiError::from(StoreError::Backend("x".into())).into_response();
+        assert!(
+            failed
+                .headers()
+                .get(axum::http::header::RETRY_AFTER)
+                .is_none()
+        );
     }
 }

@@ -146,8 +146,7 @@ impl FromRequest<AppState> for JsonBody {
         if bytes.is_empty() {
             return Ok(JsonBody(Value::Object(serde_json::Map::new())));
         }
-        let value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::invalid("", format!("malformed JSON: {e}")))?;
+        let value = charter_core::parse::json(&bytes)?;
         Ok(JsonBody(value))
     }
 }
@@ -328,8 +327,13 @@ fn names_an_id(name: &str) -> bool {
     name.ends_with("_id") || name == "actor"
 }
 
-/// Refuses a query string holding a value that is not text, or an id parameter whose value
-/// no id can have (400 at `query.<name>`).
+/// The longest query value, in characters (decoded). Ids, times, cursors and vocabularies are
+/// far shorter; the free-text filters (`q` on policy names, audit's `action`) match nothing
+/// longer than a name.
+pub(crate) const MAX_QUERY_VALUE: usize = 1024;
+
+/// Refuses a query string holding a value that is not text, longer than [`MAX_QUERY_VALUE`], or
+/// an id parameter whose value no id can have (400 at `query.<name>`).
 fn check_query(query: &str) -> Result<(), ApiError> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -347,6 +351,12 @@ fn check_query(query: &str) -> Result<(), ApiError> {
             return Err(ApiError::invalid(
                 &path,
                 "a query value cannot hold control characters",
+            ));
+        }
+        if value.chars().count() > MAX_QUERY_VALUE {
+            return Err(ApiError::invalid(
+                &path,
+                format!("a query value is at most {MAX_QUERY_VALUE} characters"),
             ));
         }
         if path.strip_prefix("query.").is_some_and(names_an_id)

@@ -16,6 +16,7 @@ mod runtime;
 mod schemas;
 mod serve;
 mod state;
+mod streams;
 mod usage;
 mod validation;
 mod web;
@@ -30,5 +31,6 @@ pub use serve::{SHUTDOWN_GRACE, bootstrap, serve};
 pub use state::{
     AppState, Clock, DEFAULT_BODY_LIMIT, DEFAULT_STAGING_RESERVE, Shared, SystemClock,
 };
+pub use streams::{DEFAULT_STREAMS_PER_KEY, Streams};
 pub use usage::Usage;
 pub use web::app;

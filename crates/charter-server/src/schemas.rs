@@ -518,6 +518,13 @@ impl Modify for Refusals {
                 if operation.request_body.is_some() {
                     add("413", "`too_large`: the body exceeds the limit.");
                 }
+                if keyed {
+                    add(
+                        "503",
+                        "`unavailable`: the database cannot be reached or lacks room just now; \
+                         nothing was recorded. Sent with `Retry-After`.",
+                    );
+                }
             }
         }
     }

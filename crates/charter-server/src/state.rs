@@ -81,6 +81,9 @@ pub struct Shared {
     /// what it staged to be written again into the database: an import that would take it is
     /// refused (413) while it streams, and changes nothing. [`DEFAULT_STAGING_RESERVE`].
     pub staging_reserve: u64,
+    /// Open violation streams per key, and the most one key may hold
+    /// ([`crate::DEFAULT_STREAMS_PER_KEY`]).
+    pub streams: crate::streams::Streams,
     /// Whether the workspace's session cookie is always marked `Secure` (set when a proxy
     /// terminates TLS but does not send `X-Forwarded-Proto: https`); without it, the cookie is
     /// `Secure` when the request says it came over https.
@@ -100,6 +103,7 @@ impl Shared {
             usage: crate::usage::Usage::default(),
             staging_dir: std::env::temp_dir(),
             staging_reserve: DEFAULT_STAGING_RESERVE,
+            streams: crate::streams::Streams::new(crate::streams::DEFAULT_STREAMS_PER_KEY),
             secure_cookies: false,
         }
     }

@@ -15,6 +15,7 @@ mod counting;
 mod error;
 mod ids;
 mod key_cache;
+mod migrations;
 mod model;
 mod openapi;
 mod postgres;

@@ -43,6 +43,11 @@ pub struct PgStore {
     known: crate::counting::KnownCounters,
 }
 
+/// How long a request waits for a connection before it is refused as unavailable (503). While
+/// the database is away the pool keeps trying to connect for that long: sqlx's 30 s would hold
+/// every check that long before answering.
+const ACQUIRE: Duration = Duration::from_secs(5);
+
 /// How long the first connection may take before starting fails.
 const FIRST_CONNECTION: Duration = Duration::from_secs(10);
 
@@ -85,9 +90,10 @@ impl PgStore {
         first_connection(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            .acquire_timeout(ACQUIRE)
             .connect_with(options)
             .await?;
-        MIGRATOR
+        crate::migrations::tolerant(&MIGRATOR)
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;

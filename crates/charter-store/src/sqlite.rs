@@ -293,7 +293,7 @@ impl SqliteStore {
             options.pragma(*name, *value)
         });
         let pool = pool(&options, connections).await?;
-        MIGRATOR
+        crate::migrations::tolerant(&MIGRATOR)
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;

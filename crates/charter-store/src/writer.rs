@@ -92,7 +92,8 @@ impl ActionWriter {
 
 /// Commits `checks` in one transaction, one outcome each. If that fails, each check is committed
 /// alone, in order, so a check that cannot be committed (or a transient failure) fails only
-/// itself, not the checks that happened to share its batch. Retrying is safe: a failed
+/// itself, not the checks that happened to share its batch; a database out of reach fails them
+/// all. Retrying is safe: a failed
 /// transaction changed nothing, and one whose commit was acknowledged but reported as failed
 /// (a connection lost at the last moment) makes the retry fail on the actions' primary keys
 /// instead of recording or spending twice.
@@ -108,8 +109,10 @@ async fn commit(store: &Store, checks: CheckBatch) -> Vec<Result<CheckOutcome>> 
         )),
         Err(e) => e,
     };
-    if checks.len() == 1 {
-        return vec![Err(error)];
+    // A database out of reach fails every check alike, and one by one each would wait for a
+    // connection again: all are refused at once.
+    if checks.len() == 1 || matches!(error, StoreError::Unavailable(_)) {
+        return vec![Err(error); checks.len()];
     }
     tracing::warn!(%error, checks = checks.len(), "a group commit failed: committing its checks one by one");
     let mut outcomes = Vec::with_capacity(checks.len());

@@ -7,7 +7,10 @@
     reason = "a test harness fails by panicking"
 )]
 
+mod backup;
 mod cli;
+mod crash;
 mod monitor;
+mod outage;
 mod serve;
 mod walkthrough;

@@ -214,7 +214,7 @@ fn demo_seeds_a_workspace_once_and_prints_a_fresh_key_each_start() {
 
 /// PostgreSQL for end-to-end tests: a fresh schema, or `None` when the server is unreachable
 /// and that is allowed (locally; never under CI=true or when scripts/test found it).
-fn postgres_schema(test: &str) -> Option<String> {
+pub(crate) fn postgres_schema(test: &str) -> Option<String> {
     let schema = format!("charter_e2e_{test}_{}", std::process::id());
     let created = Command::new("psql")
         .args([
@@ -402,14 +402,20 @@ fn serve_logs_json_lines_for_log_pipelines() {
 }
 
 /// A request that must succeed (2xx): its JSON answer (`null` when it has none).
-fn succeeded(addr: &str, key: &str, method: &str, path: &str, body: &str) -> serde_json::Value {
+pub(crate) fn succeeded(
+    addr: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> serde_json::Value {
     let (status, answer) = request(addr, method, path, key, body);
     assert!(status < 300, "{method} {path}: {status} {answer}");
     serde_json::from_str(&answer).unwrap_or_default()
 }
 
 /// Tenant `acme` with its agent `bot`.
-fn tenant_with_bot(addr: &str, key: &str) {
+pub(crate) fn tenant_with_bot(addr: &str, key: &str) {
     succeeded(
         addr,
         key,
@@ -419,131 +425,6 @@ fn tenant_with_bot(addr: &str, key: &str) {
     );
     let agent = r#"{"id": "bot", "name": "Bot"}"#;
     succeeded(addr, key, "POST", "/v1/tenants/acme/agents", agent);
-}
-
-/// `charter backup` copies a live server's database while checks keep arriving; the copy,
-/// started as a new server's data, verifies its audit chains and keeps every counter (the
-/// spend recorded before the backup still counts against a cost cap). A backup never
-/// overwrites a file.
-#[test]
-fn a_backup_under_load_restores_to_a_store_that_verifies_and_keeps_its_counters() {
-    let dir = std::env::temp_dir().join(format!("charter-backup-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (live, restored) = (dir.join("live"), dir.join("restored"));
-    let server = start(&live);
-    let key = server.key.clone().unwrap();
-    let addr = server.addr.clone();
-    let call = |method: &str, path: &str, body: &str| succeeded(&addr, &key, method, path, body);
-    tenant_with_bot(&addr, &key);
-    let policy = call(
-        "POST",
-        "/v1/policies",
-        r#"{"name": "cap", "scope": {"type": "tenant", "tenant_id": "acme"},
-            "rules": [{"id": "cap", "type": "cost", "max_usd": "1.00", "period": "day", "per": "tenant"}]}"#,
-    );
-    let id = policy["id"].as_str().unwrap();
-    call(
-        "POST",
-        &format!("/v1/policies/{id}/activate"),
-        r#"{"force": true}"#,
-    );
-    let run = call(
-        "POST",
-        "/v1/runs",
-        r#"{"agent_id": "bot", "tenant_id": "acme"}"#,
-    );
-    let run_id = run["id"].as_str().unwrap().to_owned();
-    for _ in 0..5 {
-        let d = call(
-            "POST",
-            &format!("/v1/runs/{run_id}/check"),
-            r#"{"kind": "model_call", "model": "m", "cost_usd": "0.10"}"#,
-        );
-        assert_eq!(d["decision"], "allow");
-    }
-
-    // Checks keep coming (free ones, so the spend stays 0.50) while the backup is taken.
-    let stop_load = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let (addr, key, run_id, stop) =
-            (addr.clone(), key.clone(), run_id.clone(), stop_load.clone());
-        std::thread::spawn(move || {
-            let mut checks = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (status, _) = request(
-                    &addr,
-                    "POST",
-                    &format!("/v1/runs/{run_id}/check"),
-                    &key,
-                    r#"{"kind": "tool_call", "tool": "search.web", "args": {}}"#,
-                );
-                assert_eq!(status, 200);
-                checks += 1;
-            }
-            checks
-        })
-    };
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let out = dir.join("charter-backup.db");
-    let backup = Command::new(env!("CARGO_BIN_EXE_charter"))
-        .arg("backup")
-        .arg("--data-dir")
-        .arg(&live)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        backup.status.success(),
-        "{}",
-        String::from_utf8_lossy(&backup.stderr)
-    );
-    assert!(String::from_utf8_lossy(&backup.stdout).starts_with("backed up "));
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(load.join().unwrap() > 0, "checks ran during the backup");
-
-    // Never over a file: refused, the file untouched.
-    let again = Command::new(env!("CARGO_BIN_EXE_charter"))
-        .arg("backup")
-        .arg("--data-dir")
-        .arg(&live)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert_eq!(again.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
-    stop(server);
-
-    // Restored: the copy as a new server's database.
-    std::fs::create_dir_all(&restored).unwrap();
-    std::fs::copy(&out, restored.join("charter.db")).unwrap();
-    let server = start(&restored);
-    assert!(server.key.is_none(), "the copy has its keys");
-    let (status, verified) = request(&server.addr, "GET", "/v1/audit/verify", &key, "");
-    assert_eq!(status, 200, "{verified}");
-    assert!(verified.contains("\"ok\":true"), "{verified}");
-    let (status, run) = request(
-        &server.addr,
-        "POST",
-        "/v1/runs",
-        &key,
-        r#"{"agent_id": "bot", "tenant_id": "acme"}"#,
-    );
-    assert_eq!(status, 201, "{run}");
-    let run: serde_json::Value = serde_json::from_str(&run).unwrap();
-    let over = format!("/v1/runs/{}/check", run["id"].as_str().unwrap());
-    // 0.50 was spent before the backup: 0.60 more passes the 1.00 cap, so the run halts (with
-    // the spend lost, it would be allowed).
-    let (_, refused) = request(
-        &server.addr,
-        "POST",
-        &over,
-        &key,
-        r#"{"kind": "model_call", "model": "m", "cost_usd": "0.60"}"#,
-    );
-    assert!(refused.contains("\"decision\":\"halt\""), "{refused}");
-    stop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// SIGTERM under load: the server answers the checks it took and stops with exit 0; every check
@@ -587,10 +468,12 @@ fn drained(args: &[&str]) {
                 .to_owned()
         })
         .collect();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let clients: Vec<_> = runs
         .iter()
         .map(|run| {
-            let (addr, key, run) = (addr.clone(), key.clone(), run.clone());
+            let (addr, key, run, answered) =
+                (addr.clone(), key.clone(), run.clone(), answered.clone());
             std::thread::spawn(move || {
                 let mut acknowledged = Vec::new();
                 loop {
@@ -605,6 +488,7 @@ fn drained(args: &[&str]) {
                         Some((200, body)) => {
                             let decision: serde_json::Value = serde_json::from_str(&body).unwrap();
                             acknowledged.push(decision["action_id"].as_str().unwrap().to_owned());
+                            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         }
                         // Stopping: refused connections, or an answer that is not a decision.
                         _ => return (run, acknowledged),
@@ -613,6 +497,15 @@ fn drained(args: &[&str]) {
             })
         })
         .collect();
+    // Under way (however loaded the machine), then stopped half a second later.
+    let waiting = std::time::Instant::now();
+    while answered.load(std::sync::atomic::Ordering::SeqCst) <= 50 {
+        assert!(
+            waiting.elapsed() < std::time::Duration::from_secs(30),
+            "no load within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     std::thread::sleep(std::time::Duration::from_millis(500));
     stop(server);
     let mut total = 0;
@@ -642,4 +535,55 @@ fn drained(args: &[&str]) {
         }
     }
     stop(server);
+}
+
+#[test]
+fn serve_takes_its_limits_from_flags_and_the_environment() {
+    let dir = tempfile_dir("charter-limits");
+    let data = dir.to_string_lossy().into_owned();
+    let server = start_with(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+            "--max-body-bytes",
+            "64",
+        ],
+        &[("CHARTER_MAX_STREAMS_PER_KEY", "1")],
+    );
+    let key = server.key.clone().unwrap();
+    let tenant = r#"{"id": "acme", "name": "Acme"}"#;
+    let padded = format!("{tenant:<65}");
+    let (status, body) = request(&server.addr, "POST", "/v1/tenants", &key, &padded);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("\"limit\":64"), "{body}");
+    let (status, body) = request(&server.addr, "POST", "/v1/tenants", &key, &padded[..64]);
+    assert_eq!(status, 201, "{body}");
+
+    // One stream held open; a second one of the same key is refused.
+    let mut held = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        held,
+        "GET /v1/violations/stream HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    held.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let (status, body) = request(&server.addr, "GET", "/v1/violations/stream", &key, "");
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("too_many_requests"), "{body}");
+    drop(held);
+    stop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh directory under the system's temporary one.
+fn tempfile_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }

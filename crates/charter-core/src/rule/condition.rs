@@ -198,6 +198,9 @@ impl Condition {
     /// Checks that the value suits the op; paths are relative to the condition.
     pub(crate) fn check(&self) -> Result<(), ParseError> {
         let bad = |message: String| Err(ParseError::new("value", message));
+        if let Some(value) = &self.value {
+            crate::parse::check_depth(value, "value")?;
+        }
         let op = self.op.as_str();
         match (self.op, &self.value) {
             (Op::Exists | Op::NotExists, None)

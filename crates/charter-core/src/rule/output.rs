@@ -74,6 +74,7 @@ impl OutputRule {
             return Err(ParseError::new("max_chars", "must be a positive integer"));
         }
         if let Some(schema) = &self.json_schema {
+            parse::check_depth(schema, "json_schema")?;
             compile_schema(schema).map_err(|m| ParseError::new("json_schema", m))?;
         }
         Ok(())

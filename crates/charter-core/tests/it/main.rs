@@ -9,5 +9,7 @@
 )]
 
 mod cases;
+mod differential;
+mod limits;
 mod properties;
 mod schema;

@@ -32,7 +32,7 @@ pub(crate) struct AuditQuery {
     #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     lineage_id: Option<String>,
     /// One action, e.g. `policy.activated`.
-    #[param(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    #[param(max_length = 1024, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     action: Option<String>,
     /// One actor (a key id).
     #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{json, page_limit};
 use crate::error::ApiError;
-use crate::extract::{Params, Reader};
+use crate::extract::{Caller, Params, Reader};
 use crate::state::AppState;
 
 pub(crate) fn router() -> Router<AppState> {
@@ -47,19 +47,23 @@ pub(crate) enum Live {
     Missed(u64),
 }
 
-/// The violation events `principal` may see that pass `filter`, as they are committed, until
+/// The violation events `caller` may see that pass `filter`, as they are committed, until
 /// the server shuts down: the one live feed of the API's stream and the workspace's Monitor.
+/// The feed holds one of the caller's key's streams while it lasts; a key that holds all of
+/// them is refused (429).
 pub(crate) fn live(
     state: &AppState,
-    principal: Principal,
+    caller: &Caller,
     filter: ViolationFilter,
-) -> impl futures_util::Stream<Item = Live> + Send + use<> {
+) -> Result<impl futures_util::Stream<Item = Live> + Send + use<>, ApiError> {
     use tokio::sync::broadcast::error::RecvError;
+    let slot = state.streams.open(&caller.key.id)?;
+    let principal = caller.principal.clone();
     let receiver = state.runtime.events.subscribe();
     let closing = state.runtime.closing();
-    futures_util::stream::unfold(
-        (receiver, closing, principal, filter),
-        |(mut receiver, mut closing, principal, filter)| async move {
+    Ok(futures_util::stream::unfold(
+        (receiver, closing, principal, filter, slot),
+        |(mut receiver, mut closing, principal, filter, slot)| async move {
             loop {
                 let next = tokio::select! {
                     next = receiver.recv() => next,
@@ -71,10 +75,10 @@ pub(crate) fn live(
                     Err(RecvError::Lagged(missed)) => Live::Missed(missed),
                     Err(RecvError::Closed) => return None,
                 };
-                return Some((live, (receiver, closing, principal, filter)));
+                return Some((live, (receiver, closing, principal, filter, slot)));
             }
         },
-    )
+    ))
 }
 
 /// Server-sent events, one per new violation matching the filters, as they are committed.
@@ -87,7 +91,8 @@ pub(crate) fn live(
     params(crate::schemas::ViolationFilters),
     responses(
         (status = 200, description = "Server-sent events, one per new violation matching the filters, as it is committed: `event: violation`, `id: <violation id>`, and one line of `data`, a `ViolationEvent` as JSON. A subscriber that falls behind gets the comment `missed N events: read /v1/violations`; keep-alive comments are sent while idle.", body = String, content_type = "text/event-stream"),
-        (status = 400, description = "`invalid`: a bad filter (`details.path` names it), or `cursor`, `limit` or `bucket`, which a stream does not take (`details.path` is `query.cursor`, `query.limit` or `query.bucket`).", body = crate::error::ErrorBody)
+        (status = 400, description = "`invalid`: a bad filter (`details.path` names it), or `cursor`, `limit` or `bucket`, which a stream does not take (`details.path` is `query.cursor`, `query.limit` or `query.bucket`).", body = crate::error::ErrorBody),
+        (status = 429, description = "`too_many_requests`: the key already holds the most open streams one key may hold (`details.limit`; `charter serve --max-streams-per-key`).", body = crate::error::ErrorBody)
     ),
     security(("bearer" = []))
 )]
@@ -110,7 +115,7 @@ async fn stream(
         ));
     }
     let filter = q.filter()?;
-    let events = live(&state, caller.principal, filter).map(|live| {
+    let events = live(&state, &caller, filter)?.map(|live| {
         Ok(match live {
             Live::Event(event) => Event::default()
                 .event("violation")

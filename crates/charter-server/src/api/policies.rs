@@ -121,7 +121,7 @@ pub(crate) struct ListQuery {
     #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     agent_id: Option<String>,
     /// Names containing this text (case-insensitive).
-    #[param(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    #[param(max_length = 1024, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     q: Option<String>,
 }
 

@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use charter_core::Action;
 use charter_store::{ImportedRun, RunSource, RunStatus, StoreError};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::parse;
 use crate::error::ApiError;
@@ -73,8 +73,7 @@ pub(crate) async fn import(
         let bytes = axum::body::to_bytes(body, state.body_limit)
             .await
             .map_err(|_| ApiError::too_large(state.body_limit))?;
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::invalid("", format!("malformed JSON: {e}")))?;
+        let value = charter_core::parse::json(&bytes)?;
         let parsed: ImportBody = parse(&value)?;
         let mut runs = Vec::with_capacity(parsed.runs.len());
         for (i, run) in parsed.runs.iter().enumerate() {
@@ -380,9 +379,8 @@ pub(crate) fn read_run(
     line_no: usize,
     caller: &Caller,
 ) -> Result<ImportedRun, ApiError> {
-    let value: Value = serde_json::from_slice(line).map_err(|e| {
-        ApiError::invalid(&format!("line {line_no}"), format!("malformed JSON: {e}"))
-    })?;
+    let value = charter_core::parse::json(line)
+        .map_err(|e| ApiError::from(e).under(&format!("line {line_no}")))?;
     parse_run(&value, caller).map_err(|e| e.under(&format!("line {line_no}")))
 }
 
@@ -459,10 +457,7 @@ fn parse_run(value: &Value, caller: &Caller) -> Result<charter_store::ImportedRu
         ImportedStatus::Failed => RunStatus::Failed,
         ImportedStatus::Halted => RunStatus::Halted,
     };
-    let metadata = run.metadata.unwrap_or_else(|| json!({}));
-    if !metadata.is_object() {
-        return Err(ApiError::invalid("metadata", "metadata is a JSON object"));
-    }
+    let metadata = super::runs::run_metadata(run.metadata)?;
     let mut actions = Vec::with_capacity(run.actions.len());
     for (i, value) in run.actions.iter().enumerate() {
         let path = format!("actions[{i}]");

@@ -44,7 +44,17 @@ struct NewRun {
     metadata: Option<Value>,
 }
 
-/// The run as `POST /v1/runs` answers it.
+/// A run's `metadata` (`{}` when absent): a JSON object within [`charter_core::parse::MAX_DEPTH`],
+/// as `POST /v1/runs` and an import take it.
+pub(super) fn run_metadata(metadata: Option<Value>) -> Result<Value, ApiError> {
+    let metadata = metadata.unwrap_or_else(|| json!({}));
+    let Value::Object(object) = &metadata else {
+        return Err(ApiError::invalid("metadata", "metadata is a JSON object"));
+    };
+    charter_core::parse::check_object_depth(object, "metadata")?;
+    Ok(metadata)
+}
+
 /// The tenant of a run a body describes: the one it names, else a tenant key's own (naming
 /// another is refused by the store, as a tenant that exists nowhere); a platform key must name
 /// it (`whose`: "the run's", "each run's").
@@ -63,6 +73,7 @@ pub(super) fn run_tenant(
     }
 }
 
+/// The run as `POST /v1/runs` answers it.
 fn run_view(run: &charter_store::Run) -> Result<Value, ApiError> {
     serde_json::to_value(run).map_err(|e| ApiError::internal(&e.to_string()))
 }
@@ -87,10 +98,7 @@ async fn start(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let new: NewRun = parse(&body)?;
     let tenant = run_tenant(&caller.principal, new.tenant_id, "the run's")?;
-    let metadata = new.metadata.unwrap_or_else(|| json!({}));
-    if !metadata.is_object() {
-        return Err(ApiError::invalid("metadata", "metadata is a JSON object"));
-    }
+    let metadata = run_metadata(new.metadata)?;
     let (run, _) = state
         .store
         .start_run(

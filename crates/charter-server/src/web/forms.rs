@@ -103,7 +103,7 @@ impl FormErrors {
                      changes, then make yours again."
                 ));
             }
-            StoreError::Backend(_) => return Err(WebError::from(e)),
+            StoreError::Backend(_) | StoreError::Unavailable(_) => return Err(WebError::from(e)),
             other => errors.general = Some(other.to_string()),
         }
         Ok(errors)

@@ -181,6 +181,9 @@ pub(crate) enum WebError {
     /// The policy changed since the page that sent the form was opened (its revision is no
     /// longer the policy's): 409, nothing changed.
     Stale,
+    /// The database cannot be reached or lacks room just now (logged where it happened): 503,
+    /// nothing changed.
+    Unavailable,
     /// Something failed on the server (logged where it happened).
     Internal,
 }
@@ -193,6 +196,10 @@ impl From<StoreError> for WebError {
             StoreError::RevisionMismatch { .. } => WebError::Stale,
             StoreError::Invalid { path, message } => {
                 WebError::BadRequest(format!("{path}: {message}"))
+            }
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(cause, "database unavailable in the workspace");
+                WebError::Unavailable
             }
             StoreError::Backend(cause) => {
                 tracing::error!(cause, "store failure in the workspace");
@@ -227,6 +234,13 @@ impl WebError {
             ),
             WebError::BadRequest(message) => (StatusCode::BAD_REQUEST, "Bad request", message),
             WebError::Stale => (StatusCode::CONFLICT, "Changed meanwhile", STALE.into()),
+            WebError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Database unavailable",
+                "Charter cannot reach its database just now. Nothing was changed: try again in \
+                 a few seconds."
+                    .into(),
+            ),
             WebError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",

@@ -14,6 +14,7 @@ mod consistency;
 mod health;
 mod hostile;
 mod isolation;
+mod limits;
 mod metrics;
 mod monitor;
 mod openapi;

@@ -49,7 +49,7 @@ pub(crate) use runs::{
 };
 
 type Result<T> = std::result::Result<T, StoreError>;
-type Tx = Transaction<'static, Db>;
+pub(crate) type Tx = Transaction<'static, Db>;
 
 fn ms(at: Timestamp) -> i64 {
     at.as_millisecond()

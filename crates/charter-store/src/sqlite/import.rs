@@ -14,8 +14,9 @@
 use std::sync::Arc;
 
 use sqlx::Pool;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::ops::Tx;
 use super::ops::history::import_piece;
 use super::{Db, begin};
 use crate::error::StoreError;
@@ -107,7 +108,7 @@ async fn pieces(
 ) -> Result<(u64, u64), StoreError> {
     let (mut done, mut actions) = (0, 0);
     loop {
-        let turn = turn.lock().await;
+        let turn = Arc::clone(turn).lock_owned().await;
         let held = std::time::Instant::now();
         let mut tx = begin(pool).await?;
         let piece = import_piece(&mut tx, principal, runs, done, PIECE, Some(import_id)).await?;
@@ -119,15 +120,29 @@ async fn pieces(
                 .bind(import_id)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
+            commit_in_turn(tx, turn).await?;
             return Ok((done, actions));
         }
-        tx.commit().await?;
-        drop(turn);
+        commit_in_turn(tx, turn).await?;
         // The database's other writers (key usage, policy changes) do not queue for the turn:
         // they poll SQLite's lock, and would rarely find it free between two pieces.
         tokio::time::sleep(held.elapsed() / 3).await;
     }
+}
+
+/// Commits a piece in a task of its own that keeps the write turn until the commit is done. A
+/// caller dropped while committing (its client gone) would otherwise hand the turn to its
+/// discard while the commit is still under way: the discard would find none of the piece's
+/// rows, and they would then be committed and left behind.
+async fn commit_in_turn(tx: Tx, turn: OwnedMutexGuard<()>) -> Result<(), StoreError> {
+    let committed = tokio::spawn(async move {
+        let committed = tx.commit().await;
+        drop(turn);
+        committed
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("committing an import's piece: {e}")))?;
+    Ok(committed?)
 }
 
 /// Deletes the runs of every unfinished import and their actions; returns how many runs.

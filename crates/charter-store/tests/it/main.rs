@@ -20,3 +20,4 @@ mod runs;
 mod seeding;
 mod sessions;
 mod tenancy;
+mod upgrades;

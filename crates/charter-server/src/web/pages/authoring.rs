@@ -285,7 +285,13 @@ pub(crate) async fn import(
                     },
                 }
             }
-            Err(e) => Err((String::new(), format!("the file is not JSON: {e}"))),
+            Err(e) => Err((
+                String::new(),
+                format!(
+                    "the file is not JSON: {}",
+                    charter_core::parse::json_error(&e)
+                ),
+            )),
         },
         Err(refused) => Err(refused),
     };

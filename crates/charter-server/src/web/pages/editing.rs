@@ -314,7 +314,12 @@ fn read_definition(text: &str) -> Result<PolicyEdit, (String, String)> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         (
             String::new(),
-            format!("not JSON at line {}, column {}: {e}", e.line(), e.column()),
+            format!(
+                "not JSON at line {}, column {}: {}",
+                e.line(),
+                e.column(),
+                charter_core::parse::json_error(&e)
+            ),
         )
     })?;
     let definition = PolicyDefinition::parse(&value).map_err(|e| (e.path, e.message))?;

@@ -57,7 +57,10 @@ pub(crate) async fn stream(State(state): State<AppState>, visitor: Visitor, uri:
         Err(refused) => return (StatusCode::BAD_REQUEST, refused.problem).into_response(),
     };
     let filter = visitor_filter(&visitor, &query);
-    let feed = Box::pin(live(&state, visitor.caller.principal.clone(), filter));
+    let feed = match live(&state, &visitor.caller, filter) {
+        Ok(feed) => Box::pin(feed),
+        Err(refused) => return (refused.status(), refused.in_words()).into_response(),
+    };
     let start = tokio::time::Instant::now() + SESSION_CHECK;
     let tick = tokio::time::interval_at(start, SESSION_CHECK);
     let session = visitor.session_id;

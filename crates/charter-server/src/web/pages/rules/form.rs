@@ -424,7 +424,10 @@ impl RuleForm {
                 let schema = self.json_schema.trim();
                 if !schema.is_empty() {
                     let schema: Value = serde_json::from_str(schema).map_err(|e| {
-                        FormErrors::one("json_schema", format!("this is not JSON: {e}"))
+                        FormErrors::one(
+                            "json_schema",
+                            format!("this is not JSON: {}", charter_core::parse::json_error(&e)),
+                        )
                     })?;
                     rule.insert("json_schema".into(), schema);
                 }
