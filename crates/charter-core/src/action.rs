@@ -750,7 +750,12 @@ mod tests {
     /// digits read differently from its recorded text (Validate saw another path than the check).
     #[test]
     fn a_recorded_action_reads_back_as_checked() {
-        for resource in ["hr%%%%%%3333A7", "a%252F..%252Fsecret", "%C3%25A9", "a%FF%2541"] {
+        for resource in [
+            "hr%%%%%%3333A7",
+            "a%252F..%252Fsecret",
+            "%C3%25A9",
+            "a%FF%2541",
+        ] {
             let action = Action::parse(
                 &json!({"kind": "data_access", "resource": resource, "operation": "read"}),
             )
