@@ -1949,7 +1949,9 @@ mod tests {
 
     #[test]
     fn adversarial_texts_are_scanned_in_linear_time() {
-        // Each of these would take minutes if failed candidates were rescanned quadratically.
+        // Each of these would take many minutes if failed candidates were rescanned
+        // quadratically; linear, each takes well under a second in a release build and a few
+        // seconds in a debug build on a loaded machine. The bound only has to tell the two apart.
         let cases = [
             "1.".repeat(30_000),
             "1:".repeat(30_000),
@@ -1970,7 +1972,7 @@ mod tests {
             let _ = detector.first(text);
             let _ = mask_all(text);
             assert!(
-                started.elapsed() < std::time::Duration::from_secs(5),
+                started.elapsed() < std::time::Duration::from_secs(30),
                 "{:?}... took {:?}",
                 &text[..20],
                 started.elapsed()

@@ -76,6 +76,10 @@ enum Found {
 /// The most actions one group commit holds.
 const MAX_BATCH: usize = 512;
 
+/// The most compiled policy sets remembered. Every policy change makes new pinned sets: without
+/// a bound a long-lived node would keep every set it ever compiled.
+const MAX_SETS: usize = 1_000;
+
 /// The most running runs remembered; past it the memory is dropped and refilled as checks
 /// come (one read per run).
 const MAX_LIVE_RUNS: usize = 100_000;
@@ -238,10 +242,25 @@ impl Runtime {
                 .map_err(|e| StoreError::Backend(format!("compiling the pinned set: {e}")))?,
         );
         if let Ok(mut sets) = self.sets.lock() {
-            sets.entry(hash.clone()).or_insert_with(|| Arc::clone(&set));
+            remember(&mut sets, hash, &set, MAX_SETS);
         }
         Ok(set)
     }
+}
+
+/// Keeps `value` under `key` in `cache`, which holds at most `cap` entries: when full, the
+/// entries nothing else holds are dropped first, then all (a value still held elsewhere lives
+/// on there; the next that needs it from the cache makes it again).
+fn remember<T>(cache: &mut HashMap<String, Arc<T>>, key: &str, value: &Arc<T>, cap: usize) {
+    if cache.len() >= cap && !cache.contains_key(key) {
+        cache.retain(|_, kept| Arc::strong_count(kept) > 1);
+        if cache.len() >= cap {
+            cache.clear();
+        }
+    }
+    cache
+        .entry(key.to_owned())
+        .or_insert_with(|| Arc::clone(value));
 }
 
 /// The answer to a check of a run that has stopped: a conflict once it has ended; a halted run
@@ -256,4 +275,36 @@ fn stopped(run_id: &str, ended: bool, halted_by: Option<Value>) -> Result<Checke
     Ok(Checked::Halted {
         halted_by: halted_by.unwrap_or_else(|| Value::Array(Vec::new())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_of_compiled_sets_is_bounded_and_keeps_what_runs_hold() {
+        let mut cache: HashMap<String, Arc<u32>> = HashMap::new();
+        let held = Arc::new(0);
+        remember(&mut cache, "held", &held, 3);
+        for i in 1..3 {
+            remember(&mut cache, &format!("s{i}"), &Arc::new(i), 3);
+        }
+        assert_eq!(cache.len(), 3);
+        // Full: what only the cache held goes, what a run holds stays.
+        remember(&mut cache, "s3", &Arc::new(3), 3);
+        let mut keys: Vec<&str> = cache.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["held", "s3"]);
+        // Already there: nothing is dropped.
+        remember(&mut cache, "s3", &Arc::new(3), 2);
+        assert_eq!(cache.len(), 2);
+        // Full of held values: all are dropped (they live on with their holders).
+        let others: Vec<Arc<u32>> = (4..6).map(Arc::new).collect();
+        let mut full: HashMap<String, Arc<u32>> = HashMap::new();
+        for (i, other) in others.iter().enumerate() {
+            remember(&mut full, &format!("o{i}"), other, 2);
+        }
+        remember(&mut full, "new", &Arc::new(9), 2);
+        assert_eq!(full.keys().collect::<Vec<_>>(), ["new"]);
+    }
 }
