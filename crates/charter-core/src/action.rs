@@ -746,6 +746,25 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Found by the `action` fuzz target: a resource whose decoding left a `%` before two hex
+    /// digits read differently from its recorded text (Validate saw another path than the check).
+    #[test]
+    fn a_recorded_action_reads_back_as_checked() {
+        for resource in [
+            "hr%%%%%%3333A7",
+            "a%252F..%252Fsecret",
+            "%C3%25A9",
+            "a%FF%2541",
+        ] {
+            let action = Action::parse(
+                &json!({"kind": "data_access", "resource": resource, "operation": "read"}),
+            )
+            .unwrap();
+            let stored = serde_json::to_string(&action).unwrap();
+            assert_eq!(Action::from_json(&stored).unwrap(), action, "{resource:?}");
+        }
+    }
+
     #[test]
     fn parses_each_kind() {
         let a = Action::parse(&json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": "a@b.c"}, "cost_usd": "0.02"})).unwrap();

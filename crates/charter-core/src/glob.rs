@@ -334,7 +334,13 @@ fn push_literal(re: &mut String, c: char) {
 ///   each escape whose byte does not is left as written (`%252F` becomes `%2F`, not `/`);
 /// - splits at `/` (a decoded `%2F` included), dropping empty and `.` segments;
 /// - resolves `..` against the segment before it; a `..` with nothing before it is dropped;
-/// - joins the rest with single `/`, so there is no leading or trailing `/`.
+/// - joins the rest with single `/`, so there is no leading or trailing `/`;
+/// - writes `%25` for a `%` that would start an escape if decoded again (`%252F` stays
+///   `%252F`, `%%33` becomes `%%2533`).
+///
+/// The last step makes the result its own normal form: an action is normalised when it arrives
+/// and again whenever its recorded text is read (Validate, replay, a re-import), and each
+/// reading must see the path the check saw.
 #[must_use]
 pub fn normalize_resource(path: &str) -> String {
     let decoded = percent_decode(path);
@@ -348,11 +354,36 @@ pub fn normalize_resource(path: &str) -> String {
             _ => segments.push(segment),
         }
     }
-    segments.join("/")
+    let joined = segments.join("/");
+    match escape_decodable(&joined) {
+        Cow::Borrowed(_) => joined,
+        Cow::Owned(escaped) => escaped,
+    }
 }
 
 /// Decodes `%XX` escapes once, keeping any escape whose byte is not part of valid UTF-8.
 fn percent_decode(input: &str) -> Cow<'_, str> {
+    scan_escapes(input, Escapes::Decode)
+}
+
+/// Writes `%25` for the `%` of every escape [`percent_decode`] would decode, so that decoding
+/// the result gives `input` back.
+fn escape_decodable(input: &str) -> Cow<'_, str> {
+    scan_escapes(input, Escapes::Protect)
+}
+
+/// What [`scan_escapes`] does with the escapes it would decode.
+#[derive(Clone, Copy)]
+enum Escapes {
+    /// Decode them.
+    Decode,
+    /// Keep them, their `%` written as `%25`.
+    Protect,
+}
+
+/// The one reading of escapes: runs of `%XX` whose bytes form valid UTF-8 are decoded (or
+/// protected), every other escape and all other text are kept as written.
+fn scan_escapes(input: &str, mode: Escapes) -> Cow<'_, str> {
     if !input.contains('%') {
         return Cow::Borrowed(input);
     }
@@ -371,7 +402,7 @@ fn percent_decode(input: &str) -> Cow<'_, str> {
             i += 3;
             continue;
         }
-        flush_run(&mut out, &run, &input[run_start..i]);
+        flush_run(&mut out, &run, &input[run_start..i], mode);
         run.clear();
         // Copy up to the next `%`; a `%` here starts no escape, so it is copied as is. Both ends
         // sit on char boundaries: `i` follows an escape or a copied run, and `%` is ASCII.
@@ -382,7 +413,7 @@ fn percent_decode(input: &str) -> Cow<'_, str> {
         out.push_str(&input[i..end]);
         i = end;
     }
-    flush_run(&mut out, &run, &input[run_start..]);
+    flush_run(&mut out, &run, &input[run_start..], mode);
     Cow::Owned(out)
 }
 
@@ -406,13 +437,24 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// Appends the decoded bytes of a run of escapes, putting back the original escape (three
-/// characters of `original` per byte) for every byte that is not part of valid UTF-8.
-fn flush_run(out: &mut String, decoded: &[u8], original: &str) {
+/// Appends the decoded bytes of a run of escapes (or, to protect them, their escapes with `%`
+/// written `%25`), putting back the original escape (three characters of `original` per byte)
+/// for every byte that is not part of valid UTF-8.
+fn flush_run(out: &mut String, decoded: &[u8], original: &str, mode: Escapes) {
     let mut consumed = 0;
     for chunk in decoded.utf8_chunks() {
-        out.push_str(chunk.valid());
-        consumed += chunk.valid().len();
+        let valid = chunk.valid().len();
+        match mode {
+            Escapes::Decode => out.push_str(chunk.valid()),
+            Escapes::Protect => {
+                let escapes = &original[consumed * 3..(consumed + valid) * 3];
+                for at in (0..escapes.len()).step_by(3) {
+                    out.push_str("%25");
+                    out.push_str(&escapes[at + 1..at + 3]);
+                }
+            }
+        }
+        consumed += valid;
         let invalid = chunk.invalid().len();
         if invalid > 0 {
             out.push_str(&original[consumed * 3..(consumed + invalid) * 3]);
@@ -961,12 +1003,41 @@ mod tests {
         assert_eq!(normalize_resource("caf%C3%A9/%E2%82%AC"), "café/€");
         assert_eq!(normalize_resource("données/%F0%9F%A6%80"), "données/🦀");
         assert_eq!(normalize_resource("a%00b"), "a\0b");
-        // Decoded once: what an escape decodes to is not decoded again.
-        assert_eq!(normalize_resource("a%252Fb"), "a%2Fb");
+        // Decoded once: what an escape decodes to is not decoded again, and stays escaped so
+        // that reading the path again does not decode it either.
+        assert_eq!(normalize_resource("a%252Fb"), "a%252Fb");
         // So a rule on the real path catches the encoded one.
         let rule = path("crm/*/42/ssn")?;
         assert!(rule.is_match(&normalize_resource("crm%2Fcustomers/./42%2Fx%2F..%2Fssn")));
         Ok(())
+    }
+
+    /// Found by the `action` fuzz target: a path whose decoding leaves a `%` before two hex
+    /// digits changed each time its recorded action was read again.
+    #[test]
+    fn normalize_is_its_own_normal_form() {
+        for (path, normal) in [
+            ("hr%%%%%%3333A7", "hr%%%%%25333A7"),
+            ("a%%2541", "a%%2541"),
+            ("a%2541", "a%2541"),
+            ("%25%32%46", "%252F"),
+            ("a%FF%41", "a%FFA"),
+            ("a%FF%2541", "a%FF%2541"),
+            ("%C3%25A9", "%25C3%25A9"),
+            ("%25C3%25A9", "%25C3%25A9"),
+            ("%25%43%33%25%41%39", "%25C3%25A9"),
+        ] {
+            assert_eq!(normalize_resource(path), normal, "{path:?}");
+            assert_eq!(normalize_resource(normal), normal, "{normal:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn normalize_is_idempotent(path in "([a-z/.%]|%[0-9a-fA-F]{2}|é){0,24}") {
+            let once = normalize_resource(&path);
+            prop_assert_eq!(normalize_resource(&once), once);
+        }
     }
 
     #[test]

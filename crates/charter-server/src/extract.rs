@@ -54,13 +54,7 @@ impl FromRequestParts<AppState> for Caller {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
             .ok_or_else(ApiError::unauthenticated)?;
-        // The scheme is case-insensitive (RFC 7235); the key is taken exactly as sent.
-        let (scheme, secret) = header
-            .split_once(' ')
-            .ok_or_else(ApiError::unauthenticated)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::unauthenticated());
-        }
+        let secret = bearer_secret(header).ok_or_else(ApiError::unauthenticated)?;
         let key = state
             .store
             .authenticate(secret)
@@ -69,6 +63,13 @@ impl FromRequestParts<AppState> for Caller {
         state.usage.count(&key.id, state.clock.now());
         Caller::of(key)
     }
+}
+
+/// The key of an `Authorization` header's value, `Bearer <key>`; `None` for any other scheme.
+/// The scheme is case-insensitive (RFC 7235); the key is taken exactly as sent.
+pub(crate) fn bearer_secret(header: &str) -> Option<&str> {
+    let (scheme, secret) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(secret)
 }
 
 impl Caller {
@@ -490,6 +491,18 @@ mod tests {
                     .status()
                     .as_u16()
             })
+    }
+
+    #[test]
+    fn the_bearer_key_is_taken_exactly_as_sent() {
+        use super::bearer_secret;
+        assert_eq!(bearer_secret("Bearer chk_1"), Some("chk_1"));
+        assert_eq!(bearer_secret("bEaReR chk_1"), Some("chk_1"));
+        assert_eq!(bearer_secret("Bearer  chk_1"), Some(" chk_1"));
+        assert_eq!(bearer_secret("Bearer "), Some(""));
+        assert_eq!(bearer_secret("Basic chk_1"), None);
+        assert_eq!(bearer_secret("Bearerchk_1"), None);
+        assert_eq!(bearer_secret(""), None);
     }
 
     #[tokio::test]

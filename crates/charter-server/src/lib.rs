@@ -8,6 +8,8 @@ mod api;
 pub mod demo;
 mod error;
 mod extract;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod metrics;
 mod process;
 mod pruning;

@@ -12,13 +12,13 @@
 
 mod assets;
 mod auth;
-mod csrf;
+pub(crate) mod csrf;
 mod forms;
 mod headers;
-mod multipart;
-mod pages;
+pub(crate) mod multipart;
+pub(crate) mod pages;
 mod render;
-mod session;
+pub(crate) mod session;
 
 use axum::Router;
 use axum::response::Redirect;

@@ -21,7 +21,7 @@ pub(super) fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     /// One chain: a tenant's id, or `platform` (platform keys; a tenant key always gets its own).
     #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<String>,
@@ -86,7 +86,7 @@ async fn list(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct VerifyQuery {
+pub(crate) struct VerifyQuery {
     /// One chain: a tenant's id, or `platform`; a platform key without it checks every chain.
     #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")]
     tenant_id: Option<String>,

@@ -107,7 +107,7 @@ impl ScopeType {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     /// Only this status.
     #[param(value_type = Option<crate::schemas::CoreStatus>)]
     status: Option<Status>,

@@ -374,7 +374,11 @@ fn staging(e: &dyn std::fmt::Display) -> StoreError {
 }
 
 /// Line `line_no` of an NDJSON body as a run; errors are named `line N...`.
-fn read_run(line: &[u8], line_no: usize, caller: &Caller) -> Result<ImportedRun, ApiError> {
+pub(crate) fn read_run(
+    line: &[u8],
+    line_no: usize,
+    caller: &Caller,
+) -> Result<ImportedRun, ApiError> {
     let value = charter_core::parse::json(line)
         .map_err(|e| ApiError::from(e).under(&format!("line {line_no}")))?;
     parse_run(&value, caller).map_err(|e| e.under(&format!("line {line_no}")))

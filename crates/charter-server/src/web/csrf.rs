@@ -49,7 +49,7 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 /// The `csrf` field of a URL-encoded form body.
-fn form_field(body: &[u8]) -> Option<String> {
+pub(crate) fn form_field(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     text.split('&').find_map(|pair| {
         let (name, value) = pair.split_once('=')?;

@@ -5,7 +5,7 @@
 
 mod chart;
 mod live;
-mod query;
+pub(crate) mod query;
 
 use askama::Template;
 use axum::extract::State;

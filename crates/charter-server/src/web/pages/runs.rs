@@ -33,14 +33,14 @@ const STEPS: u32 = 50;
 /// A run page's query: the page of its actions.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RunQuery {
+pub(crate) struct RunQuery {
     cursor: Option<String>,
 }
 
 /// The list's query: its filters as the form sends them (an empty field is no filter).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     /// An agent's id.
     #[serde(default)]
     agent: String,
