@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::serve::{
-    Server, postgres_schema, request, start, start_with, stop, succeeded, tenant_with_bot,
+    Server, drop_schema, postgres_schema, request, start, start_with, stop, succeeded,
+    tenant_with_bot,
 };
 
 /// A cost cap of 1.00 a day for tenant `acme`, and 0.50 of it spent; returns the run that spent
@@ -241,5 +242,5 @@ fn a_pg_dump_under_load_restores_to_a_store_that_verifies_and_keeps_its_counters
     stop(server);
     let _ = std::fs::remove_file(&dump);
     psql("test", &format!("DROP DATABASE {database}"));
-    psql("test", &format!("DROP SCHEMA {schema} CASCADE"));
+    drop_schema(&schema);
 }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::serve::{
-    Server, postgres_schema, request, start_with, stop, succeeded, tenant_with_bot, try_request,
+    Server, bot_runs, drop_schema, postgres_schema, request, start_with, stop, stored_decisions,
+    succeeded, tenant_with_bot, try_request,
 };
 
 /// Clients per round.
@@ -51,20 +52,7 @@ fn action(client: usize) -> &'static str {
 /// every acknowledged check is stored with its decision. Returns the restarted server.
 fn round(server: Server, args: &[&str], key: &str) -> (Server, Round) {
     let addr = server.addr.clone();
-    let runs: Vec<String> = (0..CLIENTS)
-        .map(|_| {
-            succeeded(
-                &addr,
-                key,
-                "POST",
-                "/v1/runs",
-                r#"{"agent_id": "bot", "tenant_id": "acme"}"#,
-            )["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let runs = bot_runs(&addr, key, CLIENTS);
     // Answers so far, allowed and blocked: the kill comes once both were answered.
     let seen: Arc<[AtomicUsize; 2]> = Arc::default();
     let clients: Vec<_> = runs
@@ -114,24 +102,11 @@ fn round(server: Server, args: &[&str], key: &str) -> (Server, Round) {
         blocked: 0,
     };
     for (run, answers) in runs.iter().zip(&answered) {
-        let (status, body) = request(&server.addr, "GET", &format!("/v1/runs/{run}"), key, "");
-        assert_eq!(status, 200, "{body}");
-        let stored: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let decisions: HashMap<&str, &str> = stored["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| {
-                (
-                    a["id"].as_str().unwrap(),
-                    a["decision"].as_str().unwrap_or(""),
-                )
-            })
-            .collect();
+        let stored = stored_decisions(&server.addr, key, run);
         for (id, decision) in answers {
             assert_eq!(
-                decisions.get(id.as_str()).copied(),
-                Some(decision.as_str()),
+                stored.get(id),
+                Some(decision),
                 "acknowledged {id} ({decision}) of {run} is not stored as answered"
             );
             found.acknowledged += 1;
@@ -213,9 +188,6 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
             "PostgreSQL",
             &["serve", "--listen", "127.0.0.1:0", "--database", &url],
         );
-        let _ = std::process::Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc"])
-            .arg(format!("DROP SCHEMA {schema} CASCADE"))
-            .output();
+        drop_schema(&schema);
     }
 }

@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::serve::{
-    postgres_schema, request, start_with, stop, succeeded, tenant_with_bot, try_request,
+    bot_runs, drop_schema, postgres_schema, request, start_with, stop, stored_decisions,
+    tenant_with_bot, try_request,
 };
 
 /// A TCP proxy in front of a server that a test cuts (every connection through it dropped, new
@@ -178,38 +179,12 @@ fn load(
         .collect()
 }
 
-/// Starts one run of `bot` per client.
-fn runs(addr: &str, key: &str, clients: usize) -> Vec<String> {
-    (0..clients)
-        .map(|_| {
-            succeeded(
-                addr,
-                key,
-                "POST",
-                "/v1/runs",
-                r#"{"agent_id": "bot", "tenant_id": "acme"}"#,
-            )["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
 /// Every action id acknowledged with a 200 is among the run's stored actions.
 fn all_stored(addr: &str, key: &str, run: &str, answers: &[Answer]) {
-    let (status, body) = request(addr, "GET", &format!("/v1/runs/{run}"), key, "");
-    assert_eq!(status, 200, "{body}");
-    let stored: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let ids: std::collections::HashSet<&str> = stored["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a["id"].as_str())
-        .collect();
+    let stored = stored_decisions(addr, key, run);
     for answer in answers.iter().filter(|a| a.status == Some(200)) {
         assert!(
-            ids.contains(answer.said.as_str()),
+            stored.contains_key(&answer.said),
             "acknowledged {} of {run} is not stored",
             answer.said
         );
@@ -237,7 +212,7 @@ fn a_database_cut_mid_load_is_refused_with_503_and_the_node_recovers() {
     let key = server.key.clone().unwrap();
     let addr = server.addr.clone();
     tenant_with_bot(&addr, &key);
-    let runs = runs(&addr, &key, 8);
+    let runs = bot_runs(&addr, &key, 8);
     let stop_load = Arc::new(AtomicBool::new(false));
     let clients = load(&addr, &key, &runs, &stop_load);
 
@@ -304,10 +279,7 @@ fn a_database_cut_mid_load_is_refused_with_503_and_the_node_recovers() {
     );
     stop(server);
     drop(proxy);
-    let _ = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc"])
-        .arg(format!("DROP SCHEMA {schema} CASCADE"))
-        .output();
+    drop_schema(&schema);
 }
 
 /// A small filesystem of its own (tmpfs), unmounted when dropped.
@@ -370,7 +342,7 @@ fn a_full_disk_refuses_checks_with_503_and_loses_nothing_acknowledged() {
     let key = server.key.clone().unwrap();
     let addr = server.addr.clone();
     tenant_with_bot(&addr, &key);
-    let runs = runs(&addr, &key, 4);
+    let runs = bot_runs(&addr, &key, 4);
     // Large actions fill the disk within seconds.
     let body = format!(
         r#"{{"kind": "tool_call", "tool": "files.write", "args": {{"text": "{}"}}}}"#,

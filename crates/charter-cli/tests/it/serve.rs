@@ -240,6 +240,54 @@ pub(crate) fn postgres_schema(test: &str) -> Option<String> {
     }
 }
 
+/// Drops a schema of [`postgres_schema`], whatever is in it.
+pub(crate) fn drop_schema(schema: &str) {
+    let _ = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc"])
+        .arg(format!("DROP SCHEMA {schema} CASCADE"))
+        .output();
+}
+
+/// Starts `n` runs of agent `bot` of tenant `acme` (see [`tenant_with_bot`]); their ids.
+pub(crate) fn bot_runs(addr: &str, key: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            succeeded(
+                addr,
+                key,
+                "POST",
+                "/v1/runs",
+                r#"{"agent_id": "bot", "tenant_id": "acme"}"#,
+            )["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The stored actions of run `run`: each id with its recorded decision (empty when it has none).
+pub(crate) fn stored_decisions(
+    addr: &str,
+    key: &str,
+    run: &str,
+) -> std::collections::HashMap<String, String> {
+    let (status, body) = request(addr, "GET", &format!("/v1/runs/{run}"), key, "");
+    assert_eq!(status, 200, "{body}");
+    let stored: serde_json::Value = serde_json::from_str(&body).unwrap();
+    stored["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap().to_owned(),
+                a["decision"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn serve_on_postgres_with_a_preset_bootstrap_key_stops_on_sigint() {
     let Some(schema) = postgres_schema("sigint") else {
@@ -272,18 +320,7 @@ fn serve_on_postgres_with_a_preset_bootstrap_key_stops_on_sigint() {
     assert_eq!(status, 200);
     assert!(body.contains("On PostgreSQL"), "{body}");
     stop(server);
-    let _ = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-qc",
-            &format!("DROP SCHEMA {schema} CASCADE"),
-        ])
-        .output();
+    drop_schema(&schema);
 }
 
 /// Starting against a database that cannot be reached fails at once, naming the real cause and
@@ -441,10 +478,7 @@ fn sigterm_under_load_loses_nothing_acknowledged() {
         let url =
             format!("postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3D{schema}");
         drained(&["serve", "--listen", "127.0.0.1:0", "--database", &url]);
-        let _ = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc"])
-            .arg(format!("DROP SCHEMA {schema} CASCADE"))
-            .output();
+        drop_schema(&schema);
     }
 }
 
@@ -454,20 +488,8 @@ fn drained(args: &[&str]) {
     let server = start_with(args, &[]);
     let key = server.key.clone().unwrap();
     let addr = server.addr.clone();
-    let call = |method: &str, path: &str, body: &str| succeeded(&addr, &key, method, path, body);
     tenant_with_bot(&addr, &key);
-    let runs: Vec<String> = (0..8)
-        .map(|_| {
-            call(
-                "POST",
-                "/v1/runs",
-                r#"{"agent_id": "bot", "tenant_id": "acme"}"#,
-            )["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let runs = bot_runs(&addr, &key, 8);
     let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let clients: Vec<_> = runs
         .iter()
@@ -518,18 +540,10 @@ fn drained(args: &[&str]) {
 
     let server = start_with(args, &[]);
     for (run, acknowledged) in answered {
-        let (status, body) = request(&server.addr, "GET", &format!("/v1/runs/{run}"), &key, "");
-        assert_eq!(status, 200, "{body}");
-        let stored: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let ids: std::collections::HashSet<&str> = stored["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|a| a["id"].as_str())
-            .collect();
+        let stored = stored_decisions(&server.addr, &key, &run);
         for id in &acknowledged {
             assert!(
-                ids.contains(id.as_str()),
+                stored.contains_key(id),
                 "acknowledged {id} of {run} is lost"
             );
         }
