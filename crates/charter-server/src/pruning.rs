@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use charter_store::{Retention, Store};
+use charter_store::{HeldBack, Pass, Retention, Store};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
@@ -45,11 +45,13 @@ pub(crate) fn spawn(
             every,
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut told = None;
         loop {
             tick.tick().await;
             let started = std::time::Instant::now();
             match store.prune(&retention, clock.now()).await {
-                Ok(pruned) => {
+                Ok(Pass { pruned, held_back }) => {
+                    tell_held_back(held_back.as_ref(), &mut told);
                     metrics.observe_pruned(&pruned);
                     if pruned != charter_store::Pruned::default() {
                         tracing::info!(
@@ -66,6 +68,28 @@ pub(crate) fn spawn(
             }
         }
     }))
+}
+
+/// Says which rule holds the actions' cutoff back: once when a rule starts or stops holding it
+/// (a month's cost cap holds it for the rest of the month, passes every few minutes).
+fn tell_held_back(held_back: Option<&HeldBack>, told: &mut Option<(String, String)>) {
+    let holder = held_back.map(|held| (held.policy_id.clone(), held.rule_id.clone()));
+    if holder == *told {
+        return;
+    }
+    if let Some(held) = held_back {
+        tracing::info!(
+            kept_from = %held.from,
+            policy = %held.policy_id,
+            name = %held.policy_name,
+            version = held.version,
+            rule = %held.rule_id,
+            "retention keeps older runs: an open window of this rule may still count them"
+        );
+    } else {
+        tracing::info!("retention no longer held back by a rule's open window");
+    }
+    *told = holder;
 }
 
 #[cfg(test)]

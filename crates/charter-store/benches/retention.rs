@@ -193,7 +193,7 @@ async fn measure(name: &str, store: Store, postgres: bool, actions: i64) {
 
     let (stop, task) = spawn_load();
     let pass = Instant::now();
-    let pruned = store.prune(&retention, now).await.unwrap();
+    let pruned = store.prune(&retention, now).await.unwrap().pruned;
     let pass = pass.elapsed();
     stop.store(true, Ordering::Relaxed);
     let (during, slowest_during) = task.await.unwrap();
@@ -214,7 +214,7 @@ async fn measure(name: &str, store: Store, postgres: bool, actions: i64) {
         slowest_during.as_secs_f64() * 1e3,
     );
     let again = Instant::now();
-    let nothing = store.prune(&retention, now).await.unwrap();
+    let nothing = store.prune(&retention, now).await.unwrap().pruned;
     println!(
         "(a second pass right after: {} runs in {:.0} ms)",
         nothing.runs,

@@ -44,7 +44,7 @@ pub use model::{
     StoredPolicy, Tenant, Verification, VersionsNear, WebSession,
 };
 pub use postgres::PgStore;
-pub use retention::{Pruned, Retention};
+pub use retention::{HeldBack, Pass, Pruned, Retention};
 pub use runs::{
     ActionSummary, CheckBatch, CheckOutcome, ImportedAction, ImportedRun, Page, PendingCheck,
     PinnedPolicy, PinnedSet, Run, RunAction, RunFilter, RunSource, RunStatus, ViolationEvent,
@@ -631,8 +631,8 @@ impl Store {
 
     /// One pruning pass at `now`: removes what `retention` no longer keeps (the module
     /// documentation of `retention` says what and in which order), in short batches that
-    /// take turns with checks.
-    pub async fn prune(&self, retention: &Retention, now: Timestamp) -> Result<Pruned> {
+    /// take turns with checks; and which rule, if any, held the actions' cutoff back.
+    pub async fn prune(&self, retention: &Retention, now: Timestamp) -> Result<Pass> {
         retention::prune(self, retention, now).await
     }
 

@@ -77,14 +77,29 @@ pub(crate) enum Step {
     Audit { chain: String, before: i64 },
 }
 
-/// A rule whose counters may still read recorded history from `from`.
+/// A rule whose counters may still read recorded history from `from`: a pass keeps the runs
+/// that ended after it, even when the retention would remove them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Floor {
-    pub(crate) from: Timestamp,
-    pub(crate) policy_id: String,
-    pub(crate) policy_name: String,
-    pub(crate) version: u32,
-    pub(crate) rule_id: String,
+pub struct HeldBack {
+    /// The earliest instant the rule's open window or period may still count.
+    pub from: Timestamp,
+    /// Its policy version.
+    pub policy_id: String,
+    /// The policy's name.
+    pub policy_name: String,
+    /// The policy's version number.
+    pub version: u32,
+    /// The rule.
+    pub rule_id: String,
+}
+
+/// What one pruning pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// What it removed.
+    pub pruned: Pruned,
+    /// The rule that held the actions' cutoff back, when one did.
+    pub held_back: Option<HeldBack>,
 }
 
 /// The earliest history any rule of `policies` (id, name, version, rules text) may still read
@@ -92,8 +107,8 @@ pub(crate) struct Floor {
 pub(crate) fn floor(
     policies: &[(String, String, u32, String)],
     now: Timestamp,
-) -> Result<Option<Floor>, StoreError> {
-    let mut earliest: Option<Floor> = None;
+) -> Result<Option<HeldBack>, StoreError> {
+    let mut earliest: Option<HeldBack> = None;
     for (id, name, version, text) in policies {
         let value: serde_json::Value = serde_json::from_str(text)?;
         let rules: Vec<Rule> = parse_rules(&value, "rules")
@@ -103,7 +118,7 @@ pub(crate) fn floor(
                 continue;
             };
             if earliest.as_ref().is_none_or(|f| from < f.from) {
-                earliest = Some(Floor {
+                earliest = Some(HeldBack {
                     from,
                     policy_id: id.clone(),
                     policy_name: name.clone(),
@@ -127,22 +142,16 @@ pub(crate) async fn prune(
     store: &Store,
     retention: &Retention,
     now: Timestamp,
-) -> Result<Pruned, StoreError> {
+) -> Result<Pass, StoreError> {
     let mut pruned = Pruned::default();
+    let mut held_back = None;
     if let Some(kept) = retention.actions {
         let mut cutoff = before(now, kept);
         if let Some(floor) = floor(&store.limit_policies().await?, now)?
             && floor.from.as_millisecond() < cutoff
         {
-            tracing::info!(
-                kept_from = %floor.from,
-                policy = %floor.policy_id,
-                name = %floor.policy_name,
-                version = floor.version,
-                rule = %floor.rule_id,
-                "retention keeps older runs: an open window of this rule may still count them"
-            );
             cutoff = floor.from.as_millisecond();
+            held_back = Some(floor);
         }
         pruned += all_of(store, Step::Runs { before: cutoff }).await?;
     }
@@ -163,7 +172,7 @@ pub(crate) async fn prune(
             .await?;
         }
     }
-    Ok(pruned)
+    Ok(Pass { pruned, held_back })
 }
 
 /// Batches of `step` until none is left.

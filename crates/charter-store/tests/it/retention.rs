@@ -85,7 +85,7 @@ async fn runs_that_ended_before_the_cutoff_go_with_their_actions(store: Store, _
         actions: Some(keep(900)),
         ..Retention::default()
     };
-    let pruned = store.prune(&retention, at(1000)).await.unwrap();
+    let pruned = store.prune(&retention, at(1000)).await.unwrap().pruned;
     assert_eq!(
         pruned,
         Pruned {
@@ -106,7 +106,7 @@ async fn runs_that_ended_before_the_cutoff_go_with_their_actions(store: Store, _
     assert_eq!(actions(&store).await, 6);
     // Nothing more to do, and checks of the running run go on.
     assert_eq!(
-        store.prune(&retention, at(1000)).await.unwrap(),
+        store.prune(&retention, at(1000)).await.unwrap().pruned,
         Pruned::default()
     );
     assert_eq!(
@@ -114,7 +114,7 @@ async fn runs_that_ended_before_the_cutoff_go_with_their_actions(store: Store, _
         Some(Outcome::Allow)
     );
     // Much later the other ended run goes too; the running one never.
-    let pruned = store.prune(&retention, at(100_000)).await.unwrap();
+    let pruned = store.prune(&retention, at(100_000)).await.unwrap().pruned;
     assert_eq!((pruned.runs, pruned.actions), (1, 3));
     assert_eq!(
         store
@@ -160,8 +160,17 @@ async fn an_open_rate_window_holds_the_cutoff_back(store: Store, _: Kind) {
         actions: Some(keep(60)),
         ..Retention::default()
     };
-    let pruned = store.prune(&retention, at(now)).await.unwrap();
+    let pass = store.prune(&retention, at(now)).await.unwrap();
+    let pruned = pass.pruned;
     assert_eq!((pruned.runs, pruned.actions), (1, 3));
+    let held = pass
+        .held_back
+        .expect("the rate window held the cutoff back");
+    assert_eq!(
+        (held.rule_id.as_str(), held.from),
+        ("searches", at(now - 7_200)),
+        "two windows back"
+    );
     store
         .get_run(&Principal::Platform, &recent.0.id)
         .await
@@ -211,8 +220,14 @@ async fn an_open_cost_period_holds_the_cutoff_back(store: Store, _: Kind) {
         actions: Some(keep(3_600)),
         ..Retention::default()
     };
-    let pruned = store.prune(&retention, at(now)).await.unwrap();
+    let pass = store.prune(&retention, at(now)).await.unwrap();
+    let pruned = pass.pruned;
     assert_eq!((pruned.runs, pruned.actions), (1, 1));
+    assert_eq!(
+        pass.held_back.map(|held| held.rule_id),
+        Some("monthly".to_owned()),
+        "the month still open held the cutoff back"
+    );
     store
         .get_run(&Principal::Platform, &november.0.id)
         .await
@@ -265,7 +280,7 @@ async fn violations_and_their_counts_go_below_the_slot(store: Store, _: Kind) {
         violations: Some(keep(650)),
         ..Retention::default()
     };
-    let pruned = store.prune(&retention, at(2000)).await.unwrap();
+    let pruned = store.prune(&retention, at(2000)).await.unwrap().pruned;
     assert_eq!(
         pruned,
         Pruned {
@@ -317,7 +332,7 @@ async fn audit_entries_go_behind_an_anchor_and_tampering_is_still_caught(store: 
         audit: Some(keep(1500)),
         ..Retention::default()
     };
-    let pruned = store.prune(&retention, at(2000)).await.unwrap();
+    let pruned = store.prune(&retention, at(2000)).await.unwrap().pruned;
     assert_eq!(
         pruned,
         Pruned {
