@@ -10,6 +10,7 @@ mod error;
 mod extract;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod live;
 mod metrics;
 mod process;
 mod pruning;

@@ -1,8 +1,8 @@
 //! The runtime: how a check of a run's action is decided, with no HTTP in it. It holds what
 //! checks share: compiled policy sets by their pinned set's hash (a set is compiled once and
 //! shared by every run that pins it), the running runs this node has seen, the group-commit
-//! writer that settles, decides and records checks, and the channel of committed violation
-//! events that the Monitor's live stream reads.
+//! writer that settles, decides and records checks, and the live feed of committed violation
+//! events that the Monitor's live stream reads (`crate::live`).
 //!
 //! A run's tenant, agent, start and pinned set never change, so they are kept in memory once
 //! read and a check reads nothing from the database before its commit. Whether the run is still
@@ -16,11 +16,11 @@ use charter_core::engine::{Decision, RunContext};
 use charter_core::{Action, CompiledSet};
 use charter_store::{
     ActionWriter, CheckOutcome, PendingCheck, Principal, Run, RunStatus, Store, StoreError,
-    ViolationEvent,
 };
 use jiff::Timestamp;
 use serde_json::Value;
-use tokio::sync::{broadcast, watch};
+
+use crate::live::LiveFeed;
 
 /// The runtime part of the server's state.
 #[derive(Debug, Clone)]
@@ -30,10 +30,7 @@ pub struct Runtime {
     /// Settles, decides and records checks, one commit per batch.
     pub writer: ActionWriter,
     /// Violation events as they are committed, for the Monitor's live stream.
-    pub events: broadcast::Sender<Arc<ViolationEvent>>,
-    /// Turns true when the server shuts down: live streams end then (an open stream would
-    /// hold the graceful shutdown until its grace period ran out).
-    closing: watch::Sender<bool>,
+    pub(crate) live: LiveFeed,
 }
 
 /// What a check needs of a running run: the facts fixed at its start.
@@ -91,20 +88,13 @@ impl Runtime {
             sets: Arc::default(),
             runs: Arc::default(),
             writer: ActionWriter::spawn(store, MAX_BATCH),
-            // A subscriber more than this many events behind misses the oldest (it is told).
-            events: broadcast::channel(4_096).0,
-            closing: watch::channel(false).0,
+            live: LiveFeed::default(),
         }
     }
 
     /// Ends every live stream of violation events: the server is shutting down.
     pub fn close_streams(&self) {
-        self.closing.send_replace(true);
-    }
-
-    /// Watches for [`Runtime::close_streams`].
-    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
-        self.closing.subscribe()
+        self.live.close();
     }
 
     /// Checks `action` of run `run_id` for `principal` at `now` (the server's clock): evaluates
@@ -156,7 +146,7 @@ impl Runtime {
                 }
                 // Only committed events are streamed; nobody listening is fine.
                 for event in events {
-                    let _ = self.events.send(Arc::new(event));
+                    self.live.publish(event);
                 }
                 Ok(Checked::Decided {
                     action_id,

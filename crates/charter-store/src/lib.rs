@@ -13,6 +13,7 @@ mod book;
 mod commit;
 mod counting;
 mod error;
+mod feed;
 mod ids;
 mod key_cache;
 mod migrations;
@@ -38,6 +39,7 @@ use sqlx::postgres::PgConnectOptions;
 pub use audit::GENESIS;
 pub use backup::backup_sqlite;
 pub use error::StoreError;
+pub use feed::{Heard, ViolationFeed};
 pub use ids::{new_id_suffix, new_key_secret};
 pub use model::{
     Activation, Actor, Agent, ApiKey, AuditEntry, Change, KeyScope, PolicyFilter, Principal,
@@ -549,6 +551,15 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.commit_batch(batch).await,
             Store::Postgres(s) => s.commit_batch(batch).await,
+        }
+    }
+
+    /// The violation events that the other nodes sharing this database commit, as they commit
+    /// (`None` on SQLite, which serves one node). Holds one database connection while it lives.
+    pub async fn violation_feed(&self) -> Result<Option<ViolationFeed>> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(s) => s.violation_feed().await.map(Some),
         }
     }
 

@@ -41,6 +41,11 @@ pub struct PgStore {
     pub(crate) pool: Pool<Db>,
     /// Limit counters known to be seeded (by this node or another).
     known: crate::counting::KnownCounters,
+    /// The channel on which this database's nodes announce their violation events
+    /// (`crate::feed`).
+    channel: String,
+    /// This node's tag in those announcements.
+    node: String,
 }
 
 /// How long a request waits for a connection before it is refused as unavailable (503). While
@@ -107,9 +112,14 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await?;
         Ok(PgStore {
             pool,
             known: crate::counting::KnownCounters::default(),
+            channel: crate::feed::channel(&schema),
+            node: crate::new_id_suffix(),
         })
     }
 
@@ -152,7 +162,16 @@ impl PgStore {
         batch: crate::CheckBatch,
     ) -> Result<Vec<crate::CheckOutcome>, StoreError> {
         self.known.seed_for(batch.checks(), false, self).await?;
-        ops::commit_checks(&self.pool, batch.checks(), &self.known).await
+        let announce = ops::checks::Announce {
+            channel: &self.channel,
+            node: &self.node,
+        };
+        ops::commit_checks(&self.pool, batch.checks(), &self.known, Some(announce)).await
+    }
+
+    /// The violation events the other nodes on this database commit, as they commit.
+    pub(crate) async fn violation_feed(&self) -> Result<crate::ViolationFeed, StoreError> {
+        crate::feed::ViolationFeed::listen(&self.pool, &self.channel, &self.node).await
     }
 
     /// Seeds the counters `check` claims unseeded, before it joins a batch

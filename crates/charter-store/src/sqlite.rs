@@ -384,7 +384,7 @@ impl SqliteStore {
         let _turn = self.turn.lock().await;
         match &self.committer {
             Some(committer) => committer.commit(batch, &self.known).await,
-            None => ops::commit_checks(&self.pool, batch.checks(), &self.known).await,
+            None => ops::commit_checks(&self.pool, batch.checks(), &self.known, None).await,
         }
     }
 

@@ -18,14 +18,14 @@ use crate::serve::{request, start, stop};
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// `charter violations --follow ...` running, its output read line by line on threads.
-struct Follower {
+pub(crate) struct Follower {
     child: Child,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
 }
 
 impl Follower {
-    fn start(cli: &Cli, args: &[&str]) -> Follower {
+    pub(crate) fn start(cli: &Cli, args: &[&str]) -> Follower {
         let mut child = Command::new(env!("CARGO_BIN_EXE_charter"))
             .args(["violations", "--follow"])
             .args(args)
@@ -60,10 +60,17 @@ impl Follower {
         follower
     }
 
-    fn next_line(&self) -> String {
+    pub(crate) fn next_line(&self) -> String {
         self.stdout
             .recv_timeout(PATIENCE)
             .unwrap_or_else(|e| panic!("no line from the stream: {e}"))
+    }
+
+    /// The next line the command writes to its standard error (what it says of the stream).
+    pub(crate) fn next_said(&self) -> String {
+        self.stderr
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|e| panic!("nothing said of the stream: {e}"))
     }
 }
 
@@ -327,5 +334,80 @@ fn the_monitor_and_runs_through_the_cli() {
     let refused = cli.run(&["violations", "--cursor", "garbage"]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     stop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two nodes on one PostgreSQL database: a stream followed on one node shows the blocks the
+/// other node answers, in order, and its own once each (a node skips its own announcements).
+#[test]
+fn a_followed_stream_shows_the_blocks_of_every_node_on_postgres() {
+    let Some(schema) = crate::serve::postgres_schema("nodes") else {
+        return;
+    };
+    let url =
+        format!("postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3D{schema}");
+    let key = "a preset key for both nodes 0123456789";
+    let node = || {
+        crate::serve::start_with(
+            &["serve", "--listen", "127.0.0.1:0", "--database", &url],
+            &[("CHARTER_BOOTSTRAP_KEY", key)],
+        )
+    };
+    let (a, b) = (node(), node());
+    crate::serve::tenant_with_bot(&a.addr, key);
+    let dir = std::env::temp_dir().join(format!("charter-nodes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cli = |server: &crate::serve::Server| Cli {
+        url: format!("http://{}", server.addr),
+        key: key.to_owned(),
+        dir: dir.clone(),
+    };
+    let policy = cli(&a).file(
+        "policy.json",
+        r#"{"name": "No mail out", "scope": {"type": "tenant", "tenant_id": "acme"},
+            "rules": [{"id": "mail", "type": "tool", "effect": "deny", "tools": ["*.send_email"]}]}"#,
+    );
+    let id = cli(&a).ok(&["policy", "create", &policy, "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cli(&a).ok(&["policy", "activate", &id, "--force"]);
+
+    let on_a = Follower::start(&cli(&a), &["--json"]);
+    // A refused email from `server`'s run: the action's id.
+    let block = |server: &crate::serve::Server, run: &str| -> String {
+        let body =
+            json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": "x@y.example"}});
+        let (status, text) = request(
+            &server.addr,
+            "POST",
+            &format!("/v1/runs/{run}/check"),
+            key,
+            &body.to_string(),
+        );
+        assert_eq!(status, 200, "{text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer["decision"], "block", "{text}");
+        answer["action_id"].as_str().unwrap().to_owned()
+    };
+    let followed = || -> String {
+        let event: Value = serde_json::from_str(&on_a.next_line()).unwrap();
+        event["action_id"].as_str().unwrap().to_owned()
+    };
+    let run_b = crate::serve::bot_runs(&b.addr, key, 1).remove(0);
+    let run_a = crate::serve::bot_runs(&a.addr, key, 1).remove(0);
+    let on_b: Vec<String> = (0..3).map(|_| block(&b, &run_b)).collect();
+    let heard: Vec<String> = (0..3).map(|_| followed()).collect();
+    assert_eq!(heard, on_b, "the other node's blocks, in order");
+    // Its own block once, then the other node's next: no echo of its own in between.
+    let own = block(&a, &run_a);
+    assert_eq!(followed(), own);
+    let next = block(&b, &run_b);
+    assert_eq!(followed(), next);
+
+    drop(on_a);
+    stop(a);
+    stop(b);
+    crate::serve::drop_schema(&schema);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -194,7 +194,8 @@ fn all_stored(addr: &str, key: &str, run: &str, answers: &[Answer]) {
 /// PostgreSQL cut off under load from eight clients for longer than a request waits for a
 /// connection, then back: every answer is a recorded decision or a 503 `unavailable` (never a
 /// 500, never a decision that was not stored); `/readyz` says not ready meanwhile; checks
-/// succeed again by themselves once the database is back.
+/// succeed again by themselves once the database is back. A stream followed through the cut
+/// says afterwards that other nodes' events may have been missed.
 #[test]
 fn a_database_cut_mid_load_is_refused_with_503_and_the_node_recovers() {
     let Some(schema) = postgres_schema("outage") else {
@@ -213,6 +214,12 @@ fn a_database_cut_mid_load_is_refused_with_503_and_the_node_recovers() {
     let addr = server.addr.clone();
     tenant_with_bot(&addr, &key);
     let runs = bot_runs(&addr, &key, 8);
+    let cli = crate::cli::Cli {
+        url: format!("http://{addr}"),
+        key: key.clone(),
+        dir: std::env::temp_dir(),
+    };
+    let follower = crate::monitor::Follower::start(&cli, &["--json"]);
     let stop_load = Arc::new(AtomicBool::new(false));
     let clients = load(&addr, &key, &runs, &stop_load);
 
@@ -242,6 +249,12 @@ fn a_database_cut_mid_load_is_refused_with_503_and_the_node_recovers() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let recovered = recovered.expect("the node did not recover within 30 s of the database");
+    let said = follower.next_said();
+    assert!(
+        said.contains("events of other nodes may have been missed"),
+        "{said}"
+    );
+    drop(follower);
     std::thread::sleep(Duration::from_secs(1));
     stop_load.store(true, Ordering::SeqCst);
     let answered: Vec<Vec<Answer>> = clients.into_iter().map(|c| c.join().unwrap()).collect();

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::{json, page_limit};
 use crate::error::ApiError;
 use crate::extract::{Caller, Params, Reader};
+use crate::live::Feed;
 use crate::state::AppState;
 
 pub(crate) fn router() -> Router<AppState> {
@@ -45,6 +46,9 @@ pub(crate) enum Live {
     Event(Arc<ViolationEvent>),
     /// The subscriber fell behind: this many events were dropped for it.
     Missed(u64),
+    /// The node's connection to the database was lost and made again: events that other
+    /// nodes committed meanwhile were not relayed.
+    Gap,
 }
 
 /// The violation events `caller` may see that pass `filter`, as they are committed, until
@@ -59,8 +63,7 @@ pub(crate) fn live(
     use tokio::sync::broadcast::error::RecvError;
     let slot = state.streams.open(&caller.key.id)?;
     let principal = caller.principal.clone();
-    let receiver = state.runtime.events.subscribe();
-    let closing = state.runtime.closing();
+    let (receiver, closing) = state.runtime.live.subscribe(&state.store);
     Ok(futures_util::stream::unfold(
         (receiver, closing, principal, filter, slot),
         |(mut receiver, mut closing, principal, filter, slot)| async move {
@@ -70,8 +73,11 @@ pub(crate) fn live(
                     _ = closing.wait_for(|closed| *closed) => return None,
                 };
                 let live = match next {
-                    Ok(event) if passes(&event, &principal, &filter) => Live::Event(event),
-                    Ok(_) => continue,
+                    Ok(Feed::Event(event)) if passes(&event, &principal, &filter) => {
+                        Live::Event(event)
+                    }
+                    Ok(Feed::Event(_)) => continue,
+                    Ok(Feed::Gap) => Live::Gap,
                     Err(RecvError::Lagged(missed)) => Live::Missed(missed),
                     Err(RecvError::Closed) => return None,
                 };
@@ -90,7 +96,7 @@ pub(crate) fn live(
     tag = "monitor",
     params(crate::schemas::ViolationFilters),
     responses(
-        (status = 200, description = "Server-sent events, one per new violation matching the filters, as it is committed: `event: violation`, `id: <violation id>`, and one line of `data`, a `ViolationEvent` as JSON. A subscriber that falls behind gets the comment `missed N events: read /v1/violations`; keep-alive comments are sent while idle.", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "Server-sent events, one per new violation matching the filters, as it is committed: `event: violation`, `id: <violation id>`, and one line of `data`, a `ViolationEvent` as JSON. A subscriber that falls behind gets the comment `missed N events: read /v1/violations`; after this node lost its database connection, `events of other nodes may have been missed: read /v1/violations`; keep-alive comments are sent while idle.", body = String, content_type = "text/event-stream"),
         (status = 400, description = "`invalid`: a bad filter (`details.path` names it), or `cursor`, `limit` or `bucket`, which a stream does not take (`details.path` is `query.cursor`, `query.limit` or `query.bucket`).", body = crate::error::ErrorBody),
         (status = 429, description = "`too_many_requests`: the key already holds the most open streams one key may hold (`details.limit`; `charter serve --max-streams-per-key`).", body = crate::error::ErrorBody)
     ),
@@ -124,6 +130,8 @@ async fn stream(
             Live::Missed(missed) => {
                 Event::default().comment(format!("missed {missed} events: read /v1/violations"))
             }
+            Live::Gap => Event::default()
+                .comment("events of other nodes may have been missed: read /v1/violations"),
         })
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))

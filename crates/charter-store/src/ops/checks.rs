@@ -20,12 +20,23 @@ use crate::runs::{CheckOutcome, PendingCheck};
 /// the number of distinct statement texts (each prepared once) small.
 const ROWS_PER_STATEMENT: usize = 64;
 
+/// Where a commit tells the other nodes sharing the database of its violation events: a
+/// PostgreSQL channel, delivered only if the transaction commits (`crate::feed`).
+pub(crate) struct Announce<'a> {
+    /// The channel.
+    pub(crate) channel: &'a str,
+    /// This node's tag, by which it skips its own announcements (it streams its events as it
+    /// answers them).
+    pub(crate) node: &'a str,
+}
+
 /// Settles, decides and records a batch of evaluated checks in one transaction (the group
-/// commit; see `crate::commit`).
+/// commit; see `crate::commit`), announcing its violation events when `announce` says where.
 pub(crate) async fn commit_checks(
     pool: &Pool<Db>,
     batch: &[PendingCheck],
     known: &KnownCounters,
+    announce: Option<Announce<'_>>,
 ) -> Result<Vec<CheckOutcome>> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -73,6 +84,16 @@ pub(crate) async fn commit_checks(
             .await?;
     }
     store_counters(&mut tx, &book).await?;
+    if let Some(announce) = announce {
+        let ids: Vec<&str> = plan.events().map(|e| e.id.as_str()).collect();
+        for payload in crate::feed::payloads(announce.node, &ids) {
+            sqlx::query(crate::feed::NOTIFY)
+                .bind(announce.channel)
+                .bind(payload)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
     tx.commit().await?;
     Ok(plan.outcomes)
 }

@@ -16,11 +16,11 @@ use crate::error::StoreError;
 
 mod accounts;
 mod audit;
-mod checks;
+pub(crate) mod checks;
 mod health;
 pub(crate) mod history;
 mod limits;
-mod monitor;
+pub(crate) mod monitor;
 pub(crate) mod policies;
 pub(crate) mod query;
 mod retention;

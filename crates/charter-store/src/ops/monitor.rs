@@ -12,7 +12,7 @@ use crate::error::StoreError;
 use crate::model::Principal;
 use crate::runs::{ActionSummary, Page, ViolationEvent, ViolationFilter};
 
-fn violation_row(row: &<Db as sqlx::Database>::Row) -> Result<ViolationEvent> {
+pub(crate) fn violation_row(row: &<Db as sqlx::Database>::Row) -> Result<ViolationEvent> {
     Ok(ViolationEvent {
         id: row.try_get("id")?,
         at: time(row.try_get("at")?)?,

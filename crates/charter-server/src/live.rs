@@ -1,0 +1,136 @@
+//! The node's live feed of committed violation events, which the API's stream and the
+//! workspace's live Monitor read: the events of the checks this node answers, and, on
+//! PostgreSQL, those the other nodes on the same database commit (`charter_store`'s feed),
+//! relayed from the first subscription on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use charter_store::{Heard, Store, ViolationEvent};
+use tokio::sync::{broadcast, watch};
+
+/// An item of the feed.
+#[derive(Debug, Clone)]
+pub(crate) enum Feed {
+    /// A committed violation event.
+    Event(Arc<ViolationEvent>),
+    /// The node lost its connection to the database and made it again: events the other
+    /// nodes committed meanwhile were not relayed.
+    Gap,
+}
+
+/// A subscriber more than this many items behind misses the oldest (it is told).
+const BACKLOG: usize = 4_096;
+
+/// How long the relay waits before it listens again after the database went away.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The feed, shared by every clone of the runtime.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveFeed {
+    sender: broadcast::Sender<Feed>,
+    /// Turns true when the server shuts down: streams end then (an open stream would hold the
+    /// graceful shutdown until its grace period ran out), and so does the relay.
+    closing: watch::Sender<bool>,
+    /// Whether the other nodes' events are relayed yet.
+    relaying: Arc<AtomicBool>,
+}
+
+impl Default for LiveFeed {
+    fn default() -> LiveFeed {
+        LiveFeed {
+            sender: broadcast::channel(BACKLOG).0,
+            closing: watch::channel(false).0,
+            relaying: Arc::default(),
+        }
+    }
+}
+
+impl LiveFeed {
+    /// Streams an event this node committed (nobody listening is fine).
+    pub(crate) fn publish(&self, event: ViolationEvent) {
+        let _ = self.sender.send(Feed::Event(Arc::new(event)));
+    }
+
+    /// A new subscription, and the watch of the shutdown. The first one starts relaying the
+    /// other nodes' events (a node nobody watches reads nothing of them).
+    pub(crate) fn subscribe(
+        &self,
+        store: &Store,
+    ) -> (broadcast::Receiver<Feed>, watch::Receiver<bool>) {
+        let receiver = self.sender.subscribe();
+        if !self.relaying.swap(true, Ordering::AcqRel) {
+            tokio::spawn(relay(
+                store.clone(),
+                self.sender.clone(),
+                self.closing.subscribe(),
+            ));
+        }
+        (receiver, self.closing.subscribe())
+    }
+
+    /// Ends every stream and the relay: the server is shutting down.
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
+    }
+}
+
+/// Relays the events the other nodes commit into `sender` until the server shuts down; when
+/// the database goes away, listens again once it is back and says a gap may have opened.
+/// Returns at once on SQLite (one node).
+async fn relay(store: Store, sender: broadcast::Sender<Feed>, mut closing: watch::Receiver<bool>) {
+    let mut lost = false;
+    loop {
+        let listening = tokio::select! {
+            feed = store.violation_feed() => feed,
+            _ = closing.wait_for(|closed| *closed) => return,
+        };
+        let mut feed = match listening {
+            Ok(Some(feed)) => feed,
+            Ok(None) => return,
+            Err(e) => {
+                if !lost {
+                    tracing::warn!(error = %e, "the other nodes' violation events are not relayed until the database answers");
+                    lost = true;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => continue,
+                    _ = closing.wait_for(|closed| *closed) => return,
+                }
+            }
+        };
+        if std::mem::take(&mut lost) {
+            tracing::info!("relaying the other nodes' violation events again");
+            let _ = sender.send(Feed::Gap);
+        }
+        loop {
+            let heard = tokio::select! {
+                heard = feed.next() => heard,
+                _ = closing.wait_for(|closed| *closed) => return,
+            };
+            match heard {
+                Ok(Heard::Events(events)) => {
+                    for event in events {
+                        let _ = sender.send(Feed::Event(Arc::new(event)));
+                    }
+                }
+                Ok(Heard::Gap) => {
+                    let _ = sender.send(Feed::Gap);
+                }
+                // The feed's connection goes back to the pool (a closing pool waits for it),
+                // and a new one listens when the database answers.
+                Err(e) => {
+                    tracing::warn!(error = %e, "the other nodes' violation events are not relayed until the database answers");
+                    lost = true;
+                    break;
+                }
+            }
+        }
+        drop(feed);
+        tokio::select! {
+            () = tokio::time::sleep(RETRY) => {}
+            _ = closing.wait_for(|closed| *closed) => return,
+        }
+    }
+}
