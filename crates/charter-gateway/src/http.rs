@@ -83,11 +83,18 @@ impl Routes {
                 }
             }
         }
-        if let Some(stream) = self.requests.values().next() {
+        if let Some(stream) = self.requests.values().find(|stream| !stream.is_closed()) {
             let _ = stream.send(line);
             return;
         }
         self.backlog.push(line);
+    }
+
+    /// The agent cancelled request `key`: its stream ends now, without an answer (the relay
+    /// drops any that comes), instead of staying open until the client goes.
+    fn cancelled(&mut self, key: &str) {
+        self.requests.remove(key);
+        self.tokens.retain(|_, id| id != key);
     }
 }
 
@@ -368,6 +375,9 @@ async fn post_message(
     session.touch();
     let (Some(_), Some(id)) = (method, id) else {
         // A notification, or the agent's answer to an upstream's request.
+        if method == Some("notifications/cancelled") {
+            lock(&session.routes).cancelled(&value["params"]["requestId"].to_string());
+        }
         session.session.from_agent(line);
         return StatusCode::ACCEPTED.into_response();
     };
@@ -489,5 +499,27 @@ mod tests {
                 .contains("notifications/message")
         );
         assert!(routes.requests.is_empty() && routes.tokens.is_empty());
+    }
+
+    #[test]
+    fn a_cancelled_request_stream_ends_and_closed_streams_take_nothing() {
+        let mut routes = Routes::default();
+        let (cancelled, mut cancelled_rx) = mpsc::unbounded_channel();
+        let (gone, gone_rx) = mpsc::unbounded_channel();
+        let (open, mut open_rx) = mpsc::unbounded_channel();
+        routes.requests.insert("1".into(), cancelled);
+        routes.tokens.insert("\"p\"".into(), "1".into());
+        routes.cancelled("1");
+        assert!(routes.tokens.is_empty());
+        // Its sender is gone: the SSE stream reading it ends.
+        assert!(cancelled_rx.try_recv().is_err() && cancelled_rx.is_closed());
+        // A stream whose client went takes nothing: the message waits for a stream.
+        drop(gone_rx);
+        routes.requests.insert("2".into(), gone);
+        routes.deliver(r#"{"jsonrpc":"2.0","id":"e1","method":"elicitation/create"}"#.into());
+        assert_eq!(routes.backlog.len(), 1);
+        routes.requests.insert("3".into(), open);
+        routes.deliver(r#"{"jsonrpc":"2.0","id":"e2","method":"elicitation/create"}"#.into());
+        assert!(open_rx.try_recv().is_ok_and(|m| m.contains("e2")));
     }
 }

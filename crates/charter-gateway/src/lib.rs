@@ -13,6 +13,7 @@ pub mod http;
 pub mod names;
 pub mod output;
 pub mod refusal;
+pub mod routing;
 pub mod session;
 pub mod stdio;
 pub mod upstream_http;

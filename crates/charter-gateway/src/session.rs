@@ -5,8 +5,11 @@
 //! not change are forwarded as the exact line it read, so unknown fields, `_meta`, progress
 //! tokens and ids reach the other side untouched. It inspects `initialize` (the run starts),
 //! `tools/list` (tools Charter blocks whatever the arguments are left out), `tools/call` (the
-//! call is checked before it is forwarded, the result before it is returned) and, with several
-//! upstreams, renames tools and merges lists.
+//! call is checked before it is forwarded, the result before it is returned), an upstream's
+//! `notifications/tools/list_changed` (passed on only when the tools the agent sees changed)
+//! and cancellations (routed, and mapped to the other side's request id). With several
+//! upstreams it prefixes tool and prompt names, merges every page of the lists, and routes each
+//! request to the upstream that owns its tool, prompt or resource (`routing`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +23,7 @@ use crate::filter::ToolFilter;
 use crate::names::Names;
 use crate::output;
 use crate::refusal::{self, Refused};
+use crate::routing::{Catalog, Route};
 
 /// JSON-RPC: the message is not JSON.
 pub const PARSE_ERROR: i64 = -32700;
@@ -29,6 +33,12 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const INVALID_PARAMS: i64 = -32602;
 /// JSON-RPC: internal error; the gateway fails closed with it when Charter gives no answer.
 pub const INTERNAL_ERROR: i64 = -32603;
+/// MCP: no such resource (with several upstreams, no upstream claims the URI).
+pub const RESOURCE_NOT_FOUND: i64 = -32002;
+
+/// The most pages the gateway reads of one upstream's list: an upstream whose cursors never
+/// end must not keep a request open for ever.
+const MAX_PAGES: usize = 1000;
 
 /// The `_meta` key that marks a request of the 2026-07-28 era (no `initialize`: every request
 /// names its protocol version).
@@ -82,6 +92,11 @@ impl UpstreamLink {
         let _ = self.send.send(line);
     }
 
+    /// Stops waiting for the answer to `key` (the agent cancelled it): a late answer is dropped.
+    fn forget(&self, key: &str) {
+        lock(&self.pending).remove(key);
+    }
+
     /// Delivers an answer to whoever waits for it.
     fn answer(&self, key: &str, reply: Reply) -> bool {
         match lock(&self.pending).remove(key) {
@@ -113,7 +128,7 @@ struct RunState {
 /// Where a request of the agent is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Inflight {
-    /// Being checked, not forwarded yet.
+    /// Being checked, routed or gathered by the gateway, not forwarded (yet).
     Checking,
     /// Forwarded to this upstream.
     At(usize),
@@ -137,6 +152,11 @@ pub struct Session {
     client_info: Mutex<Value>,
     next_id: AtomicU64,
     closing: AtomicBool,
+    /// What the upstreams listed: the tools the agent was shown, their resources.
+    catalog: Mutex<Catalog>,
+    /// One re-listing after a `list_changed` at a time, so they compare against each other in
+    /// order.
+    relisting: tokio::sync::Mutex<()>,
 }
 
 fn key_of(id: &Value) -> String {
@@ -161,6 +181,7 @@ impl Session {
         upstreams: Vec<UpstreamLink>,
         to_agent: mpsc::UnboundedSender<String>,
     ) -> Session {
+        let catalog = Catalog::new(upstreams.len());
         Session {
             names,
             charter,
@@ -174,6 +195,8 @@ impl Session {
             client_info: Mutex::new(Value::Null),
             next_id: AtomicU64::new(1),
             closing: AtomicBool::new(false),
+            catalog: Mutex::new(catalog),
+            relisting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -246,34 +269,77 @@ impl Session {
                 tokio::spawn(async move { session.call_tool(id, key, value, line).await });
             }
             "tools/list" if !self.names.prefixed() => {
+                let first_page = value["params"].get("cursor").is_none_or(Value::is_null);
                 let wait = self.forward(0, &key, line);
                 let session = Arc::clone(self);
-                tokio::spawn(async move { session.list_tools_one(id, key, wait).await });
+                tokio::spawn(
+                    async move { session.list_tools_one(id, key, wait, first_page).await },
+                );
             }
             "tools/list" => {
+                lock(&self.inflight).insert(key.clone(), Inflight::Checking);
                 let session = Arc::clone(self);
-                tokio::spawn(async move { session.list_tools_all(id).await });
+                tokio::spawn(async move { session.list_tools_all(id, key).await });
             }
-            _ if !self.names.prefixed() => {
-                // One upstream: forwarded now, in order, and answered as it comes.
-                let wait = self.forward(0, &key, line);
-                let session = Arc::clone(self);
-                tokio::spawn(async move {
-                    let reply = wait.await;
-                    session.done(&key);
-                    match reply {
-                        Ok(reply) => session.send_agent(reply.raw),
-                        Err(_) => session.upstream_gone(&id),
-                    }
-                });
-            }
+            // One upstream: forwarded now, in order, and answered as it comes.
+            _ if !self.names.prefixed() => self.relay(0, id, key, line),
             "ping" => self.send_agent(response(&id, &json!({}))),
+            "resources/list" | "resources/templates/list" | "prompts/list" => {
+                lock(&self.inflight).insert(key.clone(), Inflight::Checking);
+                let session = Arc::clone(self);
+                let method = method.to_owned();
+                tokio::spawn(async move { session.merged_list(&method, id, key, &value).await });
+            }
+            "prompts/get"
+            | "completion/complete"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe" => {
+                lock(&self.inflight).insert(key.clone(), Inflight::Checking);
+                let session = Arc::clone(self);
+                let method = method.to_owned();
+                tokio::spawn(async move { session.routed(&method, id, key, value, line).await });
+            }
             _ => {
                 let session = Arc::clone(self);
                 let method = method.to_owned();
                 tokio::spawn(async move { session.several(&method, id, key, line).await });
             }
         }
+    }
+
+    /// Forwards a request to `upstream` now and answers the agent with the upstream's answer.
+    fn relay(self: &Arc<Self>, upstream: usize, id: Value, key: String, line: String) {
+        let wait = self.forward(upstream, &key, line);
+        let session = Arc::clone(self);
+        tokio::spawn(async move {
+            let reply = wait.await;
+            if !session.finish(&key) {
+                return; // cancelled by the agent: no answer
+            }
+            match reply {
+                Ok(reply) => session.send_agent(reply.raw),
+                Err(_) => session.upstream_gone(&id),
+            }
+        });
+    }
+
+    /// Forwards a request that was being checked or routed, unless the agent cancelled it
+    /// meanwhile.
+    fn forward_unless_cancelled(
+        &self,
+        upstream: usize,
+        key: &str,
+        line: String,
+    ) -> Option<oneshot::Receiver<Reply>> {
+        let link = self.upstreams.get(upstream)?;
+        let mut inflight = lock(&self.inflight);
+        if inflight.get(key) != Some(&Inflight::Checking) {
+            return None;
+        }
+        inflight.insert(key.to_owned(), Inflight::At(upstream));
+        drop(inflight);
+        Some(link.request(key, line))
     }
 
     fn forward(&self, upstream: usize, key: &str, line: String) -> oneshot::Receiver<Reply> {
@@ -296,6 +362,11 @@ impl Session {
         lock(&self.inflight).remove(key);
     }
 
+    /// The request is answered now: false when the agent cancelled it (then it gets no answer).
+    fn finish(&self, key: &str) -> bool {
+        lock(&self.inflight).remove(key).is_some()
+    }
+
     fn upstream_gone(&self, id: &Value) {
         self.fail(
             id,
@@ -313,8 +384,12 @@ impl Session {
                 Some(Inflight::Checking) => {
                     inflight.remove(&key);
                 }
+                // Forwarded: the upstream stops, and its answer, should it come, is dropped.
                 Some(Inflight::At(upstream)) => {
+                    inflight.remove(&key);
+                    drop(inflight);
                     if let Some(link) = self.upstreams.get(upstream) {
+                        link.forget(&key);
                         link.notify(line);
                     }
                 }
@@ -352,7 +427,7 @@ impl Session {
     }
 
     /// One line from upstream `index`.
-    pub fn from_upstream(&self, index: usize, line: String) {
+    pub fn from_upstream(self: &Arc<Self>, index: usize, line: String) {
         if line.trim().is_empty() {
             return;
         }
@@ -392,7 +467,7 @@ impl Session {
                     self.send_agent(line);
                 }
             }
-            (true, None) => self.send_agent(line),
+            (true, None) => self.upstream_notification(index, &value, line),
             (false, None) => {
                 tracing::warn!("ignored a message of an upstream without method or id");
             }
@@ -509,7 +584,9 @@ impl Session {
 
     async fn call_tool(&self, id: Value, key: String, value: Value, line: String) {
         let outcome = self.checked_call(&id, &key, &value, line).await;
-        self.done(&key);
+        if !self.finish(&key) {
+            return; // cancelled by the agent: no answer
+        }
         match outcome {
             Ok(Some(answer)) => self.send_agent(answer),
             Ok(None) => {}
@@ -617,9 +694,17 @@ impl Session {
         Ok(Some(reply.raw))
     }
 
-    async fn list_tools_one(&self, id: Value, key: String, wait: oneshot::Receiver<Reply>) {
+    async fn list_tools_one(
+        &self,
+        id: Value,
+        key: String,
+        wait: oneshot::Receiver<Reply>,
+        first_page: bool,
+    ) {
         let (reply, filter) = tokio::join!(wait, self.filter());
-        self.done(&key);
+        if !self.finish(&key) {
+            return;
+        }
         let Ok(reply) = reply else {
             return self.upstream_gone(&id);
         };
@@ -640,6 +725,15 @@ impl Session {
             .iter()
             .filter(|t| !filter.hides(&self.names.to_charter(0, t["name"].as_str().unwrap_or(""))))
             .collect();
+        {
+            let shown = kept.iter().map(|&t| t.clone()).collect();
+            let mut catalog = lock(&self.catalog);
+            if first_page {
+                catalog.show_tools(0, shown);
+            } else {
+                catalog.show_more_tools(0, shown);
+            }
+        }
         if kept.len() == tools.len() {
             return self.send_agent(reply.raw);
         }
@@ -663,11 +757,54 @@ impl Session {
         link.request(&key_of(&id), line).await.ok().map(|r| r.value)
     }
 
-    /// `tools/list` with several upstreams: every page of each, renamed and filtered.
-    async fn list_tools_all(&self, id: Value) {
+    /// Every page of the list `method` of `upstream`: the items under `field`; `None` when
+    /// the upstream answers an error (it lists nothing of the kind) or is gone.
+    async fn list_all(&self, upstream: usize, method: &str, field: &str) -> Option<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut cursor: Option<Value> = None;
+        for _ in 0..MAX_PAGES {
+            let params = match &cursor {
+                Some(cursor) => json!({"cursor": cursor}),
+                None => json!({}),
+            };
+            let answer = self.own_request(upstream, method, params).await?;
+            let result = answer.get("result")?;
+            items.extend(result[field].as_array().into_iter().flatten().cloned());
+            match result.get("nextCursor") {
+                Some(next) if !next.is_null() && cursor.as_ref() != Some(next) => {
+                    cursor = Some(next.clone());
+                }
+                _ => return Some(items),
+            }
+        }
+        tracing::warn!(
+            upstream = self.names.server(upstream),
+            "{method}: more than {MAX_PAGES} pages, the rest is left out"
+        );
+        Some(items)
+    }
+
+    /// The tools of `upstream` that Charter does not block whatever the arguments, with the
+    /// upstream's own names.
+    async fn visible_tools(&self, upstream: usize, filter: &ToolFilter) -> Option<Vec<Value>> {
+        let tools = self.list_all(upstream, "tools/list", "tools").await?;
+        Some(
+            tools
+                .into_iter()
+                .filter(|t| {
+                    let name = t["name"].as_str().unwrap_or("");
+                    !filter.hides(&self.names.to_charter(upstream, name))
+                })
+                .collect(),
+        )
+    }
+
+    /// `tools/list` with several upstreams: every page of each, filtered and renamed.
+    async fn list_tools_all(&self, id: Value, key: String) {
         let filter = match self.filter().await {
             Ok(filter) => filter,
             Err(e) => {
+                self.finish(&key);
                 return self.fail(
                     &id,
                     INTERNAL_ERROR,
@@ -675,40 +812,255 @@ impl Session {
                 );
             }
         };
+        let lists = futures_util::future::join_all(
+            (0..self.upstreams.len()).map(|upstream| self.visible_tools(upstream, &filter)),
+        )
+        .await;
         let mut all = Vec::new();
-        for upstream in 0..self.upstreams.len() {
-            let mut cursor: Option<Value> = None;
-            loop {
-                let params = match &cursor {
-                    Some(cursor) => json!({"cursor": cursor}),
-                    None => json!({}),
-                };
-                let Some(answer) = self.own_request(upstream, "tools/list", params).await else {
-                    break;
-                };
-                for tool in answer["result"]["tools"].as_array().into_iter().flatten() {
-                    let name = tool["name"].as_str().unwrap_or("");
-                    if filter.hides(&self.names.to_charter(upstream, name)) {
-                        continue;
-                    }
+        {
+            let mut catalog = lock(&self.catalog);
+            for (upstream, tools) in lists.into_iter().enumerate() {
+                let tools = tools.unwrap_or_default();
+                for tool in &tools {
                     let mut tool = tool.clone();
-                    tool["name"] = json!(self.names.to_wire(upstream, name));
+                    let name = tool["name"].as_str().unwrap_or("").to_owned();
+                    tool["name"] = json!(self.names.to_wire(upstream, &name));
                     all.push(tool);
                 }
-                match answer["result"].get("nextCursor") {
-                    Some(next) if !next.is_null() && cursor.as_ref() != Some(next) => {
-                        cursor = Some(next.clone());
+                catalog.show_tools(upstream, tools);
+            }
+        }
+        if self.finish(&key) {
+            self.send_agent(response(&id, &json!({"tools": all})));
+        }
+    }
+
+    /// `resources/list`, `resources/templates/list` or `prompts/list` with several upstreams:
+    /// every page of every upstream in one answer, without a cursor (prompts renamed like
+    /// tools). What the resources lists say is remembered for routing.
+    async fn merged_list(&self, method: &str, id: Value, key: String, value: &Value) {
+        if value["params"].get("cursor").is_some_and(|c| !c.is_null()) {
+            if self.finish(&key) {
+                self.fail(
+                    &id,
+                    INVALID_PARAMS,
+                    "Invalid cursor: the gateway answers merged lists whole, without cursors",
+                );
+            }
+            return;
+        }
+        let field = match method {
+            "resources/list" => "resources",
+            "resources/templates/list" => "resourceTemplates",
+            _ => "prompts",
+        };
+        let lists = futures_util::future::join_all(
+            (0..self.upstreams.len()).map(|upstream| self.list_all(upstream, method, field)),
+        )
+        .await;
+        let mut all = Vec::new();
+        {
+            let mut catalog = lock(&self.catalog);
+            for (upstream, items) in lists.into_iter().enumerate() {
+                let items = items.unwrap_or_default();
+                match method {
+                    "resources/list" => catalog.set_resources(upstream, &items),
+                    "resources/templates/list" => catalog.set_templates(upstream, &items),
+                    _ => {}
+                }
+                for mut item in items {
+                    if method == "prompts/list"
+                        && let Some(name) = item["name"].as_str()
+                    {
+                        item["name"] = json!(self.names.to_wire(upstream, name));
                     }
-                    _ => break,
+                    all.push(item);
                 }
             }
         }
-        self.send_agent(response(&id, &json!({"tools": all})));
+        if self.finish(&key) {
+            self.send_agent(response(&id, &json!({ field: all })));
+        }
     }
 
-    /// Any other request with several upstreams: lists (`*/list`) merged from every upstream's
-    /// first page; anything else tried on each upstream in turn until one answers without
-    /// an error.
+    /// A request about one prompt or resource, with several upstreams: sent to the upstream
+    /// that owns it (a prompt by its prefix, a resource by its URI), the prompt's name
+    /// unprefixed.
+    async fn routed(&self, method: &str, id: Value, key: String, mut value: Value, line: String) {
+        let params = &mut value["params"];
+        let target = match (method, params["ref"]["type"].as_str()) {
+            ("prompts/get", _) => self.route_name(&mut params["name"]),
+            ("completion/complete", Some("ref/prompt")) => {
+                self.route_name(&mut params["ref"]["name"])
+            }
+            ("completion/complete", Some("ref/resource")) => {
+                let uri = params["ref"]["uri"].as_str().map(str::to_owned);
+                self.route_uri(uri.as_deref()).await.map(|u| (u, false))
+            }
+            ("completion/complete", _) => Err((
+                INVALID_PARAMS,
+                "completion/complete needs a ref/prompt or a ref/resource".to_owned(),
+            )),
+            _ => {
+                let uri = params["uri"].as_str().map(str::to_owned);
+                self.route_uri(uri.as_deref()).await.map(|u| (u, false))
+            }
+        };
+        let (upstream, renamed) = match target {
+            Ok(target) => target,
+            Err((code, message)) => {
+                if self.finish(&key) {
+                    self.fail(&id, code, &message);
+                }
+                return;
+            }
+        };
+        let line = if renamed { value.to_string() } else { line };
+        let Some(wait) = self.forward_unless_cancelled(upstream, &key, line) else {
+            return;
+        };
+        let reply = wait.await;
+        if !self.finish(&key) {
+            return;
+        }
+        match reply {
+            Ok(reply) => self.send_agent(reply.raw),
+            Err(_) => self.upstream_gone(&id),
+        }
+    }
+
+    /// The upstream of a prefixed prompt name, the name replaced by the upstream's own; true
+    /// for "renamed".
+    fn route_name(&self, name: &mut Value) -> Result<(usize, bool), (i64, String)> {
+        let Some(wire) = name.as_str() else {
+            return Err((INVALID_PARAMS, "a prompt name is needed".to_owned()));
+        };
+        let Some((upstream, own)) = self.names.from_wire(wire) else {
+            return Err((INVALID_PARAMS, format!("Unknown prompt: {wire}")));
+        };
+        *name = json!(own);
+        Ok((upstream, true))
+    }
+
+    /// The upstream that owns `uri`, from what the upstreams listed (listed first when not
+    /// known yet).
+    async fn route_uri(&self, uri: Option<&str>) -> Result<usize, (i64, String)> {
+        let Some(uri) = uri else {
+            return Err((INVALID_PARAMS, "a resource uri is needed".to_owned()));
+        };
+        let unknown = lock(&self.catalog).unknown_resources();
+        if !unknown.is_empty() {
+            let lists =
+                futures_util::future::join_all(unknown.iter().map(|&upstream| async move {
+                    tokio::join!(
+                        self.list_all(upstream, "resources/list", "resources"),
+                        self.list_all(upstream, "resources/templates/list", "resourceTemplates"),
+                    )
+                }))
+                .await;
+            let mut catalog = lock(&self.catalog);
+            for (&upstream, (resources, templates)) in unknown.iter().zip(lists) {
+                catalog.set_resources(upstream, &resources.unwrap_or_default());
+                catalog.set_templates(upstream, &templates.unwrap_or_default());
+            }
+        }
+        let route = lock(&self.catalog).route(uri);
+        match route {
+            Route::One(upstream) => Ok(upstream),
+            Route::Ambiguous(upstreams) => {
+                let names: Vec<&str> = upstreams.iter().map(|&u| self.names.server(u)).collect();
+                Err((
+                    INVALID_PARAMS,
+                    format!(
+                        "Ambiguous resource {uri}: several upstreams could serve it ({}); the gateway does not guess which to ask",
+                        names.join(", ")
+                    ),
+                ))
+            }
+            Route::Unknown => Err((
+                RESOURCE_NOT_FOUND,
+                format!(
+                    "Resource not found: no upstream lists {uri}, a template matching it or its scheme"
+                ),
+            )),
+        }
+    }
+
+    /// A notification of upstream `index` for the agent.
+    fn upstream_notification(self: &Arc<Self>, index: usize, value: &Value, line: String) {
+        match value["method"].as_str() {
+            Some("notifications/tools/list_changed") => {
+                let session = Arc::clone(self);
+                tokio::spawn(async move { session.tools_changed(index, line).await });
+            }
+            Some("notifications/resources/list_changed") => {
+                lock(&self.catalog).forget_resources(index);
+                self.send_agent(line);
+            }
+            Some("notifications/cancelled") => self.upstream_cancelled(index, value, line),
+            _ => self.send_agent(line),
+        }
+    }
+
+    /// The upstream's tools changed: listed again and filtered; the agent is told only when
+    /// the tools it sees changed (or it never listed them).
+    async fn tools_changed(&self, index: usize, line: String) {
+        let _in_order = self.relisting.lock().await;
+        if lock(&self.catalog).shown_tools(index).is_none() {
+            return self.send_agent(line);
+        }
+        let filter = match self.filter().await {
+            Ok(filter) => filter,
+            Err(e) => {
+                // The agent's next tools/list fails closed anyway; it may as well ask.
+                tracing::warn!("re-filtering the tools after list_changed: {e}");
+                return self.send_agent(line);
+            }
+        };
+        let Some(visible) = self.visible_tools(index, &filter).await else {
+            return self.send_agent(line);
+        };
+        if lock(&self.catalog).tools_changed(index, visible) {
+            self.send_agent(line);
+        } else {
+            tracing::debug!(
+                upstream = self.names.server(index),
+                "tools/list_changed without a change the agent can see: not passed on"
+            );
+        }
+    }
+
+    /// The upstream cancelled a request it sent to the agent: the agent gets it with the id it
+    /// saw.
+    fn upstream_cancelled(&self, index: usize, value: &Value, line: String) {
+        let original = &value["params"]["requestId"];
+        let agent_key = {
+            let mut relayed = lock(&self.relayed);
+            let key = relayed
+                .iter()
+                .find(|(_, (upstream, id))| *upstream == index && id == original)
+                .map(|(key, _)| key.clone());
+            key.inspect(|key| {
+                relayed.remove(key);
+            })
+        };
+        match agent_key {
+            _ if !self.names.prefixed() => self.send_agent(line),
+            Some(key) => {
+                let mut value = value.clone();
+                value["params"]["requestId"] = serde_json::from_str(&key).unwrap_or(Value::Null);
+                self.send_agent(value.to_string());
+            }
+            None => tracing::debug!(
+                upstream = self.names.server(index),
+                "a cancellation of no request the agent has: dropped"
+            ),
+        }
+    }
+
+    /// Any other request with several upstreams: other lists (`*/list`) merged from every
+    /// upstream's first page; anything else (`logging/setLevel`, methods the gateway does not
+    /// know) sent to every upstream, the first answer without an error returned.
     async fn several(&self, method: &str, id: Value, key: String, line: String) {
         let waits = self.forward_all(&key, &line);
         let mut replies = Vec::new();

@@ -81,9 +81,15 @@ struct Harness {
     session: Arc<Session>,
     agent: mpsc::UnboundedReceiver<String>,
     upstream: mpsc::UnboundedReceiver<String>,
+    /// The upstreams after the first, with several.
+    others: Vec<mpsc::UnboundedReceiver<String>>,
 }
 
 async fn harness() -> Harness {
+    harness_of(&["fx"]).await
+}
+
+async fn harness_of(servers: &[&str]) -> Harness {
     let fake = Arc::new(Fake::default());
     let app = Router::new()
         .route("/v1/runs", post(start_run))
@@ -94,20 +100,28 @@ async fn harness() -> Harness {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let (to_agent, agent) = mpsc::unbounded_channel();
-    let (to_upstream, upstream) = mpsc::unbounded_channel();
+    let mut links = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in servers {
+        let (to_upstream, upstream) = mpsc::unbounded_channel();
+        links.push(UpstreamLink::new(to_upstream));
+        receivers.push(upstream);
+    }
     let session = Arc::new(Session::new(
-        Names::new(vec!["fx".into()]),
+        Names::new(servers.iter().map(|&s| s.to_owned()).collect()),
         Charter::new(&url, "key".into()),
         "bot".into(),
         None,
-        vec![UpstreamLink::new(to_upstream)],
+        links,
         to_agent,
     ));
+    let upstream = receivers.remove(0);
     Harness {
         fake,
         session,
         agent,
         upstream,
+        others: receivers,
     }
 }
 
@@ -210,6 +224,62 @@ async fn a_cancellation_of_a_forwarded_call_reaches_the_upstream() {
     let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#;
     h.session.from_agent(cancel.into());
     assert_eq!(next(&mut h.upstream).await, cancel);
+    // The agent gave up on it: an answer that comes anyway is not passed on.
+    h.session.from_upstream(0, RESULT.into());
+    nothing(&mut h.agent).await;
+}
+
+#[tokio::test]
+async fn with_several_upstreams_an_agent_cancellation_reaches_only_the_called_one() {
+    let mut h = harness_of(&["a", "b"]).await;
+    h.session
+        .from_agent(CALL.replace("\"echo\"", "\"b__echo\""));
+    let forwarded: Value = serde_json::from_str(&next(&mut h.others[0]).await).unwrap();
+    assert_eq!(forwarded["id"], 7);
+    assert_eq!(forwarded["params"]["name"], "echo");
+    assert_eq!(forwarded["params"]["_meta"]["progressToken"], "p");
+    let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}"#;
+    h.session.from_agent(cancel.into());
+    assert_eq!(next(&mut h.others[0]).await, cancel);
+    nothing(&mut h.upstream).await;
+}
+
+#[tokio::test]
+async fn an_upstream_cancelling_its_request_reaches_the_agent_under_the_agents_id() {
+    let mut h = harness_of(&["a", "b"]).await;
+    let ask = r#"{"jsonrpc":"2.0","id":5,"method":"elicitation/create","params":{"message":"?"}}"#;
+    h.session.from_upstream(1, ask.into());
+    let asked: Value = serde_json::from_str(&next(&mut h.agent).await).unwrap();
+    let agent_id = asked["id"].clone();
+    assert_ne!(agent_id, 5);
+    let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5,"reason":"timeout"}}"#;
+    // Upstream `a` never asked anything under 5: its cancellation concerns nothing the agent has.
+    h.session.from_upstream(0, cancel.into());
+    nothing(&mut h.agent).await;
+    h.session.from_upstream(1, cancel.into());
+    let cancelled: Value = serde_json::from_str(&next(&mut h.agent).await).unwrap();
+    assert_eq!(cancelled["method"], "notifications/cancelled");
+    assert_eq!(cancelled["params"]["requestId"], agent_id);
+    assert_eq!(cancelled["params"]["reason"], "timeout");
+}
+
+#[tokio::test]
+async fn with_several_upstreams_a_prompt_goes_to_its_owner_by_its_prefix() {
+    let mut h = harness_of(&["a", "b"]).await;
+    h.session.from_agent(
+        r#"{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"b__outline","arguments":{"topic":"x"}}}"#.into(),
+    );
+    let forwarded: Value = serde_json::from_str(&next(&mut h.others[0]).await).unwrap();
+    assert_eq!(forwarded["params"]["name"], "outline");
+    assert_eq!(forwarded["params"]["arguments"]["topic"], "x");
+    let answer = r#"{"jsonrpc":"2.0","id":3,"result":{"messages":[]}}"#;
+    h.session.from_upstream(1, answer.into());
+    assert_eq!(next(&mut h.agent).await, answer);
+    h.session.from_agent(
+        r#"{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"outline"}}"#.into(),
+    );
+    assert_eq!(error_code(&next(&mut h.agent).await), -32602);
+    nothing(&mut h.upstream).await;
 }
 
 #[tokio::test]

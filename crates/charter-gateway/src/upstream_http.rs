@@ -119,7 +119,7 @@ impl HttpUpstream {
     /// POSTs one message and hands every message of the answer to the relay. A request left
     /// without an answer (unreachable, an HTTP error, a stream cut short) is answered with a
     /// JSON-RPC internal error, so nobody waits for ever.
-    async fn post(&self, session: &Session, line: String) {
+    async fn post(&self, session: &Arc<Session>, line: String) {
         let id = serde_json::from_str::<Value>(&line)
             .ok()
             .filter(|v| v.get("method").is_some())
@@ -161,7 +161,7 @@ impl HttpUpstream {
     /// a response to `id` was among them.
     async fn relay(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         response: reqwest::Response,
         id: Option<&Value>,
     ) -> bool {
@@ -198,7 +198,7 @@ impl HttpUpstream {
         answered
     }
 
-    fn deliver(&self, session: &Session, text: String) {
+    fn deliver(&self, session: &Arc<Session>, text: String) {
         // Remember the negotiated version from the initialize answer.
         if let Ok(value) = serde_json::from_str::<Value>(&text)
             && let Some(version) = value["result"]["protocolVersion"].as_str()
