@@ -158,6 +158,23 @@ def read_timings(path: Path, warmup: int) -> list[dict[str, float]]:
     return lines[warmup:]
 
 
+# Gaps between stages that are waits, not the gateway's work.
+WAITS = {("check_sent", "check_answered"), ("output_sent", "output_answered"),
+         ("forwarded", "upstream_read")}
+
+
+def own_gaps(lines: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each call's gaps between consecutive stages (from the read), waits left out."""
+    gaps: dict[str, list[float]] = {}
+    for line in lines:
+        previous, at = "read", 0.0
+        for stage, t in line["stages"]:
+            if (previous, stage) not in WAITS:
+                gaps.setdefault(f"{previous}→{stage}", []).append(t - at)
+            previous, at = stage, t
+    return gaps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -290,6 +307,17 @@ def report(r: Results, a: argparse.Namespace, variants: list[Variant], transport
         col = lambda k, q=50: percentile([line[k] / 1000 for line in lines], q)  # noqa: E731
         print(f"| {name} | {ms(col('total_us'))} | {ms(col('charter_us'))} | {ms(col('upstream_us'))} | "
               f"{ms(col('own_us'))} | {ms(col('own_us', 99))} |")
+    print()
+    print("The gateway's own work by step (p50 of the gap between consecutive stages; the waits on")
+    print("Charter and on the upstream left out), µs:")
+    print()
+    gaps_by_run = {name: own_gaps(lines) for name, lines in r.inside.items() if lines}
+    steps = list(dict.fromkeys(step for gaps in gaps_by_run.values() for step in gaps))
+    print("| run | " + " | ".join(steps) + " |")
+    print("|---|" + "---:|" * len(steps))
+    for name, gaps in gaps_by_run.items():
+        cells = [f"{percentile(gaps[step], 50):.1f}" if step in gaps else "" for step in steps]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     print()
     checks = r.p("checks alone (gateway's client)", 50)
     for transport in transports:
