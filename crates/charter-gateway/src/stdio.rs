@@ -107,13 +107,12 @@ fn agent_io() -> (Box<dyn AsyncRead + Unpin + Send>, Outlet) {
             Ok(input) => Box::new(input),
             Err(_) => Box::new(tokio::io::stdin()),
         };
-        let output = match output {
-            Ok(output) => Outlet::Pipe(crate::outlet::PipeWriter::new(output)),
-            Err(_) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(write_lines(rx, tokio::io::stdout()));
-                Outlet::Channel(tx)
-            }
+        let output = if let Ok(output) = output {
+            Outlet::Pipe(crate::outlet::PipeWriter::new(output))
+        } else {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(write_lines(rx, tokio::io::stdout()));
+            Outlet::Channel(tx)
         };
         return (input, output);
     }
