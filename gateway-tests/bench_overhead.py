@@ -1,7 +1,21 @@
 """Overhead per tool call through `charter mcp-gateway`, against calling the upstream directly,
-measured in one run (scripts/bench-gateway): stdio and Streamable HTTP, p50 and p99, and the
-Charter checks' own round trips (one `tool_call` and one `output` check per call, the same two
-the gateway makes) timed by themselves against the same server.
+measured in one run (scripts/bench-gateway), over stdio and Streamable HTTP, p50 and p99:
+
+- direct: the `mcp` client calling the upstream itself;
+- null relay: the same through `charter mcp-gateway --null-relay`, a proxy with no logic (the
+  cost any proxy pays: extra pipe or HTTP hops, wake-ups);
+- through: through the gateway, every call and result checked by a real `charter serve`;
+- the checks alone: the gateway's two checks per call (`tool_call`, `output`) sent in a loop by
+  the gateway's own Charter client (`--time-checks`), and for comparison by Python's
+  http.client;
+- the gateway's own work, measured inside (CHARTER_GATEWAY_TIMINGS: the time from the request
+  read to the response written, less the waits on Charter and on the upstream) and by
+  subtraction (through − direct − checks alone − the null relay's cost).
+
+Every measure runs `--rounds` times, alternating, so that a drift of the machine's load hits all
+of them alike; p50 and p99 are over all rounds' samples. `--variant LABEL:ENV=VALUE` adds a
+gateway run with that environment (e.g. `RUST_LOG=...`), and `--variant LABEL@BINARY` one through
+another build, beside the default one, to compare builds or settings in one run.
 
     python bench_overhead.py --binary target/release/charter --calls 500
 """
@@ -20,8 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
 import anyio
 from mcp.client.session import ClientSession
@@ -31,6 +46,7 @@ from mcp.client.streamable_http import streamable_http_client
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "conformance_server.py"
 TOOL = "test_simple_text"  # one text block: one output check per call
+TEXT = "This is a simple text response for testing."
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -66,6 +82,16 @@ def process(command: list[str], env: dict[str, str] | None = None) -> Any:
         p.wait(timeout=15)
 
 
+def listening_url(p: subprocess.Popen[str]) -> str:
+    assert p.stdout is not None
+    line = ""
+    while not line.startswith("listening on "):
+        line = p.stdout.readline()
+        if not line:
+            raise RuntimeError("the process did not start listening")
+    return line.split()[-1]
+
+
 async def time_calls(session: ClientSession, calls: int, warmup: int) -> list[float]:
     for _ in range(warmup):
         await session.call_tool(TOOL, {})
@@ -93,26 +119,82 @@ async def http_session(url: str) -> AsyncIterator[ClientSession]:
             yield session
 
 
+@dataclass
+class Variant:
+    label: str
+    binary: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def parse_variant(spec: str, binary: str) -> Variant:
+    """`LABEL[@BINARY][:KEY=VALUE]`."""
+    head, _, assignment = spec.partition(":")
+    label, _, other = head.partition("@")
+    env = {}
+    if assignment:
+        key, _, value = assignment.partition("=")
+        env[key] = value
+    return Variant(label, other or binary, env)
+
+
+@dataclass
+class Results:
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    rounds: dict[str, list[float]] = field(default_factory=dict)
+    inside: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+
+    def add(self, name: str, samples: list[float]) -> None:
+        self.samples.setdefault(name, []).extend(samples)
+        self.rounds.setdefault(name, []).append(percentile(samples, 50))
+
+    def p(self, name: str, q: float) -> float:
+        return percentile(self.samples[name], q)
+
+
+def read_timings(path: Path, warmup: int) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return lines[warmup:]
+
+
+# Gaps between stages that are waits, not the gateway's work.
+WAITS = {("check_sent", "check_answered"), ("output_sent", "output_answered"),
+         ("forwarded", "upstream_read")}
+
+
+def own_gaps(lines: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each call's gaps between consecutive stages (from the read), waits left out."""
+    gaps: dict[str, list[float]] = {}
+    for line in lines:
+        previous, at = "read", 0.0
+        for stage, t in line["stages"]:
+            if (previous, stage) not in WAITS:
+                gaps.setdefault(f"{previous}→{stage}", []).append(t - at)
+            previous, at = stage, t
+    return gaps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variant", action="append", default=[],
+                        help="LABEL[@BINARY][:KEY=VALUE]: another gateway run to compare")
+    parser.add_argument("--only", choices=["stdio", "http"], help="one transport only")
     a = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     key = "bench-" + secrets.token_urlsafe(24)
     env_key = {"CHARTER_BENCH_KEY": key, "RUST_LOG": "warn"}
-    results: dict[str, list[float]] = {}
+    variants = [Variant("gateway", a.binary)] + [parse_variant(v, a.binary) for v in a.variant]
+    transports = [a.only] if a.only else ["stdio", "http"]
+    r = Results()
 
     with process([a.binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(work / "charter")],
                  {"CHARTER_BOOTSTRAP_KEY": key, "RUST_LOG": "warn"}) as serve:
-        assert serve.stdout is not None
-        line = ""
-        while not line.startswith("listening on "):
-            line = serve.stdout.readline()
-            if not line:
-                raise RuntimeError("charter serve did not start")
-        url = line.split()[-1]
+        url = listening_url(serve)
         host, port = url.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port))
 
@@ -134,61 +216,129 @@ def main() -> None:
                 "upstreams": [upstream], "front": front}))
             return path
 
-        stdio_upstream = {"name": "fx", "command": sys.executable, "args": [str(FIXTURE)]}
+        stdio_config = config({"name": "fx", "command": sys.executable, "args": [str(FIXTURE)]})
 
-        async def stdio_runs() -> None:
+        def timings_env(name: str, round_: int) -> tuple[Path, dict[str, str]]:
+            path = work / f"timings-{name.replace(' ', '-')}-{round_}.jsonl"
+            return path, {"CHARTER_GATEWAY_TIMINGS": str(path)}
+
+        async def stdio_round(round_: int) -> None:
             async with stdio_session(sys.executable, [str(FIXTURE)], {}) as s:
-                results["stdio direct"] = await time_calls(s, a.calls, a.warmup)
-            gw = config(stdio_upstream)
-            async with stdio_session(a.binary, ["mcp-gateway", "--config", str(gw)], env_key) as s:
-                results["stdio through gateway"] = await time_calls(s, a.calls, a.warmup)
+                r.add("stdio direct", await time_calls(s, a.calls, a.warmup))
+            async with stdio_session(a.binary, ["mcp-gateway", "--config", str(stdio_config), "--null-relay"],
+                                     env_key) as s:
+                r.add("stdio null relay", await time_calls(s, a.calls, a.warmup))
+            for v in variants:
+                name = f"stdio through {v.label}"
+                path, env = timings_env(name, round_)
+                async with stdio_session(v.binary, ["mcp-gateway", "--config", str(stdio_config)],
+                                         {**env_key, **env, **v.env}) as s:
+                    r.add(name, await time_calls(s, a.calls, a.warmup))
+                r.inside.setdefault(name, []).extend(read_timings(path, a.warmup))
 
-        anyio.run(stdio_runs)
+        def http_round(round_: int) -> None:
+            fixture_port = free_port()
+            with process([sys.executable, str(FIXTURE), "http", str(fixture_port)]):
+                wait_port(fixture_port)
+                upstream = {"name": "fx", "url": f"http://127.0.0.1:{fixture_port}/mcp"}
+                front = {"http": {"listen": "127.0.0.1:0"}}
+                gw = config(upstream, front)
 
-        fixture_port = free_port()
-        with process([sys.executable, str(FIXTURE), "http", str(fixture_port)]):
-            wait_port(fixture_port)
-            gw_port = free_port()
-            gw = config({"name": "fx", "url": f"http://127.0.0.1:{fixture_port}/mcp"},
-                        {"http": {"listen": f"127.0.0.1:{gw_port}"}})
-            with process([a.binary, "mcp-gateway", "--config", str(gw)], env_key):
-                wait_port(gw_port)
+                async def timed(target: str, name: str) -> None:
+                    async with http_session(target) as s:
+                        r.add(name, await time_calls(s, a.calls, a.warmup))
 
-                async def http_runs() -> None:
-                    async with http_session(f"http://127.0.0.1:{fixture_port}/mcp") as s:
-                        results["http direct"] = await time_calls(s, a.calls, a.warmup)
-                    async with http_session(f"http://127.0.0.1:{gw_port}/mcp") as s:
-                        results["http through gateway"] = await time_calls(s, a.calls, a.warmup)
+                anyio.run(timed, f"http://127.0.0.1:{fixture_port}/mcp", "http direct")
+                with process([a.binary, "mcp-gateway", "--config", str(gw), "--null-relay"], env_key) as p:
+                    anyio.run(timed, listening_url(p), "http null relay")
+                for v in variants:
+                    name = f"http through {v.label}"
+                    path, env = timings_env(name, round_)
+                    with process([v.binary, "mcp-gateway", "--config", str(gw)], {**env_key, **env, **v.env}) as p:
+                        anyio.run(timed, listening_url(p), name)
+                    r.inside.setdefault(name, []).extend(read_timings(path, a.warmup))
 
-                anyio.run(http_runs)
+        def checks_round() -> None:
+            # The gateway's own client, as the gateway sends them.
+            out = subprocess.run(
+                [a.binary, "mcp-gateway", "--config", str(stdio_config),
+                 "--time-checks", str(a.warmup + a.calls), "--check-tool", TOOL, "--check-text", TEXT],
+                env=dict(os.environ, **env_key), check=True, capture_output=True, text=True).stdout
+            r.add("checks alone (gateway's client)", json.loads(out)[a.warmup:])
+            # Python's http.client, the figure of the first measurements, for comparison.
+            run = api("POST", "/v1/runs", {"agent_id": "bench", "tenant_id": "bench"})["id"]
+            checks = []
+            for i in range(a.warmup + a.calls):
+                start = time.perf_counter()
+                api("POST", f"/v1/runs/{run}/check", {"kind": "tool_call", "tool": f"fx.{TOOL}", "args": {}})
+                api("POST", f"/v1/runs/{run}/check", {"kind": "output", "text": TEXT, "channel": "mcp"})
+                if i >= a.warmup:
+                    checks.append((time.perf_counter() - start) * 1000)
+            r.add("checks alone (Python http.client)", checks)
 
-        # The checks by themselves: the gateway's two per call, on one kept-alive connection.
-        run = api("POST", "/v1/runs", {"agent_id": "bench", "tenant_id": "bench"})["id"]
-        checks = []
-        for i in range(a.warmup + a.calls):
-            start = time.perf_counter()
-            api("POST", f"/v1/runs/{run}/check", {"kind": "tool_call", "tool": f"fx.{TOOL}", "args": {}})
-            api("POST", f"/v1/runs/{run}/check", {
-                "kind": "output", "text": "This is a simple text response for testing.", "channel": "mcp"})
-            if i >= a.warmup:
-                checks.append((time.perf_counter() - start) * 1000)
-        results["the two checks alone"] = checks
+        for round_ in range(a.rounds):
+            if "stdio" in transports:
+                anyio.run(stdio_round, round_)
+            if "http" in transports:
+                http_round(round_)
+            checks_round()
 
-    p: Callable[[str, float], float] = lambda name, q: percentile(results[name], q)
-    print(f"binary: {a.binary}; {a.calls} calls each after {a.warmup} warm-up calls; ms")
-    print("| measure | p50 | p99 |")
-    print("|---|---:|---:|")
-    for name in results:
-        print(f"| {name} | {p(name, 50):.3f} | {p(name, 99):.3f} |")
-    for transport in ("stdio", "http"):
-        added50 = p(f"{transport} through gateway", 50) - p(f"{transport} direct", 50)
-        added99 = p(f"{transport} through gateway", 99) - p(f"{transport} direct", 99)
-        own50 = added50 - p("the two checks alone", 50)
-        ratio = own50 / p(f"{transport} direct", 50)
-        print(f"{transport}: added p50 {added50:.3f} ms (p99 {added99:.3f}), of which the checks "
-              f"{p('the two checks alone', 50):.3f}; the gateway's own work {own50:.3f} ms = "
-              f"{ratio:.0%} of the direct call's p50 (target ≤ 10%)")
-    print(f"(mean of the checks: {statistics.mean(results['the two checks alone']):.3f} ms)")
+    report(r, a, variants, transports)
+
+
+def report(r: Results, a: argparse.Namespace, variants: list[Variant], transports: list[str]) -> None:
+    ms = lambda x: f"{x:.3f}"  # noqa: E731
+    print(f"binary: {a.binary}; {a.rounds} rounds of {a.calls} calls each after {a.warmup} warm-up "
+          f"calls, alternating; ms; load average {os.getloadavg()[0]:.2f}")
+    print()
+    print("| measure | p50 | p99 | p50 of each round |")
+    print("|---|---:|---:|---|")
+    for name in r.samples:
+        rounds = ", ".join(ms(x) for x in r.rounds[name])
+        print(f"| {name} | {ms(r.p(name, 50))} | {ms(r.p(name, 99))} | {rounds} |")
+    print()
+    print("Inside the gateway (CHARTER_GATEWAY_TIMINGS), per call, ms:")
+    print()
+    print("| run | total p50 | awaiting Charter p50 | awaiting the upstream p50 | own work p50 | own work p99 |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, lines in r.inside.items():
+        if not lines:
+            continue
+        col = lambda k, q=50: percentile([line[k] / 1000 for line in lines], q)  # noqa: E731
+        print(f"| {name} | {ms(col('total_us'))} | {ms(col('charter_us'))} | {ms(col('upstream_us'))} | "
+              f"{ms(col('own_us'))} | {ms(col('own_us', 99))} |")
+    print()
+    print("The gateway's own work by step (p50 of the gap between consecutive stages; the waits on")
+    print("Charter and on the upstream left out), µs:")
+    print()
+    gaps_by_run = {name: own_gaps(lines) for name, lines in r.inside.items() if lines}
+    steps = list(dict.fromkeys(step for gaps in gaps_by_run.values() for step in gaps))
+    print("| run | " + " | ".join(steps) + " |")
+    print("|---|" + "---:|" * len(steps))
+    for name, gaps in gaps_by_run.items():
+        cells = [f"{percentile(gaps[step], 50):.1f}" if step in gaps else "" for step in steps]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+    checks = r.p("checks alone (gateway's client)", 50)
+    for transport in transports:
+        direct = r.p(f"{transport} direct", 50)
+        floor = r.p(f"{transport} null relay", 50) - direct
+        for v in variants:
+            name = f"{transport} through {v.label}"
+            added = r.p(name, 50) - direct
+            lines = r.inside.get(name) or []
+            inside = percentile([line["own_us"] / 1000 for line in lines], 50) if lines else float("nan")
+            by_subtraction = added - checks - floor
+            print(f"{name}: added p50 {ms(added)} (p99 {ms(r.p(name, 99) - r.p(f'{transport} direct', 99))}); "
+                  f"checks alone {ms(checks)}, null relay's cost {ms(floor)} ({floor / direct:.0%} of direct); "
+                  f"own work inside {ms(inside)} = {inside / direct:.0%} of the direct p50 "
+                  f"(by subtraction {ms(by_subtraction)} = {by_subtraction / direct:.0%}); "
+                  f"target own ≤ 10% ({ms(0.1 * direct)}): {'met' if inside <= 0.1 * direct else 'NOT met'}; "
+                  f"target added ≤ checks + 10% ({ms(checks + 0.1 * direct)}): "
+                  f"{'met' if added <= checks + 0.1 * direct else 'NOT met'}; "
+                  f"added − checks − own inside = {ms(added - checks - inside)} (outside the timed span)")
+    mean = statistics.mean(r.samples["checks alone (gateway's client)"])
+    print(f"(mean of the checks alone, gateway's client: {mean:.3f} ms)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,17 @@ pub(crate) struct GatewayArgs {
     /// The configuration file (JSON; docs/gateway.md).
     #[arg(long)]
     config: PathBuf,
+    /// Benchmark floor (scripts/bench-gateway): relay the first upstream with no logic.
+    #[arg(long, hide = true)]
+    null_relay: bool,
+    /// Benchmark (scripts/bench-gateway): time this many pairs of checks with the gateway's
+    /// Charter client, as for a call of `--check-tool` returning `--check-text`.
+    #[arg(long, hide = true)]
+    time_checks: Option<usize>,
+    #[arg(long, hide = true, default_value = "test_simple_text")]
+    check_tool: String,
+    #[arg(long, hide = true, default_value = "")]
+    check_text: String,
 }
 
 /// Runs the gateway until the agent closes its input. Logs go to standard error (standard
@@ -42,7 +53,17 @@ pub(crate) fn run(args: &GatewayArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(charter_gateway::run(&config)) {
+    let served = runtime.block_on(async {
+        if args.null_relay {
+            charter_gateway::bench::null_relay(&config).await
+        } else if let Some(calls) = args.time_checks {
+            charter_gateway::bench::time_checks(&config, calls, &args.check_tool, &args.check_text)
+                .await
+        } else {
+            charter_gateway::run(&config).await
+        }
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("charter mcp-gateway: {e}");

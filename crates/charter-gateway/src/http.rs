@@ -27,8 +27,10 @@ use tokio::sync::mpsc;
 use crate::GatewayError;
 use crate::charter::Charter;
 use crate::config::Config;
+use crate::outlet::Outlet;
 use crate::session::{INVALID_REQUEST, Session};
 use crate::stdio::{Started, start_session, stop_session};
+use crate::timing;
 
 /// The session header.
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -150,8 +152,13 @@ pub async fn serve(config: &Config, listen: &str) -> Result<(), GatewayError> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| GatewayError::Listen(format!("{listen}: {e}")))?;
-    let addr = listener
-        .local_addr()
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        // Small answers go out at once rather than after the agent's acknowledgement.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+    });
+    let addr = axum::serve::Listener::local_addr(&listener)
         .map_err(|e| GatewayError::Listen(format!("{listen}: {e}")))?;
     // Standard output is free with this front: say where, once, for whoever started us.
     {
@@ -297,15 +304,11 @@ fn new_session_id() -> String {
 
 /// Starts a session: its upstreams, its relay, and the task routing its messages.
 fn open_session(front: &Front) -> Result<(String, Arc<HttpSession>), GatewayError> {
-    let (to_agent, mut from_session) = mpsc::unbounded_channel::<String>();
-    let started = start_session(&front.config, &front.charter, to_agent)?;
     let routes = Arc::new(Mutex::new(Routes::default()));
     let router_routes = Arc::clone(&routes);
-    tokio::spawn(async move {
-        while let Some(line) = from_session.recv().await {
-            lock(&router_routes).deliver(line);
-        }
-    });
+    // Routed by the task that produced the message: no hand-off to a router task.
+    let to_agent = Outlet::Call(Arc::new(move |line| lock(&router_routes).deliver(line)));
+    let started = start_session(&front.config, &front.charter, to_agent)?;
     let session = Arc::new(HttpSession {
         session: Arc::clone(&started.session),
         started: Mutex::new(Some(started)),
@@ -317,17 +320,14 @@ fn open_session(front: &Front) -> Result<(String, Arc<HttpSession>), GatewayErro
     Ok((id, session))
 }
 
-/// The events of one request's stream: everything routed to it, closing after its response.
+/// The events of one request's stream: everything routed to it, closing after its response
+/// (its sender is dropped when the response is routed).
 fn request_stream(
     rx: mpsc::UnboundedReceiver<String>,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold((false, rx), |(done, mut rx)| async move {
-        if done {
-            return None;
-        }
+    futures_util::stream::unfold(rx, |mut rx| async move {
         let line = rx.recv().await?;
-        let last = serde_json::from_str::<Value>(&line).is_ok_and(|v| v.get("method").is_none());
-        Some((Ok(Event::default().event("message").data(line)), (last, rx)))
+        Some((Ok(Event::default().event("message").data(line)), rx))
     })
 }
 
@@ -336,6 +336,7 @@ async fn post_message(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let read = timing::now();
     if let Err(refused) = check_origin(&headers) {
         return *refused;
     }
@@ -378,7 +379,7 @@ async fn post_message(
         if method == Some("notifications/cancelled") {
             lock(&session.routes).cancelled(&value["params"]["requestId"].to_string());
         }
-        session.session.from_agent(line);
+        session.session.from_agent_parsed(value, line, read);
         return StatusCode::ACCEPTED.into_response();
     };
     let (tx, rx) = mpsc::unbounded_channel();
@@ -390,7 +391,7 @@ async fn post_message(
         }
         routes.requests.insert(key, tx);
     }
-    session.session.from_agent(line);
+    session.session.from_agent_parsed(value, line, read);
     let mut response = Sse::new(request_stream(rx)).into_response();
     if let Some(session_id) = session_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         response.headers_mut().insert(SESSION_HEADER, session_id);

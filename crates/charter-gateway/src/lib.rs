@@ -6,16 +6,19 @@
 //! before the agent sees it; `tools/list` leaves out what Charter blocks whatever the
 //! arguments. Everything else passes through as it is. See `docs/gateway.md`.
 
+pub mod bench;
 pub mod charter;
 pub mod config;
 pub mod filter;
 pub mod http;
 pub mod names;
+pub mod outlet;
 pub mod output;
 pub mod refusal;
 pub mod routing;
 pub mod session;
 pub mod stdio;
+pub mod timing;
 pub mod upstream_http;
 
 pub use config::Config;

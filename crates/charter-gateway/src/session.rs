@@ -14,16 +14,19 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::charter::{Charter, CharterError};
 use crate::filter::ToolFilter;
 use crate::names::Names;
+use crate::outlet::Outlet;
 use crate::output;
 use crate::refusal::{self, Refused};
 use crate::routing::{Catalog, Route};
+use crate::timing::{self, CallTimes};
 
 /// JSON-RPC: the message is not JSON.
 pub const PARSE_ERROR: i64 = -32700;
@@ -54,21 +57,23 @@ pub struct Reply {
     pub value: Value,
     /// The line, forwarded as is when the gateway changes nothing.
     pub raw: String,
+    /// When it was read from the upstream (with timings on).
+    pub read_at: Option<Instant>,
 }
 
 /// The gateway's side of one upstream connection.
 #[derive(Debug)]
 pub struct UpstreamLink {
-    send: mpsc::UnboundedSender<String>,
+    send: Outlet,
     pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
     alive: AtomicBool,
 }
 
 impl UpstreamLink {
     /// A link that writes lines to `send`.
-    pub fn new(send: mpsc::UnboundedSender<String>) -> UpstreamLink {
+    pub fn new(send: impl Into<Outlet>) -> UpstreamLink {
         UpstreamLink {
-            send,
+            send: send.into(),
             pending: Mutex::new(HashMap::new()),
             alive: AtomicBool::new(true),
         }
@@ -81,7 +86,7 @@ impl UpstreamLink {
         // A closed upstream answers nothing: the waiting side sees its sender dropped.
         if self.alive.load(Ordering::Acquire) {
             lock(&self.pending).insert(key.to_owned(), tx);
-            if self.send.send(line).is_err() || !self.alive.load(Ordering::Acquire) {
+            if !self.send.send(line) || !self.alive.load(Ordering::Acquire) {
                 lock(&self.pending).remove(key);
             }
         }
@@ -89,7 +94,7 @@ impl UpstreamLink {
     }
 
     fn notify(&self, line: String) {
-        let _ = self.send.send(line);
+        self.send.send(line);
     }
 
     /// Stops waiting for the answer to `key` (the agent cancelled it): a late answer is dropped.
@@ -144,7 +149,7 @@ pub struct Session {
     agent: String,
     tenant: Option<String>,
     upstreams: Vec<UpstreamLink>,
-    to_agent: mpsc::UnboundedSender<String>,
+    to_agent: Outlet,
     run: tokio::sync::Mutex<RunState>,
     inflight: Mutex<HashMap<String, Inflight>>,
     /// Requests of the upstreams to the agent: the id the agent sees → upstream and its id.
@@ -179,7 +184,7 @@ impl Session {
         agent: String,
         tenant: Option<String>,
         upstreams: Vec<UpstreamLink>,
-        to_agent: mpsc::UnboundedSender<String>,
+        to_agent: impl Into<Outlet>,
     ) -> Session {
         let catalog = Catalog::new(upstreams.len());
         Session {
@@ -188,7 +193,7 @@ impl Session {
             agent,
             tenant,
             upstreams,
-            to_agent,
+            to_agent: to_agent.into(),
             run: tokio::sync::Mutex::new(RunState::default()),
             inflight: Mutex::new(HashMap::new()),
             relayed: Mutex::new(HashMap::new()),
@@ -211,15 +216,20 @@ impl Session {
     }
 
     fn send_agent(&self, line: String) {
-        let _ = self.to_agent.send(line);
+        self.to_agent.send(line);
     }
 
     fn fail(&self, id: &Value, code: i64, message: &str) {
         self.send_agent(error_response(id, code, message));
     }
 
-    /// One line from the agent.
+    /// One line from the agent, just read.
     pub fn from_agent(self: &Arc<Self>, line: String) {
+        self.from_agent_read_at(line, timing::now());
+    }
+
+    /// One line from the agent, read at `read` (with timings on: [`timing::now`]).
+    pub fn from_agent_read_at(self: &Arc<Self>, line: String, read: Option<Instant>) {
         if line.trim().is_empty() {
             return;
         }
@@ -230,6 +240,12 @@ impl Session {
                 return;
             }
         };
+        self.from_agent_parsed(value, line, read);
+    }
+
+    /// One message from the agent, already parsed from `line` (the HTTP front parses the body
+    /// to route it), read at `read`.
+    pub fn from_agent_parsed(self: &Arc<Self>, value: Value, line: String, read: Option<Instant>) {
         if value.is_array() {
             // A batch must never bypass inspection; MCP dropped batches after 2025-03-26.
             self.fail(
@@ -245,7 +261,7 @@ impl Session {
             .map(str::to_owned);
         let id = value.get("id").filter(|id| !id.is_null()).cloned();
         match (method, id) {
-            (Some(method), Some(id)) => self.agent_request(&method, id, value, line),
+            (Some(method), Some(id)) => self.agent_request(&method, id, value, line, read),
             (Some(method), None) => self.agent_notification(&method, &value, line),
             (None, Some(id)) => self.agent_response(&id, value, line),
             (None, None) => {
@@ -254,7 +270,14 @@ impl Session {
         }
     }
 
-    fn agent_request(self: &Arc<Self>, method: &str, id: Value, value: Value, line: String) {
+    fn agent_request(
+        self: &Arc<Self>,
+        method: &str,
+        id: Value,
+        value: Value,
+        line: String,
+        read: Option<Instant>,
+    ) {
         let key = key_of(&id);
         match method {
             "initialize" => {
@@ -266,7 +289,7 @@ impl Session {
             "tools/call" => {
                 lock(&self.inflight).insert(key.clone(), Inflight::Checking);
                 let session = Arc::clone(self);
-                tokio::spawn(async move { session.call_tool(id, key, value, line).await });
+                tokio::spawn(async move { session.call_tool(id, key, value, line, read).await });
             }
             "tools/list" if !self.names.prefixed() => {
                 let first_page = value["params"].get("cursor").is_none_or(Value::is_null);
@@ -428,6 +451,7 @@ impl Session {
 
     /// One line from upstream `index`.
     pub fn from_upstream(self: &Arc<Self>, index: usize, line: String) {
+        let read_at = timing::now();
         if line.trim().is_empty() {
             return;
         }
@@ -438,6 +462,17 @@ impl Session {
             );
             return;
         };
+        self.from_upstream_parsed(index, value, line, read_at);
+    }
+
+    /// One message from upstream `index`, already parsed from `line`, read at `read_at`.
+    pub fn from_upstream_parsed(
+        self: &Arc<Self>,
+        index: usize,
+        value: Value,
+        line: String,
+        read_at: Option<Instant>,
+    ) {
         let has_method = value.get("method").is_some();
         let id = value.get("id").filter(|id| !id.is_null()).cloned();
         match (has_method, id) {
@@ -445,7 +480,14 @@ impl Session {
                 let Some(link) = self.upstreams.get(index) else {
                     return;
                 };
-                if !link.answer(&key_of(&id), Reply { value, raw: line }) {
+                if !link.answer(
+                    &key_of(&id),
+                    Reply {
+                        value,
+                        raw: line,
+                        read_at,
+                    },
+                ) {
                     tracing::debug!(
                         upstream = self.names.server(index),
                         "an answer nobody awaits"
@@ -582,8 +624,16 @@ impl Session {
         self.send_agent(response(&id, &merge_initialize(&results)));
     }
 
-    async fn call_tool(&self, id: Value, key: String, value: Value, line: String) {
-        let outcome = self.checked_call(&id, &key, &value, line).await;
+    async fn call_tool(
+        &self,
+        id: Value,
+        key: String,
+        value: Value,
+        line: String,
+        read: Option<Instant>,
+    ) {
+        let mut times = CallTimes::start(read);
+        let outcome = self.checked_call(&id, &key, &value, line, &mut times).await;
         if !self.finish(&key) {
             return; // cancelled by the agent: no answer
         }
@@ -592,6 +642,8 @@ impl Session {
             Ok(None) => {}
             Err(message) => self.fail(&id, INTERNAL_ERROR, &message),
         }
+        CallTimes::mark(&mut times, "written");
+        CallTimes::finish(times);
     }
 
     /// A `tools/call`: its answer for the agent, `None` when cancelled, or the message of an
@@ -602,6 +654,7 @@ impl Session {
         key: &str,
         value: &Value,
         line: String,
+        times: &mut Option<CallTimes>,
     ) -> Result<Option<String>, String> {
         let params = &value["params"];
         let Some(wire) = params["name"].as_str() else {
@@ -641,7 +694,9 @@ impl Session {
             )));
         }
         let action = json!({"kind": "tool_call", "tool": charter_tool, "args": args});
+        CallTimes::mark(times, "check_sent");
         let decision = self.charter.check(&run, &action).await.map_err(closed)?;
+        CallTimes::mark(times, "check_answered");
         if decision["decision"] != "allow" {
             if decision["decision"] == "halt" {
                 self.halt(&decision).await;
@@ -668,19 +723,24 @@ impl Session {
         let Some(link) = self.upstreams.get(upstream) else {
             return Err("no such upstream".into());
         };
-        let reply = link
-            .request(key, line)
+        let wait = link.request(key, line);
+        CallTimes::mark(times, "forwarded");
+        let reply = wait
             .await
             .map_err(|_| "the upstream MCP server closed before answering".to_owned())?;
+        CallTimes::mark_at(times, "upstream_read", reply.read_at);
+        CallTimes::mark(times, "upstream_received");
         let Some(result) = reply.value.get("result") else {
             return Ok(Some(reply.raw)); // a protocol error of the upstream, as it is
         };
         let modern = modern || result.get("resultType").is_some();
         for text in output::pieces(result) {
             let action = json!({"kind": "output", "text": text, "channel": OUTPUT_CHANNEL});
+            CallTimes::mark(times, "output_sent");
             let decision = self.charter.check(&run, &action).await.map_err(|e| {
                 format!("Charter could not check the tool's result, so it was withheld: {e}")
             })?;
+            CallTimes::mark(times, "output_answered");
             if decision["decision"] != "allow" {
                 if decision["decision"] == "halt" {
                     self.halt(&decision).await;

@@ -5,14 +5,15 @@
 use std::process::Stdio;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use crate::GatewayError;
 use crate::charter::Charter;
 use crate::config::{Config, Transport, Upstream};
 use crate::names::Names;
+use crate::outlet::Outlet;
 use crate::session::{Session, UpstreamLink};
 use crate::upstream_http::HttpUpstream;
 
@@ -53,13 +54,71 @@ fn spawn(upstream: &Upstream, command: &str) -> Result<Spawned, GatewayError> {
             upstream.name
         )));
     };
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(write_lines(rx, stdin));
     Ok(Spawned {
         child,
-        link: UpstreamLink::new(tx),
+        link: UpstreamLink::new(child_outlet(stdin)),
         stdout,
     })
+}
+
+/// A child's standard input, written directly by whoever sends.
+fn child_outlet(stdin: ChildStdin) -> Outlet {
+    #[cfg(unix)]
+    {
+        let pipe = stdin
+            .into_owned_fd()
+            .and_then(tokio::net::unix::pipe::Sender::from_owned_fd);
+        match pipe {
+            Ok(pipe) => Outlet::Pipe(crate::outlet::PipeWriter::new(pipe)),
+            Err(e) => {
+                tracing::warn!("an upstream's standard input: {e}");
+                let (tx, _) = mpsc::unbounded_channel();
+                Outlet::Channel(tx)
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_lines(rx, stdin));
+        Outlet::Channel(tx)
+    }
+}
+
+/// The agent's side: standard input and output as non-blocking pipes when they are pipes (no
+/// trip through tokio's blocking pool per message), else through tokio's blocking pool.
+fn agent_io() -> (Box<dyn AsyncRead + Unpin + Send>, Outlet) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd as _;
+        use tokio::net::unix::pipe;
+        let input = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(pipe::Receiver::from_owned_fd);
+        let output = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(pipe::Sender::from_owned_fd);
+        let input: Box<dyn AsyncRead + Unpin + Send> = match input {
+            Ok(input) => Box::new(input),
+            Err(_) => Box::new(tokio::io::stdin()),
+        };
+        let output = if let Ok(output) = output {
+            Outlet::Pipe(crate::outlet::PipeWriter::new(output))
+        } else {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(write_lines(rx, tokio::io::stdout()));
+            Outlet::Channel(tx)
+        };
+        (input, output)
+    }
+    #[cfg(not(unix))]
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_lines(rx, tokio::io::stdout()));
+        (Box::new(tokio::io::stdin()), Outlet::Channel(tx))
+    }
 }
 
 /// A session with its upstreams started: the relay, and the child processes to stop when it ends.
@@ -73,7 +132,7 @@ pub(crate) struct Started {
 pub(crate) fn start_session(
     config: &Config,
     charter: &Charter,
-    to_agent: mpsc::UnboundedSender<String>,
+    to_agent: Outlet,
 ) -> Result<Started, GatewayError> {
     let names = Names::new(config.upstreams.iter().map(|u| u.name.clone()).collect());
     let mut children = Vec::new();
@@ -148,11 +207,10 @@ pub async fn serve(config: &Config) -> Result<(), GatewayError> {
         .key()
         .map_err(|e| GatewayError::Config(e.to_string()))?;
     let charter = Charter::new(&config.charter.url, key);
-    let (to_agent, from_session) = mpsc::unbounded_channel();
+    let (input, to_agent) = agent_io();
     let started = start_session(config, &charter, to_agent)?;
-    let writer = tokio::spawn(write_lines(from_session, tokio::io::stdout()));
     let session = Arc::clone(&started.session);
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut lines = BufReader::new(input).lines();
     loop {
         match lines.next_line().await {
             Ok(Some(line)) => session.from_agent(line),
@@ -165,6 +223,5 @@ pub async fn serve(config: &Config) -> Result<(), GatewayError> {
     }
     drop(session);
     stop_session(started).await;
-    writer.abort();
     Ok(())
 }

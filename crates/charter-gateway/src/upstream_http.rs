@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::session::Session;
+use crate::timing;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -82,19 +83,23 @@ impl HttpUpstream {
             while let Some(line) = from_session.recv().await {
                 let value: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
                 let method = value.get("method").and_then(Value::as_str).unwrap_or("");
-                let is_request =
-                    value.get("id").is_some_and(|id| !id.is_null()) && !method.is_empty();
-                if method == "initialize" || !is_request {
+                // The id of a request, whose answer someone awaits.
+                let id = value
+                    .get("id")
+                    .filter(|id| !id.is_null() && !method.is_empty())
+                    .cloned();
+                if method == "initialize" || id.is_none() {
                     // In order: the session id must be known before anything else is sent,
                     // and notifications and answers are quick.
-                    this.post(&session, line).await;
-                    if method == "notifications/initialized" {
+                    let initialized = method == "notifications/initialized";
+                    this.post(&session, line, id).await;
+                    if initialized {
                         this.listen(Arc::clone(&session));
                     }
                 } else {
                     let this = Arc::clone(&this);
                     let session = Arc::clone(&session);
-                    tokio::spawn(async move { this.post(&session, line).await });
+                    tokio::spawn(async move { this.post(&session, line, id).await });
                 }
             }
         });
@@ -119,11 +124,7 @@ impl HttpUpstream {
     /// POSTs one message and hands every message of the answer to the relay. A request left
     /// without an answer (unreachable, an HTTP error, a stream cut short) is answered with a
     /// JSON-RPC internal error, so nobody waits for ever.
-    async fn post(&self, session: &Arc<Session>, line: String) {
-        let id = serde_json::from_str::<Value>(&line)
-            .ok()
-            .filter(|v| v.get("method").is_some())
-            .and_then(|v| v.get("id").filter(|id| !id.is_null()).cloned());
+    async fn post(&self, session: &Arc<Session>, line: String, id: Option<Value>) {
         let request = self
             .request(reqwest::Method::POST)
             .header("content-type", "application/json")
@@ -167,13 +168,7 @@ impl HttpUpstream {
     ) -> bool {
         let mut answered = false;
         let mut deliver = |text: String| {
-            if let Some(id) = id
-                && serde_json::from_str::<Value>(&text)
-                    .is_ok_and(|v| v.get("method").is_none() && v.get("id") == Some(id))
-            {
-                answered = true;
-            }
-            self.deliver(session, text);
+            answered |= self.deliver(session, text, id);
         };
         let is_sse = response
             .headers()
@@ -198,21 +193,29 @@ impl HttpUpstream {
         answered
     }
 
-    fn deliver(&self, session: &Arc<Session>, text: String) {
+    /// Hands one message to the relay (parsed once, here); true when it answers `id`.
+    fn deliver(&self, session: &Arc<Session>, text: String, id: Option<&Value>) -> bool {
+        let read_at = timing::now();
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            session.from_upstream(self.index, text);
+            return false;
+        };
         // Remember the negotiated version from the initialize answer.
-        if let Ok(value) = serde_json::from_str::<Value>(&text)
-            && let Some(version) = value["result"]["protocolVersion"].as_str()
+        if let Some(version) = value["result"]["protocolVersion"].as_str()
             && value["result"].get("capabilities").is_some()
         {
             lock(&self.connection).protocol_version = Some(version.to_owned());
         }
+        let answered =
+            id.is_some_and(|id| value.get("method").is_none() && value.get("id") == Some(id));
         // One line per message for the relay, whatever the upstream's formatting.
         let line = if text.contains(['\n', '\r']) {
-            serde_json::from_str::<Value>(&text).map_or(text, |v| v.to_string())
+            value.to_string()
         } else {
             text
         };
-        session.from_upstream(self.index, line);
+        session.from_upstream_parsed(self.index, value, line, read_at);
+        answered
     }
 
     /// Opens the `GET` stream of what the upstream sends on its own (a server without one
