@@ -18,8 +18,10 @@ pub(crate) struct GatewayArgs {
     /// Charter client, as for a call of `--check-tool` returning `--check-text`.
     #[arg(long, hide = true)]
     time_checks: Option<usize>,
+    /// Benchmark, with `--time-checks`: the tool the timed `tool_call` checks name.
     #[arg(long, hide = true, default_value = "test_simple_text")]
     check_tool: String,
+    /// Benchmark, with `--time-checks`: the text the timed `output` checks carry.
     #[arg(long, hide = true, default_value = "")]
     check_text: String,
 }
