@@ -1,6 +1,6 @@
 //! The MCP gateway's readers of outside input. The input is UTF-8 text cut at NUL bytes into
 //! parts (the first 12 are used); each part is read as a configuration file (`Config::parse`),
-//! an upstream's name, an HTTP upstream's event stream (`SseParser`), and, when it is JSON,
+//! an upstream's name, an HTTP upstream's event stream (`sse::Decoder`), and, when it is JSON,
 //! as a tool result (`output::pieces`), a decision to refuse with (`refusal`), policies read
 //! from Charter (`ToolFilter`), upstreams' `initialize` results (`merge_initialize`) and
 //! upstreams' lists (`Catalog`: an array of `{"resources": [...], "templates": [...]}`). The
@@ -21,7 +21,7 @@ use charter_gateway::output::pieces;
 use charter_gateway::refusal::{self, Refused};
 use charter_gateway::routing::{Catalog, Route, template_matches};
 use charter_gateway::session::merge_initialize;
-use charter_gateway::upstream_http::SseParser;
+use charter_gateway::sse::Decoder;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -196,15 +196,16 @@ fn catalog(upstreams: &[Value], parts: &[&str]) {
 /// boundaries spread over it (every boundary would make long inputs quadratic), then a blank
 /// line to end the last event.
 fn events(stream: &str) {
-    let mut whole = SseParser::default();
-    let mut expected = whole.feed(stream);
-    expected.extend(whole.feed("\n\n"));
-    let step = (stream.chars().count() / 16).max(1);
-    for (cut, _) in stream.char_indices().step_by(step) {
-        let mut parser = SseParser::default();
-        let mut got = parser.feed(&stream[..cut]);
-        got.extend(parser.feed(&stream[cut..]));
-        got.extend(parser.feed("\n\n"));
+    let bytes = stream.as_bytes();
+    let mut whole = Decoder::default();
+    let mut expected = whole.feed(bytes);
+    expected.extend(whole.feed(b"\n\n"));
+    let step = (bytes.len() / 16).max(1);
+    for cut in (0..bytes.len()).step_by(step) {
+        let mut decoder = Decoder::default();
+        let mut got = decoder.feed(&bytes[..cut]);
+        got.extend(decoder.feed(&bytes[cut..]));
+        got.extend(decoder.feed(b"\n\n"));
         assert_eq!(got, expected, "cut at {cut}");
     }
 }

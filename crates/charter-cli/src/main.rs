@@ -13,7 +13,6 @@ mod policy;
 mod render;
 mod runs;
 mod serve;
-mod sse;
 mod violations;
 
 use std::process::ExitCode;

@@ -8,8 +8,8 @@ use serde_json::Value;
 use crate::client::{ClientArgs, Failure, Query};
 use crate::output::{cell, grid, instant, line};
 use crate::pages::{self, Paging, items, with_more};
-use crate::sse::{Decoder, Message};
 use crate::{Ctx, out};
+use charter_gateway::sse::{Decoder, Message};
 
 /// `charter violations [FILTERS] [--limit N] [--cursor C | --all | --follow]`, or
 /// `charter violations stats [FILTERS] [--bucket 1h]`.

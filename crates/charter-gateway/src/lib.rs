@@ -17,6 +17,7 @@ pub mod output;
 pub mod refusal;
 pub mod routing;
 pub mod session;
+pub mod sse;
 pub mod stdio;
 pub mod timing;
 pub mod upstream_http;

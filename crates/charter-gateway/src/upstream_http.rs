@@ -12,40 +12,11 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::session::Session;
+use crate::sse::{Decoder, Message};
 use crate::timing;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Accumulates `text/event-stream` bytes and yields the data of each complete event.
-#[derive(Debug, Default)]
-pub struct SseParser {
-    buffer: String,
-    data: Vec<String>,
-}
-
-impl SseParser {
-    /// Feeds a chunk; returns the data of every event it completed.
-    pub fn feed(&mut self, chunk: &str) -> Vec<String> {
-        self.buffer.push_str(chunk);
-        let mut events = Vec::new();
-        while let Some(end) = self.buffer.find('\n') {
-            let line: String = self.buffer.drain(..=end).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if !self.data.is_empty() {
-                    events.push(self.data.join("\n"));
-                    self.data.clear();
-                }
-            } else if let Some(data) = line.strip_prefix("data:") {
-                self.data
-                    .push(data.strip_prefix(' ').unwrap_or(data).to_owned());
-            }
-            // `event:`, `id:`, `retry:` and comments carry nothing the relay needs.
-        }
-        events
-    }
 }
 
 /// What an HTTP upstream connection remembers between requests.
@@ -183,11 +154,13 @@ impl HttpUpstream {
             }
             return answered;
         }
-        let mut parser = SseParser::default();
+        let mut decoder = Decoder::default();
         let mut body = response.bytes_stream();
         while let Some(Ok(chunk)) = body.next().await {
-            for data in parser.feed(&String::from_utf8_lossy(&chunk)) {
-                deliver(data);
+            for message in decoder.feed(&chunk) {
+                if let Message::Event { data, .. } = message {
+                    deliver(data);
+                }
             }
         }
         answered
@@ -241,22 +214,5 @@ impl HttpUpstream {
         if lock(&self.connection).session_id.is_some() {
             let _ = self.request(reqwest::Method::DELETE).send().await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_events_across_chunks() {
-        let mut parser = SseParser::default();
-        assert!(parser.feed("event: message\r\ndata: {\"a\":").is_empty());
-        assert_eq!(parser.feed("1}\r\n\r\n: comment\n"), ["{\"a\":1}"]);
-        assert_eq!(
-            parser.feed("id: 3\ndata:{\"b\":\ndata: 2}\n\ndata: x\n\n"),
-            ["{\"b\":\n2}", "x"]
-        );
-        assert!(parser.feed("\n\n").is_empty());
     }
 }

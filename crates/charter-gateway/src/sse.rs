@@ -1,13 +1,17 @@
-//! Server-sent events, read from a byte stream: just what `GET /v1/violations/stream` sends
-//! (`event`, `id`, `data` fields and comments), per the WHATWG framing rules it relies on.
+//! Server-sent events, read from a byte stream, per the WHATWG framing rules: what the CLI's
+//! `charter violations --follow` reads from `GET /v1/violations/stream` and what the gateway
+//! reads from a Streamable HTTP upstream (`event`, `id`, `data` fields and comments).
 
 /// What one blank-line-terminated block, or one comment line, carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Message {
+pub enum Message {
     /// An event: its type (`message` when unnamed), its id, and its data lines joined by `\n`.
     Event {
+        /// The `event` field, `message` when the block has none.
         event: String,
+        /// The `id` field, when the block has one.
         id: Option<String>,
+        /// The `data` lines, joined by `\n`.
         data: String,
     },
     /// A comment (`: text`); the server's keep-alives are empty ones.
@@ -15,10 +19,14 @@ pub(crate) enum Message {
 }
 
 /// Cuts a byte stream into messages. Chunks may end anywhere, even inside a character, so
-/// bytes wait in `pending` until their line is complete.
+/// bytes wait in `pending` until their line is complete. Lines end with `\r\n`, `\n` or a lone
+/// `\r`, all three of which the format allows.
 #[derive(Debug, Default)]
-pub(crate) struct Decoder {
+pub struct Decoder {
     pending: Vec<u8>,
+    /// The last line ended with `\r` at the end of a chunk: a `\n` that starts the next chunk
+    /// belongs to that line end.
+    after_cr: bool,
     event: Option<String>,
     id: Option<String>,
     data: Option<String>,
@@ -26,17 +34,33 @@ pub(crate) struct Decoder {
 
 impl Decoder {
     /// Takes the next chunk; returns the messages it completed, in order.
-    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Vec<Message> {
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<Message> {
+        let mut chunk = chunk;
+        if self.after_cr
+            && let Some((first, rest)) = chunk.split_first()
+        {
+            self.after_cr = false;
+            if *first == b'\n' {
+                chunk = rest;
+            }
+        }
         self.pending.extend_from_slice(chunk);
         let mut messages = Vec::new();
         let mut start = 0;
-        while let Some(end) = self.pending[start..].iter().position(|b| *b == b'\n') {
-            let mut line = &self.pending[start..start + end];
-            if let Some(stripped) = line.strip_suffix(b"\r") {
-                line = stripped;
-            }
-            let line = String::from_utf8_lossy(line).into_owned();
+        while let Some(end) = self.pending[start..]
+            .iter()
+            .position(|b| *b == b'\n' || *b == b'\r')
+        {
+            let line = String::from_utf8_lossy(&self.pending[start..start + end]).into_owned();
+            let cr = self.pending[start + end] == b'\r';
             start += end + 1;
+            if cr {
+                match self.pending.get(start) {
+                    Some(b'\n') => start += 1,
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
             if let Some(message) = self.line(&line) {
                 messages.push(message);
             }
@@ -109,6 +133,31 @@ mod tests {
             let got: Vec<Message> = bytes.chunks(size).flat_map(|c| decoder.feed(c)).collect();
             assert_eq!(got, expected, "chunks of {size}");
         }
+    }
+
+    #[test]
+    fn lines_may_end_with_a_lone_carriage_return() {
+        let expected = vec![event("message", None, "a\nb"), event("message", None, "c")];
+        for stream in [
+            "data: a\rdata: b\r\rdata: c\r\r",
+            "data: a\r\ndata: b\r\n\r\ndata: c\n\n",
+        ] {
+            let bytes = stream.as_bytes();
+            for size in [bytes.len(), 1, 2, 3] {
+                let mut decoder = Decoder::default();
+                let got: Vec<Message> = bytes.chunks(size).flat_map(|c| decoder.feed(c)).collect();
+                assert_eq!(got, expected, "{stream:?} in chunks of {size}");
+            }
+        }
+        let mut decoder = Decoder::default();
+        let mut got = decoder.feed(b"data: a\r");
+        got.extend(decoder.feed(b""));
+        got.extend(decoder.feed(b"\ndata: b\n\n"));
+        assert_eq!(
+            got,
+            vec![event("message", None, "a\nb")],
+            "an empty chunk between"
+        );
     }
 
     #[test]
