@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,9 +73,13 @@ def wait_port(port: int) -> None:
 
 
 @contextlib.contextmanager
-def process(command: list[str], env: dict[str, str] | None = None) -> Any:
-    p = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                         env=dict(os.environ, **(env or {})))
+def process(command: list[str], env: dict[str, str] | None = None, announces: bool = True) -> Any:
+    """Runs `command` for the block. Its standard output is piped only when it `announces` its
+    URL there (read with `listening_url`); otherwise it goes nowhere: a pipe nobody reads fills
+    at 64 KiB and then blocks its writer for good, and the HTTP fixture (uvicorn) writes an
+    access-log line of about 56 bytes per request, so it would freeze after about 1,160 calls."""
+    p = subprocess.Popen(command, stdout=subprocess.PIPE if announces else subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, **(env or {})))
     try:
         yield p
     finally:
@@ -83,22 +88,38 @@ def process(command: list[str], env: dict[str, str] | None = None) -> Any:
 
 
 def listening_url(p: subprocess.Popen[str]) -> str:
+    """The URL of the `listening on URL` line; whatever the process prints after it is read and
+    dropped on a thread of its own, so that the pipe never fills."""
     assert p.stdout is not None
     line = ""
     while not line.startswith("listening on "):
         line = p.stdout.readline()
         if not line:
             raise RuntimeError("the process did not start listening")
+    threading.Thread(target=p.stdout.read, daemon=True).start()
     return line.split()[-1]
 
 
-async def time_calls(session: ClientSession, calls: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        await session.call_tool(TOOL, {})
+# A call unanswered this long is a stall, not a slow call (the p99 is tens of ms even on a
+# loaded machine): the run stops and says where, rather than waiting for ever.
+STALL_SECONDS = 60
+
+
+async def call(session: ClientSession, name: str, number: int) -> None:
+    try:
+        with anyio.fail_after(STALL_SECONDS):
+            await session.call_tool(TOOL, {})
+    except TimeoutError:
+        raise RuntimeError(f"{name}: call {number} unanswered after {STALL_SECONDS} s") from None
+
+
+async def time_calls(session: ClientSession, calls: int, warmup: int, name: str) -> list[float]:
+    for i in range(warmup):
+        await call(session, name, i + 1)
     samples = []
-    for _ in range(calls):
+    for i in range(calls):
         start = time.perf_counter()
-        await session.call_tool(TOOL, {})
+        await call(session, name, warmup + i + 1)
         samples.append((time.perf_counter() - start) * 1000)
     return samples
 
@@ -224,21 +245,21 @@ def main() -> None:
 
         async def stdio_round(round_: int) -> None:
             async with stdio_session(sys.executable, [str(FIXTURE)], {}) as s:
-                r.add("stdio direct", await time_calls(s, a.calls, a.warmup))
+                r.add("stdio direct", await time_calls(s, a.calls, a.warmup, "stdio direct"))
             async with stdio_session(a.binary, ["mcp-gateway", "--config", str(stdio_config), "--null-relay"],
                                      env_key) as s:
-                r.add("stdio null relay", await time_calls(s, a.calls, a.warmup))
+                r.add("stdio null relay", await time_calls(s, a.calls, a.warmup, "stdio null relay"))
             for v in variants:
                 name = f"stdio through {v.label}"
                 path, env = timings_env(name, round_)
                 async with stdio_session(v.binary, ["mcp-gateway", "--config", str(stdio_config)],
                                          {**env_key, **env, **v.env}) as s:
-                    r.add(name, await time_calls(s, a.calls, a.warmup))
+                    r.add(name, await time_calls(s, a.calls, a.warmup, name))
                 r.inside.setdefault(name, []).extend(read_timings(path, a.warmup))
 
         def http_round(round_: int) -> None:
             fixture_port = free_port()
-            with process([sys.executable, str(FIXTURE), "http", str(fixture_port)]):
+            with process([sys.executable, str(FIXTURE), "http", str(fixture_port)], announces=False):
                 wait_port(fixture_port)
                 upstream = {"name": "fx", "url": f"http://127.0.0.1:{fixture_port}/mcp"}
                 front = {"http": {"listen": "127.0.0.1:0"}}
@@ -246,7 +267,7 @@ def main() -> None:
 
                 async def timed(target: str, name: str) -> None:
                     async with http_session(target) as s:
-                        r.add(name, await time_calls(s, a.calls, a.warmup))
+                        r.add(name, await time_calls(s, a.calls, a.warmup, name))
 
                 anyio.run(timed, f"http://127.0.0.1:{fixture_port}/mcp", "http direct")
                 with process([a.binary, "mcp-gateway", "--config", str(gw), "--null-relay"], env_key) as p:
