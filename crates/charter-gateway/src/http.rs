@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use crate::GatewayError;
 use crate::charter::Charter;
 use crate::config::Config;
+use crate::lock;
 use crate::outlet::Outlet;
 use crate::session::{INVALID_REQUEST, Session};
 use crate::stdio::{Started, start_session, stop_session};
@@ -34,10 +35,6 @@ use crate::timing;
 
 /// The session header.
 const SESSION_HEADER: &str = "mcp-session-id";
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Where the messages for the agent go, per session.
 #[derive(Debug, Default)]

@@ -24,6 +24,14 @@ pub mod upstream_http;
 
 pub use config::Config;
 
+/// Locks `mutex`, also after a thread panicked holding it: what the gateway keeps under its
+/// locks (routes, pending answers, a pipe's queue) stays usable, and the relay must go on.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Why the gateway could not serve.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {

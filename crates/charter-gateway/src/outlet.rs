@@ -7,7 +7,7 @@
 //! waits until the pipe can take it. Lines keep their order either way.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
@@ -55,10 +55,6 @@ impl Outlet {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 #[cfg(unix)]
 pub use pipe::PipeWriter;
 
@@ -69,7 +65,7 @@ mod pipe {
 
     use tokio::net::unix::pipe::Sender;
 
-    use super::lock;
+    use crate::lock;
 
     /// What could not be written yet.
     #[derive(Debug, Default)]

@@ -5,19 +5,16 @@
 //! negotiated `MCP-Protocol-Version`; after `notifications/initialized` a `GET` stream carries
 //! what the upstream sends on its own; the session is `DELETE`d when the gateway's ends.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt as _;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::lock;
 use crate::session::Session;
 use crate::sse::{Decoder, Message};
 use crate::timing;
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What an HTTP upstream connection remembers between requests.
 #[derive(Debug, Default)]

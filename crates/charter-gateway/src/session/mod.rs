@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::charter::{Charter, CharterError};
 use crate::filter::ToolFilter;
+use crate::lock;
 use crate::names::Names;
 use crate::outlet::Outlet;
 use crate::routing::Catalog;
@@ -118,10 +119,6 @@ impl UpstreamLink {
         self.alive.store(false, Ordering::Release);
         lock(&self.pending).clear();
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The session's run, once started.
