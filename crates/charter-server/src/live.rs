@@ -86,48 +86,38 @@ async fn relay(store: Store, sender: broadcast::Sender<Feed>, mut closing: watch
             feed = store.violation_feed() => feed,
             _ = closing.wait_for(|closed| *closed) => return,
         };
-        let mut feed = match listening {
-            Ok(Some(feed)) => feed,
+        let error = match listening {
             Ok(None) => return,
-            Err(e) => {
-                if !lost {
-                    tracing::warn!(error = %e, "the other nodes' violation events are not relayed until the database answers");
-                    lost = true;
+            Err(e) => e,
+            Ok(Some(mut feed)) => {
+                if std::mem::take(&mut lost) {
+                    tracing::info!("relaying the other nodes' violation events again");
+                    let _ = sender.send(Feed::Gap);
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(RETRY) => continue,
-                    _ = closing.wait_for(|closed| *closed) => return,
+                // On an error the feed's connection goes back to the pool (a closing pool
+                // waits for it), and a new one listens when the database answers.
+                loop {
+                    let heard = tokio::select! {
+                        heard = feed.next() => heard,
+                        _ = closing.wait_for(|closed| *closed) => return,
+                    };
+                    match heard {
+                        Ok(Heard::Events(events)) => {
+                            for event in events {
+                                let _ = sender.send(Feed::Event(Arc::new(event)));
+                            }
+                        }
+                        Ok(Heard::Gap) => {
+                            let _ = sender.send(Feed::Gap);
+                        }
+                        Err(e) => break e,
+                    }
                 }
             }
         };
-        if std::mem::take(&mut lost) {
-            tracing::info!("relaying the other nodes' violation events again");
-            let _ = sender.send(Feed::Gap);
+        if !std::mem::replace(&mut lost, true) {
+            tracing::warn!(error = %error, "the other nodes' violation events are not relayed until the database answers");
         }
-        loop {
-            let heard = tokio::select! {
-                heard = feed.next() => heard,
-                _ = closing.wait_for(|closed| *closed) => return,
-            };
-            match heard {
-                Ok(Heard::Events(events)) => {
-                    for event in events {
-                        let _ = sender.send(Feed::Event(Arc::new(event)));
-                    }
-                }
-                Ok(Heard::Gap) => {
-                    let _ = sender.send(Feed::Gap);
-                }
-                // The feed's connection goes back to the pool (a closing pool waits for it),
-                // and a new one listens when the database answers.
-                Err(e) => {
-                    tracing::warn!(error = %e, "the other nodes' violation events are not relayed until the database answers");
-                    lost = true;
-                    break;
-                }
-            }
-        }
-        drop(feed);
         tokio::select! {
             () = tokio::time::sleep(RETRY) => {}
             _ = closing.wait_for(|closed| *closed) => return,
