@@ -189,9 +189,37 @@ pub(crate) async fn discard(
 }
 
 /// Runs one piece of a discard (`sql`, its text values, then the piece's size) in its own
-/// transaction, in turn; returns the rows deleted. It runs as a task of its own, so a caller
-/// dropped half-way never leaves a pooled connection with its foreign-key checks off.
+/// transaction, in turn; returns the rows deleted. A piece that found the database busy past
+/// SQLite's busy timeout (held by writers that do not queue for the turn: key usage, policy and
+/// administrative changes) is tried again after a pause: a discard runs in the background, and
+/// giving up would leave the import's rows unseen until the database is next opened.
 async fn delete(
+    pool: &Pool<Db>,
+    turn: &Arc<WriteTurn>,
+    sql: &'static str,
+    values: &[&str],
+) -> Result<u64, StoreError> {
+    let mut tries = 1;
+    loop {
+        match delete_once(pool, turn, sql, values).await {
+            Err(StoreError::Conflict { .. }) if tries < BUSY_TRIES => {
+                tokio::time::sleep(BUSY_PAUSE * tries).await;
+                tries += 1;
+            }
+            deleted => return deleted,
+        }
+    }
+}
+
+/// How many times a piece of a discard is tried while the database is busy, and the pause
+/// after the first try (it grows by as much after each): at most about 75 s in all (16.5 s of
+/// pauses and SQLite's busy timeout of 5 s per try).
+const BUSY_TRIES: u32 = 12;
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// One try of `delete`. It runs as a task of its own, so a caller dropped half-way never
+/// leaves a pooled connection with its foreign-key checks off.
+async fn delete_once(
     pool: &Pool<Db>,
     turn: &Arc<WriteTurn>,
     sql: &'static str,

@@ -877,3 +877,58 @@ async fn sqlite_imports_in_pieces_show_all_or_nothing() {
     assert_eq!(count(&store, "actions", "TRUE").await, 2_000);
     assert_eq!(listed_runs(&store).await.len(), 2_000);
 }
+
+/// The runs of an import cut short are deleted when the database is next opened, also when
+/// another connection holds the database longer than SQLite's busy timeout meanwhile: the
+/// deletion tries again instead of leaving them for the open after.
+#[tokio::test]
+async fn sqlite_a_busy_database_delays_the_discard_of_an_unfinished_import() {
+    use sqlx::Connection as _;
+    let (store, path) = crate::harness::sqlite_file().await;
+    seed(&store).await;
+    let acme = tenant("acme");
+    let runs: Vec<ImportedRun> = (0..1_000)
+        .map(|i| imported("support", 100 + i, 1))
+        .collect();
+    store
+        .import_runs(&acme.principal, &mut runs.into_iter())
+        .await
+        .unwrap();
+    // As a crash between two pieces leaves them.
+    let marked = store
+        .execute_raw(
+            "UPDATE runs SET import_id = 'imp_0193b0e5c2a47c3e9c1f2d4a5b6c7d8e' \
+             WHERE id IN (SELECT id FROM runs ORDER BY id LIMIT 500)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(marked, 500);
+    store.close().await;
+    drop(store);
+
+    // Another connection writes for 6 s: past the busy timeout (5 s) of the first try.
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let holder = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+        sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+        other.close().await.unwrap();
+    });
+    let store = Store::open_sqlite(&path, charter_store::Sync::Normal)
+        .await
+        .unwrap();
+    holder.await.unwrap();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(6),
+        "opened while another connection held the database"
+    );
+    assert_eq!(count(&store, "runs", "TRUE").await, 500);
+    assert_eq!(count(&store, "actions", "TRUE").await, 500);
+    assert_eq!(listed_runs(&store).await.len(), 500);
+}
