@@ -211,10 +211,10 @@ async fn delete(
     }
 }
 
-/// How many times a piece of a discard is tried while the database is busy, and the pause
-/// after the first try (it grows by as much after each): at most about 75 s in all (16.5 s of
-/// pauses and SQLite's busy timeout of 5 s per try).
+/// How many times a piece of a discard is tried while the database is busy: at most about 75 s
+/// in all (16.5 s of pauses, and SQLite's busy timeout of 5 s per try).
 const BUSY_TRIES: u32 = 12;
+/// The pause after a piece's first busy try; it grows by as much after each.
 const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// One try of `delete`. It runs as a task of its own, so a caller dropped half-way never
