@@ -584,6 +584,16 @@ impl Store {
         on_pool!(self, violation_stats(principal, filter, bucket_ms))
     }
 
+    /// When the first violation event `filter` selects (of those the principal may read)
+    /// happened, `None` if it selects none.
+    pub async fn first_violation_at(
+        &self,
+        principal: &Principal,
+        filter: &ViolationFilter,
+    ) -> Result<Option<Timestamp>> {
+        on_pool!(self, first_violation_at(principal, filter))
+    }
+
     /// One page of recorded actions (see [`HistoryPage`]) that the principal may read.
     pub async fn actions_page(
         &self,

@@ -36,7 +36,7 @@ pub(crate) use checks::commit_checks;
 pub(crate) use health::readiness;
 pub(crate) use history::actions_page;
 pub(crate) use limits::{seed, settle};
-pub(crate) use monitor::{list_violations, violation_stats};
+pub(crate) use monitor::{first_violation_at, list_violations, violation_stats};
 pub(crate) use policies::{
     activate, add_rule, clone_policy, create_policy, delete_policy, deprecate, get_policy,
     import_policies, latest_validation, list_policies, policies_page, record_export,

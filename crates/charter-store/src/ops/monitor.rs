@@ -92,6 +92,22 @@ pub(crate) async fn list_violations(
     newest_first(pool, &VIOLATIONS, f, cursor, limit).await
 }
 
+/// When the first event `filter` selects happened, `None` if it selects none: the start of
+/// an all-time chart. One read through the index of the events' time (by tenant, by policy,
+/// or all of them), not a count of every event.
+pub(crate) async fn first_violation_at(
+    pool: &Pool<Db>,
+    principal: &Principal,
+    filter: &ViolationFilter,
+) -> Result<Option<Timestamp>> {
+    let f = violation_filters(pool, principal, filter).await?;
+    let sql = format!("SELECT MIN(at) AS first FROM violations WHERE {}", f.sql());
+    let row = f.query(sql).fetch_one(pool).await?;
+    row.try_get::<Option<i64>, _>("first")?
+        .map(time)
+        .transpose()
+}
+
 /// The most buckets one stats call returns.
 const MAX_BUCKETS: usize = 10_000;
 

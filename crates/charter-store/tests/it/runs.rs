@@ -312,16 +312,19 @@ async fn actions_violations_and_queries(store: Store, _: Kind) {
         (&acme.principal, &by_policy),
         (&acme.principal, &window),
     ] {
-        let events = u64::try_from(
-            store
-                .violations(principal, filter, None, 500)
-                .await
-                .unwrap()
-                .items
-                .len(),
-        )
-        .unwrap();
+        let listed = store
+            .violations(principal, filter, None, 500)
+            .await
+            .unwrap()
+            .items;
+        let events = u64::try_from(listed.len()).unwrap();
         assert!(events > 0, "{filter:?}");
+        // The first event, as an all-time chart starts from it: the oldest one listed.
+        assert_eq!(
+            store.first_violation_at(principal, filter).await.unwrap(),
+            listed.iter().map(|v| v.at).min(),
+            "{filter:?}"
+        );
         for bucket in [900_000, 3_600_000, 86_400_000] {
             let stats = store
                 .violation_stats(principal, filter, bucket)
@@ -351,6 +354,11 @@ async fn actions_violations_and_queries(store: Store, _: Kind) {
             .await
             .unwrap();
         assert!(stats.is_empty(), "{other}: {stats:?}");
+        assert_eq!(
+            store.first_violation_at(principal, &named).await.unwrap(),
+            None,
+            "{other}"
+        );
         let runs = RunFilter {
             tenant_id: Some(other.into()),
             ..RunFilter::default()

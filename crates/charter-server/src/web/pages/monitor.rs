@@ -264,45 +264,23 @@ async fn chart(
     now: Timestamp,
 ) -> Result<Option<Chart>, StoreError> {
     let end = filter.until.unwrap_or(now);
-    let Some(since) = filter.since else {
-        // All time: count per day to find the first event, then narrow the buckets to the
-        // span from there (a few rounds at most: each bucket width is finer than the last).
-        let mut bucket_ms = 86_400_000;
-        for _ in 0..4 {
-            let counts = state
-                .store
-                .violation_stats(principal, filter, bucket_ms)
-                .await?;
-            let Some(&(first, _)) = counts.first() else {
-                return Ok(None);
-            };
-            // At least an hour, so events of one minute are not one bar as wide as the chart.
-            let first = first.min(
+    let start = match filter.since {
+        Some(since) => since,
+        // All time: from the first event (one read through the events' index of time), and
+        // an hour at least, so that the events of one minute are not one bar as wide as the
+        // chart.
+        None => match state.store.first_violation_at(principal, filter).await? {
+            Some(first) => first.min(
                 end.checked_sub(SignedDuration::from_hours(1))
                     .unwrap_or(end),
-            );
-            let finer = chart::bucket_ms(first, end);
-            if finer >= bucket_ms || first >= end {
-                return Ok(Some(Chart::new(&counts, first, end, bucket_ms)));
-            }
-            bucket_ms = finer;
-        }
-        let counts = state
-            .store
-            .violation_stats(principal, filter, bucket_ms)
-            .await?;
-        return Ok(counts.first().map(|&(first, _)| {
-            let first = first.min(
-                end.checked_sub(SignedDuration::from_hours(1))
-                    .unwrap_or(end),
-            );
-            Chart::new(&counts, first, end, bucket_ms)
-        }));
+            ),
+            None => return Ok(None),
+        },
     };
-    if since >= end {
+    if start >= end {
         return Ok(None);
     }
-    let bucket_ms = chart::bucket_ms(since, end);
+    let bucket_ms = chart::bucket_ms(start, end);
     let counts = state
         .store
         .violation_stats(principal, filter, bucket_ms)
@@ -310,5 +288,5 @@ async fn chart(
     if counts.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Chart::new(&counts, since, end, bucket_ms)))
+    Ok(Some(Chart::new(&counts, start, end, bucket_ms)))
 }
