@@ -119,14 +119,11 @@ impl Session {
         CallTimes::mark(times, "check_sent");
         let decision = self.charter.check(&run, &action).await.map_err(closed)?;
         CallTimes::mark(times, "check_answered");
-        if decision["decision"] != "allow" {
-            if decision["decision"] == "halt" {
-                self.halt(&decision).await;
-            }
-            return Ok(Some(response(
-                id,
-                &refusal::result(&decision, &charter_tool, Refused::Call, modern),
-            )));
+        if let Some(refusal) = self
+            .refusal(id, &decision, &charter_tool, Refused::Call, modern)
+            .await
+        {
+            return Ok(Some(refusal));
         }
         let line = if self.names.prefixed() {
             let mut value = value.clone();
@@ -163,17 +160,36 @@ impl Session {
                 format!("Charter could not check the tool's result, so it was withheld: {e}")
             })?;
             CallTimes::mark(times, "output_answered");
-            if decision["decision"] != "allow" {
-                if decision["decision"] == "halt" {
-                    self.halt(&decision).await;
-                }
-                return Ok(Some(response(
-                    id,
-                    &refusal::result(&decision, &charter_tool, Refused::Output, modern),
-                )));
+            if let Some(refusal) = self
+                .refusal(id, &decision, &charter_tool, Refused::Output, modern)
+                .await
+            {
+                return Ok(Some(refusal));
             }
         }
         Ok(Some(reply.raw))
+    }
+
+    /// The answer to the call `id` when Charter's `decision` on it (or on its result) is not
+    /// `allow`, a halt kept for the session's later calls; `None` when it allows.
+    async fn refusal(
+        &self,
+        id: &Value,
+        decision: &Value,
+        tool: &str,
+        refused: Refused,
+        modern: bool,
+    ) -> Option<String> {
+        if decision["decision"] == "allow" {
+            return None;
+        }
+        if decision["decision"] == "halt" {
+            self.halt(decision).await;
+        }
+        Some(response(
+            id,
+            &refusal::result(decision, tool, refused, modern),
+        ))
     }
 
     pub(super) async fn list_tools_one(
