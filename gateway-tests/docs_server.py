@@ -8,7 +8,6 @@ one sleeps until cancelled, one asks the client and cancels the question.
 a line to that file (`sleep-cancelled` when a sleep was cancelled).
 """
 
-import os
 from typing import Any
 
 import anyio
@@ -17,12 +16,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 
-
-def called(name: str) -> None:
-    path = os.environ.get("FIXTURE_CALLS")
-    if path:
-        with open(path, "a", encoding="utf-8") as log:
-            log.write(name + "\n")
+from fixture_calls import called
 
 
 server = MCPServer("charter-docs-fixture", instructions="The docs fixture.")

@@ -13,12 +13,7 @@ import sys
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel
 
-
-def called(name: str) -> None:
-    path = os.environ.get("FIXTURE_CALLS")
-    if path:
-        with open(path, "a", encoding="utf-8") as log:
-            log.write(name + "\n")
+from fixture_calls import called
 
 
 server = MCPServer("charter-fixture", instructions="A fixture for the Charter gateway tests.")

@@ -55,6 +55,20 @@ def config(
     return path
 
 
+def mail_and_docs(charter: Charter, tmp_path: Path, agent: str, front: str) -> tuple[Path, Path, Path]:
+    """A gateway in front of `mail` and `docs` for a new agent named after `agent`: its
+    configuration and the two upstreams' call logs."""
+    mail_calls, docs_calls = tmp_path / "mail.log", tmp_path / "docs.log"
+    path = config(
+        tmp_path / "gw.json",
+        charter,
+        charter.new_agent(agent),
+        [upstream("mail", mail_calls), docs_upstream(docs_calls)],
+        front,
+    )
+    return path, mail_calls, docs_calls
+
+
 @contextlib.asynccontextmanager
 async def through(front: str, url_or_config: Any, key: str, **callbacks: Any) -> AsyncIterator[ClientSession]:
     if front == "http":
@@ -89,15 +103,7 @@ FRONTS = ["stdio", "http"]
 def test_several_upstreams_merge_every_page_and_route_to_the_owner(
     charter: Charter, tmp_path: Path, front: str
 ) -> None:
-    mail_calls, docs_calls = tmp_path / "mail.log", tmp_path / "docs.log"
-    agent = charter.new_agent("multi")
-    path = config(
-        tmp_path / "gw.json",
-        charter,
-        agent,
-        [upstream("mail", mail_calls), docs_upstream(docs_calls)],
-        front,
-    )
+    path, mail_calls, docs_calls = mail_and_docs(charter, tmp_path, "multi", front)
     progress: list[float] = []
 
     async def on_progress(done: float, total: float | None, message: str | None) -> None:
@@ -233,15 +239,7 @@ def test_tools_list_changed_reaches_the_agent_only_when_what_it_sees_changed(
 def test_cancellations_reach_the_right_side_under_its_own_id(
     charter: Charter, tmp_path: Path, front: str
 ) -> None:
-    mail_calls, docs_calls = tmp_path / "mail.log", tmp_path / "docs.log"
-    agent = charter.new_agent("cancel")
-    path = config(
-        tmp_path / "gw.json",
-        charter,
-        agent,
-        [upstream("mail", mail_calls), docs_upstream(docs_calls)],
-        front,
-    )
+    path, mail_calls, docs_calls = mail_and_docs(charter, tmp_path, "cancel", front)
     asked: list[str] = []
 
     async def on_elicit(context: Any, params: Any) -> Any:

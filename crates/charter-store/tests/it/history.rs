@@ -673,6 +673,19 @@ async fn recorded_pages_read_alike_from_a_file_and_from_memory() {
     }
 }
 
+/// Tags the first `n` runs (in id order) with an import's id, as a crash between two pieces
+/// of an import leaves them.
+async fn cut_short(store: &Store, n: u64) {
+    let marked = store
+        .execute_raw(&format!(
+            "UPDATE runs SET import_id = 'imp_0193b0e5c2a47c3e9c1f2d4a5b6c7d8e' \
+             WHERE id IN (SELECT id FROM runs ORDER BY id LIMIT {n})"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(marked, n);
+}
+
 /// Counts the rows of `table` that `filter` keeps (SQLite), through a no-op update (the store's
 /// raw SQL answers a row count) of the rowid: nothing references it, so no foreign key is
 /// checked (an update of `id` checked every action of each run, about a second under load,
@@ -813,14 +826,7 @@ async fn sqlite_imports_in_pieces_show_all_or_nothing() {
     // A crash between two pieces leaves runs tagged with their import's id.
     ids.sort();
     let cut: Vec<String> = ids[..500].to_vec();
-    let marked = store
-        .execute_raw(
-            "UPDATE runs SET import_id = 'imp_0193b0e5c2a47c3e9c1f2d4a5b6c7d8e' \
-             WHERE id IN (SELECT id FROM runs ORDER BY id LIMIT 500)",
-        )
-        .await
-        .unwrap();
-    assert_eq!(marked, 500);
+    cut_short(&store, 500).await;
     // Unseen: not listed, not found, not replayed, not endable.
     assert_eq!(listed_runs(&store).await.len(), 2_000);
     assert!(matches!(
@@ -896,15 +902,7 @@ async fn sqlite_a_busy_database_delays_the_discard_of_an_unfinished_import() {
         .import_runs(&acme.principal, &mut runs.into_iter())
         .await
         .unwrap();
-    // As a crash between two pieces leaves them.
-    let marked = store
-        .execute_raw(
-            "UPDATE runs SET import_id = 'imp_0193b0e5c2a47c3e9c1f2d4a5b6c7d8e' \
-             WHERE id IN (SELECT id FROM runs ORDER BY id LIMIT 500)",
-        )
-        .await
-        .unwrap();
-    assert_eq!(marked, 500);
+    cut_short(&store, 500).await;
     store.close().await;
     drop(store);
 
