@@ -279,6 +279,11 @@ async fn with_several_upstreams_a_prompt_goes_to_its_owner_by_its_prefix() {
         r#"{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"outline"}}"#.into(),
     );
     assert_eq!(error_code(&next(&mut h.agent).await), -32602);
+    // Params that are not an object: refused the same way, and the session goes on.
+    h.session.from_agent(
+        r#"{"jsonrpc":"2.0","id":5,"method":"prompts/get","params":"b__outline"}"#.into(),
+    );
+    assert_eq!(error_code(&next(&mut h.agent).await), -32602);
     nothing(&mut h.upstream).await;
 }
 

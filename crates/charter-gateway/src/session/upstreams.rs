@@ -118,7 +118,11 @@ impl Session {
     ) {
         let params = &mut value["params"];
         let target = match (method, params["ref"]["type"].as_str()) {
-            ("prompts/get", _) => self.route_name(&mut params["name"]),
+            // `get_mut`, not an index: indexing params that are not an object would panic.
+            ("prompts/get", _) => match params.get_mut("name") {
+                Some(name) => self.route_name(name),
+                None => Err((INVALID_PARAMS, "a prompt name is needed".to_owned())),
+            },
             ("completion/complete", Some("ref/prompt")) => {
                 self.route_name(&mut params["ref"]["name"])
             }
