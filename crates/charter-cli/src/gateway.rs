@@ -12,7 +12,7 @@ pub(crate) struct GatewayArgs {
     #[arg(long)]
     config: PathBuf,
     /// Benchmark floor (scripts/bench-gateway): relay the first upstream with no logic.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, conflicts_with = "time_checks")]
     null_relay: bool,
     /// Benchmark (scripts/bench-gateway): time this many pairs of checks with the gateway's
     /// Charter client, as for a call of `--check-tool` returning `--check-text`.

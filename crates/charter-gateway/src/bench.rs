@@ -58,23 +58,10 @@ pub async fn null_relay(config: &Config) -> Result<(), GatewayError> {
             Ok(())
         }
         (Front::Http { listen, .. }, Transport::Http { url }) => {
-            let listener = tokio::net::TcpListener::bind(listen.as_str())
-                .await
-                .map_err(|e| GatewayError::Listen(format!("{listen}: {e}")))?;
-            let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-                let _ = stream.set_nodelay(true);
-            });
-            let addr = axum::serve::Listener::local_addr(&listener)
-                .map_err(|e| GatewayError::Listen(format!("{listen}: {e}")))?;
             let app = Router::new()
                 .route("/mcp", any(forward))
                 .with_state(Arc::new((reqwest::Client::new(), url.to_owned())));
-            {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "listening on http://{addr}/mcp");
-                let _ = out.flush();
-            }
-            axum::serve(listener, app)
+            axum::serve(crate::http::bind(listen).await?, app)
                 .await
                 .map_err(|e| GatewayError::Listen(e.to_string()))
         }
@@ -149,7 +136,7 @@ pub async fn time_checks(
         .key()
         .map_err(|e| GatewayError::Config(e.to_string()))?;
     let charter = Charter::new(&config.charter.url, key);
-    let server = config.upstreams.first().map_or("", |u| u.name.as_str());
+    let names = crate::names::Names::new(config.upstreams.iter().map(|u| u.name.clone()).collect());
     let unreachable = |e: crate::charter::CharterError| GatewayError::Upstream(e.to_string());
     let run = charter
         .start_run(
@@ -160,7 +147,7 @@ pub async fn time_checks(
         .await
         .map_err(unreachable)?;
     let run = run["id"].as_str().unwrap_or_default().to_owned();
-    let call = json!({"kind": "tool_call", "tool": format!("{server}.{tool}"), "args": {}});
+    let call = json!({"kind": "tool_call", "tool": names.to_charter(0, tool), "args": {}});
     let output = json!({"kind": "output", "text": text, "channel": OUTPUT_CHANNEL});
     let mut samples = Vec::with_capacity(calls);
     for _ in 0..calls {

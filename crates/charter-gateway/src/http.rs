@@ -146,6 +146,24 @@ pub async fn serve(config: &Config, listen: &str) -> Result<(), GatewayError> {
             post(post_message).get(open_stream).delete(end_session),
         )
         .with_state(Arc::clone(&front));
+    let listener = bind(listen).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| GatewayError::Listen(e.to_string()))?;
+    sweeper.abort();
+    let sessions: Vec<Arc<HttpSession>> = lock(&front.sessions).drain().map(|(_, s)| s).collect();
+    for session in sessions {
+        end(&session).await;
+    }
+    Ok(())
+}
+
+/// Listens on `listen`, and says where on standard output, once, for whoever started us
+/// (standard output is free with the HTTP front).
+pub(crate) async fn bind(
+    listen: &str,
+) -> Result<impl axum::serve::Listener<Addr = std::net::SocketAddr>, GatewayError> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| GatewayError::Listen(format!("{listen}: {e}")))?;
@@ -157,23 +175,13 @@ pub async fn serve(config: &Config, listen: &str) -> Result<(), GatewayError> {
     });
     let addr = axum::serve::Listener::local_addr(&listener)
         .map_err(|e| GatewayError::Listen(format!("{listen}: {e}")))?;
-    // Standard output is free with this front: say where, once, for whoever started us.
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{addr}/mcp");
         let _ = out.flush();
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| GatewayError::Listen(e.to_string()))?;
-    sweeper.abort();
-    let sessions: Vec<Arc<HttpSession>> = lock(&front.sessions).drain().map(|(_, s)| s).collect();
-    for session in sessions {
-        end(&session).await;
-    }
-    Ok(())
+    Ok(listener)
 }
 
 /// Ends the sessions idle for `timeout` (an agent that went away without `DELETE`): their runs
@@ -299,12 +307,13 @@ fn new_session_id() -> String {
     })
 }
 
-/// Starts a session: its upstreams, its relay, and the task routing its messages.
+/// Starts a session: its upstreams, its relay, and the routes of its messages to the agent.
 fn open_session(front: &Front) -> Result<(String, Arc<HttpSession>), GatewayError> {
     let routes = Arc::new(Mutex::new(Routes::default()));
-    let router_routes = Arc::clone(&routes);
-    // Routed by the task that produced the message: no hand-off to a router task.
-    let to_agent = Outlet::Call(Arc::new(move |line| lock(&router_routes).deliver(line)));
+    let delivered = Arc::clone(&routes);
+    // Each message is routed by the task that produced it, under the routes' lock: no task
+    // in between to wake.
+    let to_agent = Outlet::Call(Arc::new(move |line| lock(&delivered).deliver(line)));
     let started = start_session(&front.config, &front.charter, to_agent)?;
     let session = Arc::new(HttpSession {
         session: Arc::clone(&started.session),
@@ -317,9 +326,9 @@ fn open_session(front: &Front) -> Result<(String, Arc<HttpSession>), GatewayErro
     Ok((id, session))
 }
 
-/// The events of one request's stream: everything routed to it, closing after its response
-/// (its sender is dropped when the response is routed).
-fn request_stream(
+/// The events of a stream: everything routed to it. A request's stream closes after its
+/// response (its sender is dropped when the response is routed).
+fn events(
     rx: mpsc::UnboundedReceiver<String>,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
     futures_util::stream::unfold(rx, |mut rx| async move {
@@ -389,7 +398,7 @@ async fn post_message(
         routes.requests.insert(key, tx);
     }
     session.session.from_agent_parsed(value, line, read);
-    let mut response = Sse::new(request_stream(rx)).into_response();
+    let mut response = Sse::new(events(rx)).into_response();
     if let Some(session_id) = session_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         response.headers_mut().insert(SESSION_HEADER, session_id);
     }
@@ -413,14 +422,7 @@ async fn open_stream(State(front): State<Arc<Front>>, headers: HeaderMap) -> Res
         }
         routes.listen = Some(tx);
     }
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        let line = rx.recv().await?;
-        Some((
-            Ok::<_, Infallible>(Event::default().event("message").data(line)),
-            rx,
-        ))
-    });
-    Sse::new(events)
+    Sse::new(events(rx))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

@@ -18,7 +18,7 @@
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 /// The environment variable naming the file the timings are appended to.
@@ -89,7 +89,7 @@ impl CallTimes {
             return;
         };
         let line = times.line();
-        let mut file = sink.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut file = crate::lock(sink);
         let _ = file.write_all(line.as_bytes());
     }
 

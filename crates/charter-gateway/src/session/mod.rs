@@ -381,10 +381,6 @@ impl Session {
             .collect()
     }
 
-    fn done(&self, key: &str) {
-        lock(&self.inflight).remove(key);
-    }
-
     /// The request is answered now: false when the agent cancelled it (then it gets no answer).
     fn finish(&self, key: &str) -> bool {
         lock(&self.inflight).remove(key).is_some()
@@ -576,7 +572,7 @@ impl Session {
             }
             replies
         });
-        self.done(&key);
+        self.finish(&key);
         if let Err(e) = run {
             // The session may go on: every governed request retries, and fails closed meanwhile.
             tracing::warn!("starting the session's run: {e}");

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::{
-    INTERNAL_ERROR, INVALID_PARAMS, Inflight, OUTPUT_CHANNEL, PROTOCOL_VERSION_META, Reply,
-    Session, error_response, lock, response,
+    INTERNAL_ERROR, INVALID_PARAMS, OUTPUT_CHANNEL, PROTOCOL_VERSION_META, Reply, Session,
+    error_response, lock, response,
 };
 use crate::charter::CharterError;
 use crate::filter::ToolFilter;
@@ -132,17 +132,10 @@ impl Session {
         } else {
             line
         };
-        {
-            let mut inflight = lock(&self.inflight);
-            if inflight.get(key) != Some(&Inflight::Checking) {
-                return Ok(None); // cancelled while being checked
-            }
-            inflight.insert(key.to_owned(), Inflight::At(upstream));
-        }
-        let Some(link) = self.upstreams.get(upstream) else {
-            return Err("no such upstream".into());
+        // `names.from_wire` gave a configured upstream: `None` is a cancellation while checking.
+        let Some(wait) = self.forward_unless_cancelled(upstream, key, line) else {
+            return Ok(None);
         };
-        let wait = link.request(key, line);
         CallTimes::mark(times, "forwarded");
         let reply = wait
             .await
@@ -297,12 +290,14 @@ impl Session {
         let filter = match self.filter().await {
             Ok(filter) => filter,
             Err(e) => {
-                self.finish(&key);
-                return self.fail(
-                    &id,
-                    INTERNAL_ERROR,
-                    &format!("Charter could not say which tools are allowed: {e}"),
-                );
+                if self.finish(&key) {
+                    self.fail(
+                        &id,
+                        INTERNAL_ERROR,
+                        &format!("Charter could not say which tools are allowed: {e}"),
+                    );
+                }
+                return;
             }
         };
         let lists = futures_util::future::join_all(

@@ -229,7 +229,7 @@ impl Session {
             for wait in waits {
                 replies.push(wait.await);
             }
-            self.done(&key);
+            self.finish(&key);
             let mut merged = serde_json::Map::new();
             for reply in replies.into_iter().flatten() {
                 if let Some(result) = reply.value["result"].as_object() {
@@ -252,13 +252,13 @@ impl Session {
         for wait in waits {
             if let Ok(reply) = wait.await {
                 if reply.value.get("error").is_none() {
-                    self.done(&key);
+                    self.finish(&key);
                     return self.send_agent(reply.raw);
                 }
                 last = Some(reply.raw);
             }
         }
-        self.done(&key);
+        self.finish(&key);
         match last {
             Some(raw) => self.send_agent(raw),
             None => self.upstream_gone(&id),
