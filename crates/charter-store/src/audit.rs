@@ -52,7 +52,7 @@ pub(crate) fn sha256_hex(text: &str) -> String {
 
 /// Lower-case hex, two digits a byte. Every authenticated request hashes its key through
 /// this: a table lookup per digit, not a formatter call per byte.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 2);
     for b in bytes {

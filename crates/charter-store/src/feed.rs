@@ -11,11 +11,10 @@
 //! Notifications are not kept while a listener is disconnected: the feed says when it may have
 //! missed some ([`Heard::Gap`]), and the reader of the stream is told to read the list.
 
-use sha2::{Digest as _, Sha256};
 use sqlx::postgres::PgListener;
 use sqlx::{Pool, Postgres};
 
-use crate::audit::hex;
+use crate::audit::sha256_hex;
 use crate::error::StoreError;
 use crate::runs::ViolationEvent;
 
@@ -59,8 +58,7 @@ pub(crate) fn channel(schema: &str) -> String {
     if name.len() <= 63 {
         return name;
     }
-    let digest = Sha256::digest(schema.as_bytes());
-    format!("charter_violations:{}", hex(&digest[..16]))
+    format!("charter_violations:{}", &sha256_hex(schema)[..32])
 }
 
 /// What a node hears from the others.

@@ -256,8 +256,9 @@ impl SqliteStore {
         let restart = Arc::default();
         store.committer = Some(commit::Committer::open(path, sync, Arc::clone(&restart))?);
         store.checkpointer = Some(checkpointer(&store.pool, &restart));
-        // An import interrupted by a crash: unseen, and now deleted (or at the next start:
-        // unseen meanwhile, it is no reason not to start).
+        // An import interrupted by a crash: unseen, and now deleted, waiting meanwhile if
+        // another process holds the database (about 75 s at most a piece, `import::delete`);
+        // if that fails, at the next start: unseen meanwhile, it is no reason not to start.
         match import::discard_unfinished(&store.pool, &store.turn).await {
             Ok(0) => {}
             Ok(runs) => tracing::warn!(runs, "deleted the runs of an unfinished import"),

@@ -191,8 +191,8 @@ pub(crate) async fn discard(
 /// Runs one piece of a discard (`sql`, its text values, then the piece's size) in its own
 /// transaction, in turn; returns the rows deleted. A piece that found the database busy past
 /// SQLite's busy timeout (held by writers that do not queue for the turn: key usage, policy and
-/// administrative changes) is tried again after a pause: a discard runs in the background, and
-/// giving up would leave the import's rows unseen until the database is next opened.
+/// administrative changes, or another process at open) is tried again after a pause: giving up
+/// would leave the import's rows unseen until the database is next opened.
 async fn delete(
     pool: &Pool<Db>,
     turn: &Arc<WriteTurn>,
