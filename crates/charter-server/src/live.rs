@@ -26,6 +26,11 @@ const BACKLOG: usize = 4_096;
 /// How long the relay waits before it listens again after the database went away.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// How long the first subscription waits for the relay to listen: the bound for a database
+/// that does not answer (its stream then starts without the other nodes' events, and is told
+/// of the gap once they are relayed).
+const FIRST_LISTEN: Duration = Duration::from_secs(2);
+
 /// The feed, shared by every clone of the runtime.
 #[derive(Debug, Clone)]
 pub(crate) struct LiveFeed {
@@ -33,8 +38,10 @@ pub(crate) struct LiveFeed {
     /// Turns true when the server shuts down: streams end then (an open stream would hold the
     /// graceful shutdown until its grace period ran out), and so does the relay.
     closing: watch::Sender<bool>,
-    /// Whether the other nodes' events are relayed yet.
+    /// Whether the relay was started.
     relaying: Arc<AtomicBool>,
+    /// Turns true once the relay listens (at once on SQLite, which has no other nodes).
+    listening: watch::Sender<bool>,
 }
 
 impl Default for LiveFeed {
@@ -43,6 +50,7 @@ impl Default for LiveFeed {
             sender: broadcast::channel(BACKLOG).0,
             closing: watch::channel(false).0,
             relaying: Arc::default(),
+            listening: watch::channel(false).0,
         }
     }
 }
@@ -54,8 +62,9 @@ impl LiveFeed {
     }
 
     /// A new subscription, and the watch of the shutdown. The first one starts relaying the
-    /// other nodes' events (a node nobody watches reads nothing of them).
-    pub(crate) fn subscribe(
+    /// other nodes' events (until then, a node nobody watches reads nothing of them) and
+    /// returns once the relay listens, so that its stream misses none of them.
+    pub(crate) async fn subscribe(
         &self,
         store: &Store,
     ) -> (broadcast::Receiver<Feed>, watch::Receiver<bool>) {
@@ -64,9 +73,12 @@ impl LiveFeed {
             tokio::spawn(relay(
                 store.clone(),
                 self.sender.clone(),
+                self.listening.clone(),
                 self.closing.subscribe(),
             ));
         }
+        let mut listening = self.listening.subscribe();
+        let _ = tokio::time::timeout(FIRST_LISTEN, listening.wait_for(|listens| *listens)).await;
         (receiver, self.closing.subscribe())
     }
 
@@ -79,17 +91,26 @@ impl LiveFeed {
 /// Relays the events the other nodes commit into `sender` until the server shuts down; when
 /// the database goes away, listens again once it is back and says a gap may have opened.
 /// Returns at once on SQLite (one node).
-async fn relay(store: Store, sender: broadcast::Sender<Feed>, mut closing: watch::Receiver<bool>) {
+async fn relay(
+    store: Store,
+    sender: broadcast::Sender<Feed>,
+    listening: watch::Sender<bool>,
+    mut closing: watch::Receiver<bool>,
+) {
     let mut lost = false;
     loop {
-        let listening = tokio::select! {
+        let listening_to = tokio::select! {
             feed = store.violation_feed() => feed,
             _ = closing.wait_for(|closed| *closed) => return,
         };
-        let error = match listening {
-            Ok(None) => return,
+        let error = match listening_to {
+            Ok(None) => {
+                listening.send_replace(true);
+                return;
+            }
             Err(e) => e,
             Ok(Some(mut feed)) => {
+                listening.send_replace(true);
                 if std::mem::take(&mut lost) {
                     tracing::info!("relaying the other nodes' violation events again");
                     let _ = sender.send(Feed::Gap);

@@ -54,7 +54,8 @@ impl Follower {
             stdout,
             stderr,
         };
-        // The server subscribes before it answers; the command says so once it has the answer.
+        // The server answers once it streams its own events and listens for the other nodes'
+        // (`LiveFeed::subscribe`); the command says so once it has the answer.
         let ready = follower.stderr.recv_timeout(PATIENCE).unwrap();
         assert!(ready.contains("following new violations"), "{ready}");
         follower

@@ -55,7 +55,7 @@ pub(crate) enum Live {
 /// the server shuts down: the one live feed of the API's stream and the workspace's Monitor.
 /// The feed holds one of the caller's key's streams while it lasts; a key that holds all of
 /// them is refused (429).
-pub(crate) fn live(
+pub(crate) async fn live(
     state: &AppState,
     caller: &Caller,
     filter: ViolationFilter,
@@ -63,7 +63,7 @@ pub(crate) fn live(
     use tokio::sync::broadcast::error::RecvError;
     let slot = state.streams.open(&caller.key.id)?;
     let principal = caller.principal.clone();
-    let (receiver, closing) = state.runtime.live.subscribe(&state.store);
+    let (receiver, closing) = state.runtime.live.subscribe(&state.store).await;
     Ok(futures_util::stream::unfold(
         (receiver, closing, principal, filter, slot),
         |(mut receiver, mut closing, principal, filter, slot)| async move {
@@ -121,7 +121,7 @@ async fn stream(
         ));
     }
     let filter = q.filter()?;
-    let events = live(&state, &caller, filter)?.map(|live| {
+    let events = live(&state, &caller, filter).await?.map(|live| {
         Ok(match live {
             Live::Event(event) => Event::default()
                 .event("violation")

@@ -59,7 +59,7 @@ pub(crate) async fn stream(State(state): State<AppState>, visitor: Visitor, uri:
         Err(refused) => return (StatusCode::BAD_REQUEST, refused.problem).into_response(),
     };
     let filter = visitor_filter(&visitor, &query);
-    let feed = match live(&state, &visitor.caller, filter) {
+    let feed = match live(&state, &visitor.caller, filter).await {
         Ok(feed) => Box::pin(feed),
         Err(refused) => return (refused.status(), refused.in_words()).into_response(),
     };
