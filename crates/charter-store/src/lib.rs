@@ -42,8 +42,8 @@ pub use error::StoreError;
 pub use feed::{Heard, ViolationFeed};
 pub use ids::{new_id_suffix, new_key_secret};
 pub use model::{
-    Activation, Actor, Agent, ApiKey, AuditEntry, Change, KeyScope, PolicyFilter, Principal,
-    StoredPolicy, Tenant, Verification, VersionsNear, WebSession,
+    Activation, Actor, Agent, ApiKey, AuditEntry, Change, KeyScope, PolicyFilter, PolicySummary,
+    Principal, StoredPolicy, Tenant, Verification, VersionsNear, WebSession,
 };
 pub use postgres::PgStore;
 pub use retention::{HeldBack, Pass, Pruned, Retention};
@@ -348,15 +348,15 @@ impl Store {
         on_pool!(self, list_policies(principal, filter))
     }
 
-    /// The policies the principal may see, filtered, newest first, one page (the workspace's
-    /// list: indexed and paged, never the whole table).
+    /// The policies the principal may see, filtered, newest first, one page of their summaries
+    /// (the workspace's list: indexed and paged, never the whole table, no rule parsed).
     pub async fn policies_page(
         &self,
         principal: &Principal,
         filter: &PolicyFilter,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<Page<StoredPolicy>> {
+    ) -> Result<Page<PolicySummary>> {
         match self {
             Store::Sqlite(s) => s.policies_page(principal, filter, cursor, limit).await,
             Store::Postgres(s) => {

@@ -1,6 +1,6 @@
 //! What the store keeps, as the rest of Charter sees it.
 
-use charter_core::{LineageId, Policy, TenantId};
+use charter_core::{LineageId, Policy, PolicyId, Scope, Status, TenantId};
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -196,6 +196,51 @@ impl StoredPolicy {
             .flatten()
             .max()
             .unwrap_or(self.updated_at)
+    }
+}
+
+/// A policy as a list shows it: what names, places and dates it, without its rules
+/// ([`crate::Store::policies_page`] reads no more than this for each row of a page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySummary {
+    /// The policy version's id.
+    pub id: PolicyId,
+    /// Its lineage.
+    pub lineage_id: LineageId,
+    /// Its version in the lineage.
+    pub version: u32,
+    /// Its status.
+    pub status: Status,
+    /// Its name.
+    pub name: String,
+    /// Its scope.
+    pub scope: Scope,
+    /// Its tenant (`None`: platform).
+    pub tenant_id: Option<String>,
+    /// How many rules it has.
+    pub rules: usize,
+    /// When it was created (the list's order).
+    pub created_at: Timestamp,
+    /// When anything of it last changed ([`StoredPolicy::last_changed`]).
+    pub last_changed: Timestamp,
+}
+
+impl PolicySummary {
+    /// The summary of a whole policy.
+    pub fn of(stored: &StoredPolicy) -> PolicySummary {
+        let p = &stored.policy;
+        PolicySummary {
+            id: p.id.clone(),
+            lineage_id: p.lineage_id.clone(),
+            version: p.version,
+            status: p.status,
+            name: p.definition.name.clone(),
+            scope: p.definition.scope.clone(),
+            tenant_id: stored.tenant_id.clone(),
+            rules: p.definition.rules.len(),
+            created_at: p.created_at,
+            last_changed: stored.last_changed(),
+        }
     }
 }
 

@@ -30,6 +30,10 @@ pub(crate) const LOCK_SUBJECT_SHARED: &str =
 pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
 /// Orders text by its bytes, as Rust sorts it, whatever the database's default collation.
 pub(crate) const BYTE_ORDER: &str = " COLLATE \"C\"";
+/// A policy's number of rules, from its `rules` column (text holding a JSON array).
+pub(crate) const RULE_COUNT: &str = "CAST(json_array_length(rules::json) AS BIGINT)";
+/// Whether a policy's lowercased name (`name_folded`) contains the search `?`.
+pub(crate) const NAME_CONTAINS: &str = "strpos(name_folded, ?) > 0";
 
 pub(crate) async fn begin(pool: &Pool<Db>) -> Result<Transaction<'static, Db>, StoreError> {
     Ok(pool.begin().await?)
@@ -112,6 +116,8 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
+        // Rows written before the search's column (`policies.name_folded`), or by an older node.
+        ops::policies::fold_names(&pool).await?;
         let schema: String = sqlx::query_scalar("SELECT current_schema()")
             .fetch_one(&pool)
             .await?;

@@ -38,6 +38,10 @@ pub(crate) const LOCK_SUBJECT_SHARED: &str = "";
 pub(crate) const FOR_UPDATE: &str = "";
 /// SQLite's default collation already orders text by its bytes.
 pub(crate) const BYTE_ORDER: &str = "";
+/// A policy's number of rules, from its `rules` column.
+pub(crate) const RULE_COUNT: &str = "json_array_length(rules)";
+/// Whether a policy's lowercased name (`name_folded`) contains the search `?`.
+pub(crate) const NAME_CONTAINS: &str = "instr(name_folded, ?) > 0";
 
 /// Takes the lock file beside the database at `path` (`charter.db` → `charter.db.lock`),
 /// held until the store is dropped: a second process on the same database would break the
@@ -298,6 +302,8 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
+        // Rows written before the search's column (`policies.name_folded`), or by an older node.
+        ops::policies::fold_names(&pool).await?;
         Ok(SqliteStore {
             pool,
             keys: Arc::default(),
@@ -316,6 +322,7 @@ impl SqliteStore {
         let options = (*self.pool.connect_options()).clone();
         let connections = self.pool.options().get_max_connections();
         let pool = pool(&options, connections).await?;
+        ops::policies::fold_names(&pool).await?;
         let restart = Arc::default();
         // Its own writing connection and checkpoints, as a restarted process would have.
         let committer = self
@@ -368,7 +375,7 @@ impl SqliteStore {
         filter: &crate::PolicyFilter,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<crate::Page<crate::StoredPolicy>, StoreError> {
+    ) -> Result<crate::Page<crate::PolicySummary>, StoreError> {
         match &self.reader {
             Some(reader) => reader.policies_page(principal, filter, cursor, limit).await,
             None => ops::policies_page(&self.pool, principal, filter, cursor, limit).await,

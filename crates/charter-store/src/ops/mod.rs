@@ -11,7 +11,10 @@
 use jiff::Timestamp;
 use sqlx::Transaction;
 
-use super::{BYTE_ORDER, Db, FOR_UPDATE, LOCK_COUNTER, LOCK_SUBJECT, LOCK_SUBJECT_SHARED, begin};
+use super::{
+    BYTE_ORDER, Db, FOR_UPDATE, LOCK_COUNTER, LOCK_SUBJECT, LOCK_SUBJECT_SHARED, NAME_CONTAINS,
+    RULE_COUNT, begin,
+};
 use crate::error::StoreError;
 
 mod accounts;

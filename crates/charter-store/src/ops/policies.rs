@@ -10,12 +10,14 @@ use sqlx::{AssertSqlSafe, Pool, Row};
 use super::accounts::visible_tenant;
 use super::audit::append;
 use super::query::{Bind, Filters, bad_cursor, bound};
-use super::{Db, FOR_UPDATE, Result, Tx, begin, ms, time, to_u32};
+use super::{Db, FOR_UPDATE, NAME_CONTAINS, RULE_COUNT, Result, Tx, begin, ms, time, to_u32};
 use crate::PolicyEdit;
 
 use crate::error::StoreError;
 use crate::ids;
-use crate::model::{Activation, Change, PolicyFilter, Principal, StoredPolicy, VersionsNear};
+use crate::model::{
+    Activation, Change, PolicyFilter, PolicySummary, Principal, StoredPolicy, VersionsNear,
+};
 use crate::runs::Page;
 
 pub(super) const POLICY_COLUMNS: &str = "id, lineage_id, version, tenant_id, scope, status, revision, name, \
@@ -47,16 +49,10 @@ pub(crate) struct RawPolicy {
 
 impl RawPolicy {
     pub(crate) fn stored(self) -> Result<StoredPolicy> {
-        let status = match self.status.as_str() {
-            "draft" => Status::Draft,
-            "active" => Status::Active,
-            "deprecated" => Status::Deprecated,
-            other => return Err(StoreError::Backend(format!("unknown status {other}"))),
-        };
-        let bad_id = |e: charter_core::ids::IdError| StoreError::Backend(format!("stored id: {e}"));
+        let status = status_of(&self.status)?;
         let policy = Policy {
-            id: PolicyId::new(self.id).map_err(bad_id)?,
-            lineage_id: LineageId::new(self.lineage_id).map_err(bad_id)?,
+            id: stored_id(PolicyId::new(self.id))?,
+            lineage_id: stored_id(LineageId::new(self.lineage_id))?,
             version: to_u32(self.version, "version")?,
             status,
             revision: to_u32(self.revision, "revision")?,
@@ -66,11 +62,7 @@ impl RawPolicy {
                 scope: serde_json::from_str(&self.scope)?,
                 rules: serde_json::from_str(&self.rules)?,
             },
-            cloned_from: self
-                .cloned_from
-                .map(PolicyId::new)
-                .transpose()
-                .map_err(bad_id)?,
+            cloned_from: stored_id(self.cloned_from.map(PolicyId::new).transpose())?,
             created_at: time(self.created_at)?,
             created_by: self.created_by,
             activated_at: self.activated_at.map(time).transpose()?,
@@ -84,6 +76,85 @@ impl RawPolicy {
             updated_at: time(self.updated_at)?,
         })
     }
+}
+
+/// The columns of a [`PolicySummary`], in [`RawSummary`]'s order (the SQLite reader reads them
+/// by position).
+pub(crate) fn summary_columns() -> String {
+    format!(
+        "id, lineage_id, version, tenant_id, scope, status, name, created_at, updated_at, \
+         activated_at, deprecated_at, {RULE_COUNT} AS rule_count"
+    )
+}
+
+/// A summary's columns as stored, read by either driver, then parsed by
+/// [`RawSummary::summary`].
+pub(crate) struct RawSummary {
+    pub(crate) id: String,
+    pub(crate) lineage_id: String,
+    pub(crate) version: i64,
+    pub(crate) tenant_id: Option<String>,
+    pub(crate) scope: String,
+    pub(crate) status: String,
+    pub(crate) name: String,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) activated_at: Option<i64>,
+    pub(crate) deprecated_at: Option<i64>,
+    pub(crate) rule_count: i64,
+}
+
+fn status_of(text: &str) -> Result<Status> {
+    match text {
+        "draft" => Ok(Status::Draft),
+        "active" => Ok(Status::Active),
+        "deprecated" => Ok(Status::Deprecated),
+        other => Err(StoreError::Backend(format!("unknown status {other}"))),
+    }
+}
+
+fn stored_id<T>(id: std::result::Result<T, charter_core::ids::IdError>) -> Result<T> {
+    id.map_err(|e| StoreError::Backend(format!("stored id: {e}")))
+}
+
+impl RawSummary {
+    pub(crate) fn summary(self) -> Result<PolicySummary> {
+        let updated_at = time(self.updated_at)?;
+        let last_changed = [self.activated_at, self.deprecated_at]
+            .into_iter()
+            .flatten()
+            .map(time)
+            .try_fold(updated_at, |last, at| at.map(|at| last.max(at)))?;
+        Ok(PolicySummary {
+            id: stored_id(PolicyId::new(self.id))?,
+            lineage_id: stored_id(LineageId::new(self.lineage_id))?,
+            version: to_u32(self.version, "version")?,
+            status: status_of(&self.status)?,
+            name: self.name,
+            scope: serde_json::from_str(&self.scope)?,
+            tenant_id: self.tenant_id,
+            rules: usize::try_from(self.rule_count).unwrap_or(0),
+            created_at: time(self.created_at)?,
+            last_changed,
+        })
+    }
+}
+
+fn raw_summary(row: &<Db as sqlx::Database>::Row) -> Result<RawSummary> {
+    Ok(RawSummary {
+        id: row.try_get("id")?,
+        lineage_id: row.try_get("lineage_id")?,
+        version: row.try_get("version")?,
+        tenant_id: row.try_get("tenant_id")?,
+        scope: row.try_get("scope")?,
+        status: row.try_get("status")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        activated_at: row.try_get("activated_at")?,
+        deprecated_at: row.try_get("deprecated_at")?,
+        rule_count: row.try_get("rule_count")?,
+    })
 }
 
 fn raw_policy(row: &<Db as sqlx::Database>::Row) -> Result<RawPolicy> {
@@ -162,8 +233,9 @@ async fn insert_policy(tx: &mut Tx, stored: &StoredPolicy, change: &Change) -> R
     let p = &stored.policy;
     sqlx::query(
         "INSERT INTO policies (id, lineage_id, version, tenant_id, scope, status, revision, name, \
-         description, rules, cloned_from, created_at, created_by, updated_at, updated_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         description, rules, cloned_from, created_at, created_by, updated_at, updated_by, \
+         name_folded) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(p.id.as_str())
     .bind(p.lineage_id.as_str())
@@ -180,9 +252,45 @@ async fn insert_policy(tx: &mut Tx, stored: &StoredPolicy, change: &Change) -> R
     .bind(&change.actor.key_id)
     .bind(ms(change.at))
     .bind(&change.actor.key_id)
+    .bind(fold(&p.definition.name))
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A name as the search compares it (`policies.name_folded`): lowercased, as
+/// [`PolicyScan`] lowercases the search.
+fn fold(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Fills `name_folded` of the rows written before it existed (or by an older node), a few
+/// hundred at a time; how many it filled.
+pub(crate) async fn fold_names(pool: &Pool<Db>) -> Result<u64> {
+    let mut filled = 0;
+    loop {
+        let rows = sqlx::query("SELECT id, name FROM policies WHERE name_folded IS NULL LIMIT 500")
+            .fetch_all(pool)
+            .await?;
+        if rows.is_empty() {
+            return Ok(filled);
+        }
+        let mut tx = begin(pool).await?;
+        for row in &rows {
+            let name: String = row.try_get("name")?;
+            filled += sqlx::query(
+                "UPDATE policies SET name_folded = $1 WHERE id = $2 AND name = $3 \
+                 AND name_folded IS NULL",
+            )
+            .bind(fold(&name))
+            .bind(row.try_get::<String, _>("id")?)
+            .bind(&name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+    }
 }
 
 fn new_draft(
@@ -295,9 +403,14 @@ pub(crate) async fn create_policy(
 /// Whether a principal may read a policy: its own tenant's, and the platform policies that
 /// can govern it (not platform drafts, which govern nothing).
 fn visible(principal: &Principal, stored: &StoredPolicy) -> bool {
-    match &stored.tenant_id {
+    visible_as(principal, stored.tenant_id.as_deref(), stored.policy.status)
+}
+
+/// [`visible`], of a policy of tenant `tenant_id` (`None`: platform) in `status`.
+fn visible_as(principal: &Principal, tenant_id: Option<&str>, status: Status) -> bool {
+    match tenant_id {
         Some(t) => principal.sees(Some(t)),
-        None => *principal == Principal::Platform || stored.policy.status != Status::Draft,
+        None => *principal == Principal::Platform || status != Status::Draft,
     }
 }
 
@@ -345,36 +458,24 @@ pub(crate) async fn list_policies(
     let mut out = Vec::new();
     for row in &rows {
         let stored = policy_row(row)?;
-        if !visible(principal, &stored) {
-            continue;
-        }
-        let scope = stored.policy.scope();
-        if filter
-            .scope_type
-            .as_deref()
-            .is_some_and(|t| t != scope.type_name())
+        if visible(principal, &stored)
+            && matches(
+                stored.policy.scope(),
+                stored.policy.name(),
+                filter,
+                q.as_deref(),
+            )
         {
-            continue;
+            out.push(stored);
         }
-        if let Some(agent) = &filter.agent_id
-            && !matches!(scope, Scope::Agent { agent_id, .. } if agent_id.as_str() == agent)
-        {
-            continue;
-        }
-        if let Some(q) = &q
-            && !stored.policy.name().to_lowercase().contains(q.as_str())
-        {
-            continue;
-        }
-        out.push(stored);
     }
     Ok(out)
 }
 
-/// Whether `stored` passes the filters SQL cannot tell exactly: the scope's type and agent,
-/// and a case-insensitive (Unicode) search of the name for `q`, lowercased.
-fn matches(stored: &StoredPolicy, filter: &PolicyFilter, q: Option<&str>) -> bool {
-    let scope = stored.policy.scope();
+/// Whether a policy of `scope` named `name` passes the filters SQL cannot tell exactly: the
+/// scope's type and agent, and a case-insensitive (Unicode) search of the name for `q`,
+/// lowercased.
+fn matches(scope: &Scope, name: &str, filter: &PolicyFilter, q: Option<&str>) -> bool {
     if filter
         .scope_type
         .as_deref()
@@ -387,15 +488,15 @@ fn matches(stored: &StoredPolicy, filter: &PolicyFilter, q: Option<&str>) -> boo
     {
         return false;
     }
-    q.is_none_or(|q| stored.policy.name().to_lowercase().contains(q))
+    q.is_none_or(|q| name.to_lowercase().contains(q))
 }
 
 /// One page of the policies the principal may see, filtered, newest first (by creation, then
 /// id), after a cursor (`<created_at>~<id>`): what the workspace's list shows, read through
-/// the (status | tenant, `created_at`, id) indexes, never the whole table. Status, tenant and
-/// scope type are filtered in SQL; a name search (Unicode case-insensitive, as
-/// [`list_policies`]) and an agent are checked on the rows as they are read, in chunks, until
-/// the page is full: a search reads the names up to its page's last match. The driver runs
+/// the (status | tenant, `created_at`, id) indexes, never the whole table. Status, tenant,
+/// scope type and a name search (Unicode case-insensitive, as [`list_policies`]: on the
+/// lowercased names kept beside the names) are filtered in SQL; an agent is checked on the rows
+/// as they are read, in chunks, until the page is full. The driver runs
 /// [`PolicyScan::query`] and hands the rows to [`PolicyScan::take`] until it says stop.
 pub(crate) struct PolicyScan {
     principal: Principal,
@@ -407,7 +508,7 @@ pub(crate) struct PolicyScan {
     chunk: usize,
     /// The last row read.
     after: Option<(i64, String)>,
-    items: Vec<StoredPolicy>,
+    items: Vec<PolicySummary>,
 }
 
 impl PolicyScan {
@@ -418,7 +519,8 @@ impl PolicyScan {
         limit: u32,
     ) -> Result<PolicyScan> {
         let limit = limit.clamp(1, 500) as usize;
-        let checked = filter.q.is_some() || filter.agent_id.is_some();
+        // An agent is checked on the rows read; everything else SQL tells.
+        let checked = filter.agent_id.is_some();
         Ok(PolicyScan {
             principal: principal.clone(),
             filter: filter.clone(),
@@ -451,6 +553,14 @@ impl PolicyScan {
             }
             _ => {}
         }
+        if let Some(q) = &self.q {
+            // Rows without a lowercased name (written before it existed) are read, and
+            // their names tested in `take`.
+            f.text(
+                &format!("({NAME_CONTAINS} OR name_folded IS NULL)"),
+                Some(q),
+            );
+        }
         if let Some((at, id)) = &self.after {
             f.row(
                 "(created_at < ?1 OR (created_at = ?2 AND id < ?3))",
@@ -458,8 +568,8 @@ impl PolicyScan {
             );
         }
         let sql = format!(
-            "SELECT {POLICY_COLUMNS} FROM policies WHERE {} \
-             ORDER BY created_at DESC, id DESC LIMIT {}",
+            "SELECT {} FROM policies WHERE {} ORDER BY created_at DESC, id DESC LIMIT {}",
+            summary_columns(),
             f.sql(),
             self.chunk
         );
@@ -467,7 +577,7 @@ impl PolicyScan {
     }
 
     /// Takes a chunk's rows, in order; whether to read the next chunk.
-    pub(crate) fn take(&mut self, rows: Vec<RawPolicy>) -> Result<bool> {
+    pub(crate) fn take(&mut self, rows: Vec<RawSummary>) -> Result<bool> {
         let read = rows.len();
         for raw in rows {
             self.after = Some((raw.created_at, raw.id.clone()));
@@ -480,23 +590,30 @@ impl PolicyScan {
             {
                 continue;
             }
-            let stored = raw.stored()?;
-            if visible(&self.principal, &stored)
-                && matches(&stored, &self.filter, self.q.as_deref())
-            {
-                self.items.push(stored);
+            let summary = raw.summary()?;
+            if visible_as(
+                &self.principal,
+                summary.tenant_id.as_deref(),
+                summary.status,
+            ) && matches(
+                &summary.scope,
+                &summary.name,
+                &self.filter,
+                self.q.as_deref(),
+            ) {
+                self.items.push(summary);
             }
         }
         Ok(self.items.len() <= self.limit && read == self.chunk)
     }
 
     /// The page read, with the next page's cursor.
-    pub(crate) fn page(mut self) -> Page<StoredPolicy> {
+    pub(crate) fn page(mut self) -> Page<PolicySummary> {
         let next_cursor = if self.items.len() > self.limit {
             self.items.truncate(self.limit);
             self.items
                 .last()
-                .map(|p| format!("{}~{}", ms(p.policy.created_at), p.policy.id))
+                .map(|p| format!("{}~{}", ms(p.created_at), p.id))
         } else {
             None
         };
@@ -514,12 +631,12 @@ pub(crate) async fn policies_page(
     filter: &PolicyFilter,
     cursor: Option<&str>,
     limit: u32,
-) -> Result<Page<StoredPolicy>> {
+) -> Result<Page<PolicySummary>> {
     let mut scan = PolicyScan::new(principal, filter, cursor, limit)?;
     loop {
         let (sql, binds) = scan.query();
         let rows = bound(sql, binds).fetch_all(pool).await?;
-        let rows = rows.iter().map(raw_policy).collect::<Result<Vec<_>>>()?;
+        let rows = rows.iter().map(raw_summary).collect::<Result<Vec<_>>>()?;
         if !scan.take(rows)? {
             return Ok(scan.page());
         }
@@ -602,7 +719,7 @@ async fn rewrite_draft(
     let tenant_id = definition.scope.tenant_id().map(ToString::to_string);
     let updated = sqlx::query(
         "UPDATE policies SET tenant_id = $1, scope = $2, name = $3, description = $4, rules = $5, \
-         revision = $6, updated_at = $7, updated_by = $8 \
+         revision = $6, updated_at = $7, updated_by = $8, name_folded = $11 \
          WHERE id = $9 AND status = 'draft' AND revision = $10",
     )
     .bind(tenant_id.as_deref())
@@ -615,6 +732,7 @@ async fn rewrite_draft(
     .bind(&change.actor.key_id)
     .bind(before.policy.id.as_str())
     .bind(i64::from(before.policy.revision))
+    .bind(fold(&definition.name))
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {

@@ -39,6 +39,17 @@ fn backend(e: &rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("reading recorded actions: {e}"))
 }
 
+/// The query builder's binds as rusqlite's values.
+fn sql_values(binds: Vec<Bind>) -> Vec<SqlValue> {
+    binds
+        .into_iter()
+        .map(|bind| match bind {
+            Bind::Text(text) => SqlValue::Text(text),
+            Bind::Int(int) => SqlValue::Integer(int),
+        })
+        .collect()
+}
+
 impl Reader {
     pub(crate) fn new(path: &Path) -> Reader {
         Reader {
@@ -78,13 +89,7 @@ impl Reader {
         page: &HistoryPage,
     ) -> Result<Vec<RecordedRow>, StoreError> {
         let (sql, binds) = ops::history::actions_page_query(principal, page);
-        let binds: Vec<SqlValue> = binds
-            .into_iter()
-            .map(|bind| match bind {
-                Bind::Text(text) => SqlValue::Text(text),
-                Bind::Int(int) => SqlValue::Integer(int),
-            })
-            .collect();
+        let binds = sql_values(binds);
         let reader = self.clone();
         let args = page.args.clone();
         tokio::task::spawn_blocking(move || {
@@ -106,14 +111,14 @@ impl Reader {
         filter: &crate::PolicyFilter,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<crate::Page<crate::StoredPolicy>, StoreError> {
+    ) -> Result<crate::Page<crate::PolicySummary>, StoreError> {
         let mut scan = ops::policies::PolicyScan::new(principal, filter, cursor, limit)?;
         let reader = self.clone();
         tokio::task::spawn_blocking(move || {
             let connection = reader.connect()?;
             let page = loop {
                 let (sql, binds) = scan.query();
-                match read_policies(&connection, &sql, binds).and_then(|rows| scan.take(rows)) {
+                match read_summaries(&connection, &sql, binds).and_then(|rows| scan.take(rows)) {
                     Ok(true) => {}
                     Ok(false) => break Ok(scan.page()),
                     Err(e) => break Err(e),
@@ -127,42 +132,30 @@ impl Reader {
     }
 }
 
-/// The policies `sql` selects (`POLICY_COLUMNS`), as stored.
-fn read_policies(
+/// The policy summaries `sql` selects (`ops::policies::summary_columns`, read by position:
+/// finding a column by its name cost more than reading it), as stored.
+fn read_summaries(
     connection: &Connection,
     sql: &str,
     binds: Vec<Bind>,
-) -> Result<Vec<ops::policies::RawPolicy>, StoreError> {
+) -> Result<Vec<ops::policies::RawSummary>, StoreError> {
     let failed = |e: rusqlite::Error| StoreError::Backend(format!("reading policies: {e}"));
-    let binds: Vec<SqlValue> = binds
-        .into_iter()
-        .map(|bind| match bind {
-            Bind::Text(text) => SqlValue::Text(text),
-            Bind::Int(int) => SqlValue::Integer(int),
-        })
-        .collect();
     let mut statement = connection.prepare_cached(sql).map_err(failed)?;
     let rows = statement
-        .query_map(rusqlite::params_from_iter(binds), |row| {
-            Ok(ops::policies::RawPolicy {
-                id: row.get("id")?,
-                lineage_id: row.get("lineage_id")?,
-                version: row.get("version")?,
-                tenant_id: row.get("tenant_id")?,
-                scope: row.get("scope")?,
-                status: row.get("status")?,
-                revision: row.get("revision")?,
-                name: row.get("name")?,
-                description: row.get("description")?,
-                rules: row.get("rules")?,
-                cloned_from: row.get("cloned_from")?,
-                created_at: row.get("created_at")?,
-                created_by: row.get("created_by")?,
-                activated_at: row.get("activated_at")?,
-                activated_by: row.get("activated_by")?,
-                deprecated_at: row.get("deprecated_at")?,
-                deprecated_by: row.get("deprecated_by")?,
-                updated_at: row.get("updated_at")?,
+        .query_map(rusqlite::params_from_iter(sql_values(binds)), |row| {
+            Ok(ops::policies::RawSummary {
+                id: row.get(0)?,
+                lineage_id: row.get(1)?,
+                version: row.get(2)?,
+                tenant_id: row.get(3)?,
+                scope: row.get(4)?,
+                status: row.get(5)?,
+                name: row.get(6)?,
+                created_at: row.get(7)?,
+                updated_at: row.get(8)?,
+                activated_at: row.get(9)?,
+                deprecated_at: row.get(10)?,
+                rule_count: row.get(11)?,
             })
         })
         .map_err(failed)?;

@@ -423,6 +423,9 @@ async fn database_refuses_changes_to_frozen_rows(store: Store, _: Kind) {
         format!("UPDATE policies SET rules = '[]' WHERE id = '{id}'"),
         format!("UPDATE policies SET status = 'draft' WHERE id = '{id}'"),
         format!("UPDATE policies SET status = 'deprecated', name = 'x' WHERE id = '{id}'"),
+        format!("UPDATE policies SET name_folded = 'hacked' WHERE id = '{id}'"),
+        format!("UPDATE policies SET name_folded = NULL WHERE id = '{id}'"),
+        format!("UPDATE policies SET status = 'deprecated', name_folded = 'x' WHERE id = '{id}'"),
         format!("DELETE FROM policies WHERE id = '{id}'"),
         "UPDATE audit_log SET action = 'x'".to_owned(),
         "DELETE FROM audit_log".to_owned(),
@@ -434,6 +437,7 @@ async fn database_refuses_changes_to_frozen_rows(store: Store, _: Kind) {
     for sql in [
         format!("UPDATE policies SET deprecated_by = 'someone' WHERE id = '{id}'"),
         format!("UPDATE policies SET status = 'active' WHERE id = '{id}'"),
+        format!("UPDATE policies SET name_folded = 'x' WHERE id = '{id}'"),
         format!("DELETE FROM policies WHERE id = '{id}'"),
     ] {
         assert!(store.execute_raw(&sql).await.is_err(), "{sql}");

@@ -3,8 +3,8 @@
 
 use charter_core::{AgentId, TenantId};
 use charter_store::{
-    Activation, AuditFilter, KeyScope, PolicyEdit, PolicyFilter, Principal, Store, StoreError,
-    new_key_secret,
+    Activation, AuditFilter, KeyScope, PolicyEdit, PolicyFilter, PolicySummary, Principal, Store,
+    StoreError, new_key_secret,
 };
 use serde_json::json;
 
@@ -12,6 +12,7 @@ use crate::harness::{Kind, acme_support, both, definition, later, platform, seed
 
 both!(
     policy_pages_list_what_the_whole_list_does,
+    a_search_finds_names_stored_before_their_lowercase,
     tenants_agents_and_keys,
     tenants_cannot_see_each_other,
     platform_policies_are_read_only_to_tenants
@@ -359,7 +360,8 @@ async fn a_sqlite_database_is_opened_by_one_process_at_a_time() {
 }
 
 /// `policies_page` (the workspace's list, paged and filtered in SQL) gives, page after page,
-/// exactly what `list_policies` gives, newest first: every filter, both kinds of key.
+/// exactly what `list_policies` gives, newest first: every filter, both kinds of key; each
+/// summary (its rule count from SQL) is that of the whole policy.
 async fn policy_pages_list_what_the_whole_list_does(store: Store, _: Kind) {
     use charter_core::policy::Status;
     seed(&store).await;
@@ -380,6 +382,7 @@ async fn policy_pages_list_what_the_whole_list_does(store: Store, _: Kind) {
             "search rate",
             json!({"type": "agent", "tenant_id": "globex", "agent_id": "support"}),
         ),
+        ("Refund 100%_cap", json!({"type": "platform"})),
     ] {
         for _ in 0..3 {
             n += 1;
@@ -419,6 +422,15 @@ async fn policy_pages_list_what_the_whole_list_does(store: Store, _: Kind) {
         },
         PolicyFilter {
             q: Some("émail".into()),
+            ..PolicyFilter::default()
+        },
+        // `LIKE`'s wildcards are searched for as themselves.
+        PolicyFilter {
+            q: Some("%".into()),
+            ..PolicyFilter::default()
+        },
+        PolicyFilter {
+            q: Some("d_c".into()),
             ..PolicyFilter::default()
         },
         PolicyFilter {
@@ -462,7 +474,14 @@ async fn policy_pages_list_what_the_whole_list_does(store: Store, _: Kind) {
                     .await
                     .unwrap();
                 assert!(page.items.len() <= 2);
-                paged.extend(page.items.into_iter().map(|s| s.policy.id.to_string()));
+                for summary in &page.items {
+                    let whole = store
+                        .get_policy(&principal, summary.id.as_str())
+                        .await
+                        .unwrap();
+                    assert_eq!(summary, &PolicySummary::of(&whole));
+                }
+                paged.extend(page.items.into_iter().map(|s| s.id.to_string()));
                 match page.next_cursor {
                     Some(next) => cursor = Some(next),
                     None => break,
@@ -471,4 +490,87 @@ async fn policy_pages_list_what_the_whole_list_does(store: Store, _: Kind) {
             assert_eq!(paged, whole, "{principal:?} {filter:?}");
         }
     }
+}
+
+/// Policies written before `name_folded` existed (NULL there) are found by a search all the
+/// same, and the next open fills their lowercased names, active and deprecated versions
+/// included: the immutability trigger allows that one change, and no other to the column.
+async fn a_search_finds_names_stored_before_their_lowercase(store: Store, kind: Kind) {
+    seed(&store).await;
+    let acme = tenant("acme");
+    let force = Activation {
+        force: true,
+        supersede: false,
+    };
+    let mut ids = Vec::new();
+    for (n, name) in [(0, "Refund Cap"), (1, "ÉMAIL guard"), (2, "refund draft")] {
+        let id = store
+            .create_policy(&later(&acme, n), definition(name, acme_support()), false)
+            .await
+            .unwrap()
+            .policy
+            .id
+            .to_string();
+        if n < 2 {
+            store.activate(&acme, &id, force, None).await.unwrap();
+        }
+        if n == 1 {
+            store.deprecate(&acme, &id).await.unwrap();
+        }
+        ids.push(id);
+    }
+    let refund = vec![ids[2].clone(), ids[0].clone()];
+    let email = vec![ids[1].clone()];
+    assert_eq!(searched(&store, &acme.principal, "REFUND").await, refund);
+
+    // As an older version left them: no lowercased names.
+    let (disable, enable) = match kind {
+        Kind::Sqlite => (
+            "DROP TRIGGER policies_frozen_update".to_owned(),
+            include_str!("../../migrations/sqlite/0013_policy_search.sql")
+                .split_once("CREATE TRIGGER")
+                .map(|(_, trigger)| format!("CREATE TRIGGER{trigger}"))
+                .unwrap(),
+        ),
+        Kind::Postgres => (
+            "ALTER TABLE policies DISABLE TRIGGER policies_frozen".to_owned(),
+            "ALTER TABLE policies ENABLE TRIGGER policies_frozen".to_owned(),
+        ),
+    };
+    store.execute_raw(&disable).await.unwrap();
+    assert_eq!(
+        store
+            .execute_raw("UPDATE policies SET name_folded = NULL")
+            .await
+            .unwrap(),
+        3
+    );
+    store.execute_raw(&enable).await.unwrap();
+    assert_eq!(searched(&store, &acme.principal, "REFUND").await, refund);
+    assert_eq!(searched(&store, &acme.principal, "émail").await, email);
+
+    let reopened = store.reopen().await.unwrap();
+    let unfilled = "UPDATE policies SET revision = revision WHERE name_folded IS NULL";
+    assert_eq!(reopened.execute_raw(unfilled).await.unwrap(), 0);
+    assert_eq!(searched(&reopened, &acme.principal, "REFUND").await, refund);
+    assert_eq!(searched(&reopened, &acme.principal, "émail").await, email);
+    // Filled, the column is as frozen as the rest of an active version.
+    let refused = format!(
+        "UPDATE policies SET name_folded = 'x' WHERE id = '{}'",
+        ids[0]
+    );
+    assert!(reopened.execute_raw(&refused).await.is_err());
+}
+
+/// The ids of the first page of a search by name, as `principal` sees it.
+async fn searched(store: &Store, principal: &Principal, q: &str) -> Vec<String> {
+    let filter = PolicyFilter {
+        q: Some(q.to_owned()),
+        ..PolicyFilter::default()
+    };
+    let page = store
+        .policies_page(principal, &filter, None, 50)
+        .await
+        .unwrap();
+    page.items.into_iter().map(|s| s.id.to_string()).collect()
 }

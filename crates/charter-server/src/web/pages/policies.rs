@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use charter_core::policy::Status;
 use charter_core::{PolicyId, Scope};
-use charter_store::{PolicyFilter, StoredPolicy};
+use charter_store::{PolicyFilter, PolicySummary, StoredPolicy};
 use jiff::Timestamp;
 use serde::Deserialize;
 
@@ -169,17 +169,22 @@ pub(crate) fn when(at: Timestamp) -> String {
 }
 
 impl Row {
-    pub(crate) fn of(stored: &StoredPolicy) -> Row {
-        let p = &stored.policy;
+    /// A row of the list.
+    fn listed(p: &PolicySummary) -> Row {
         Row {
             id: p.id.to_string(),
-            name: p.definition.name.clone(),
-            scope: scope_text(&p.definition.scope),
+            name: p.name.clone(),
+            scope: scope_text(&p.scope),
             version: p.version,
             status: p.status.as_str(),
-            rules: p.definition.rules.len(),
-            updated: when(stored.last_changed()),
+            rules: p.rules,
+            updated: when(p.last_changed),
         }
+    }
+
+    /// The row of a whole policy (a policy's page heads with it).
+    pub(crate) fn of(stored: &StoredPolicy) -> Row {
+        Row::listed(&PolicySummary::of(stored))
     }
 }
 
@@ -256,7 +261,7 @@ pub(crate) async fn list(
         tabs,
         q: filters.q.clone().unwrap_or_default(),
         scope: filters.scope.unwrap_or(""),
-        rows: found.items.iter().map(Row::of).collect(),
+        rows: found.items.iter().map(Row::listed).collect(),
         filtered: filters != Filters::default(),
         older: found
             .next_cursor
