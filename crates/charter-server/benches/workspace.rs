@@ -368,14 +368,22 @@ async fn violations(store: &Store) -> u64 {
         .await
         .unwrap();
     // The group commit adds to the Monitor's counts per slot as it records events; rows
-    // written here in SQL are counted the way migration 0011 counts the events it finds.
+    // written here in SQL are counted the way migrations 0011 and 0014 count the events they
+    // find.
     for count in [
         "DELETE FROM violation_counts",
         "DELETE FROM violation_policy_counts",
+        "DELETE FROM violation_counts_3h",
+        "DELETE FROM violation_policy_counts_3h",
         "INSERT INTO violation_counts (tenant_id, slot, n) \
          SELECT tenant_id, (at / 900000) * 900000, COUNT(*) FROM violations GROUP BY 1, 2",
         "INSERT INTO violation_policy_counts (policy_id, tenant_id, slot, n) \
          SELECT policy_id, tenant_id, (at / 900000) * 900000, COUNT(*) FROM violations \
+         GROUP BY 1, 2, 3",
+        "INSERT INTO violation_counts_3h (tenant_id, slot, n) \
+         SELECT tenant_id, (at / 10800000) * 10800000, COUNT(*) FROM violations GROUP BY 1, 2",
+        "INSERT INTO violation_policy_counts_3h (policy_id, tenant_id, slot, n) \
+         SELECT policy_id, tenant_id, (at / 10800000) * 10800000, COUNT(*) FROM violations \
          GROUP BY 1, 2, 3",
     ] {
         store.execute_raw(count).await.unwrap();

@@ -195,30 +195,61 @@ pub(crate) fn violation_row(event: &ViolationEvent) -> [Param<'_>; 17] {
     ]
 }
 
-/// The length of a slot of the Monitor's counts (`violation_counts`, `violation_policy_counts`):
-/// 15 minutes of Unix time.
+/// The length of a slot of the Monitor's finest counts (`violation_counts`,
+/// `violation_policy_counts`): 15 minutes of Unix time.
 pub(crate) const SLOT_MS: i64 = 900_000;
 
-/// Adds `$3` events to tenant `$1`'s count of slot `$2` (the same text on both backends).
-pub(crate) const COUNT_TENANT_SLOT: &str = "INSERT INTO violation_counts (tenant_id, slot, n) \
-     VALUES ($1, $2, $3) \
-     ON CONFLICT (tenant_id, slot) DO UPDATE SET n = violation_counts.n + excluded.n";
+/// A grain of the Monitor's counts: the length of its slots and the tables that keep them.
+pub(crate) struct Grain {
+    /// The length of a slot, in milliseconds of Unix time (slots start at its multiples).
+    pub(crate) ms: i64,
+    /// The table of counts per tenant and slot.
+    pub(crate) tenants: &'static str,
+    /// The table of counts per policy, tenant and slot.
+    pub(crate) policies: &'static str,
+    /// Adds `$3` events to tenant `$1`'s count of slot `$2` (the same text on both backends).
+    count_tenant: &'static str,
+    /// Adds `$4` events to policy `$1`'s count in tenant `$2` of slot `$3`.
+    count_policy: &'static str,
+}
 
-/// Adds `$4` events to policy `$1`'s count in tenant `$2` of slot `$3`.
-pub(crate) const COUNT_POLICY_SLOT: &str = "INSERT INTO violation_policy_counts (policy_id, tenant_id, slot, n) \
-     VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (policy_id, tenant_id, slot) DO UPDATE SET n = violation_policy_counts.n + excluded.n";
+/// The grains the group commit keeps, finest first: 15 minutes, which every chart bucket of
+/// 15 minutes or more is made of, and 3 hours, which the buckets of 3 hours or more are made
+/// of (a chart of a month sums 240 slots a tenant instead of 2,880).
+pub(crate) const GRAINS: [Grain; 2] = [
+    Grain {
+        ms: SLOT_MS,
+        tenants: "violation_counts",
+        policies: "violation_policy_counts",
+        count_tenant: "INSERT INTO violation_counts (tenant_id, slot, n) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, slot) DO UPDATE SET n = violation_counts.n + excluded.n",
+        count_policy: "INSERT INTO violation_policy_counts (policy_id, tenant_id, slot, n) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (policy_id, tenant_id, slot) \
+             DO UPDATE SET n = violation_policy_counts.n + excluded.n",
+    },
+    Grain {
+        ms: 12 * SLOT_MS,
+        tenants: "violation_counts_3h",
+        policies: "violation_policy_counts_3h",
+        count_tenant: "INSERT INTO violation_counts_3h (tenant_id, slot, n) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, slot) DO UPDATE SET n = violation_counts_3h.n + excluded.n",
+        count_policy: "INSERT INTO violation_policy_counts_3h (policy_id, tenant_id, slot, n) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (policy_id, tenant_id, slot) \
+             DO UPDATE SET n = violation_policy_counts_3h.n + excluded.n",
+    },
+];
 
-/// What a batch's violation events add to the Monitor's counts per slot, each count once, in
-/// key order. The commit writes them in that order, so on PostgreSQL two batches lock the count
-/// rows they share in the same order and never wait on each other in a cycle (a trigger per
-/// inserted row would lock them in the batch's order, which can deadlock two nodes).
+/// What a batch's violation events add to the Monitor's counts per slot, in every grain, each
+/// count once. The commit writes them in [`SlotCounts::upserts`]' order, so on PostgreSQL two
+/// batches lock the count rows they share in the same order and never wait on each other in
+/// a cycle (a trigger per inserted row would lock them in the batch's order, which can
+/// deadlock two nodes).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct SlotCounts {
-    /// `(tenant, slot) → events`.
-    pub(crate) tenants: BTreeMap<(String, i64), i64>,
-    /// `(policy, tenant, slot) → events`.
-    pub(crate) policies: BTreeMap<(String, String, i64), i64>,
+    /// Per grain, in [`GRAINS`]' order: `(tenant, slot) → events`.
+    pub(crate) tenants: [BTreeMap<(String, i64), i64>; 2],
+    /// Per grain: `(policy, tenant, slot) → events`.
+    pub(crate) policies: [BTreeMap<(String, String, i64), i64>; 2],
 }
 
 impl SlotCounts {
@@ -226,17 +257,43 @@ impl SlotCounts {
     pub(crate) fn of<'a>(events: impl IntoIterator<Item = &'a ViolationEvent>) -> SlotCounts {
         let mut counts = SlotCounts::default();
         for event in events {
-            let slot = event.at.as_millisecond().div_euclid(SLOT_MS) * SLOT_MS;
-            *counts
-                .tenants
-                .entry((event.tenant_id.clone(), slot))
-                .or_default() += 1;
-            *counts
-                .policies
-                .entry((event.policy_id.clone(), event.tenant_id.clone(), slot))
-                .or_default() += 1;
+            for (k, grain) in GRAINS.iter().enumerate() {
+                let slot = event.at.as_millisecond().div_euclid(grain.ms) * grain.ms;
+                *counts.tenants[k]
+                    .entry((event.tenant_id.clone(), slot))
+                    .or_default() += 1;
+                *counts.policies[k]
+                    .entry((event.policy_id.clone(), event.tenant_id.clone(), slot))
+                    .or_default() += 1;
+            }
         }
         counts
+    }
+
+    /// The statements that add these counts, with their parameters, in the one order every
+    /// batch writes them: grain by grain, tenants' counts before policies', each in key order.
+    pub(crate) fn upserts(&self) -> Vec<(&'static str, Vec<Param<'_>>)> {
+        let mut out = Vec::new();
+        for (k, grain) in GRAINS.iter().enumerate() {
+            for ((tenant, slot), n) in &self.tenants[k] {
+                out.push((
+                    grain.count_tenant,
+                    vec![Param::Text(tenant), Param::Int(*slot), Param::Int(*n)],
+                ));
+            }
+            for ((policy, tenant, slot), n) in &self.policies[k] {
+                out.push((
+                    grain.count_policy,
+                    vec![
+                        Param::Text(policy),
+                        Param::Text(tenant),
+                        Param::Int(*slot),
+                        Param::Int(*n),
+                    ],
+                ));
+            }
+        }
+        out
     }
 }
 
@@ -394,27 +451,63 @@ mod tests {
             event("globex", "pol_a", 1_800_001),
             event("acme", "pol_a", 0),
             event("acme", "pol_a", 900_000),
+            event("acme", "pol_a", 10_800_000),
         ];
         let counts = SlotCounts::of(&events);
-        let tenants: Vec<_> = counts.tenants.into_iter().collect();
+        let [fine, coarse] = &counts.tenants;
         assert_eq!(
-            tenants,
+            fine.clone().into_iter().collect::<Vec<_>>(),
             [
                 (("acme".to_owned(), 0), 2),
                 (("acme".to_owned(), 900_000), 1),
+                (("acme".to_owned(), 10_800_000), 1),
                 (("globex".to_owned(), 1_800_000), 2),
             ]
         );
-        let policies: Vec<_> = counts.policies.into_iter().collect();
         assert_eq!(
-            policies,
+            coarse.clone().into_iter().collect::<Vec<_>>(),
+            [
+                (("acme".to_owned(), 0), 3),
+                (("acme".to_owned(), 10_800_000), 1),
+                (("globex".to_owned(), 0), 2),
+            ]
+        );
+        let [fine, coarse] = &counts.policies;
+        assert_eq!(
+            fine.clone().into_iter().collect::<Vec<_>>(),
             [
                 (("pol_a".to_owned(), "acme".to_owned(), 0), 2),
                 (("pol_a".to_owned(), "acme".to_owned(), 900_000), 1),
+                (("pol_a".to_owned(), "acme".to_owned(), 10_800_000), 1),
                 (("pol_a".to_owned(), "globex".to_owned(), 1_800_000), 1),
                 (("pol_b".to_owned(), "globex".to_owned(), 1_800_000), 1),
             ]
         );
+        assert_eq!(
+            coarse.clone().into_iter().collect::<Vec<_>>(),
+            [
+                (("pol_a".to_owned(), "acme".to_owned(), 0), 3),
+                (("pol_a".to_owned(), "acme".to_owned(), 10_800_000), 1),
+                (("pol_a".to_owned(), "globex".to_owned(), 0), 1),
+                (("pol_b".to_owned(), "globex".to_owned(), 0), 1),
+            ]
+        );
+        // Written grain by grain, tenants before policies, each in key order.
+        let tables: Vec<&str> = counts
+            .upserts()
+            .iter()
+            .map(|(sql, _)| sql.split_whitespace().nth(2).unwrap_or_default())
+            .collect();
+        let expected: Vec<&str> = [
+            ("violation_counts", 4),
+            ("violation_policy_counts", 5),
+            ("violation_counts_3h", 3),
+            ("violation_policy_counts_3h", 4),
+        ]
+        .into_iter()
+        .flat_map(|(table, n)| std::iter::repeat_n(table, n))
+        .collect();
+        assert_eq!(tables, expected);
     }
 
     #[test]

@@ -485,7 +485,12 @@ impl Store {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<AuditEntry>> {
-        on_pool!(self, audit_list(principal, filter, cursor, limit))
+        match self {
+            Store::Sqlite(s) => s.audit_page(principal, filter, cursor, limit).await,
+            Store::Postgres(s) => {
+                crate::postgres::ops::audit_list(&s.pool, principal, filter, cursor, limit).await
+            }
+        }
     }
 
     /// Settles the limit claims of one action atomically, across every node that shares the

@@ -23,8 +23,6 @@ use crate::error::StoreError;
 pub(crate) const RUNS_PER_BATCH: i64 = 500;
 /// Violations or audit entries deleted per transaction.
 pub(crate) const ROWS_PER_BATCH: i64 = 5_000;
-/// The Monitor's counting slot (`violation_counts`, `commit::SlotCounts`).
-const SLOT_MS: i64 = 900_000;
 
 /// How long each kind of history is kept; `None` keeps it forever.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -156,7 +154,14 @@ pub(crate) async fn prune(
         pruned += all_of(store, Step::Runs { before: cutoff }).await?;
     }
     if let Some(kept) = retention.violations {
-        let cutoff = before(now, kept).div_euclid(SLOT_MS) * SLOT_MS;
+        // At the start of a slot of every grain of the Monitor's counts, so each count is of
+        // events either all removed or all kept.
+        let slot = crate::commit::GRAINS
+            .iter()
+            .map(|grain| grain.ms)
+            .max()
+            .unwrap_or(1);
+        let cutoff = before(now, kept).div_euclid(slot) * slot;
         pruned += all_of(store, Step::Violations { before: cutoff }).await?;
     }
     if let Some(kept) = retention.audit {

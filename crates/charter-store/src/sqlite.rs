@@ -382,6 +382,21 @@ impl SqliteStore {
         }
     }
 
+    /// A page of the audit log: through rusqlite for a file database (see `reader`), through
+    /// the pool for an in-memory one.
+    pub(crate) async fn audit_page(
+        &self,
+        principal: &crate::Principal,
+        filter: &crate::AuditFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<crate::Page<crate::AuditEntry>, StoreError> {
+        match &self.reader {
+            Some(reader) => reader.audit_page(principal, filter, cursor, limit).await,
+            None => ops::audit_list(&self.pool, principal, filter, cursor, limit).await,
+        }
+    }
+
     /// The group commit of `batch`: through rusqlite for a file database (see `commit`),
     /// through the pool for an in-memory one.
     pub(crate) async fn commit_batch(

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Pool, Row};
 
-use super::query::{Bind, Filters, bad_cursor};
+use super::query::{Bind, Filters, bad_cursor, bound};
 use super::{Db, FOR_UPDATE, Result, Tx, ms, time, to_u32};
 use crate::AuditFilter;
 use crate::audit::{self, GENESIS, Hashed};
@@ -87,27 +87,67 @@ pub(super) async fn append(
     Ok(())
 }
 
-fn audit_entry(row: &<Db as sqlx::Database>::Row) -> Result<(AuditEntry, String)> {
-    let details: String = row.try_get("details")?;
-    let version: Option<i64> = row.try_get("version")?;
-    let seq: i64 = row.try_get("seq")?;
-    let entry = AuditEntry {
-        seq: u64::try_from(seq).map_err(|_| StoreError::Backend("bad seq".into()))?,
-        at: time(row.try_get("at")?)?,
+/// An audit entry's columns, in [`RawEntry`]'s order (the SQLite reader reads them by
+/// position).
+pub(crate) const ENTRY_COLUMNS: &str = "chain, seq, at, tenant_id, actor_key_id, actor_name, \
+     action, policy_id, lineage_id, version, details, prev_hash, hash";
+
+/// An entry's columns as stored, read by either driver, then parsed by [`RawEntry::entry`].
+pub(crate) struct RawEntry {
+    pub(crate) chain: String,
+    pub(crate) seq: i64,
+    pub(crate) at: i64,
+    pub(crate) tenant_id: Option<String>,
+    pub(crate) actor_key_id: String,
+    pub(crate) actor_name: String,
+    pub(crate) action: String,
+    pub(crate) policy_id: Option<String>,
+    pub(crate) lineage_id: Option<String>,
+    pub(crate) version: Option<i64>,
+    pub(crate) details: String,
+    pub(crate) prev_hash: String,
+    pub(crate) hash: String,
+}
+
+impl RawEntry {
+    /// The entry, and its details as stored (what its hash covers).
+    fn entry(self) -> Result<(AuditEntry, String)> {
+        let entry = AuditEntry {
+            seq: u64::try_from(self.seq).map_err(|_| StoreError::Backend("bad seq".into()))?,
+            at: time(self.at)?,
+            tenant_id: self.tenant_id,
+            actor: Actor {
+                key_id: self.actor_key_id,
+                name: self.actor_name,
+            },
+            action: self.action,
+            policy_id: self.policy_id,
+            lineage_id: self.lineage_id,
+            version: self.version.map(|v| to_u32(v, "version")).transpose()?,
+            details: serde_json::from_str(&self.details).unwrap_or(Value::Null),
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        };
+        Ok((entry, self.details))
+    }
+}
+
+fn raw_entry(row: &<Db as sqlx::Database>::Row) -> Result<RawEntry> {
+    Ok(RawEntry {
+        chain: row.try_get("chain")?,
+        seq: row.try_get("seq")?,
+        at: row.try_get("at")?,
         tenant_id: row.try_get("tenant_id")?,
-        actor: Actor {
-            key_id: row.try_get("actor_key_id")?,
-            name: row.try_get("actor_name")?,
-        },
+        actor_key_id: row.try_get("actor_key_id")?,
+        actor_name: row.try_get("actor_name")?,
         action: row.try_get("action")?,
         policy_id: row.try_get("policy_id")?,
         lineage_id: row.try_get("lineage_id")?,
-        version: version.map(|v| to_u32(v, "version")).transpose()?,
-        details: serde_json::from_str(&details).unwrap_or(Value::Null),
+        version: row.try_get("version")?,
+        details: row.try_get("details")?,
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
-    };
-    Ok((entry, details))
+    })
 }
 
 /// The chain a principal reads: its own for a tenant key; for a platform key the one asked
@@ -121,6 +161,70 @@ fn chains_for(principal: &Principal, tenant: Option<&str>) -> Option<String> {
     }
 }
 
+/// One page of the audit log as the principal reads it, filtered, in the chains' order: the
+/// query [`AuditListing::new`] gives reads it, [`AuditListing::page`] makes the page of its
+/// rows.
+pub(crate) struct AuditListing {
+    limit: usize,
+}
+
+impl AuditListing {
+    /// The listing, and its query with the query's binds.
+    pub(crate) fn new(
+        principal: &Principal,
+        filter: &AuditFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(AuditListing, String, Vec<Bind>)> {
+        let chain = chains_for(principal, filter.tenant_id.as_deref());
+        let limit = limit.clamp(1, 500);
+        let mut f = Filters::default();
+        f.text("chain = ?", chain.as_deref());
+        f.text("policy_id = ?", filter.policy_id.as_deref());
+        f.text("lineage_id = ?", filter.lineage_id.as_deref());
+        f.text("action = ?", filter.action.as_deref());
+        f.text("actor_key_id = ?", filter.actor.as_deref());
+        f.int("at >= ?", filter.since.map(ms));
+        // Pages follow the chains' own order (chain, seq), which never changes once written;
+        // `at` comes from each writer's clock and may interleave.
+        if let Some(cursor) = cursor {
+            let (seq, chain) = cursor.split_once('~').ok_or_else(bad_cursor)?;
+            let seq: i64 = seq.parse().map_err(|_| bad_cursor())?;
+            f.row(
+                "(chain, seq) > (?1, ?2)",
+                vec![Bind::Text(chain.to_owned()), Bind::Int(seq)],
+            );
+        }
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM audit_log WHERE {} ORDER BY chain, seq LIMIT {}",
+            f.sql(),
+            u64::from(limit) + 1
+        );
+        let listing = AuditListing {
+            limit: limit as usize,
+        };
+        Ok((listing, sql, f.binds))
+    }
+
+    /// The page of the rows the query read, with the next page's cursor.
+    pub(crate) fn page(&self, rows: Vec<RawEntry>) -> Result<Page<AuditEntry>> {
+        let mut items = rows
+            .into_iter()
+            .map(|raw| raw.entry().map(|(entry, _)| entry))
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if items.len() > self.limit {
+            items.truncate(self.limit);
+            items
+                .last()
+                .map(|e| format!("{}~{}", e.seq, e.tenant_id.as_deref().unwrap_or("")))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+}
+
+/// [`AuditListing`] through sqlx (PostgreSQL, and an in-memory SQLite database).
 pub(crate) async fn audit_list(
     pool: &Pool<Db>,
     principal: &Principal,
@@ -128,44 +232,9 @@ pub(crate) async fn audit_list(
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<Page<AuditEntry>> {
-    let chain = chains_for(principal, filter.tenant_id.as_deref());
-    let limit = limit.clamp(1, 500);
-    let mut f = Filters::default();
-    f.text("chain = ?", chain.as_deref());
-    f.text("policy_id = ?", filter.policy_id.as_deref());
-    f.text("lineage_id = ?", filter.lineage_id.as_deref());
-    f.text("action = ?", filter.action.as_deref());
-    f.text("actor_key_id = ?", filter.actor.as_deref());
-    f.int("at >= ?", filter.since.map(ms));
-    // Pages follow the chains' own order (chain, seq), which never changes once written;
-    // `at` comes from each writer's clock and may interleave.
-    if let Some(cursor) = cursor {
-        let (seq, chain) = cursor.split_once('~').ok_or_else(bad_cursor)?;
-        let seq: i64 = seq.parse().map_err(|_| bad_cursor())?;
-        f.row(
-            "(chain, seq) > (?1, ?2)",
-            vec![Bind::Text(chain.to_owned()), Bind::Int(seq)],
-        );
-    }
-    let sql = format!(
-        "SELECT * FROM audit_log WHERE {} ORDER BY chain, seq LIMIT {}",
-        f.sql(),
-        u64::from(limit) + 1
-    );
-    let rows = f.query(sql).fetch_all(pool).await?;
-    let mut items = rows
-        .iter()
-        .map(|r| audit_entry(r).map(|(e, _)| e))
-        .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|e| format!("{}~{}", e.seq, e.tenant_id.as_deref().unwrap_or("")))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let (listing, sql, binds) = AuditListing::new(principal, filter, cursor, limit)?;
+    let rows = bound(sql, binds).fetch_all(pool).await?;
+    listing.page(rows.iter().map(raw_entry).collect::<Result<_>>()?)
 }
 
 pub(crate) async fn audit_verify(
@@ -179,9 +248,10 @@ pub(crate) async fn audit_verify(
     // mean the entries read are those the anchors begin (else read again).
     let (rows, anchor_rows) = loop {
         let before = anchors(pool, chain_filter.as_deref()).await?;
-        let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE ($1 IS NULL OR chain = $1) ORDER BY chain, seq",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM audit_log WHERE ($1 IS NULL OR chain = $1) \
+             ORDER BY chain, seq"
+        )))
         .bind(chain_filter.as_deref())
         .fetch_all(pool)
         .await?;
@@ -212,8 +282,9 @@ pub(crate) async fn audit_verify(
     };
     let mut entries: Vec<(String, AuditEntry, String)> = Vec::with_capacity(rows.len());
     for row in &rows {
-        let chain: String = row.try_get("chain")?;
-        let (entry, details) = audit_entry(row)?;
+        let raw = raw_entry(row)?;
+        let chain = raw.chain.clone();
+        let (entry, details) = raw.entry()?;
         entries.push((chain, entry, details));
     }
     let total = entries.len() as u64;

@@ -9,8 +9,8 @@ use super::limits::{load_counters, lock_subjects, store_counters, watched};
 use super::{BYTE_ORDER, Db, FOR_UPDATE, Result, Tx, begin};
 use crate::book::Book;
 use crate::commit::{
-    ACTION_TABLE, COUNT_POLICY_SLOT, COUNT_TENANT_SLOT, HALT_RUN, Param, RunState, SlotCounts,
-    VIOLATION_TABLE, action_row, plan, read_runs, run_chunks, violation_row,
+    ACTION_TABLE, HALT_RUN, Param, RunState, SlotCounts, VIOLATION_TABLE, action_row, plan,
+    read_runs, run_chunks, violation_row,
 };
 use crate::counting::KnownCounters;
 use crate::runs::{CheckOutcome, PendingCheck};
@@ -66,20 +66,8 @@ pub(crate) async fn commit_checks(
     let events: Vec<[Param<'_>; 17]> = plan.events().map(violation_row).collect();
     insert(&mut tx, &VIOLATION_TABLE, &events).await?;
     let counts = SlotCounts::of(plan.events());
-    for ((tenant, slot), n) in &counts.tenants {
-        sqlx::query(COUNT_TENANT_SLOT)
-            .bind(tenant)
-            .bind(slot)
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for ((policy, tenant, slot), n) in &counts.policies {
-        sqlx::query(COUNT_POLICY_SLOT)
-            .bind(policy)
-            .bind(tenant)
-            .bind(slot)
-            .bind(n)
+    for (sql, params) in counts.upserts() {
+        super::bind_all(sqlx::query(sql), &params)
             .execute(&mut *tx)
             .await?;
     }

@@ -18,7 +18,7 @@ use super::{
 use crate::error::StoreError;
 
 mod accounts;
-mod audit;
+pub(crate) mod audit;
 pub(crate) mod checks;
 mod health;
 pub(crate) mod history;

@@ -7,7 +7,7 @@ use sqlx::{Pool, Row};
 
 use super::query::{Filters, Listing, newest_first, tenant_filters};
 use super::{Db, Result, ms, time, to_u32};
-use crate::commit::SLOT_MS;
+use crate::commit::{GRAINS, Grain, SLOT_MS};
 use crate::error::StoreError;
 use crate::model::Principal;
 use crate::runs::{ActionSummary, Page, ViolationEvent, ViolationFilter};
@@ -211,7 +211,8 @@ async fn count_events(
 }
 
 /// Adds the counts of the slots from `first` to `end` (excluded) to `counts`, per bucket:
-/// `filter`'s tenant and policy only (`slots_of` said it has no other).
+/// `filter`'s tenant and policy only (`slots_of` said it has no other). Buckets made of
+/// 3-hour slots sum those, and the 15-minute slots only at the range's edges.
 async fn count_slots(
     pool: &Pool<Db>,
     principal: &Principal,
@@ -221,23 +222,69 @@ async fn count_slots(
     end: Option<Timestamp>,
     counts: &mut BTreeMap<i64, u64>,
 ) -> Result<()> {
-    let mut f = Filters::default();
-    tenant_filters(&mut f, principal, filter.tenant_id.as_deref());
-    f.text("policy_id = ?", filter.policy_id.as_deref());
-    f.int("slot >= ?", Some(ms(first)));
-    f.int("slot < ?", end.map(ms));
-    let table = if filter.policy_id.is_some() {
-        "violation_policy_counts"
-    } else {
-        "violation_counts"
+    let [fine, coarse] = &GRAINS;
+    let (first, end) = (ms(first), end.map(ms));
+    let sum = Sum {
+        pool,
+        principal,
+        filter,
+        bucket_ms,
     };
-    let sql = format!(
-        "SELECT (slot / {bucket_ms}) * {bucket_ms} AS start, CAST(SUM(n) AS BIGINT) AS n \
-         FROM {table} WHERE {} GROUP BY 1 ORDER BY 1 LIMIT {}",
-        f.sql(),
-        MAX_BUCKETS + 1
-    );
-    add_rows(&f.query(sql).fetch_all(pool).await?, counts)
+    if bucket_ms % coarse.ms == 0 {
+        // The whole coarse slots inside the range.
+        let inner = (first + coarse.ms - 1).div_euclid(coarse.ms) * coarse.ms;
+        let inner_end = end.map(|end| end.div_euclid(coarse.ms) * coarse.ms);
+        if inner_end.is_none_or(|inner_end| inner < inner_end) {
+            sum.slots(fine, first, Some(inner), counts).await?;
+            sum.slots(coarse, inner, inner_end, counts).await?;
+            if let (Some(inner_end), Some(end)) = (inner_end, end) {
+                sum.slots(fine, inner_end, Some(end), counts).await?;
+            }
+            return Ok(());
+        }
+    }
+    sum.slots(fine, first, end, counts).await
+}
+
+/// What sums counts per bucket: the filter's tenant and policy, and the bucket's length.
+struct Sum<'a> {
+    pool: &'a Pool<Db>,
+    principal: &'a Principal,
+    filter: &'a ViolationFilter,
+    bucket_ms: i64,
+}
+
+impl Sum<'_> {
+    /// Adds the counts of `grain`'s slots from `first` to `end` (excluded) to `counts`.
+    async fn slots(
+        &self,
+        grain: &Grain,
+        first: i64,
+        end: Option<i64>,
+        counts: &mut BTreeMap<i64, u64>,
+    ) -> Result<()> {
+        if end.is_some_and(|end| end <= first) {
+            return Ok(());
+        }
+        let mut f = Filters::default();
+        tenant_filters(&mut f, self.principal, self.filter.tenant_id.as_deref());
+        f.text("policy_id = ?", self.filter.policy_id.as_deref());
+        f.int("slot >= ?", Some(first));
+        f.int("slot < ?", end);
+        let table = if self.filter.policy_id.is_some() {
+            grain.policies
+        } else {
+            grain.tenants
+        };
+        let bucket_ms = self.bucket_ms;
+        let sql = format!(
+            "SELECT (slot / {bucket_ms}) * {bucket_ms} AS start, CAST(SUM(n) AS BIGINT) AS n \
+             FROM {table} WHERE {} GROUP BY 1 ORDER BY 1 LIMIT {}",
+            f.sql(),
+            MAX_BUCKETS + 1
+        );
+        add_rows(&f.query(sql).fetch_all(self.pool).await?, counts)
+    }
 }
 
 fn add_rows(rows: &[<Db as sqlx::Database>::Row], counts: &mut BTreeMap<i64, u64>) -> Result<()> {

@@ -130,13 +130,16 @@ async fn violations(conn: &mut Connection, before: i64) -> Result<(Pruned, bool)
     .rows_affected();
     let more = deleted >= ROWS_PER_BATCH as u64;
     if !more {
-        for table in ["violation_counts", "violation_policy_counts"] {
-            sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE slot < $1"
-            )))
-            .bind(before)
-            .execute(&mut *conn)
-            .await?;
+        // `before` starts a slot of every grain (`retention::prune`).
+        for grain in &crate::commit::GRAINS {
+            for table in [grain.tenants, grain.policies] {
+                sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE slot < $1"
+                )))
+                .bind(before)
+                .execute(&mut *conn)
+                .await?;
+            }
         }
     }
     let pruned = Pruned {

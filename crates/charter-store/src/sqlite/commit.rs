@@ -24,9 +24,9 @@ use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use super::{PRAGMAS, Sync};
 use crate::book::{Book, Wanted};
 use crate::commit::{
-    ACTION_TABLE, ADD_TO_COUNTER, COUNT_POLICY_SLOT, COUNT_TENANT_SLOT, HALT_RUN, LOAD_COUNTER,
-    PRUNE_COUNTER, Param, RunState, SlotCounts, VIOLATION_TABLE, action_row, padded_chunks, plan,
-    read_runs, run_chunks, violation_row,
+    ACTION_TABLE, ADD_TO_COUNTER, HALT_RUN, LOAD_COUNTER, PRUNE_COUNTER, Param, RunState,
+    SlotCounts, VIOLATION_TABLE, action_row, padded_chunks, plan, read_runs, run_chunks,
+    violation_row,
 };
 use crate::counting::{
     IS_SEEDED, KnownCounters, MARK_SEEDED, READ_RULES, Seed, Watch, counting_set, read_watched,
@@ -242,20 +242,9 @@ fn commit(
                 .map_err(|e| backend(&e))?;
         }
         let counts = SlotCounts::of(plan.events());
-        let mut count = tx
-            .prepare_cached(COUNT_TENANT_SLOT)
-            .map_err(|e| backend(&e))?;
-        for ((tenant, slot), n) in &counts.tenants {
-            count
-                .execute(params![tenant, slot, n])
-                .map_err(|e| backend(&e))?;
-        }
-        let mut count = tx
-            .prepare_cached(COUNT_POLICY_SLOT)
-            .map_err(|e| backend(&e))?;
-        for ((policy, tenant, slot), n) in &counts.policies {
-            count
-                .execute(params![policy, tenant, slot, n])
+        for (sql, params) in counts.upserts() {
+            tx.prepare_cached(sql)
+                .and_then(|mut count| count.execute(rusqlite::params_from_iter(params)))
                 .map_err(|e| backend(&e))?;
         }
         let mut add = tx.prepare_cached(ADD_TO_COUNTER).map_err(|e| backend(&e))?;

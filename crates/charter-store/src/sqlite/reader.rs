@@ -163,6 +163,59 @@ fn read_summaries(
 }
 
 impl Reader {
+    /// One page of the audit log (`ops::audit::AuditListing`), read here.
+    pub(crate) async fn audit_page(
+        &self,
+        principal: &Principal,
+        filter: &crate::AuditFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<crate::Page<crate::AuditEntry>, StoreError> {
+        let (listing, sql, binds) =
+            ops::audit::AuditListing::new(principal, filter, cursor, limit)?;
+        let reader = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = reader.connect()?;
+            let rows = read_entries(&connection, &sql, binds);
+            reader.release(connection);
+            listing.page(rows?)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("reading the audit log: {e}")))?
+    }
+}
+
+/// The audit entries `sql` selects (`ops::audit::ENTRY_COLUMNS`, read by position), as stored.
+fn read_entries(
+    connection: &Connection,
+    sql: &str,
+    binds: Vec<Bind>,
+) -> Result<Vec<ops::audit::RawEntry>, StoreError> {
+    let failed = |e: rusqlite::Error| StoreError::Backend(format!("reading the audit log: {e}"));
+    let mut statement = connection.prepare_cached(sql).map_err(failed)?;
+    let rows = statement
+        .query_map(rusqlite::params_from_iter(sql_values(binds)), |row| {
+            Ok(ops::audit::RawEntry {
+                chain: row.get(0)?,
+                seq: row.get(1)?,
+                at: row.get(2)?,
+                tenant_id: row.get(3)?,
+                actor_key_id: row.get(4)?,
+                actor_name: row.get(5)?,
+                action: row.get(6)?,
+                policy_id: row.get(7)?,
+                lineage_id: row.get(8)?,
+                version: row.get(9)?,
+                details: row.get(10)?,
+                prev_hash: row.get(11)?,
+                hash: row.get(12)?,
+            })
+        })
+        .map_err(failed)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(failed)
+}
+
+impl Reader {
     /// Counts `seed` in a snapshot of the database, outside the write lock: the buckets it
     /// counted, and the last row of `actions` the snapshot holds (`commit::write_seed` counts
     /// the rows after it).

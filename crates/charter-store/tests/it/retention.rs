@@ -245,9 +245,11 @@ async fn an_open_cost_period_holds_the_cutoff_back(store: Store, _: Kind) {
     );
 }
 
-/// Violations at 0, 600, 1300 and 1500 s (slots start at 500 s, 1400 s: at(0) is 400 s into a
-/// slot). Kept 650 s at 2000 s: the cutoff 1350 s is floored to its slot, 500 s, so only the
-/// event at 0 s goes, with its slot's counts; the counts left add up to the events left.
+/// Violations at 0, 600, 3300 and 3500 s (15-minute slots start at -400, 500, ... 3200 s;
+/// 3-hour slots at -7600 and 3200 s: at(0) is 7600 s into one). Kept 650 s at 4000 s: the
+/// cutoff 3350 s is floored to the start of its 3-hour slot, 3200 s, so the events at 0 and
+/// 600 s go, with the counts of their slots in both grains; the counts left add up to the
+/// events left.
 async fn violations_and_their_counts_go_below_the_slot(store: Store, _: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
@@ -267,7 +269,7 @@ async fn violations_and_their_counts_go_below_the_slot(store: Store, _: Kind) {
     let mail = run(&store, "support", 0).await;
     let send =
         json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": "x@evil.com"}});
-    for s in [0, 600, 1300, 1500] {
+    for s in [0, 600, 3300, 3500] {
         assert_eq!(
             check(&writer, &mail, &send, at(s)).await,
             Some(Outcome::Block)
@@ -275,16 +277,17 @@ async fn violations_and_their_counts_go_below_the_slot(store: Store, _: Kind) {
     }
     let slot = |s: i64| at(s).as_millisecond();
     assert_eq!(count(&store, "violation_counts", "1 = 1").await, 3);
+    assert_eq!(count(&store, "violation_counts_3h", "1 = 1").await, 2);
 
     let retention = Retention {
         violations: Some(keep(650)),
         ..Retention::default()
     };
-    let pruned = store.prune(&retention, at(2000)).await.unwrap().pruned;
+    let pruned = store.prune(&retention, at(4000)).await.unwrap().pruned;
     assert_eq!(
         pruned,
         Pruned {
-            violations: 1,
+            violations: 2,
             ..Pruned::default()
         }
     );
@@ -294,20 +297,27 @@ async fn violations_and_their_counts_go_below_the_slot(store: Store, _: Kind) {
         .unwrap();
     let mut times: Vec<i64> = left.items.iter().map(|v| v.at.as_millisecond()).collect();
     times.sort_unstable();
-    assert_eq!(times, vec![slot(600), slot(1300), slot(1500)]);
-    for table in ["violation_counts", "violation_policy_counts"] {
+    assert_eq!(times, vec![slot(3300), slot(3500)]);
+    for table in [
+        "violation_counts",
+        "violation_policy_counts",
+        "violation_counts_3h",
+        "violation_policy_counts_3h",
+    ] {
         assert_eq!(
-            count(&store, table, &format!("slot < {}", slot(500))).await,
+            count(&store, table, &format!("slot < {}", slot(3200))).await,
             0,
             "{table}"
         );
-        assert_eq!(count(&store, table, "1 = 1").await, 2, "{table}");
+        assert_eq!(count(&store, table, "1 = 1").await, 1, "{table}");
     }
-    let stats = store
-        .violation_stats(&Principal::Platform, &ViolationFilter::default(), 900_000)
-        .await
-        .unwrap();
-    assert_eq!(stats.iter().map(|(_, n)| n).sum::<u64>(), 3, "{stats:?}");
+    for bucket in [900_000, 10_800_000] {
+        let stats = store
+            .violation_stats(&Principal::Platform, &ViolationFilter::default(), bucket)
+            .await
+            .unwrap();
+        assert_eq!(stats.iter().map(|(_, n)| n).sum::<u64>(), 2, "{stats:?}");
+    }
     // The run itself is not touched by violations' retention.
     store
         .get_run(&Principal::Platform, &mail.0.id)

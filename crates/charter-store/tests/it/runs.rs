@@ -11,7 +11,11 @@ use serde_json::json;
 
 use crate::harness::{Kind, acme_support, at, both, definition, seed, tenant};
 
-both!(runs_pin_their_policy_set, actions_violations_and_queries);
+both!(
+    runs_pin_their_policy_set,
+    actions_violations_and_queries,
+    a_chart_sums_both_grains_of_counts_as_the_events_count,
+);
 
 async fn runs_pin_their_policy_set(store: Store, _: Kind) {
     seed(&store).await;
@@ -515,4 +519,109 @@ async fn actions_violations_and_queries(store: Store, _: Kind) {
         .await
         .unwrap();
     assert_eq!(done.status, RunStatus::Failed);
+}
+
+/// The Monitor's chart sums the counts the commit keeps per 15 minutes and per 3 hours (the
+/// coarse ones for buckets of 3 hours or more, the fine ones at the range's edges, the events
+/// for the partial slots beyond), and gives bucket by bucket what counting the events gives:
+/// events every 1,433 s over 60 hours, ranges starting and ending inside slots of both grains.
+async fn a_chart_sums_both_grains_of_counts_as_the_events_count(store: Store, _: Kind) {
+    seed(&store).await;
+    let acme = tenant("acme");
+    let p = store
+        .create_policy(&acme, definition("Guard", acme_support()), false)
+        .await
+        .unwrap();
+    let force = Activation {
+        force: true,
+        supersede: false,
+    };
+    store
+        .activate(&acme, p.policy.id.as_str(), force, None)
+        .await
+        .unwrap();
+    let (run, policies) = store
+        .start_run(&acme.principal, "acme", "support", &json!({}), at(0))
+        .await
+        .unwrap();
+    let set = std::sync::Arc::new(CompiledSet::compile(&policies).unwrap());
+    let writer = ActionWriter::spawn(store.clone(), 64);
+    let action = Action::parse(
+        &json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": "bob@gmail.com"}}),
+    )
+    .unwrap();
+    for i in 0..150 {
+        let now = at(1 + i * 1_433);
+        let ctx = RunContext {
+            tenant_id: "acme",
+            agent_id: "support",
+            run_id: &run.id,
+            run_started_at: run.started_at,
+            now,
+        };
+        let evaluation = set.evaluate(&action, &ctx);
+        writer
+            .check(PendingCheck {
+                id: format!("evt_{i}"),
+                run_id: run.id.clone(),
+                tenant_id: "acme".into(),
+                agent_id: "support".into(),
+                at: now,
+                action: action.clone(),
+                evaluation,
+                policy_set_hash: run.policy_set.hash.clone(),
+                set: std::sync::Arc::clone(&set),
+            })
+            .await
+            .unwrap();
+    }
+    let events: Vec<i64> = store
+        .violations(&acme.principal, &ViolationFilter::default(), None, 500)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|v| v.at.as_millisecond())
+        .collect();
+    assert_eq!(events.len(), 150);
+    let by_policy = ViolationFilter {
+        policy_id: Some(p.policy.id.to_string()),
+        ..ViolationFilter::default()
+    };
+    // Edges inside 15-minute and 3-hour slots, on a slot's start, and none.
+    let edges = [
+        (None, None),
+        (Some(at(4_000)), None),
+        (None, Some(at(150_000))),
+        (Some(at(4_000)), Some(at(150_000))),
+        (Some(at(20_000)), Some(at(31_000))),
+        (Some(at(0)), Some(at(1 + 149 * 1_433))),
+    ];
+    for base in [&ViolationFilter::default(), &by_policy] {
+        for (since, until) in edges {
+            let filter = ViolationFilter {
+                since,
+                until,
+                ..base.clone()
+            };
+            for bucket in [900_000, 3_600_000, 10_800_000, 21_600_000, 86_400_000] {
+                let mut expected = std::collections::BTreeMap::<i64, u64>::new();
+                for &e in &events {
+                    if since.is_none_or(|s| e >= s.as_millisecond())
+                        && until.is_none_or(|u| e < u.as_millisecond())
+                    {
+                        *expected.entry(e.div_euclid(bucket) * bucket).or_default() += 1;
+                    }
+                }
+                let charted: std::collections::BTreeMap<i64, u64> = store
+                    .violation_stats(&acme.principal, &filter, bucket)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(start, n)| (start.as_millisecond(), n))
+                    .collect();
+                assert_eq!(charted, expected, "{filter:?} in buckets of {bucket} ms");
+            }
+        }
+    }
 }
