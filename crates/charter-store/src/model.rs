@@ -160,7 +160,7 @@ pub struct VersionsNear {
     /// The lineage.
     pub lineage_id: LineageId,
     /// The versions shown, oldest first.
-    pub items: Vec<StoredPolicy>,
+    pub items: Vec<PolicySummary>,
     /// Versions before the first shown.
     pub before: u32,
     /// Versions after the last shown.
@@ -221,6 +221,10 @@ pub struct PolicySummary {
     pub rules: usize,
     /// When it was created (the list's order).
     pub created_at: Timestamp,
+    /// When it was activated, and by which key.
+    pub activated: Option<(Timestamp, String)>,
+    /// When it was deprecated, and by which key.
+    pub deprecated: Option<(Timestamp, String)>,
     /// When anything of it last changed ([`StoredPolicy::last_changed`]).
     pub last_changed: Timestamp,
 }
@@ -239,6 +243,8 @@ impl PolicySummary {
             tenant_id: stored.tenant_id.clone(),
             rules: p.definition.rules.len(),
             created_at: p.created_at,
+            activated: p.activated_at.zip(p.activated_by.clone()),
+            deprecated: p.deprecated_at.zip(p.deprecated_by.clone()),
             last_changed: stored.last_changed(),
         }
     }

@@ -83,7 +83,7 @@ impl RawPolicy {
 pub(crate) fn summary_columns() -> String {
     format!(
         "id, lineage_id, version, tenant_id, scope, status, name, created_at, updated_at, \
-         activated_at, deprecated_at, {RULE_COUNT} AS rule_count"
+         activated_at, deprecated_at, {RULE_COUNT} AS rule_count, activated_by, deprecated_by"
     )
 }
 
@@ -102,6 +102,8 @@ pub(crate) struct RawSummary {
     pub(crate) activated_at: Option<i64>,
     pub(crate) deprecated_at: Option<i64>,
     pub(crate) rule_count: i64,
+    pub(crate) activated_by: Option<String>,
+    pub(crate) deprecated_by: Option<String>,
 }
 
 fn status_of(text: &str) -> Result<Status> {
@@ -120,11 +122,12 @@ fn stored_id<T>(id: std::result::Result<T, charter_core::ids::IdError>) -> Resul
 impl RawSummary {
     pub(crate) fn summary(self) -> Result<PolicySummary> {
         let updated_at = time(self.updated_at)?;
-        let last_changed = [self.activated_at, self.deprecated_at]
+        let activated_at = self.activated_at.map(time).transpose()?;
+        let deprecated_at = self.deprecated_at.map(time).transpose()?;
+        let last_changed = [activated_at, deprecated_at]
             .into_iter()
             .flatten()
-            .map(time)
-            .try_fold(updated_at, |last, at| at.map(|at| last.max(at)))?;
+            .fold(updated_at, Timestamp::max);
         Ok(PolicySummary {
             id: stored_id(PolicyId::new(self.id))?,
             lineage_id: stored_id(LineageId::new(self.lineage_id))?,
@@ -135,6 +138,8 @@ impl RawSummary {
             tenant_id: self.tenant_id,
             rules: usize::try_from(self.rule_count).unwrap_or(0),
             created_at: time(self.created_at)?,
+            activated: activated_at.zip(self.activated_by),
+            deprecated: deprecated_at.zip(self.deprecated_by),
             last_changed,
         })
     }
@@ -154,6 +159,8 @@ fn raw_summary(row: &<Db as sqlx::Database>::Row) -> Result<RawSummary> {
         activated_at: row.try_get("activated_at")?,
         deprecated_at: row.try_get("deprecated_at")?,
         rule_count: row.try_get("rule_count")?,
+        activated_by: row.try_get("activated_by")?,
+        deprecated_by: row.try_get("deprecated_by")?,
     })
 }
 
@@ -1192,8 +1199,9 @@ pub(crate) async fn versions_near(
         "TRUE"
     };
     let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {POLICY_COLUMNS} FROM policies WHERE lineage_id = $1 \
-         AND version >= $2 AND version <= $3 ORDER BY version"
+        "SELECT {} FROM policies WHERE lineage_id = $1 \
+         AND version >= $2 AND version <= $3 ORDER BY version",
+        summary_columns()
     )))
     .bind(lineage)
     .bind(low)
@@ -1202,9 +1210,9 @@ pub(crate) async fn versions_near(
     .await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        let stored = policy_row(row)?;
-        if visible(principal, &stored) {
-            items.push(stored);
+        let summary = raw_summary(row)?.summary()?;
+        if visible_as(principal, summary.tenant_id.as_deref(), summary.status) {
+            items.push(summary);
         }
     }
     let outside = sqlx::query(AssertSqlSafe(format!(

@@ -156,6 +156,8 @@ fn read_summaries(
                 activated_at: row.get(9)?,
                 deprecated_at: row.get(10)?,
                 rule_count: row.get(11)?,
+                activated_by: row.get(12)?,
+                deprecated_by: row.get(13)?,
             })
         })
         .map_err(failed)?;

@@ -317,28 +317,28 @@ struct Who {
 
 impl VersionLine {
     fn of(
-        stored: &StoredPolicy,
+        version: &PolicySummary,
         current: &PolicyId,
         names: &HashMap<String, String>,
     ) -> VersionLine {
-        let p = &stored.policy;
         // Who and when are recorded together; either alone would be a half-told event.
-        let event = |by: &Option<String>, at: Option<Timestamp>| {
-            by.clone()
-                .map(|id| Who {
-                    name: names.get(&id).cloned(),
-                    id,
-                })
-                .zip(at.map(when))
+        let event = |done: &Option<(Timestamp, String)>| {
+            done.as_ref().map(|(at, by)| {
+                let who = Who {
+                    name: names.get(by).cloned(),
+                    id: by.clone(),
+                };
+                (who, when(*at))
+            })
         };
         VersionLine {
-            id: p.id.to_string(),
-            version: p.version,
-            status: p.status.as_str(),
-            created: when(p.created_at),
-            activated: event(&p.activated_by, p.activated_at),
-            deprecated: event(&p.deprecated_by, p.deprecated_at),
-            current: p.id == *current,
+            id: version.id.to_string(),
+            version: version.version,
+            status: version.status.as_str(),
+            created: when(version.created_at),
+            activated: event(&version.activated),
+            deprecated: event(&version.deprecated),
+            current: version.id == *current,
         }
     }
 }
@@ -378,11 +378,11 @@ impl RuleLine {
 async fn key_names(
     state: &AppState,
     visitor: &Visitor,
-    versions: &[StoredPolicy],
+    versions: &[PolicySummary],
 ) -> HashMap<String, String> {
     let acted = versions
         .iter()
-        .any(|v| v.policy.activated_by.is_some() || v.policy.deprecated_by.is_some());
+        .any(|v| v.activated.is_some() || v.deprecated.is_some());
     if !acted {
         return HashMap::new();
     }
