@@ -17,7 +17,9 @@ CREATE INDEX policies_status_created ON policies (status, created_at, id, name_f
 CREATE INDEX policies_tenant_created ON policies (tenant_id, created_at, id, name_folded);
 
 -- Active and deprecated versions stay immutable; besides deprecation, the one change allowed
--- is filling the lowercased name of a row that has none.
+-- is filling the lowercased name of a row that has none. A name written without its lowercase
+-- (by an older node: a draft's rename) loses the stale one, so the search tests the new name
+-- itself until the next open fills it.
 CREATE OR REPLACE FUNCTION charter_policies_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -25,6 +27,10 @@ BEGIN
             RAISE EXCEPTION 'charter: only draft policies can be deleted';
         END IF;
         RETURN OLD;
+    END IF;
+    IF NEW.name IS DISTINCT FROM OLD.name
+        AND NEW.name_folded IS NOT DISTINCT FROM OLD.name_folded THEN
+        NEW.name_folded := NULL;
     END IF;
     IF OLD.status <> 'draft' AND NOT (
         (NEW.id, NEW.lineage_id, NEW.version, NEW.tenant_id, NEW.scope, NEW.revision,

@@ -16,6 +16,14 @@ CREATE INDEX policies_created ON policies (created_at, id, name_folded);
 CREATE INDEX policies_status_created ON policies (status, created_at, id, name_folded);
 CREATE INDEX policies_tenant_created ON policies (tenant_id, created_at, id, name_folded);
 
+-- A name written without its lowercase (by an older node: a draft's rename) loses the stale
+-- one, so the search tests the new name itself until the next open fills it.
+CREATE TRIGGER policies_name_unfolded AFTER UPDATE OF name ON policies
+WHEN NEW.name IS NOT OLD.name AND NEW.name_folded IS OLD.name_folded
+BEGIN
+    UPDATE policies SET name_folded = NULL WHERE id = NEW.id;
+END;
+
 -- Active and deprecated versions stay immutable; besides deprecation, the one change allowed
 -- is filling the lowercased name of a row that has none.
 DROP TRIGGER policies_frozen_update;

@@ -417,12 +417,16 @@ async fn database_refuses_changes_to_frozen_rows(store: Store, _: Kind) {
         )
         .await
         .unwrap();
-    // ...an active one not, except to deprecate it.
+    // ...an active one not, except to deprecate it, or to fill the lowercased name that the
+    // rename by SQL left empty, once.
+    let fill = format!("UPDATE policies SET name_folded = 'd' WHERE id = '{id}'");
+    assert_eq!(store.execute_raw(&fill).await.unwrap(), 1);
     for sql in [
         format!("UPDATE policies SET name = 'hacked' WHERE id = '{id}'"),
         format!("UPDATE policies SET rules = '[]' WHERE id = '{id}'"),
         format!("UPDATE policies SET status = 'draft' WHERE id = '{id}'"),
         format!("UPDATE policies SET status = 'deprecated', name = 'x' WHERE id = '{id}'"),
+        fill.clone(),
         format!("UPDATE policies SET name_folded = 'hacked' WHERE id = '{id}'"),
         format!("UPDATE policies SET name_folded = NULL WHERE id = '{id}'"),
         format!("UPDATE policies SET status = 'deprecated', name_folded = 'x' WHERE id = '{id}'"),

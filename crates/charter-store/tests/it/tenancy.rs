@@ -494,7 +494,8 @@ async fn policy_pages_list_what_the_whole_list_does(store: Store, _: Kind) {
 
 /// Policies written before `name_folded` existed (NULL there) are found by a search all the
 /// same, and the next open fills their lowercased names, active and deprecated versions
-/// included: the immutability trigger allows that one change, and no other to the column.
+/// included: the immutability trigger allows that one change, and no other to the column. A
+/// rename that leaves the column as it was (an older node's) empties it.
 async fn a_search_finds_names_stored_before_their_lowercase(store: Store, kind: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
@@ -528,8 +529,8 @@ async fn a_search_finds_names_stored_before_their_lowercase(store: Store, kind: 
         Kind::Sqlite => (
             "DROP TRIGGER policies_frozen_update".to_owned(),
             include_str!("../../migrations/sqlite/0013_policy_search.sql")
-                .split_once("CREATE TRIGGER")
-                .map(|(_, trigger)| format!("CREATE TRIGGER{trigger}"))
+                .split_once("CREATE TRIGGER policies_frozen_update")
+                .map(|(_, trigger)| format!("CREATE TRIGGER policies_frozen_update{trigger}"))
                 .unwrap(),
         ),
         Kind::Postgres => (
@@ -560,6 +561,21 @@ async fn a_search_finds_names_stored_before_their_lowercase(store: Store, kind: 
         ids[0]
     );
     assert!(reopened.execute_raw(&refused).await.is_err());
+
+    // A draft renamed as an older node would, without its lowercase, is found by its new name.
+    let renamed = format!(
+        "UPDATE policies SET name = 'Renamed GUARD' WHERE id = '{}'",
+        ids[2]
+    );
+    assert_eq!(reopened.execute_raw(&renamed).await.unwrap(), 1);
+    assert_eq!(
+        searched(&reopened, &acme.principal, "guard").await,
+        vec![ids[2].clone(), ids[1].clone()]
+    );
+    assert_eq!(
+        searched(&reopened, &acme.principal, "refund").await,
+        vec![ids[0].clone()]
+    );
 }
 
 /// The ids of the first page of a search by name, as `principal` sees it.
