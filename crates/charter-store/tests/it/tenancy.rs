@@ -524,34 +524,37 @@ async fn a_search_finds_names_stored_before_their_lowercase(store: Store, kind: 
     let email = vec![ids[1].clone()];
     assert_eq!(searched(&store, &acme.principal, "REFUND").await, refund);
 
-    // As an older version left them: no lowercased names.
-    let (disable, enable) = match kind {
-        Kind::Sqlite => (
-            "DROP TRIGGER policies_frozen_update".to_owned(),
-            include_str!("../../migrations/sqlite/0013_policy_search.sql")
+    // As an older version left them: no lowercased names. On SQLite in one statement text, so
+    // on one connection: another with the schema cached from before the drop could refuse to
+    // create the trigger again, as existing.
+    let unfold = "UPDATE policies SET name_folded = NULL";
+    let steps = match kind {
+        Kind::Sqlite => {
+            let trigger = include_str!("../../migrations/sqlite/0013_policy_search.sql")
                 .split_once("CREATE TRIGGER policies_frozen_update")
-                .map(|(_, trigger)| format!("CREATE TRIGGER policies_frozen_update{trigger}"))
-                .unwrap(),
-        ),
-        Kind::Postgres => (
+                .map(|(_, rest)| rest)
+                .unwrap();
+            vec![format!(
+                "DROP TRIGGER policies_frozen_update; {unfold}; \
+                 CREATE TRIGGER policies_frozen_update{trigger}"
+            )]
+        }
+        Kind::Postgres => vec![
             "ALTER TABLE policies DISABLE TRIGGER policies_frozen".to_owned(),
+            unfold.to_owned(),
             "ALTER TABLE policies ENABLE TRIGGER policies_frozen".to_owned(),
-        ),
+        ],
     };
-    store.execute_raw(&disable).await.unwrap();
-    assert_eq!(
-        store
-            .execute_raw("UPDATE policies SET name_folded = NULL")
-            .await
-            .unwrap(),
-        3
-    );
-    store.execute_raw(&enable).await.unwrap();
+    for step in steps {
+        store.execute_raw(&step).await.unwrap();
+    }
+    // Updating a row without its lowercased name is allowed (the fill), whatever its status.
+    let unfilled = "UPDATE policies SET revision = revision WHERE name_folded IS NULL";
+    assert_eq!(store.execute_raw(unfilled).await.unwrap(), 3);
     assert_eq!(searched(&store, &acme.principal, "REFUND").await, refund);
     assert_eq!(searched(&store, &acme.principal, "émail").await, email);
 
     let reopened = store.reopen().await.unwrap();
-    let unfilled = "UPDATE policies SET revision = revision WHERE name_folded IS NULL";
     assert_eq!(reopened.execute_raw(unfilled).await.unwrap(), 0);
     assert_eq!(searched(&reopened, &acme.principal, "REFUND").await, refund);
     assert_eq!(searched(&reopened, &acme.principal, "émail").await, email);
