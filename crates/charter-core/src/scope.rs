@@ -57,56 +57,69 @@ impl Scope {
 
     /// Parses a scope, naming the offending field (`tenant_id`, `agent_id`, `type`).
     pub fn parse(value: &serde_json::Value) -> Result<Scope, ParseError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Flat {
-            r#type: ScopeType,
-            tenant_id: Option<TenantId>,
-            agent_id: Option<AgentId>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        enum ScopeType {
-            Platform,
-            Tenant,
-            Agent,
-        }
         parse::object(value, "a scope")?;
         let flat: Flat = parse::from_value(value)?;
+        flat.scope()
+    }
+}
+
+/// A scope's fields as written, before they are checked against its type.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a scope")]
+struct Flat {
+    r#type: ScopeType,
+    tenant_id: Option<TenantId>,
+    agent_id: Option<AgentId>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ScopeType {
+    Platform,
+    Tenant,
+    Agent,
+}
+
+impl Flat {
+    /// The scope, if its fields are those of its type.
+    fn scope(self) -> Result<Scope, ParseError> {
         let needs = |field: &str| ParseError::new(field, format!("missing field `{field}`"));
         let forbids = |field: &str, ty: &str| {
             ParseError::new(field, format!("a {ty} scope has no `{field}`"))
         };
-        match flat.r#type {
+        match self.r#type {
             ScopeType::Platform => {
-                if flat.tenant_id.is_some() {
+                if self.tenant_id.is_some() {
                     return Err(forbids("tenant_id", "platform"));
                 }
-                if flat.agent_id.is_some() {
+                if self.agent_id.is_some() {
                     return Err(forbids("agent_id", "platform"));
                 }
                 Ok(Scope::Platform)
             }
             ScopeType::Tenant => {
-                if flat.agent_id.is_some() {
+                if self.agent_id.is_some() {
                     return Err(forbids("agent_id", "tenant"));
                 }
                 Ok(Scope::Tenant {
-                    tenant_id: flat.tenant_id.ok_or_else(|| needs("tenant_id"))?,
+                    tenant_id: self.tenant_id.ok_or_else(|| needs("tenant_id"))?,
                 })
             }
             ScopeType::Agent => Ok(Scope::Agent {
-                tenant_id: flat.tenant_id.ok_or_else(|| needs("tenant_id"))?,
-                agent_id: flat.agent_id.ok_or_else(|| needs("agent_id"))?,
+                tenant_id: self.tenant_id.ok_or_else(|| needs("tenant_id"))?,
+                agent_id: self.agent_id.ok_or_else(|| needs("agent_id"))?,
             }),
         }
     }
 }
 
+/// Reads the fields straight from the input (no intermediate JSON value: a stored scope is
+/// read with every row of a policy list), then checks them as [`Scope::parse`] does.
 impl<'de> Deserialize<'de> for Scope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
-        Scope::parse(&value).map_err(serde::de::Error::custom)
+        Flat::deserialize(deserializer)?
+            .scope()
+            .map_err(serde::de::Error::custom)
     }
 }
 

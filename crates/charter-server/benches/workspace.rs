@@ -13,7 +13,7 @@
 //!
 //! Run: `cargo bench -p charter-server --bench workspace`. Both databases are kept under the
 //! target directory (`CARGO_TARGET_TMPDIR`), keyed by `DATA_VERSION`: the next run skips the
-//! generation. `BENCH_ITERS` (default 40) sets the timed requests per page and dataset, after
+//! generation. `BENCH_ITERS` (default 200) sets the timed requests per page and dataset, after
 //! `BENCH_WARMUP` (default 3); `BENCH_PAGES=monitor,runs` times only the pages whose names
 //! contain one of those words.
 
@@ -620,7 +620,7 @@ async fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    let iterations = env("BENCH_ITERS", 40).max(2);
+    let iterations = env("BENCH_ITERS", 200).max(2);
     let warmup = env("BENCH_WARMUP", 3);
     let only: Vec<String> = std::env::var("BENCH_PAGES")
         .unwrap_or_default()

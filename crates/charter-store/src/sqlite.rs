@@ -107,6 +107,16 @@ const PRAGMAS: [(&str, &str); 5] = [
     ("journal_size_limit", "134217728"),
 ];
 
+/// [`PRAGMAS`] as statements, for rusqlite's connections.
+pub(crate) fn pragma_statements() -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for (name, value) in PRAGMAS {
+        let _ = write!(text, " PRAGMA {name} = {value};");
+    }
+    text
+}
+
 /// How often the write-ahead log is checkpointed while it holds frames to copy, and while it
 /// is empty.
 const CHECKPOINT_BUSY: Duration = Duration::from_millis(10);

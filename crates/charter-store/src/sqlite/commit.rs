@@ -13,7 +13,6 @@
 //! is a file).
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +20,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
-use super::{PRAGMAS, Sync};
+use super::Sync;
 use crate::book::{Book, Wanted};
 use crate::commit::{
     ACTION_TABLE, ADD_TO_COUNTER, HALT_RUN, LOAD_COUNTER, PRUNE_COUNTER, Param, RunState,
@@ -78,12 +77,10 @@ impl Committer {
             Sync::Normal => "NORMAL",
             Sync::Full => "FULL",
         };
-        let mut settings = format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
+        let settings = format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;{}",
+            super::pragma_statements()
         );
-        for (name, value) in PRAGMAS {
-            let _ = write!(settings, " PRAGMA {name} = {value};");
-        }
         connection
             .execute_batch(&settings)
             .map_err(|e| backend(&e))?;

@@ -71,6 +71,11 @@ impl Reader {
         connection
             .busy_timeout(Duration::from_secs(5))
             .map_err(|e| backend(&e))?;
+        // The settings of every connection: above all its cache, which keeps the pages of the
+        // lists' indexes between pages (SQLite's default holds 2 MiB).
+        connection
+            .execute_batch(&super::pragma_statements())
+            .map_err(|e| backend(&e))?;
         Ok(connection)
     }
 

@@ -163,9 +163,19 @@ fn scope_text(scope: &Scope) -> String {
     }
 }
 
-/// A time as the pages show it (UTC, to the minute).
+/// A time as the pages show it (UTC, to the minute): `2026-12-07 18:20 UTC`. Written out
+/// rather than through `strftime`, which parses its format on every call (lists draw one per
+/// row).
 pub(crate) fn when(at: Timestamp) -> String {
-    at.strftime("%Y-%m-%d %H:%M UTC").to_string()
+    let t = jiff::tz::Offset::UTC.to_datetime(at);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
 }
 
 impl Row {
@@ -472,6 +482,18 @@ pub(crate) async fn show(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_as_strftime_writes_them() {
+        for at in [0, 1_767_582_479, 1_795_000_000, 4_102_444_799] {
+            let at = Timestamp::from_second(at).unwrap();
+            assert_eq!(
+                when(at),
+                at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+                "{at}"
+            );
+        }
+    }
 
     fn query(status: Option<&str>, q: Option<&str>, scope: Option<&str>) -> ListQuery {
         ListQuery {
