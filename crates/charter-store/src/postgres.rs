@@ -30,8 +30,10 @@ pub(crate) const LOCK_SUBJECT_SHARED: &str =
 pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
 /// Orders text by its bytes, as Rust sorts it, whatever the database's default collation.
 pub(crate) const BYTE_ORDER: &str = " COLLATE \"C\"";
-/// A policy's number of rules, from its `rules` column (text holding a JSON array).
-pub(crate) const RULE_COUNT: &str = "CAST(json_array_length(rules::json) AS BIGINT)";
+/// A policy's number of rules: as kept, else counted in its `rules` column (text holding a
+/// JSON array).
+pub(crate) const RULE_COUNT: &str =
+    "coalesce(rule_count, CAST(json_array_length(rules::json) AS BIGINT))";
 /// Whether a policy's lowercased name (`name_folded`) contains the search `?`.
 pub(crate) const NAME_CONTAINS: &str = "strpos(name_folded, ?) > 0";
 
@@ -116,8 +118,9 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
-        // Rows written before the search's column (`policies.name_folded`), or by an older node.
-        ops::policies::fold_names(&pool).await?;
+        // Rows written before what the list keeps of them (`policies.name_folded`, `rule_count`),
+        // or by an older node.
+        ops::policies::fill_kept(&pool).await?;
         let schema: String = sqlx::query_scalar("SELECT current_schema()")
             .fetch_one(&pool)
             .await?;

@@ -38,8 +38,8 @@ pub(crate) const LOCK_SUBJECT_SHARED: &str = "";
 pub(crate) const FOR_UPDATE: &str = "";
 /// SQLite's default collation already orders text by its bytes.
 pub(crate) const BYTE_ORDER: &str = "";
-/// A policy's number of rules, from its `rules` column.
-pub(crate) const RULE_COUNT: &str = "json_array_length(rules)";
+/// A policy's number of rules: as kept, else counted in its `rules` column.
+pub(crate) const RULE_COUNT: &str = "coalesce(rule_count, json_array_length(rules))";
 /// Whether a policy's lowercased name (`name_folded`) contains the search `?`.
 pub(crate) const NAME_CONTAINS: &str = "instr(name_folded, ?) > 0";
 
@@ -312,8 +312,9 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
-        // Rows written before the search's column (`policies.name_folded`), or by an older node.
-        ops::policies::fold_names(&pool).await?;
+        // Rows written before what the list keeps of them (`policies.name_folded`, `rule_count`),
+        // or by an older node.
+        ops::policies::fill_kept(&pool).await?;
         Ok(SqliteStore {
             pool,
             keys: Arc::default(),
@@ -332,7 +333,7 @@ impl SqliteStore {
         let options = (*self.pool.connect_options()).clone();
         let connections = self.pool.options().get_max_connections();
         let pool = pool(&options, connections).await?;
-        ops::policies::fold_names(&pool).await?;
+        ops::policies::fill_kept(&pool).await?;
         let restart = Arc::default();
         // Its own writing connection and checkpoints, as a restarted process would have.
         let committer = self

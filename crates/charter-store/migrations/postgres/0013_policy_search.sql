@@ -1,14 +1,19 @@
--- The workspace's search of policies by name is a case-insensitive substring match (Unicode
--- lowercase, as the API's `q`), which no index can seek. This column keeps each name
--- lowercased by the server (`str::to_lowercase`, which neither database's `lower` matches for
--- every script), so SQL tests it and returns only the matches instead of every row for the
--- server to test. It is written with the name; rows written before it (or by an older node)
--- are NULL until the store's next open fills them, and a search reads NULL rows to test their
--- names itself (issue 18).
+-- What the workspace's list of policies reads of each row, kept beside the definition so no
+-- row is parsed (issue 18):
+-- - `name_folded`: the name lowercased by the server (`str::to_lowercase`, which neither
+--   database's `lower` matches for every script). A search by name (a case-insensitive
+--   substring match, as the API's `q`, which no index can seek) tests it in SQL and returns
+--   only the matches instead of every row for the server to test.
+-- - `rule_count`: how many rules the definition has (SQL's JSON functions parse the whole
+--   definition for it, row after row).
+-- Both are written with the definition; rows written before them (or by an older node) are
+-- NULL until the store's next open fills them, and meanwhile a search tests such a row's
+-- name itself and the list counts its rules from the definition.
 ALTER TABLE policies ADD COLUMN name_folded TEXT;
+ALTER TABLE policies ADD COLUMN rule_count BIGINT;
 
--- The list's indexes carry it, so a search tests each name in the index it reads the list's
--- order from, and reads the table only for the rows that match.
+-- The list's indexes carry the lowercased name, so a search tests each name in the index it
+-- reads the list's order from, and reads the table only for the rows that match.
 DROP INDEX policies_created;
 DROP INDEX policies_status_created;
 DROP INDEX policies_tenant_created;
@@ -17,9 +22,9 @@ CREATE INDEX policies_status_created ON policies (status, created_at, id, name_f
 CREATE INDEX policies_tenant_created ON policies (tenant_id, created_at, id, name_folded);
 
 -- Active and deprecated versions stay immutable; besides deprecation, the one change allowed
--- is filling the lowercased name of a row that has none. A name written without its lowercase
--- (by an older node: a draft's rename) loses the stale one, so the search tests the new name
--- itself until the next open fills it.
+-- is filling what is kept of the definition where it is missing. A name or rules written
+-- without what is kept of them (by an older node: a draft's edit) lose the stale value, to be
+-- read from the definition until the next open fills it.
 CREATE OR REPLACE FUNCTION charter_policies_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -32,6 +37,10 @@ BEGIN
         AND NEW.name_folded IS NOT DISTINCT FROM OLD.name_folded THEN
         NEW.name_folded := NULL;
     END IF;
+    IF NEW.rules IS DISTINCT FROM OLD.rules
+        AND NEW.rule_count IS NOT DISTINCT FROM OLD.rule_count THEN
+        NEW.rule_count := NULL;
+    END IF;
     IF OLD.status <> 'draft' AND NOT (
         (NEW.id, NEW.lineage_id, NEW.version, NEW.tenant_id, NEW.scope, NEW.revision,
          NEW.name, NEW.description, NEW.rules, NEW.cloned_from, NEW.created_at,
@@ -42,10 +51,14 @@ BEGIN
          OLD.created_by, OLD.updated_at, OLD.updated_by, OLD.activated_at, OLD.activated_by)
         AND (
             (OLD.status = 'active' AND NEW.status = 'deprecated'
-             AND NEW.name_folded IS NOT DISTINCT FROM OLD.name_folded)
-            OR (NEW.status = OLD.status AND OLD.name_folded IS NULL
+             AND (NEW.name_folded, NEW.rule_count)
+                 IS NOT DISTINCT FROM (OLD.name_folded, OLD.rule_count))
+            OR (NEW.status = OLD.status
                 AND (NEW.deprecated_at, NEW.deprecated_by)
-                    IS NOT DISTINCT FROM (OLD.deprecated_at, OLD.deprecated_by))
+                    IS NOT DISTINCT FROM (OLD.deprecated_at, OLD.deprecated_by)
+                AND (OLD.name_folded IS NULL OR OLD.rule_count IS NULL)
+                AND (OLD.name_folded IS NULL OR NEW.name_folded IS NOT DISTINCT FROM OLD.name_folded)
+                AND (OLD.rule_count IS NULL OR NEW.rule_count IS NOT DISTINCT FROM OLD.rule_count))
         )
     ) THEN
         RAISE EXCEPTION 'charter: active and deprecated policies are immutable';

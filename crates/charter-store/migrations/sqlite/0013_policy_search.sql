@@ -1,14 +1,19 @@
--- The workspace's search of policies by name is a case-insensitive substring match (Unicode
--- lowercase, as the API's `q`), which no index can seek. This column keeps each name
--- lowercased by the server (`str::to_lowercase`, which neither database's `lower` matches for
--- every script), so SQL tests it and returns only the matches instead of every row for the
--- server to test. It is written with the name; rows written before it (or by an older node)
--- are NULL until the store's next open fills them, and a search reads NULL rows to test their
--- names itself (issue 18).
+-- What the workspace's list of policies reads of each row, kept beside the definition so no
+-- row is parsed (issue 18):
+-- - `name_folded`: the name lowercased by the server (`str::to_lowercase`, which neither
+--   database's `lower` matches for every script). A search by name (a case-insensitive
+--   substring match, as the API's `q`, which no index can seek) tests it in SQL and returns
+--   only the matches instead of every row for the server to test.
+-- - `rule_count`: how many rules the definition has (SQL's JSON functions parse the whole
+--   definition for it, row after row).
+-- Both are written with the definition; rows written before them (or by an older node) are
+-- NULL until the store's next open fills them, and meanwhile a search tests such a row's
+-- name itself and the list counts its rules from the definition.
 ALTER TABLE policies ADD COLUMN name_folded TEXT;
+ALTER TABLE policies ADD COLUMN rule_count INTEGER;
 
--- The list's indexes carry it, so a search tests each name in the index it reads the list's
--- order from, and reads the table only for the rows that match.
+-- The list's indexes carry the lowercased name, so a search tests each name in the index it
+-- reads the list's order from, and reads the table only for the rows that match.
 DROP INDEX policies_created;
 DROP INDEX policies_status_created;
 DROP INDEX policies_tenant_created;
@@ -16,16 +21,21 @@ CREATE INDEX policies_created ON policies (created_at, id, name_folded);
 CREATE INDEX policies_status_created ON policies (status, created_at, id, name_folded);
 CREATE INDEX policies_tenant_created ON policies (tenant_id, created_at, id, name_folded);
 
--- A name written without its lowercase (by an older node: a draft's rename) loses the stale
--- one, so the search tests the new name itself until the next open fills it.
+-- A name or rules written without what is kept of them (by an older node: a draft's edit)
+-- lose the stale value, to be read from the definition until the next open fills it.
 CREATE TRIGGER policies_name_unfolded AFTER UPDATE OF name ON policies
 WHEN NEW.name IS NOT OLD.name AND NEW.name_folded IS OLD.name_folded
 BEGIN
     UPDATE policies SET name_folded = NULL WHERE id = NEW.id;
 END;
+CREATE TRIGGER policies_rules_uncounted AFTER UPDATE OF rules ON policies
+WHEN NEW.rules IS NOT OLD.rules AND NEW.rule_count IS OLD.rule_count
+BEGIN
+    UPDATE policies SET rule_count = NULL WHERE id = NEW.id;
+END;
 
 -- Active and deprecated versions stay immutable; besides deprecation, the one change allowed
--- is filling the lowercased name of a row that has none.
+-- is filling what is kept of the definition where it is missing.
 DROP TRIGGER policies_frozen_update;
 CREATE TRIGGER policies_frozen_update BEFORE UPDATE ON policies
 WHEN OLD.status <> 'draft' AND NOT (
@@ -38,9 +48,12 @@ WHEN OLD.status <> 'draft' AND NOT (
     AND NEW.activated_by IS OLD.activated_by
     AND (
         (OLD.status = 'active' AND NEW.status = 'deprecated'
-         AND NEW.name_folded IS OLD.name_folded)
-        OR (NEW.status = OLD.status AND OLD.name_folded IS NULL
-            AND NEW.deprecated_at IS OLD.deprecated_at AND NEW.deprecated_by IS OLD.deprecated_by)
+         AND NEW.name_folded IS OLD.name_folded AND NEW.rule_count IS OLD.rule_count)
+        OR (NEW.status = OLD.status
+            AND NEW.deprecated_at IS OLD.deprecated_at AND NEW.deprecated_by IS OLD.deprecated_by
+            AND (OLD.name_folded IS NULL OR OLD.rule_count IS NULL)
+            AND (OLD.name_folded IS NULL OR NEW.name_folded IS OLD.name_folded)
+            AND (OLD.rule_count IS NULL OR NEW.rule_count IS OLD.rule_count))
     )
 )
 BEGIN

@@ -10,7 +10,9 @@ use sqlx::{AssertSqlSafe, Pool, Row};
 use super::accounts::visible_tenant;
 use super::audit::append;
 use super::query::{Bind, Filters, bad_cursor, bound};
-use super::{Db, FOR_UPDATE, NAME_CONTAINS, RULE_COUNT, Result, Tx, begin, ms, time, to_u32};
+use super::{
+    BYTE_ORDER, Db, FOR_UPDATE, NAME_CONTAINS, RULE_COUNT, Result, Tx, begin, ms, time, to_u32,
+};
 use crate::PolicyEdit;
 
 use crate::error::StoreError;
@@ -241,8 +243,8 @@ async fn insert_policy(tx: &mut Tx, stored: &StoredPolicy, change: &Change) -> R
     sqlx::query(
         "INSERT INTO policies (id, lineage_id, version, tenant_id, scope, status, revision, name, \
          description, rules, cloned_from, created_at, created_by, updated_at, updated_by, \
-         name_folded) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         name_folded, rule_count) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(p.id.as_str())
     .bind(p.lineage_id.as_str())
@@ -260,6 +262,7 @@ async fn insert_policy(tx: &mut Tx, stored: &StoredPolicy, change: &Change) -> R
     .bind(ms(change.at))
     .bind(&change.actor.key_id)
     .bind(fold(&p.definition.name))
+    .bind(rule_count(&p.definition.rules))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -271,30 +274,64 @@ fn fold(name: &str) -> String {
     name.to_lowercase()
 }
 
-/// Fills `name_folded` of the rows written before it existed (or by an older node), a few
-/// hundred at a time; how many it filled.
-pub(crate) async fn fold_names(pool: &Pool<Db>) -> Result<u64> {
+/// A definition's number of rules, as `policies.rule_count` keeps it.
+fn rule_count(rules: &[Rule]) -> i64 {
+    i64::try_from(rules.len()).unwrap_or(i64::MAX)
+}
+
+/// Fills `name_folded` and `rule_count` of the rows written before they existed (or by an
+/// older node), a few hundred at a time, each row once; how many values it filled. A value
+/// is written only where it is missing, and only for the name or rules it was made from.
+pub(crate) async fn fill_kept(pool: &Pool<Db>) -> Result<u64> {
     let mut filled = 0;
+    let mut after = String::new();
     loop {
-        let rows = sqlx::query("SELECT id, name FROM policies WHERE name_folded IS NULL LIMIT 500")
-            .fetch_all(pool)
-            .await?;
-        if rows.is_empty() {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, name, rules, name_folded IS NULL AS unfolded, \
+             rule_count IS NULL AS uncounted FROM policies \
+             WHERE (name_folded IS NULL OR rule_count IS NULL) AND id{BYTE_ORDER} > $1 \
+             ORDER BY id{BYTE_ORDER} LIMIT 500"
+        )))
+        .bind(&after)
+        .fetch_all(pool)
+        .await?;
+        let Some(last) = rows.last() else {
             return Ok(filled);
-        }
+        };
+        after = last.try_get("id")?;
         let mut tx = begin(pool).await?;
         for row in &rows {
-            let name: String = row.try_get("name")?;
-            filled += sqlx::query(
-                "UPDATE policies SET name_folded = $1 WHERE id = $2 AND name = $3 \
-                 AND name_folded IS NULL",
-            )
-            .bind(fold(&name))
-            .bind(row.try_get::<String, _>("id")?)
-            .bind(&name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let id: String = row.try_get("id")?;
+            if row.try_get::<bool, _>("unfolded")? {
+                let name: String = row.try_get("name")?;
+                filled += sqlx::query(
+                    "UPDATE policies SET name_folded = $1 \
+                     WHERE id = $2 AND name = $3 AND name_folded IS NULL",
+                )
+                .bind(fold(&name))
+                .bind(&id)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            if row.try_get::<bool, _>("uncounted")? {
+                let rules: String = row.try_get("rules")?;
+                // Counted without reading each rule: stored rules were checked when written.
+                let count = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&rules)
+                    .map_err(|e| StoreError::Backend(format!("policy {id}: stored rules: {e}")))?
+                    .len();
+                filled += sqlx::query(
+                    "UPDATE policies SET rule_count = $1 \
+                     WHERE id = $2 AND rules = $3 AND rule_count IS NULL",
+                )
+                .bind(i64::try_from(count).unwrap_or(i64::MAX))
+                .bind(&id)
+                .bind(&rules)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
         }
         tx.commit().await?;
     }
@@ -726,7 +763,7 @@ async fn rewrite_draft(
     let tenant_id = definition.scope.tenant_id().map(ToString::to_string);
     let updated = sqlx::query(
         "UPDATE policies SET tenant_id = $1, scope = $2, name = $3, description = $4, rules = $5, \
-         revision = $6, updated_at = $7, updated_by = $8, name_folded = $11 \
+         revision = $6, updated_at = $7, updated_by = $8, name_folded = $11, rule_count = $12 \
          WHERE id = $9 AND status = 'draft' AND revision = $10",
     )
     .bind(tenant_id.as_deref())
@@ -740,6 +777,7 @@ async fn rewrite_draft(
     .bind(before.policy.id.as_str())
     .bind(i64::from(before.policy.revision))
     .bind(fold(&definition.name))
+    .bind(rule_count(&definition.rules))
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {

@@ -428,6 +428,8 @@ async fn database_refuses_changes_to_frozen_rows(store: Store, _: Kind) {
         format!("UPDATE policies SET status = 'deprecated', name = 'x' WHERE id = '{id}'"),
         fill.clone(),
         format!("UPDATE policies SET name_folded = 'hacked' WHERE id = '{id}'"),
+        format!("UPDATE policies SET rule_count = 7 WHERE id = '{id}'"),
+        format!("UPDATE policies SET rule_count = NULL WHERE id = '{id}'"),
         format!("UPDATE policies SET name_folded = NULL WHERE id = '{id}'"),
         format!("UPDATE policies SET status = 'deprecated', name_folded = 'x' WHERE id = '{id}'"),
         format!("DELETE FROM policies WHERE id = '{id}'"),

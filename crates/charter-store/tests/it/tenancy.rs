@@ -492,10 +492,11 @@ async fn policy_pages_list_what_the_whole_list_does(store: Store, _: Kind) {
     }
 }
 
-/// Policies written before `name_folded` existed (NULL there) are found by a search all the
+/// Policies written before `name_folded` and `rule_count` existed (NULL there) are found by a search all the
 /// same, and the next open fills their lowercased names, active and deprecated versions
-/// included: the immutability trigger allows that one change, and no other to the column. A
-/// rename that leaves the column as it was (an older node's) empties it.
+/// included, and so their rule counts: the immutability trigger allows that one change, and no
+/// other to those columns. A rename or an edit of the rules that leaves them as they were (an
+/// older node's) empties them.
 async fn a_search_finds_names_stored_before_their_lowercase(store: Store, kind: Kind) {
     seed(&store).await;
     let acme = tenant("acme");
@@ -527,7 +528,7 @@ async fn a_search_finds_names_stored_before_their_lowercase(store: Store, kind: 
     // As an older version left them: no lowercased names. On SQLite in one statement text, so
     // on one connection: another with the schema cached from before the drop could refuse to
     // create the trigger again, as existing.
-    let unfold = "UPDATE policies SET name_folded = NULL";
+    let unfold = "UPDATE policies SET name_folded = NULL, rule_count = NULL";
     let steps = match kind {
         Kind::Sqlite => {
             let trigger = include_str!("../../migrations/sqlite/0013_policy_search.sql")
@@ -549,13 +550,16 @@ async fn a_search_finds_names_stored_before_their_lowercase(store: Store, kind: 
         store.execute_raw(&step).await.unwrap();
     }
     // Updating a row without its lowercased name is allowed (the fill), whatever its status.
-    let unfilled = "UPDATE policies SET revision = revision WHERE name_folded IS NULL";
+    let unfilled =
+        "UPDATE policies SET revision = revision WHERE name_folded IS NULL OR rule_count IS NULL";
     assert_eq!(store.execute_raw(unfilled).await.unwrap(), 3);
+    summaries_are_whole(&store, &acme.principal).await;
     assert_eq!(searched(&store, &acme.principal, "REFUND").await, refund);
     assert_eq!(searched(&store, &acme.principal, "émail").await, email);
 
     let reopened = store.reopen().await.unwrap();
     assert_eq!(reopened.execute_raw(unfilled).await.unwrap(), 0);
+    summaries_are_whole(&reopened, &acme.principal).await;
     assert_eq!(searched(&reopened, &acme.principal, "REFUND").await, refund);
     assert_eq!(searched(&reopened, &acme.principal, "émail").await, email);
     // Filled, the column is as frozen as the rest of an active version.
@@ -579,6 +583,26 @@ async fn a_search_finds_names_stored_before_their_lowercase(store: Store, kind: 
         searched(&reopened, &acme.principal, "refund").await,
         vec![ids[0].clone()]
     );
+    // So are its rules, counted again.
+    let emptied = format!("UPDATE policies SET rules = '[]' WHERE id = '{}'", ids[2]);
+    assert_eq!(reopened.execute_raw(&emptied).await.unwrap(), 1);
+    summaries_are_whole(&reopened, &acme.principal).await;
+}
+
+/// Every policy's summary in the list is that of the whole policy (its rule count included).
+async fn summaries_are_whole(store: &Store, principal: &Principal) {
+    let page = store
+        .policies_page(principal, &PolicyFilter::default(), None, 50)
+        .await
+        .unwrap();
+    assert!(!page.items.is_empty());
+    for summary in &page.items {
+        let whole = store
+            .get_policy(principal, summary.id.as_str())
+            .await
+            .unwrap();
+        assert_eq!(summary, &PolicySummary::of(&whole));
+    }
 }
 
 /// The ids of the first page of a search by name, as `principal` sees it.
