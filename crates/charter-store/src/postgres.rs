@@ -119,8 +119,10 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
         // Rows written before what the list keeps of them (`policies.name_folded`, `rule_count`),
-        // or by an older node.
-        ops::policies::fill_kept(&pool).await?;
+        // or by an older node. Only the list's speed depends on it: no reason not to start.
+        if let Err(e) = ops::policies::fill_kept(&pool).await {
+            tracing::warn!(error = %e, "filling what the policy list keeps of each policy");
+        }
         let schema: String = sqlx::query_scalar("SELECT current_schema()")
             .fetch_one(&pool)
             .await?;

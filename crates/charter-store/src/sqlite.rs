@@ -313,8 +313,10 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migrating: {e}")))?;
         // Rows written before what the list keeps of them (`policies.name_folded`, `rule_count`),
-        // or by an older node.
-        ops::policies::fill_kept(&pool).await?;
+        // or by an older node. Only the list's speed depends on it: no reason not to start.
+        if let Err(e) = ops::policies::fill_kept(&pool).await {
+            tracing::warn!(error = %e, "filling what the policy list keeps of each policy");
+        }
         Ok(SqliteStore {
             pool,
             keys: Arc::default(),
@@ -333,7 +335,9 @@ impl SqliteStore {
         let options = (*self.pool.connect_options()).clone();
         let connections = self.pool.options().get_max_connections();
         let pool = pool(&options, connections).await?;
-        ops::policies::fill_kept(&pool).await?;
+        if let Err(e) = ops::policies::fill_kept(&pool).await {
+            tracing::warn!(error = %e, "filling what the policy list keeps of each policy");
+        }
         let restart = Arc::default();
         // Its own writing connection and checkpoints, as a restarted process would have.
         let committer = self

@@ -22,7 +22,8 @@ CREATE INDEX policies_status_created ON policies (status, created_at, id, name_f
 CREATE INDEX policies_tenant_created ON policies (tenant_id, created_at, id, name_folded);
 
 -- Active and deprecated versions stay immutable; besides deprecation, the one change allowed
--- is filling what is kept of the definition where it is missing. A name or rules written
+-- is filling what is kept of the definition where it is missing (a rule count only with the
+-- count of the rules). A name or rules written
 -- without what is kept of them (by an older node: a draft's edit) lose the stale value, to be
 -- read from the definition until the next open fills it.
 CREATE OR REPLACE FUNCTION charter_policies_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -58,7 +59,9 @@ BEGIN
                     IS NOT DISTINCT FROM (OLD.deprecated_at, OLD.deprecated_by)
                 AND (OLD.name_folded IS NULL OR OLD.rule_count IS NULL)
                 AND (OLD.name_folded IS NULL OR NEW.name_folded IS NOT DISTINCT FROM OLD.name_folded)
-                AND (OLD.rule_count IS NULL OR NEW.rule_count IS NOT DISTINCT FROM OLD.rule_count))
+                AND (NEW.rule_count IS NOT DISTINCT FROM OLD.rule_count
+                     OR (OLD.rule_count IS NULL
+                         AND NEW.rule_count = json_array_length(NEW.rules::json))))
         )
     ) THEN
         RAISE EXCEPTION 'charter: active and deprecated policies are immutable';

@@ -35,7 +35,8 @@ BEGIN
 END;
 
 -- Active and deprecated versions stay immutable; besides deprecation, the one change allowed
--- is filling what is kept of the definition where it is missing.
+-- is filling what is kept of the definition where it is missing (a rule count only with the
+-- count of the rules).
 DROP TRIGGER policies_frozen_update;
 CREATE TRIGGER policies_frozen_update BEFORE UPDATE ON policies
 WHEN OLD.status <> 'draft' AND NOT (
@@ -53,7 +54,8 @@ WHEN OLD.status <> 'draft' AND NOT (
             AND NEW.deprecated_at IS OLD.deprecated_at AND NEW.deprecated_by IS OLD.deprecated_by
             AND (OLD.name_folded IS NULL OR OLD.rule_count IS NULL)
             AND (OLD.name_folded IS NULL OR NEW.name_folded IS OLD.name_folded)
-            AND (OLD.rule_count IS NULL OR NEW.rule_count IS OLD.rule_count))
+            AND (NEW.rule_count IS OLD.rule_count
+                 OR (OLD.rule_count IS NULL AND NEW.rule_count = json_array_length(NEW.rules))))
     )
 )
 BEGIN

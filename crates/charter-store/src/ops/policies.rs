@@ -10,9 +10,7 @@ use sqlx::{AssertSqlSafe, Pool, Row};
 use super::accounts::visible_tenant;
 use super::audit::append;
 use super::query::{Bind, Filters, bad_cursor, bound};
-use super::{
-    BYTE_ORDER, Db, FOR_UPDATE, NAME_CONTAINS, RULE_COUNT, Result, Tx, begin, ms, time, to_u32,
-};
+use super::{Db, FOR_UPDATE, NAME_CONTAINS, RULE_COUNT, Result, Tx, begin, ms, time, to_u32};
 use crate::PolicyEdit;
 
 use crate::error::StoreError;
@@ -280,18 +278,21 @@ fn rule_count(rules: &[Rule]) -> i64 {
 }
 
 /// Fills `name_folded` and `rule_count` of the rows written before they existed (or by an
-/// older node), a few hundred at a time, each row once; how many values it filled. A value
-/// is written only where it is missing, and only for the name or rules it was made from.
+/// older node), a few hundred rows read at a time, each row once; how many values it filled.
+/// A value is written only where it is missing, and only for the name or rules it was made
+/// from, each in a statement of its own (no lock held across rows, so no live change waits on
+/// it in a cycle). They only spare the list work: a row that cannot be filled is left for the
+/// list to read from its definition, and logged.
 pub(crate) async fn fill_kept(pool: &Pool<Db>) -> Result<u64> {
     let mut filled = 0;
     let mut after = String::new();
     loop {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        let rows = sqlx::query(
             "SELECT id, name, rules, name_folded IS NULL AS unfolded, \
              rule_count IS NULL AS uncounted FROM policies \
-             WHERE (name_folded IS NULL OR rule_count IS NULL) AND id{BYTE_ORDER} > $1 \
-             ORDER BY id{BYTE_ORDER} LIMIT 500"
-        )))
+             WHERE (name_folded IS NULL OR rule_count IS NULL) AND id > $1 \
+             ORDER BY id LIMIT 500",
+        )
         .bind(&after)
         .fetch_all(pool)
         .await?;
@@ -299,7 +300,6 @@ pub(crate) async fn fill_kept(pool: &Pool<Db>) -> Result<u64> {
             return Ok(filled);
         };
         after = last.try_get("id")?;
-        let mut tx = begin(pool).await?;
         for row in &rows {
             let id: String = row.try_get("id")?;
             if row.try_get::<bool, _>("unfolded")? {
@@ -311,16 +311,20 @@ pub(crate) async fn fill_kept(pool: &Pool<Db>) -> Result<u64> {
                 .bind(fold(&name))
                 .bind(&id)
                 .bind(&name)
-                .execute(&mut *tx)
+                .execute(pool)
                 .await?
                 .rows_affected();
             }
             if row.try_get::<bool, _>("uncounted")? {
                 let rules: String = row.try_get("rules")?;
                 // Counted without reading each rule: stored rules were checked when written.
-                let count = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&rules)
-                    .map_err(|e| StoreError::Backend(format!("policy {id}: stored rules: {e}")))?
-                    .len();
+                let count = match serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&rules) {
+                    Ok(rules) => rules.len(),
+                    Err(e) => {
+                        tracing::warn!(policy = %id, error = %e, "stored rules are not a list");
+                        continue;
+                    }
+                };
                 filled += sqlx::query(
                     "UPDATE policies SET rule_count = $1 \
                      WHERE id = $2 AND rules = $3 AND rule_count IS NULL",
@@ -328,12 +332,11 @@ pub(crate) async fn fill_kept(pool: &Pool<Db>) -> Result<u64> {
                 .bind(i64::try_from(count).unwrap_or(i64::MAX))
                 .bind(&id)
                 .bind(&rules)
-                .execute(&mut *tx)
+                .execute(pool)
                 .await?
                 .rows_affected();
             }
         }
-        tx.commit().await?;
     }
 }
 
@@ -783,6 +786,15 @@ async fn rewrite_draft(
     if updated.rows_affected() != 1 {
         return Err(StoreError::conflict("the policy changed meanwhile; retry"));
     }
+    // Written again on their own: where an edit leaves them as they were (a rename that only
+    // changes case, an edit of a rule), the triggers that catch an older node's edits took
+    // them for stale and emptied them.
+    sqlx::query("UPDATE policies SET name_folded = $1, rule_count = $2 WHERE id = $3")
+        .bind(fold(&definition.name))
+        .bind(rule_count(&definition.rules))
+        .bind(before.policy.id.as_str())
+        .execute(&mut *tx)
+        .await?;
     let mut after = before.clone();
     after.policy.definition = definition;
     after.policy.revision = revision;

@@ -524,6 +524,23 @@ async fn a_search_finds_names_stored_before_their_lowercase(store: Store, kind: 
     let refund = vec![ids[2].clone(), ids[0].clone()];
     let email = vec![ids[1].clone()];
     assert_eq!(searched(&store, &acme.principal, "REFUND").await, refund);
+    // An edit through the store that leaves them as they were (a rename of case only, the same
+    // number of rules) keeps them: the triggers that catch an older node's edits do not empty
+    // them for good.
+    let draft = store.get_policy(&acme.principal, &ids[2]).await.unwrap();
+    let edit = PolicyEdit {
+        name: Some("REFUND DRAFT".into()),
+        rules: Some(draft.policy.definition.rules.clone()),
+        ..PolicyEdit::default()
+    };
+    store
+        .update_policy(&acme, &ids[2], edit, None)
+        .await
+        .unwrap();
+    let unfilled =
+        "UPDATE policies SET revision = revision WHERE name_folded IS NULL OR rule_count IS NULL";
+    assert_eq!(store.execute_raw(unfilled).await.unwrap(), 0);
+    assert_eq!(searched(&store, &acme.principal, "REFUND").await, refund);
 
     // As an older version left them: no lowercased names. On SQLite in one statement text, so
     // on one connection: another with the schema cached from before the drop could refuse to
@@ -550,9 +567,13 @@ async fn a_search_finds_names_stored_before_their_lowercase(store: Store, kind: 
         store.execute_raw(&step).await.unwrap();
     }
     // Updating a row without its lowercased name is allowed (the fill), whatever its status.
-    let unfilled =
-        "UPDATE policies SET revision = revision WHERE name_folded IS NULL OR rule_count IS NULL";
     assert_eq!(store.execute_raw(unfilled).await.unwrap(), 3);
+    // But a missing rule count is filled only with the count of the rules.
+    let miscounted = format!(
+        "UPDATE policies SET rule_count = 99 WHERE id = '{}'",
+        ids[0]
+    );
+    assert!(store.execute_raw(&miscounted).await.is_err());
     summaries_are_whole(&store, &acme.principal).await;
     assert_eq!(searched(&store, &acme.principal, "REFUND").await, refund);
     assert_eq!(searched(&store, &acme.principal, "émail").await, email);
