@@ -213,30 +213,45 @@ pub(crate) struct Grain {
     count_policy: &'static str,
 }
 
+/// A [`Grain`] of slots of `$ms` kept in the tables `$tenants` and `$policies`, with their
+/// upserts written from the names once.
+macro_rules! grain {
+    ($ms:expr, $tenants:literal, $policies:literal) => {
+        Grain {
+            ms: $ms,
+            tenants: $tenants,
+            policies: $policies,
+            count_tenant: concat!(
+                "INSERT INTO ",
+                $tenants,
+                " (tenant_id, slot, n) VALUES ($1, $2, $3) ",
+                "ON CONFLICT (tenant_id, slot) DO UPDATE SET n = ",
+                $tenants,
+                ".n + excluded.n"
+            ),
+            count_policy: concat!(
+                "INSERT INTO ",
+                $policies,
+                " (policy_id, tenant_id, slot, n) ",
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (policy_id, tenant_id, slot) ",
+                "DO UPDATE SET n = ",
+                $policies,
+                ".n + excluded.n"
+            ),
+        }
+    };
+}
+
 /// The grains the group commit keeps, finest first: 15 minutes, which every chart bucket of
 /// 15 minutes or more is made of, and 3 hours, which the buckets of 3 hours or more are made
 /// of (a chart of a month sums 240 slots a tenant instead of 2,880).
 pub(crate) const GRAINS: [Grain; 2] = [
-    Grain {
-        ms: SLOT_MS,
-        tenants: "violation_counts",
-        policies: "violation_policy_counts",
-        count_tenant: "INSERT INTO violation_counts (tenant_id, slot, n) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, slot) DO UPDATE SET n = violation_counts.n + excluded.n",
-        count_policy: "INSERT INTO violation_policy_counts (policy_id, tenant_id, slot, n) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (policy_id, tenant_id, slot) \
-             DO UPDATE SET n = violation_policy_counts.n + excluded.n",
-    },
-    Grain {
-        ms: 12 * SLOT_MS,
-        tenants: "violation_counts_3h",
-        policies: "violation_policy_counts_3h",
-        count_tenant: "INSERT INTO violation_counts_3h (tenant_id, slot, n) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, slot) DO UPDATE SET n = violation_counts_3h.n + excluded.n",
-        count_policy: "INSERT INTO violation_policy_counts_3h (policy_id, tenant_id, slot, n) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (policy_id, tenant_id, slot) \
-             DO UPDATE SET n = violation_policy_counts_3h.n + excluded.n",
-    },
+    grain!(SLOT_MS, "violation_counts", "violation_policy_counts"),
+    grain!(
+        12 * SLOT_MS,
+        "violation_counts_3h",
+        "violation_policy_counts_3h"
+    ),
 ];
 
 /// What a batch's violation events add to the Monitor's counts per slot, in every grain, each

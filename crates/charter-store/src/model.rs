@@ -191,11 +191,7 @@ impl StoredPolicy {
     /// When anything of this version last changed: an edit, its activation or deprecation.
     pub fn last_changed(&self) -> Timestamp {
         let p = &self.policy;
-        [Some(self.updated_at), p.activated_at, p.deprecated_at]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(self.updated_at)
+        latest(self.updated_at, p.activated_at, p.deprecated_at)
     }
 }
 
@@ -225,8 +221,8 @@ pub struct PolicySummary {
     pub activated: Option<(Timestamp, String)>,
     /// When it was deprecated, and by which key.
     pub deprecated: Option<(Timestamp, String)>,
-    /// When anything of it last changed ([`StoredPolicy::last_changed`]).
-    pub last_changed: Timestamp,
+    /// When its definition was last written (its creation, or the last edit of the draft).
+    pub updated_at: Timestamp,
 }
 
 impl PolicySummary {
@@ -245,9 +241,30 @@ impl PolicySummary {
             created_at: p.created_at,
             activated: p.activated_at.zip(p.activated_by.clone()),
             deprecated: p.deprecated_at.zip(p.deprecated_by.clone()),
-            last_changed: stored.last_changed(),
+            updated_at: stored.updated_at,
         }
     }
+
+    /// When anything of it last changed ([`StoredPolicy::last_changed`]).
+    pub fn last_changed(&self) -> Timestamp {
+        latest(
+            self.updated_at,
+            self.activated.as_ref().map(|(at, _)| *at),
+            self.deprecated.as_ref().map(|(at, _)| *at),
+        )
+    }
+}
+
+/// The latest of a policy's edit, activation and deprecation.
+fn latest(
+    updated_at: Timestamp,
+    activated_at: Option<Timestamp>,
+    deprecated_at: Option<Timestamp>,
+) -> Timestamp {
+    [activated_at, deprecated_at]
+        .into_iter()
+        .flatten()
+        .fold(updated_at, Timestamp::max)
 }
 
 /// A signed-in session of the web workspace, with its key as stored now.

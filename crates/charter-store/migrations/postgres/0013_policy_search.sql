@@ -21,6 +21,9 @@ CREATE INDEX policies_created ON policies (created_at, id, name_folded);
 CREATE INDEX policies_status_created ON policies (status, created_at, id, name_folded);
 CREATE INDEX policies_tenant_created ON policies (tenant_id, created_at, id, name_folded);
 
+-- The rows the store's open fills (`fill_kept`): none once filled, so an open reads nothing.
+CREATE INDEX policies_unkept ON policies (id) WHERE name_folded IS NULL OR rule_count IS NULL;
+
 -- Active and deprecated versions stay immutable; besides deprecation, the one change allowed
 -- is filling what is kept of the definition where it is missing (a rule count only with the
 -- count of the rules). A name or rules written

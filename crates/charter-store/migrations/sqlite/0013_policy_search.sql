@@ -21,6 +21,9 @@ CREATE INDEX policies_created ON policies (created_at, id, name_folded);
 CREATE INDEX policies_status_created ON policies (status, created_at, id, name_folded);
 CREATE INDEX policies_tenant_created ON policies (tenant_id, created_at, id, name_folded);
 
+-- The rows the store's open fills (`fill_kept`): none once filled, so an open reads nothing.
+CREATE INDEX policies_unkept ON policies (id) WHERE name_folded IS NULL OR rule_count IS NULL;
+
 -- A name or rules written without what is kept of them (by an older node: a draft's edit)
 -- lose the stale value, to be read from the definition until the next open fills it.
 CREATE TRIGGER policies_name_unfolded AFTER UPDATE OF name ON policies

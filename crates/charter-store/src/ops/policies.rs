@@ -24,31 +24,30 @@ pub(super) const POLICY_COLUMNS: &str = "id, lineage_id, version, tenant_id, sco
      description, rules, cloned_from, created_at, created_by, activated_at, activated_by, \
      deprecated_at, deprecated_by, updated_at";
 
-/// A policy's columns as stored, read by either driver (sqlx here, rusqlite in
-/// `sqlite::reader`), then parsed once by [`RawPolicy::stored`].
-pub(crate) struct RawPolicy {
-    pub(crate) id: String,
-    pub(crate) lineage_id: String,
-    pub(crate) version: i64,
-    pub(crate) tenant_id: Option<String>,
-    pub(crate) scope: String,
-    pub(crate) status: String,
-    pub(crate) revision: i64,
-    pub(crate) name: String,
-    pub(crate) description: String,
-    pub(crate) rules: String,
-    pub(crate) cloned_from: Option<String>,
-    pub(crate) created_at: i64,
-    pub(crate) created_by: String,
-    pub(crate) activated_at: Option<i64>,
-    pub(crate) activated_by: Option<String>,
-    pub(crate) deprecated_at: Option<i64>,
-    pub(crate) deprecated_by: Option<String>,
-    pub(crate) updated_at: i64,
+/// A policy's columns as stored, then parsed once by [`RawPolicy::stored`].
+struct RawPolicy {
+    id: String,
+    lineage_id: String,
+    version: i64,
+    tenant_id: Option<String>,
+    scope: String,
+    status: String,
+    revision: i64,
+    name: String,
+    description: String,
+    rules: String,
+    cloned_from: Option<String>,
+    created_at: i64,
+    created_by: String,
+    activated_at: Option<i64>,
+    activated_by: Option<String>,
+    deprecated_at: Option<i64>,
+    deprecated_by: Option<String>,
+    updated_at: i64,
 }
 
 impl RawPolicy {
-    pub(crate) fn stored(self) -> Result<StoredPolicy> {
+    fn stored(self) -> Result<StoredPolicy> {
         let status = status_of(&self.status)?;
         let policy = Policy {
             id: stored_id(PolicyId::new(self.id))?,
@@ -121,13 +120,8 @@ fn stored_id<T>(id: std::result::Result<T, charter_core::ids::IdError>) -> Resul
 
 impl RawSummary {
     pub(crate) fn summary(self) -> Result<PolicySummary> {
-        let updated_at = time(self.updated_at)?;
         let activated_at = self.activated_at.map(time).transpose()?;
         let deprecated_at = self.deprecated_at.map(time).transpose()?;
-        let last_changed = [activated_at, deprecated_at]
-            .into_iter()
-            .flatten()
-            .fold(updated_at, Timestamp::max);
         Ok(PolicySummary {
             id: stored_id(PolicyId::new(self.id))?,
             lineage_id: stored_id(LineageId::new(self.lineage_id))?,
@@ -140,7 +134,7 @@ impl RawSummary {
             created_at: time(self.created_at)?,
             activated: activated_at.zip(self.activated_by),
             deprecated: deprecated_at.zip(self.deprecated_by),
-            last_changed,
+            updated_at: time(self.updated_at)?,
         })
     }
 }
@@ -266,8 +260,8 @@ async fn insert_policy(tx: &mut Tx, stored: &StoredPolicy, change: &Change) -> R
     Ok(())
 }
 
-/// A name as the search compares it (`policies.name_folded`): lowercased, as
-/// [`PolicyScan`] lowercases the search.
+/// A name or a search as the search compares them (`policies.name_folded`): lowercased,
+/// Unicode's rules.
 fn fold(name: &str) -> String {
     name.to_lowercase()
 }
@@ -501,7 +495,7 @@ pub(crate) async fn list_policies(
     .bind(filter.tenant_id.as_deref())
     .fetch_all(pool)
     .await?;
-    let q = filter.q.as_ref().map(|q| q.to_lowercase());
+    let q = filter.q.as_deref().map(fold);
     let mut out = Vec::new();
     for row in &rows {
         let stored = policy_row(row)?;
@@ -535,7 +529,7 @@ fn matches(scope: &Scope, name: &str, filter: &PolicyFilter, q: Option<&str>) ->
     {
         return false;
     }
-    q.is_none_or(|q| name.to_lowercase().contains(q))
+    q.is_none_or(|q| fold(name).contains(q))
 }
 
 /// One page of the policies the principal may see, filtered, newest first (by creation, then
@@ -571,7 +565,7 @@ impl PolicyScan {
         Ok(PolicyScan {
             principal: principal.clone(),
             filter: filter.clone(),
-            q: filter.q.as_ref().map(|q| q.to_lowercase()),
+            q: filter.q.as_deref().map(fold),
             limit,
             chunk: if checked { 500 } else { limit + 1 },
             after: cursor.map(parse_cursor).transpose()?,
@@ -631,12 +625,8 @@ impl PolicyScan {
             if self.items.len() > self.limit {
                 continue;
             }
-            // The name first: a search skips the rows it does not match without parsing them.
-            if let Some(q) = &self.q
-                && !raw.name.to_lowercase().contains(q.as_str())
-            {
-                continue;
-            }
+            // SQL matched the kept lowercased names; rows without one are told here, by
+            // `matches`, as `list_policies` tells every row.
             let summary = raw.summary()?;
             if visible_as(
                 &self.principal,
@@ -766,7 +756,7 @@ async fn rewrite_draft(
     let tenant_id = definition.scope.tenant_id().map(ToString::to_string);
     let updated = sqlx::query(
         "UPDATE policies SET tenant_id = $1, scope = $2, name = $3, description = $4, rules = $5, \
-         revision = $6, updated_at = $7, updated_by = $8, name_folded = $11, rule_count = $12 \
+         revision = $6, updated_at = $7, updated_by = $8 \
          WHERE id = $9 AND status = 'draft' AND revision = $10",
     )
     .bind(tenant_id.as_deref())
@@ -779,16 +769,14 @@ async fn rewrite_draft(
     .bind(&change.actor.key_id)
     .bind(before.policy.id.as_str())
     .bind(i64::from(before.policy.revision))
-    .bind(fold(&definition.name))
-    .bind(rule_count(&definition.rules))
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {
         return Err(StoreError::conflict("the policy changed meanwhile; retry"));
     }
-    // Written again on their own: where an edit leaves them as they were (a rename that only
-    // changes case, an edit of a rule), the triggers that catch an older node's edits took
-    // them for stale and emptied them.
+    // What the list keeps of the definition, in a statement of its own: written with the name
+    // and rules, the triggers that catch an older node's edits would take an unchanged value
+    // (a rename of case only, an edit of one rule) for stale and empty it.
     sqlx::query("UPDATE policies SET name_folded = $1, rule_count = $2 WHERE id = $3")
         .bind(fold(&definition.name))
         .bind(rule_count(&definition.rules))

@@ -87,6 +87,24 @@ impl Reader {
         }
     }
 
+    /// Runs `read` on a connection of the pool, on a blocking thread; `doing` names the read
+    /// in the error if the thread fails.
+    async fn on_connection<T: Send + 'static>(
+        &self,
+        doing: &'static str,
+        read: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let reader = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = reader.connect()?;
+            let read = read(&mut connection);
+            reader.release(connection);
+            read
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("{doing}: {e}")))?
+    }
+
     /// One page of recorded actions, as `Store::actions_page` describes it.
     pub(crate) async fn actions_page(
         &self,
@@ -95,16 +113,11 @@ impl Reader {
     ) -> Result<Vec<RecordedRow>, StoreError> {
         let (sql, binds) = ops::history::actions_page_query(principal, page);
         let binds = sql_values(binds);
-        let reader = self.clone();
         let args = page.args.clone();
-        tokio::task::spawn_blocking(move || {
-            let connection = reader.connect()?;
-            let page = read(&connection, &sql, binds, &args);
-            reader.release(connection);
-            page
+        self.on_connection("reading recorded actions", move |connection| {
+            read(connection, &sql, binds, &args)
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("reading recorded actions: {e}")))?
     }
 }
 
@@ -118,55 +131,73 @@ impl Reader {
         limit: u32,
     ) -> Result<crate::Page<crate::PolicySummary>, StoreError> {
         let mut scan = ops::policies::PolicyScan::new(principal, filter, cursor, limit)?;
-        let reader = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let connection = reader.connect()?;
-            let page = loop {
+        self.on_connection("reading policies", move |connection| {
+            loop {
                 let (sql, binds) = scan.query();
-                match read_summaries(&connection, &sql, binds).and_then(|rows| scan.take(rows)) {
-                    Ok(true) => {}
-                    Ok(false) => break Ok(scan.page()),
-                    Err(e) => break Err(e),
+                let rows = read_rows(connection, &sql, binds, "reading policies", summary_row)?;
+                if !scan.take(rows)? {
+                    return Ok(scan.page());
                 }
-            };
-            reader.release(connection);
-            page
+            }
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("reading policies: {e}")))?
     }
 }
 
-/// The policy summaries `sql` selects (`ops::policies::summary_columns`, read by position:
-/// finding a column by its name cost more than reading it), as stored.
-fn read_summaries(
+/// The rows `sql` selects, each made by `make` (which reads its columns by position: finding
+/// a column by its name cost more than reading it); `doing` names the read in errors.
+fn read_rows<T>(
     connection: &Connection,
     sql: &str,
     binds: Vec<Bind>,
-) -> Result<Vec<ops::policies::RawSummary>, StoreError> {
-    let failed = |e: rusqlite::Error| StoreError::Backend(format!("reading policies: {e}"));
+    doing: &str,
+    make: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let failed = |e: rusqlite::Error| StoreError::Backend(format!("{doing}: {e}"));
     let mut statement = connection.prepare_cached(sql).map_err(failed)?;
     let rows = statement
-        .query_map(rusqlite::params_from_iter(sql_values(binds)), |row| {
-            Ok(ops::policies::RawSummary {
-                id: row.get(0)?,
-                lineage_id: row.get(1)?,
-                version: row.get(2)?,
-                tenant_id: row.get(3)?,
-                scope: row.get(4)?,
-                status: row.get(5)?,
-                name: row.get(6)?,
-                created_at: row.get(7)?,
-                updated_at: row.get(8)?,
-                activated_at: row.get(9)?,
-                deprecated_at: row.get(10)?,
-                rule_count: row.get(11)?,
-                activated_by: row.get(12)?,
-                deprecated_by: row.get(13)?,
-            })
-        })
+        .query_map(rusqlite::params_from_iter(sql_values(binds)), make)
         .map_err(failed)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(failed)
+}
+
+/// A policy summary's row (`ops::policies::summary_columns`), as stored.
+fn summary_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ops::policies::RawSummary> {
+    Ok(ops::policies::RawSummary {
+        id: row.get(0)?,
+        lineage_id: row.get(1)?,
+        version: row.get(2)?,
+        tenant_id: row.get(3)?,
+        scope: row.get(4)?,
+        status: row.get(5)?,
+        name: row.get(6)?,
+        created_at: row.get(7)?,
+        updated_at: row.get(8)?,
+        activated_at: row.get(9)?,
+        deprecated_at: row.get(10)?,
+        rule_count: row.get(11)?,
+        activated_by: row.get(12)?,
+        deprecated_by: row.get(13)?,
+    })
+}
+
+/// An audit entry's row (`ops::audit::ENTRY_COLUMNS`), as stored.
+fn entry_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ops::audit::RawEntry> {
+    Ok(ops::audit::RawEntry {
+        chain: row.get(0)?,
+        seq: row.get(1)?,
+        at: row.get(2)?,
+        tenant_id: row.get(3)?,
+        actor_key_id: row.get(4)?,
+        actor_name: row.get(5)?,
+        action: row.get(6)?,
+        policy_id: row.get(7)?,
+        lineage_id: row.get(8)?,
+        version: row.get(9)?,
+        details: row.get(10)?,
+        prev_hash: row.get(11)?,
+        hash: row.get(12)?,
+    })
 }
 
 impl Reader {
@@ -180,46 +211,17 @@ impl Reader {
     ) -> Result<crate::Page<crate::AuditEntry>, StoreError> {
         let (listing, sql, binds) =
             ops::audit::AuditListing::new(principal, filter, cursor, limit)?;
-        let reader = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let connection = reader.connect()?;
-            let rows = read_entries(&connection, &sql, binds);
-            reader.release(connection);
-            listing.page(rows?)
+        self.on_connection("reading the audit log", move |connection| {
+            listing.page(read_rows(
+                connection,
+                &sql,
+                binds,
+                "reading the audit log",
+                entry_row,
+            )?)
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("reading the audit log: {e}")))?
     }
-}
-
-/// The audit entries `sql` selects (`ops::audit::ENTRY_COLUMNS`, read by position), as stored.
-fn read_entries(
-    connection: &Connection,
-    sql: &str,
-    binds: Vec<Bind>,
-) -> Result<Vec<ops::audit::RawEntry>, StoreError> {
-    let failed = |e: rusqlite::Error| StoreError::Backend(format!("reading the audit log: {e}"));
-    let mut statement = connection.prepare_cached(sql).map_err(failed)?;
-    let rows = statement
-        .query_map(rusqlite::params_from_iter(sql_values(binds)), |row| {
-            Ok(ops::audit::RawEntry {
-                chain: row.get(0)?,
-                seq: row.get(1)?,
-                at: row.get(2)?,
-                tenant_id: row.get(3)?,
-                actor_key_id: row.get(4)?,
-                actor_name: row.get(5)?,
-                action: row.get(6)?,
-                policy_id: row.get(7)?,
-                lineage_id: row.get(8)?,
-                version: row.get(9)?,
-                details: row.get(10)?,
-                prev_hash: row.get(11)?,
-                hash: row.get(12)?,
-            })
-        })
-        .map_err(failed)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(failed)
 }
 
 impl Reader {
@@ -231,16 +233,11 @@ impl Reader {
         seed: Seed,
         known: &KnownCounters,
     ) -> Result<(i64, Vec<(i64, i64)>), StoreError> {
-        let reader = self.clone();
         let known = known.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = reader.connect()?;
-            let counted = seed_snapshot(&mut connection, &seed, &known);
-            reader.release(connection);
-            counted
+        self.on_connection("seeding a counter", move |connection| {
+            seed_snapshot(connection, &seed, &known)
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("seeding a counter: {e}")))?
     }
 }
 

@@ -540,40 +540,13 @@ async fn a_chart_sums_both_grains_of_counts_as_the_events_count(store: Store, _:
         .activate(&acme, p.policy.id.as_str(), force, None)
         .await
         .unwrap();
-    let (run, policies) = store
-        .start_run(&acme.principal, "acme", "support", &json!({}), at(0))
-        .await
-        .unwrap();
-    let set = std::sync::Arc::new(CompiledSet::compile(&policies).unwrap());
+    let mail = crate::seeding::run(&store, "support", 0).await;
     let writer = ActionWriter::spawn(store.clone(), 64);
-    let action = Action::parse(
-        &json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": "bob@gmail.com"}}),
-    )
-    .unwrap();
+    let send =
+        json!({"kind": "tool_call", "tool": "gmail.send_email", "args": {"to": "bob@gmail.com"}});
     for i in 0..150 {
-        let now = at(1 + i * 1_433);
-        let ctx = RunContext {
-            tenant_id: "acme",
-            agent_id: "support",
-            run_id: &run.id,
-            run_started_at: run.started_at,
-            now,
-        };
-        let evaluation = set.evaluate(&action, &ctx);
-        writer
-            .check(PendingCheck {
-                id: format!("evt_{i}"),
-                run_id: run.id.clone(),
-                tenant_id: "acme".into(),
-                agent_id: "support".into(),
-                at: now,
-                action: action.clone(),
-                evaluation,
-                policy_set_hash: run.policy_set.hash.clone(),
-                set: std::sync::Arc::clone(&set),
-            })
-            .await
-            .unwrap();
+        let decided = crate::seeding::check(&writer, &mail, &send, at(1 + i * 1_433)).await;
+        assert_eq!(decided, Some(Outcome::Block));
     }
     let events: Vec<i64> = store
         .violations(&acme.principal, &ViolationFilter::default(), None, 500)

@@ -188,7 +188,7 @@ impl Row {
             version: p.version,
             status: p.status.as_str(),
             rules: p.rules,
-            updated: when(p.last_changed),
+            updated: when(p.last_changed()),
         }
     }
 
